@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from watchdog.events import (
+    DirCreatedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+)
+
+from watcher.observe import Inbox, InboxEventHandler, is_candidate, observer_alive, start_observer, stop_observer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_inbox(folder: Path, *, clock: Clock | None = None, settle_s: float = 0.5) -> Inbox:
+    return Inbox(folder, extensions=(".png",), settle_s=settle_s, clock=clock or Clock())
+
+
+@pytest.mark.parametrize(
+    ("name", "wanted"),
+    [
+        ("scan.png", True),
+        ("SCAN.PNG", True),
+        ("a,b \"c\"\n.png", True),
+        (".hidden.png", False),
+        ("~lock.png", False),
+        ("scan.png.part", False),
+        ("scan.png.tmp", False),
+        ("scan.jpg", False),
+        ("notes.txt", False),
+    ],
+)
+def test_which_names_are_picked_up(name: str, wanted: bool) -> None:
+    assert is_candidate(name, (".png",)) is wanted
+
+
+def test_a_file_renamed_in_is_ready_at_once(tmp_path: Path) -> None:
+    inbox = make_inbox(tmp_path)
+    handler = InboxEventHandler(inbox)
+    handler.dispatch(FileMovedEvent(str(tmp_path.parent / "elsewhere.png"), str(tmp_path / "a.png")))
+    assert [a.name for a in inbox.take(10, timeout=0)] == ["a.png"]
+
+
+def test_a_file_closed_after_writing_is_ready_at_once(tmp_path: Path) -> None:
+    inbox = make_inbox(tmp_path)
+    handler = InboxEventHandler(inbox)
+    (tmp_path / "a.png").write_bytes(b"x")
+    handler.dispatch(FileCreatedEvent(str(tmp_path / "a.png")))
+    handler.dispatch(FileClosedEvent(str(tmp_path / "a.png")))
+    assert [a.name for a in inbox.take(10, timeout=0)] == ["a.png"]
+    assert inbox.take(10, timeout=0) == []
+
+
+def test_a_file_being_written_waits_until_it_settles(tmp_path: Path) -> None:
+    clock = Clock()
+    inbox = make_inbox(tmp_path, clock=clock)
+    handler = InboxEventHandler(inbox)
+    path = tmp_path / "slow.png"
+    path.write_bytes(b"part")
+    handler.dispatch(FileCreatedEvent(str(path)))
+    assert inbox.take(10, timeout=0) == []
+    clock.now += 0.3
+    with open(path, "ab") as file:
+        file.write(b"more")
+    handler.dispatch(FileModifiedEvent(str(path)))
+    assert inbox.take(10, timeout=0) == []
+    clock.now += 0.3
+    assert inbox.take(10, timeout=0) == [], "changed since the last look: not settled yet"
+    clock.now += 0.6
+    assert [a.name for a in inbox.take(10, timeout=0)] == ["slow.png"]
+
+
+def test_a_file_unchanged_for_the_settle_time_is_ready(tmp_path: Path) -> None:
+    path = tmp_path / "old.png"
+    path.write_bytes(b"done long ago")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    inbox = make_inbox(tmp_path)
+    assert inbox.scan() == 1
+    assert [a.name for a in inbox.take(10, timeout=0)] == ["old.png"]
+
+
+def test_events_outside_the_top_level_and_for_folders_are_ignored(tmp_path: Path) -> None:
+    inbox = make_inbox(tmp_path)
+    handler = InboxEventHandler(inbox)
+    handler.dispatch(FileClosedEvent(str(tmp_path / "done" / "a.png")))
+    handler.dispatch(DirCreatedEvent(str(tmp_path / "x.png")))
+    handler.dispatch(FileMovedEvent(str(tmp_path / "a.png"), str(tmp_path / "done" / "a.png")))
+    handler.dispatch(FileClosedEvent(str(tmp_path / ".a.png")))
+    assert inbox.take(10, timeout=0) == []
+    assert len(inbox) == 0
+
+
+def test_a_name_is_queued_once(tmp_path: Path) -> None:
+    inbox = make_inbox(tmp_path)
+    inbox.ready("a.png")
+    inbox.ready("a.png")
+    inbox.changed("a.png")
+    assert len(inbox.take(10, timeout=0)) == 1
+
+
+def test_take_hands_out_at_most_the_limit_in_arrival_order(tmp_path: Path) -> None:
+    inbox = make_inbox(tmp_path)
+    for number in range(5):
+        inbox.ready(f"{number}.png")
+    assert [a.name for a in inbox.take(3, timeout=0)] == ["0.png", "1.png", "2.png"]
+    assert [a.name for a in inbox.take(3, timeout=0)] == ["3.png", "4.png"]
+
+
+def test_an_exception_in_the_handler_is_caught_and_logged(tmp_path: Path) -> None:
+    class Broken(Inbox):
+        def ready(self, name: str) -> None:
+            raise RuntimeError("boom")
+
+    from structlog.testing import capture_logs
+
+    handler = InboxEventHandler(Broken(tmp_path, extensions=(".png",), settle_s=0.5))
+    with capture_logs() as logs:
+        handler.dispatch(FileClosedEvent(str(tmp_path / "a.png")))
+    assert logs[0]["event"] == "event_handler_failed"
+
+
+@pytest.mark.parametrize("polling", [False, True])
+def test_the_real_observer_sees_a_renamed_in_file(tmp_path: Path, polling: bool) -> None:
+    inbox_folder = tmp_path / "inbox"
+    inbox_folder.mkdir()
+    inbox = Inbox(inbox_folder, extensions=(".png",), settle_s=0.2)
+    observer = start_observer(inbox, polling=polling)
+    try:
+        assert observer_alive(observer)
+        (tmp_path / "a.png").write_bytes(b"x")
+        os.rename(tmp_path / "a.png", inbox_folder / "a.png")
+        taken = []
+        deadline = time.monotonic() + 10
+        while not taken and time.monotonic() < deadline:
+            taken = inbox.take(10, timeout=0.1)
+        assert [a.name for a in taken] == ["a.png"]
+    finally:
+        stop_observer(observer)
+    assert not observer_alive(observer)

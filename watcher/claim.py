@@ -1,0 +1,122 @@
+"""Claim inbox files by an atomic rename into this daemon's private, locked workspace."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import itertools
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_NAME = "lock"
+JOURNAL_NAME = "journal.json"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A file this daemon alone now holds, under the name it had in the inbox."""
+
+    name: str
+    path: Path
+    ready_at: float
+
+
+class Workspace:
+    """`<inbox>/.digit-watcher/<id>/`: a lock held for the daemon's life, one folder per claim, a journal.
+
+    A workspace whose lock can be taken belongs to a daemon that died; `dead_workspaces` finds
+    them so their claims can be finished or processed again.
+    """
+
+    def __init__(self, root: Path, *, inbox: Path) -> None:
+        self.root = root
+        self.inbox = inbox
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.folder = root / self.id
+        self.journal = self.folder / JOURNAL_NAME
+        self._numbers = itertools.count(1)
+        # Built under a hidden name and renamed in with its lock already held, so no other
+        # daemon can ever see this workspace unlocked and take it for a dead one.
+        building = root / f".{self.id}"
+        building.mkdir(parents=True)
+        self._lock_fd = os.open(building / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(building, self.folder)
+
+    def claim(self, name: str, *, ready_at: float) -> Claim | None:
+        """Take `name` from the inbox; None when it is gone (another daemon took it, or it was deleted)."""
+        return self._take(self.inbox / name, name=name, ready_at=ready_at)
+
+    def adopt(self, path: Path, *, ready_at: float) -> Claim | None:
+        """Take over a file claimed by a dead daemon."""
+        return self._take(path, name=path.name, ready_at=ready_at)
+
+    def release(self, claim: Claim) -> None:
+        """Forget a claim whose file has been moved out."""
+        os.rmdir(claim.path.parent)
+
+    def close(self) -> None:
+        """Remove the workspace; claims still in it stay for the next daemon to recover."""
+        try:
+            os.unlink(self.folder / LOCK_NAME)
+            os.rmdir(self.folder)
+        except OSError:
+            pass
+        os.close(self._lock_fd)
+
+    def _take(self, source: Path, *, name: str, ready_at: float) -> Claim | None:
+        folder = self.folder / str(next(self._numbers))
+        folder.mkdir()
+        try:
+            os.rename(source, folder / name)
+        except FileNotFoundError:
+            folder.rmdir()
+            return None
+        return Claim(name=name, path=folder / name, ready_at=ready_at)
+
+
+@contextmanager
+def dead_workspace(folder: Path) -> Iterator[bool]:
+    """Hold a workspace's lock if its daemon is dead; yields whether it is (and so now ours)."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            yield False
+            return
+        yield (folder / LOCK_NAME).exists()
+    finally:
+        os.close(fd)
+
+
+def workspaces(root: Path, *, own: Workspace) -> list[Path]:
+    """Every other daemon's workspace under `root`, dead or alive."""
+    try:
+        entries = list(os.scandir(root))
+    except FileNotFoundError:
+        return []
+    return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".") and e.name != own.id]
+
+
+def claimed_files(folder: Path) -> list[Path]:
+    """The files waiting in a workspace's claim folders, oldest claim first."""
+    claims = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    return [file for claim in claims for file in claim.iterdir()]
+
+
+def remove_workspace(folder: Path) -> None:
+    """Delete a dead workspace once its claims are all finished or taken over."""
+    shutil.rmtree(folder, ignore_errors=True)

@@ -1,0 +1,203 @@
+"""The `digit-watcher` command: run, predict, train, evaluate, check, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TextIO
+
+from watcher import config as configuration
+from watcher.config import ConfigError
+
+if TYPE_CHECKING:
+    from watcher.daemon import Daemon
+
+EX_CONFIG = 78
+DEFAULT_MODEL = Path("models/mnist-cnn")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from watcher.classify import ModelError
+
+    try:
+        return args.command(args)
+    except (ConfigError, ModelError) as exc:
+        print(f"digit-watcher: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digit-watcher", description="Read handwritten digits off scans dropped into an inbox folder.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    config_help = f"config file (default: ${configuration.CONFIG_ENV} or ./config.yaml)"
+
+    run = commands.add_parser("run", help="watch the inbox (the daemon, in the foreground)")
+    run.add_argument("--config", type=Path, help=config_help)
+    run.add_argument("--once", action="store_true", help="process what is in the inbox now, then exit")
+    run.set_defaults(command=_run)
+
+    predict = commands.add_parser("predict", help="classify files in place (nothing moved, no CSV)")
+    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--config", type=Path, help=config_help)
+    predict.add_argument("--model", type=Path, help="model folder (default: the config's model.path)")
+    predict.set_defaults(command=_predict)
+
+    train = commands.add_parser("train", help="train, evaluate and write a new model version")
+    train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
+    train.add_argument("--epochs", type=int, default=None, help="training epochs (default: the shipped model's)")
+    train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)")
+    train.set_defaults(command=_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy on the MNIST test split, confusion matrix picture")
+    evaluate.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
+    evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder or version folder (default: models/mnist-cnn)")
+    evaluate.add_argument("--report", type=Path, help="write the confusion matrix picture here (PNG)")
+    evaluate.set_defaults(command=_evaluate)
+
+    check = commands.add_parser("check", help="validate the config, load the model, check the folders")
+    check.add_argument("--config", type=Path, help=config_help)
+    check.set_defaults(command=_check)
+
+    report = commands.add_parser("report", help="write an HTML report of the results")
+    report.add_argument("--config", type=Path, help=config_help)
+    report.add_argument("--results", type=Path, help="results CSV (default: the config's paths.results)")
+    report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
+    report.set_defaults(command=_report)
+    return parser
+
+
+def _ready_config(args: argparse.Namespace, *, log_to: TextIO = sys.stdout) -> configuration.Config:
+    from watcher import logs
+
+    config = configuration.load(configuration.config_path(args.config))
+    logs.configure(format=config.log.format, level=config.log.level, stream=log_to)
+    configuration.prepare_folders(config)
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _ready_config(args)
+    from watcher.classify import load_classifier
+    from watcher.daemon import Daemon
+    from watcher.metrics import Metrics
+    from watcher.notify import Notifier
+    from watcher.reload import ModelReloader
+
+    classifier = load_classifier(config.model.path)
+    metrics = Metrics()
+    if config.metrics.port is not None:
+        try:
+            metrics.serve(config.metrics.port)
+        except OSError as exc:
+            raise ConfigError(f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}") from None
+    daemon = Daemon(
+        config,
+        classifier,
+        notifier=Notifier.from_environ(),
+        metrics=metrics,
+        reloader=None if args.once else ModelReloader(config.model.path, classifier),
+    )
+    _handle_signals(daemon)
+    if not args.once:
+        return daemon.run()
+    with _progress_bar(config) as progress:
+        return daemon.run(once=True, progress=progress)
+
+
+def _handle_signals(daemon: Daemon) -> None:
+    """The first SIGTERM/SIGINT asks for a clean stop; a second one stops at once (still safe: see commit.py)."""
+
+    def stop(signum: int, frame: object) -> None:
+        if daemon.stopping:
+            raise SystemExit(1)
+        daemon.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: daemon.hangup())
+
+
+@contextmanager
+def _progress_bar(config: configuration.Config) -> Iterator[Callable[[int], object] | None]:
+    """A progress bar for `run --once` on a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    from watcher.observe import is_candidate
+
+    total = sum(is_candidate(name, config.watch.extensions) for name in os.listdir(config.paths.inbox))
+    with tqdm(total=total, unit="file", file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from watcher import logs
+
+    logs.configure(stream=sys.stderr)
+    model_path = args.model or _configured_model(args.config)
+    from watcher.classify import load_classifier
+    from watcher.config import LimitsConfig
+    from watcher.recognise import prepare, read
+
+    classifier = load_classifier(model_path)
+    files = [path.resolve() if path.is_symlink() else path for path in args.files]
+    prepared = [prepare(path, name=path.name, limits=LimitsConfig()) for path in files]
+    for given, reading in zip(args.files, read(prepared, classifier, review_below=None)):
+        if args.json:
+            print(json.dumps({"file": os.fspath(given), "model": classifier.version, **vars(reading)}, ensure_ascii=False))
+        else:
+            shown = reading.prediction or reading.status
+            print(f"{given}: {shown}" + (f" ({reading.confidence})" if reading.confidence else "") + (f" - {reading.detail}" if reading.detail else ""))
+    return 0
+
+
+def _configured_model(given_config: Path | None) -> Path:
+    path = configuration.config_path(given_config)
+    if given_config is None and not path.exists():
+        return DEFAULT_MODEL
+    return configuration.load(path).model.path
+
+
+def _train(args: argparse.Namespace) -> int:
+    from watcher import train
+
+    return train.run(data=args.data, epochs=args.epochs, seed=args.seed, out=args.out)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from watcher import evaluate
+
+    return evaluate.run(data=args.data, model=args.model, report=args.report)
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _ready_config(args, log_to=sys.stderr)
+    from watcher.classify import load_classifier
+
+    classifier = load_classifier(config.model.path)
+    print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    config = configuration.load(configuration.config_path(args.config))
+    from watcher import report
+
+    try:
+        return report.run(results=args.results or config.paths.results, out=args.out, root=config.root)
+    except report.ReportError as exc:
+        print(f"digit-watcher: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,247 @@
+"""The config file, loaded into a frozen, validated object."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DEFAULT_CONFIG = Path("config.yaml")
+CONFIG_ENV = "DIGIT_WATCHER_CONFIG"
+
+
+class ConfigError(Exception):
+    """A config mistake, told in one line that names the key or path (exit 78)."""
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    inbox: Path = Path("inbox")
+    done: Path = Path("inbox/done")
+    error: Path = Path("inbox/error")
+    results: Path = Path("results.csv")
+    review: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: Path = Path("models/mnist-cnn")
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    polling: bool = False
+    settle_ms: int = 500
+    rescan_s: float = 30.0
+    extensions: tuple[str, ...] = (".png",)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_size: int = 64
+    max_wait_ms: int = 10
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_pixels: int = 40_000_000
+    max_bytes: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    threshold: float = 0.9
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    mode: Literal["digit", "number", "auto"] = "auto"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: Literal["auto", "console", "json"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def root(self) -> Path:
+        """The config file's folder: relative paths in it, and `moved_to`, are relative to this."""
+        return self.source.parent
+
+    @property
+    def work(self) -> Path:
+        """The daemon's private folder inside the inbox (hidden, so never picked up)."""
+        return self.paths.inbox / ".digit-watcher"
+
+
+SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+POSITIVE = {"watch.settle_ms", "watch.rescan_s", "batch.max_size", "limits.max_pixels", "limits.max_bytes"}
+
+
+def config_path(given: Path | None) -> Path:
+    """The config to use: the one given, else $DIGIT_WATCHER_CONFIG, else ./config.yaml."""
+    if given is not None:
+        return given
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load(path: Path) -> Config:
+    """Read, validate and resolve a config file; raises ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(data).__name__}")
+    unknown = sorted(set(map(str, data)) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{unknown[0]}'")
+    root = path.resolve().parent
+    sections = {
+        name: _section(typing.get_type_hints(Config)[name], data.get(name), name=name, root=root)
+        for name in SECTIONS
+    }
+    config = Config(source=path.resolve(), **sections)
+    _check_consistency(config)
+    return config
+
+
+def _section(cls: type, data: Any, *, name: str, root: Path) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(map(str, data)) - set(hints))
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]}: unknown key")
+    values = {}
+    for key, value in data.items():
+        values[key] = _value(hints[key], value, key=f"{name}.{key}", root=root)
+    defaults = cls()
+    for key, hint in hints.items():
+        if key not in values and _is_path(hint) and getattr(defaults, key) is not None:
+            values[key] = root / getattr(defaults, key)
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, *, key: str, root: Path) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _value(inner, value, key=key, root=root)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(map(str, args))
+            raise ConfigError(f"{key}: must be one of {choices}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {_kind(value)}")
+        return tuple(_extension(v, key=key) for v in value)
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a path, got {_kind(value)}")
+        return root / Path(value).expanduser()
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {_kind(value)}")
+        return value
+    if hint in (int, float):
+        numeric = (int, float) if hint is float else (int,)
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            raise ConfigError(f"{key}: expected {'a number' if hint is float else 'a whole number'}, got {_kind(value)}")
+        if value < 0 or (value == 0 and key in POSITIVE):
+            raise ConfigError(f"{key}: must be {'above' if key in POSITIVE else 'at least'} 0, got {value}")
+        return hint(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key}")
+
+
+def _extension(value: str, *, key: str) -> str:
+    extension = value.lower() if value.startswith(".") else f".{value.lower()}"
+    if extension not in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}:
+        raise ConfigError(f"{key}: unsupported file type {value!r} (png, jpg, jpeg, tif, tiff, bmp)")
+    return extension
+
+
+def _is_path(hint: Any) -> bool:
+    return hint is Path or Path in typing.get_args(hint)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return f"{type(value).__name__} {value!r}" if isinstance(value, (int, float, str)) else type(value).__name__
+
+
+def _check_consistency(config: Config) -> None:
+    if not 0 < config.review.threshold <= 1:
+        raise ConfigError(f"review.threshold: must be above 0 and at most 1, got {config.review.threshold}")
+    if config.metrics.port is not None and not 0 < config.metrics.port < 65536:
+        raise ConfigError(f"metrics.port: must be between 1 and 65535, got {config.metrics.port}")
+    if config.batch.max_size > 4096:
+        raise ConfigError(f"batch.max_size: must be at most 4096, got {config.batch.max_size}")
+
+
+def prepare_folders(config: Config) -> None:
+    """Create the folders the daemon writes to and check they are usable; raises ConfigError."""
+    paths = config.paths
+    places = {"paths.done": paths.done, "paths.error": paths.error}
+    if paths.review is not None:
+        places["paths.review"] = paths.review
+    for key, folder in {"paths.inbox": paths.inbox, **places, "paths.results": paths.results.parent}.items():
+        _usable_folder(folder, key=key)
+    _usable_folder(config.work, key="paths.inbox")
+    inbox_device = paths.inbox.stat().st_dev
+    for key, folder in places.items():
+        if folder.stat().st_dev != inbox_device:
+            raise ConfigError(f"{key}: {folder} is not on the same filesystem as the inbox (files are moved by rename)")
+    if paths.results.is_dir():
+        raise ConfigError(f"paths.results: {paths.results} is a folder, not a file")
+
+
+def _usable_folder(folder: Path, *, key: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{key}: {folder} exists and is not a folder") from None
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot create {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}: {folder} is not writable")

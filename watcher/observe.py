@@ -1,0 +1,208 @@
+"""Notice files in the inbox and hand them out once they are completely written."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+log = structlog.get_logger()
+
+TEMPORARY_SUFFIXES = (".part", ".tmp")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A file that is ready to be taken, and since when (monotonic seconds)."""
+
+    name: str
+    ready_at: float
+
+
+def is_candidate(name: str, extensions: Iterable[str]) -> bool:
+    """Whether a file name in the inbox is ours to pick up (by name alone)."""
+    if name.startswith((".", "~")) or name.lower().endswith(TEMPORARY_SUFFIXES):
+        return False
+    return name.lower().endswith(tuple(extensions))
+
+
+class Inbox:
+    """The files noticed in the inbox: settling ones, and ready ones in arrival order.
+
+    Observer threads report names; the worker thread takes ready arrivals. A file is ready when
+    it was closed after writing, renamed in, or its size and mtime stayed unchanged for
+    `settle_s` (the only sign a polling observer or a rescan can give).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        extensions: Iterable[str],
+        settle_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.folder = folder
+        self.extensions = tuple(extensions)
+        self.settle_s = settle_s
+        self.clock = clock
+        self._settling: dict[str, tuple[int, int, float]] = {}
+        self._ready: deque[Arrival] = deque()
+        self._queued: set[str] = set()
+        self._next_settle = 0.0
+        self._changed = threading.Condition()
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._ready) + len(self._settling)
+
+    def ready(self, name: str) -> None:
+        """A file known to be complete (closed after writing, or renamed in)."""
+        if not is_candidate(name, self.extensions):
+            return
+        with self._changed:
+            self._settling.pop(name, None)
+            self._enqueue(name)
+
+    def changed(self, name: str) -> None:
+        """A file that may still be being written: it must settle first."""
+        if not is_candidate(name, self.extensions):
+            return
+        with self._changed:
+            if name in self._queued:
+                return
+            self._settling.setdefault(name, (-1, -1, self.clock()))
+
+    def scan(self) -> int:
+        """List the inbox and note every candidate in it; returns how many were new."""
+        new = 0
+        with os.scandir(self.folder) as entries:
+            names = [e.name for e in entries if is_candidate(e.name, self.extensions)]
+        with self._changed:
+            for name in names:
+                if name not in self._queued and name not in self._settling:
+                    self._settling[name] = (-1, -1, self.clock())
+                    new += 1
+            self._settle(force=True)
+        return new
+
+    def take(self, limit: int, *, timeout: float) -> list[Arrival]:
+        """Wait up to `timeout` seconds for ready files, then return at most `limit` of them."""
+        deadline = self.clock() + timeout
+        with self._changed:
+            while True:
+                self._settle()
+                if self._ready:
+                    taken = [self._ready.popleft() for _ in range(min(limit, len(self._ready)))]
+                    self._queued.difference_update(a.name for a in taken)
+                    return taken
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    return []
+                wait = min(remaining, self.settle_s / 4) if self._settling else remaining
+                self._changed.wait(wait)
+
+    def wake(self) -> None:
+        """Make a waiting `take` return early (a signal arrived)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def _enqueue(self, name: str) -> None:
+        if name not in self._queued:
+            self._queued.add(name)
+            self._ready.append(Arrival(name, self.clock()))
+            self._changed.notify_all()
+
+    def _settle(self, *, force: bool = False) -> None:
+        # Stat-ing every settling file costs O(n): do it a few times per settle period, not per call.
+        now = self.clock()
+        if not self._settling or (now < self._next_settle and not force):
+            return
+        self._next_settle = now + self.settle_s / 4
+        for name, (size, mtime_ns, seen_at) in list(self._settling.items()):
+            try:
+                info = os.lstat(self.folder / name)
+            except FileNotFoundError:
+                del self._settling[name]
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                del self._settling[name]
+                continue
+            quiet_for = time.time() - info.st_mtime_ns / 1e9
+            unchanged = (info.st_size, info.st_mtime_ns) == (size, mtime_ns)
+            if stat.S_ISLNK(info.st_mode) or quiet_for >= self.settle_s or (unchanged and now - seen_at >= self.settle_s):
+                del self._settling[name]
+                self._enqueue(name)
+            elif not unchanged:
+                self._settling[name] = (info.st_size, info.st_mtime_ns, now)
+
+
+class InboxEventHandler(FileSystemEventHandler):
+    """Turns watchdog events into Inbox notes; never lets an exception reach the observer."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self.folder = os.fspath(inbox.folder)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._note(event)
+        except Exception:
+            log.exception("event_handler_failed", watchdog_event=repr(event))
+
+    def _note(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        if isinstance(event, FileMovedEvent):
+            name = self._top_level_name(event.dest_path)
+            if name is not None:
+                self.inbox.ready(name)
+            return
+        name = self._top_level_name(event.src_path)
+        if name is None:
+            return
+        if isinstance(event, FileClosedEvent):
+            self.inbox.ready(name)
+        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
+            self.inbox.changed(name)
+
+    def _top_level_name(self, path: str | bytes) -> str | None:
+        head, name = os.path.split(os.fsdecode(path))
+        return name if head == self.folder else None
+
+
+def start_observer(inbox: Inbox, *, polling: bool) -> BaseObserver:
+    """Start watching the inbox's top level; the caller must check `observer_alive` now and then."""
+    observer: BaseObserver = PollingObserver(timeout=0.5) if polling else Observer()
+    observer.schedule(InboxEventHandler(inbox), os.fspath(inbox.folder), recursive=False)
+    observer.daemon = True
+    observer.start()
+    return observer
+
+
+def observer_alive(observer: BaseObserver) -> bool:
+    """Whether the observer and every emitter still run: dead ones would leave the daemon blind."""
+    return observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
+
+
+def stop_observer(observer: BaseObserver) -> None:
+    observer.stop()
+    observer.join(timeout=5)

@@ -1,0 +1,128 @@
+"""The results CSV: rows encoded as SPEC says, appended under an exclusive lock, and made durable."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import astuple, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+COLUMNS = (
+    "time",
+    "file",
+    "status",
+    "prediction",
+    "confidence",
+    "top3",
+    "model",
+    "sha256",
+    "latency_ms",
+    "moved_to",
+    "detail",
+)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Row:
+    time: str
+    file: str
+    status: str
+    prediction: str
+    confidence: str
+    top3: str
+    model: str
+    sha256: str
+    latency_ms: str
+    moved_to: str
+    detail: str
+
+
+def timestamp(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-24T22:48:34.123Z."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def guard(cell: str) -> str:
+    """Stop a spreadsheet from running a cell as a formula."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def encode(rows: Sequence[Row]) -> bytes:
+    """RFC 4180 lines (CRLF, minimal quoting) for the rows, each cell formula-guarded."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows([guard(cell) for cell in astuple(row)] for row in rows)
+    # A name that is not valid UTF-8 keeps its odd bytes visible as \\xNN escapes.
+    return buffer.getvalue().encode("utf-8", errors="backslashreplace")
+
+
+def decode(data: bytes) -> list[Row]:
+    """The rows `encode` wrote, read back (cells keep their formula guard)."""
+    return [Row(*cells) for cells in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))]
+
+
+HEADER = encode([Row(*COLUMNS)])
+
+
+class LockedResults:
+    """The results file while this process holds its lock: rows appended here never interleave."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def append(self, data: bytes) -> int:
+        """Write `data` at the end and make it durable; returns the offset it was written at."""
+        offset = self.size
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
+        os.fsync(self.fd)
+        return offset
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self.fd, length, offset)
+
+    def truncate(self, length: int) -> None:
+        os.ftruncate(self.fd, length)
+        os.fsync(self.fd)
+
+    def repair_torn_line(self) -> int:
+        """Cut a last line left half-written by a power cut; returns how many bytes were cut."""
+        size = self.size
+        if size == 0:
+            return 0
+        tail = self.read(max(0, size - 65536), min(size, 65536))
+        if tail.endswith(b"\n"):
+            return 0
+        end = tail.rfind(b"\r\n")
+        keep = size - len(tail) + end + 2 if end >= 0 else 0
+        self.truncate(keep)
+        return size - keep
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[LockedResults]:
+    """Open the results file for appending under an exclusive lock, writing the header if it is new.
+
+    The file is opened afresh each time, so a results file renamed away (rotated) is followed
+    by a new one with its own header.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        results = LockedResults(fd)
+        if results.size == 0:
+            results.append(HEADER)
+        yield results
+    finally:
+        os.close(fd)
