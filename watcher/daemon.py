@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 import structlog
+from watchdog.observers.api import BaseObserver
 
 from watcher import claim, commit, config as configuration, record
 from watcher.classify import Classifier
@@ -58,6 +59,7 @@ class Daemon:
             clock=clock,
         )
         self.counts: Counter[str] = Counter()
+        self.observer: BaseObserver | None = None
         self._adopted: deque[claim.Claim] = deque()
         self._stopping = False
         self._hangup = False
@@ -81,7 +83,6 @@ class Daemon:
     def run(self, *, once: bool = False, progress: Callable[[int], None] | None = None) -> int:
         """Process files until stopped (or, with `once`, until the inbox is empty); returns the exit code."""
         workspace = claim.Workspace(self.config.work, inbox=self.config.paths.inbox)
-        observer = None
         try:
             self._recover(workspace)
             with record.locked(self.config.paths.results) as results:
@@ -89,7 +90,7 @@ class Daemon:
             if cut:
                 log.warning("results_repaired", file=str(self.config.paths.results), bytes_cut=cut)
             if not once:
-                observer = start_observer(self.inbox, polling=self.config.watch.polling)
+                self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
             self.inbox.scan()
             self._next_rescan = self.clock() + self.config.watch.rescan_s
             self.metrics.model_version(self.classifier.version)
@@ -107,7 +108,10 @@ class Daemon:
                 once=once,
             )
             while not self._stopping:
-                if observer is not None and not observer_alive(observer):
+                if not self.config.paths.inbox.is_dir():
+                    log.error("inbox_gone", inbox=str(self.config.paths.inbox))
+                    return 1
+                if self.observer is not None and not observer_alive(self.observer):
                     log.error("observer_died", detail="the folder watcher stopped; exiting rather than running blind")
                     return 1
                 self._housekeeping(workspace)
@@ -123,8 +127,8 @@ class Daemon:
                 log.info("stopping", processed=sum(self.counts.values()))
             return 0
         finally:
-            if observer is not None:
-                stop_observer(observer)
+            if self.observer is not None:
+                stop_observer(self.observer)
             workspace.close()
 
     def _next_batch(self, workspace: claim.Workspace, *, once: bool) -> list[claim.Claim]:

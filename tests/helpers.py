@@ -1,0 +1,55 @@
+"""Helpers for tests: digit images as files, polling for results with a deadline."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+
+from watcher.record import COLUMNS
+
+T = TypeVar("T")
+
+
+def digit_png(*, rows: int = 7, size: int = 56) -> bytes:
+    """A light page with a dark bar-shaped 'digit' on it, as PNG bytes."""
+    page = np.full((size, size), 235, np.uint8)
+    cv2.rectangle(page, (size // 2 - 3, size // 4), (size // 2 + 3, size // 4 + rows * size // 28), 20, -1)
+    ok, data = cv2.imencode(".png", page)
+    assert ok
+    return data.tobytes()
+
+
+def drop(inbox: Path, name: str, data: bytes) -> None:
+    """Write a file beside the inbox, then rename it in, as scanners and scripts do."""
+    staging = inbox.parent / f".staging-{os.getpid()}-{time.monotonic_ns()}"
+    staging.write_bytes(data)
+    os.rename(staging, inbox / name)
+
+
+def wait_for(condition: Callable[[], T], *, timeout: float = 30, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def result_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a results CSV as dicts (the header checked too)."""
+    if not path.exists():
+        return []
+    table = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    if not table:
+        return []
+    assert table[0] == list(COLUMNS)
+    return [dict(zip(COLUMNS, row)) for row in table[1:]]

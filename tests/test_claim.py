@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from watcher import claim
+
+
+def test_a_claim_moves_the_file_into_the_workspace(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    workspace = claim.Workspace(tmp_path / ".digit-watcher", inbox=tmp_path)
+    taken = workspace.claim("a.png", ready_at=1.0)
+    assert taken is not None and taken.path.read_bytes() == b"x" and taken.name == "a.png"
+    assert not (tmp_path / "a.png").exists()
+    assert workspace.claim("a.png", ready_at=1.0) is None, "already taken"
+    taken.path.unlink()
+    workspace.release(taken)
+    workspace.close()
+    assert not workspace.folder.exists()
+
+
+def test_the_same_name_can_be_claimed_twice_in_flight(tmp_path: Path) -> None:
+    workspace = claim.Workspace(tmp_path / ".digit-watcher", inbox=tmp_path)
+    (tmp_path / "a.png").write_bytes(b"first")
+    first = workspace.claim("a.png", ready_at=1.0)
+    (tmp_path / "a.png").write_bytes(b"second")
+    second = workspace.claim("a.png", ready_at=1.0)
+    assert first and second and first.path.read_bytes() == b"first" and second.path.read_bytes() == b"second"
+    workspace.close()
+
+
+def test_a_live_workspace_is_not_taken_for_dead(tmp_path: Path) -> None:
+    root = tmp_path / ".digit-watcher"
+    mine = claim.Workspace(root, inbox=tmp_path)
+    other = claim.Workspace(root, inbox=tmp_path)
+    assert claim.workspaces(root, own=mine) == [other.folder]
+    with claim.dead_workspace(other.folder) as dead:
+        assert not dead
+    other.close()
+    mine.close()
+
+
+def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path) -> None:
+    root = tmp_path / ".digit-watcher"
+    (tmp_path / "a.png").write_bytes(b"x")
+    script = (
+        "import os, sys; from pathlib import Path; from watcher import claim\n"
+        "w = claim.Workspace(Path(sys.argv[1]), inbox=Path(sys.argv[2])); w.claim('a.png', ready_at=0.0)\n"
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(root), str(tmp_path)], cwd=Path(__file__).parent.parent, check=False)
+    mine = claim.Workspace(root, inbox=tmp_path)
+    (dead_folder,) = claim.workspaces(root, own=mine)
+    with claim.dead_workspace(dead_folder) as dead:
+        assert dead
+        (claimed,) = claim.claimed_files(dead_folder)
+        adopted = mine.adopt(claimed, ready_at=2.0)
+        claim.remove_workspace(dead_folder)
+    assert adopted is not None and adopted.name == "a.png" and adopted.path.read_bytes() == b"x"
+    assert claim.workspaces(root, own=mine) == []
+    mine.close()
+    assert mine.folder.exists(), "a workspace still holding a claim is left for recovery"

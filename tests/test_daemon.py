@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from structlog.testing import capture_logs
+
+from tests.conftest import FakeClassifier
+from tests.helpers import digit_png, drop, result_rows, wait_for
+from watcher.config import Config
+from watcher.daemon import Daemon
+from watcher.metrics import Metrics
+from watcher.notify import Notifier
+
+
+def make_daemon(config: Config, classifier: FakeClassifier) -> Daemon:
+    return Daemon(config, classifier, notifier=Notifier.from_environ({}), metrics=Metrics())
+
+
+@contextmanager
+def running(daemon: Daemon) -> Iterator[dict[str, int]]:
+    outcome: dict[str, int] = {}
+    thread = threading.Thread(target=lambda: outcome.setdefault("code", daemon.run()))
+    thread.start()
+    try:
+        yield outcome
+    finally:
+        daemon.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+
+
+def test_files_present_renamed_in_and_written_slowly_each_get_one_row(config: Config, fake_classifier: FakeClassifier) -> None:
+    inbox = config.paths.inbox
+    (inbox / "before.png").write_bytes(digit_png())
+    daemon = make_daemon(config, fake_classifier)
+    with running(daemon) as outcome:
+        wait_for(lambda: len(result_rows(config.paths.results)) == 1, what="the file present at start")
+        drop(inbox, "renamed.png", digit_png(rows=3))
+        data = digit_png(rows=5)
+        with open(inbox / "slow.png", "wb") as file:
+            for start in range(0, len(data), 100):
+                file.write(data[start : start + 100])
+                file.flush()
+                time.sleep(0.05)
+        (inbox / "notes.txt").write_text("left alone")
+        (inbox / ".hidden.png").write_bytes(digit_png())
+        rows = wait_for(lambda: (r := result_rows(config.paths.results)) and len(r) == 3 and r, what="three rows")
+    assert outcome["code"] == 0
+    assert sorted(r["file"] for r in rows) == ["before.png", "renamed.png", "slow.png"]
+    assert {r["status"] for r in rows} == {"ok"}
+    assert sorted(p.name for p in config.paths.done.iterdir()) == ["before.png", "renamed.png", "slow.png"]
+    assert (config.paths.done / "slow.png").read_bytes() == data, "taken only once complete"
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == [".hidden.png", "notes.txt"]
+    assert len(result_rows(config.paths.results)) == 3
+
+
+def test_a_burst_is_classified_in_few_model_calls(config: Config, fake_classifier: FakeClassifier) -> None:
+    daemon = make_daemon(config, fake_classifier)
+    with running(daemon):
+        wait_for(lambda: daemon.notifier is not None and config.work.exists(), what="start")
+        staging = config.root / "staging"
+        staging.mkdir()
+        for number in range(200):
+            (staging / f"{number:03}.png").write_bytes(digit_png(rows=number % 9 + 1))
+        for number in range(200):
+            (staging / f"{number:03}.png").rename(config.paths.inbox / f"{number:03}.png")
+        wait_for(lambda: len(result_rows(config.paths.results)) == 200, what="200 rows")
+    assert sum(fake_classifier.calls) == 200
+    assert len(fake_classifier.calls) < 100, fake_classifier.calls
+
+
+def test_a_bad_file_goes_to_error_with_a_reason(config: Config, fake_classifier: FakeClassifier) -> None:
+    daemon = make_daemon(config, fake_classifier)
+    with running(daemon):
+        drop(config.paths.inbox, "letter.png", b"Dear Sir, this is not a picture")
+        drop(config.paths.inbox, "blank.png", digit_png(rows=0)[:0] or _blank_png())
+        rows = wait_for(lambda: (r := result_rows(config.paths.results)) and len(r) == 2 and r, what="two rows")
+    by_file = {r["file"]: r for r in rows}
+    assert by_file["letter.png"]["status"] == "error"
+    assert by_file["letter.png"]["detail"] == "not a PNG image"
+    assert by_file["letter.png"]["moved_to"] == "inbox/error/letter.png"
+    assert by_file["blank.png"]["status"] == "no_digit"
+    assert by_file["blank.png"]["prediction"] == "" and by_file["blank.png"]["confidence"] == ""
+    assert (config.paths.error / "letter.png").exists()
+
+
+def _blank_png() -> bytes:
+    import cv2
+    import numpy as np
+
+    return cv2.imencode(".png", np.full((40, 40), 240, np.uint8))[1].tobytes()
+
+
+def test_once_processes_the_inbox_and_returns(config: Config, fake_classifier: FakeClassifier) -> None:
+    for number in range(5):
+        (config.paths.inbox / f"{number}.png").write_bytes(digit_png())
+    assert make_daemon(config, fake_classifier).run(once=True) == 0
+    assert len(result_rows(config.paths.results)) == 5
+    assert len(list(config.paths.done.iterdir())) == 5
+
+
+def test_the_daemon_exits_non_zero_when_the_inbox_is_removed(config: Config, fake_classifier: FakeClassifier) -> None:
+    daemon = make_daemon(config, fake_classifier)
+    with running(daemon) as outcome:
+        wait_for(lambda: daemon.observer is not None, what="start")
+        shutil.rmtree(config.paths.inbox)
+        wait_for(lambda: "code" in outcome, what="the daemon to give up")
+    assert outcome["code"] == 1
+
+
+def test_the_daemon_exits_non_zero_rather_than_run_blind(config: Config, fake_classifier: FakeClassifier) -> None:
+    daemon = make_daemon(config, fake_classifier)
+    with capture_logs() as logs, running(daemon) as outcome:
+        observer = wait_for(lambda: daemon.observer, what="start")
+        observer.stop()
+        wait_for(lambda: "code" in outcome, what="the daemon to give up")
+    assert outcome["code"] == 1
+    assert "observer_died" in [entry["event"] for entry in logs]

@@ -1,0 +1,190 @@
+"""End to end: the real daemon as a subprocess, the real observer, the shipped model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.daemons import ROOT, DaemonProcess, write_e2e_config
+from tests.helpers import drop, result_rows, wait_for
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+
+
+def mnist_scans(count: int) -> list[tuple[int, bytes]]:
+    """MNIST test digits from the committed sample, as dark-on-light PNG scans."""
+    sample = np.load(SAMPLE)
+    scans = []
+    for image, label in zip(sample["x"][:count], sample["y"][:count]):
+        page = cv2.copyMakeBorder(255 - image, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+        scans.append((int(label), cv2.imencode(".png", page)[1].tobytes()))
+    return scans
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def test_real_scans_are_read_correctly_and_placed(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    scans = mnist_scans(40)
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    (inbox / "present-before-start.png").write_bytes(scans[0][1])
+    os.utime(inbox / "present-before-start.png", (time.time() - 60, time.time() - 60))
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_started()
+        for number, (_, data) in enumerate(scans[1:], start=1):
+            drop(inbox, f"scan-{number:02}.png", data)
+        slow = scans[0][1]
+        with open(inbox / "written-slowly.png", "wb") as file:
+            for start in range(0, len(slow), 100):
+                file.write(slow[start : start + 100])
+                file.flush()
+                time.sleep(0.05)
+        rows = wait_for(lambda: (r := result_rows(folder / "results.csv")) and len(r) == 41 and r, what="41 rows")
+    finally:
+        assert daemon.terminate() == 0
+    truth = {f"scan-{n:02}.png": label for n, (label, _) in enumerate(scans) if n}
+    truth["present-before-start.png"] = truth["written-slowly.png"] = scans[0][0]
+    correct = sum(row["prediction"] == str(truth[row["file"]]) for row in rows)
+    assert correct >= 39, [(r["file"], r["prediction"], truth[r["file"]]) for r in rows]
+    assert sorted(row["file"] for row in rows) == sorted(truth)
+    for row in rows:
+        assert row["status"] == "ok" and row["model"] == "mnist-cnn/1"
+        assert row["moved_to"] == f"inbox/done/{row['file']}"
+        assert len(row["top3"].split()) == 3 and float(row["confidence"]) > 0.5
+        assert row["time"].endswith("Z") and float(row["latency_ms"]) >= 0
+    assert (folder / "inbox/done/written-slowly.png").read_bytes() == slow
+    assert (folder / "inbox/done/scan-05.png").read_bytes() == scans[5][1]
+    processed = [e for e in daemon.events() if e["event"] == "file_processed"]
+    assert len(processed) == 41 and {"file", "status", "prediction", "confidence", "latency_ms"} <= set(processed[0])
+
+
+def test_two_daemons_share_an_inbox_and_one_header(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    (folder / "inbox").mkdir()
+    (folder / "results.csv").touch()
+    daemons = [DaemonProcess(config, name=f"d{n}") for n in range(2)]
+    try:
+        for daemon in daemons:
+            daemon.wait_started()
+        scans = mnist_scans(10)
+        for number in range(300):
+            drop(folder / "inbox", f"{number:03}.png", scans[number % 10][1])
+        wait_for(lambda: len(result_rows(folder / "results.csv")) >= 300, what="300 rows")
+    finally:
+        codes = [daemon.terminate() for daemon in daemons]
+    assert codes == [0, 0]
+    text = (folder / "results.csv").read_text(encoding="utf-8")
+    assert text.count("time,file,status") == 1
+    rows = result_rows(folder / "results.csv")
+    assert sorted(r["file"] for r in rows) == [f"{n:03}.png" for n in range(300)]
+    assert len(list((folder / "inbox/done").iterdir())) == 300
+    processed_by = Counter(len([e for e in d.events() if e["event"] == "file_processed"]) > 0 for d in daemons)
+    assert processed_by[True] >= 1
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_exits_0(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    daemon = DaemonProcess(config)
+    daemon.wait_started()
+    for number, (_, data) in enumerate(mnist_scans(10) * 50):
+        drop(inbox, f"{number:03}.png", data)
+    wait_for(lambda: result_rows(folder / "results.csv"), what="the first rows")
+    started = time.monotonic()
+    assert daemon.terminate() == 0
+    assert time.monotonic() - started < 5
+    rows = result_rows(folder / "results.csv")
+    placed = sorted(p.name for p in (inbox / "done").iterdir())
+    waiting = sorted(p.name for p in inbox.iterdir() if p.is_file())
+    assert sorted(r["file"] for r in rows) == placed
+    assert sorted(placed + waiting) == sorted(f"{n:03}.png" for n in range(500)), "every file is either placed with a row, or still waiting"
+    assert "stopping" in [e["event"] for e in daemon.events()]
+
+
+def test_systemd_notify_protocol(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    (folder / "inbox").mkdir()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(folder / "notify.sock"))
+    listener.settimeout(30)
+    daemon = DaemonProcess(config, env={"NOTIFY_SOCKET": str(folder / "notify.sock"), "WATCHDOG_USEC": "400000"})
+    try:
+        messages: list[str] = []
+
+        def received(field: str) -> bool:
+            while not any(field in m for m in messages):
+                messages.append(listener.recv(4096).decode())
+            return True
+
+        received("READY=1")
+        assert result_rows(folder / "results.csv") == []
+        drop(folder / "inbox", "a.png", mnist_scans(1)[0][1])
+        wait_for(lambda: result_rows(folder / "results.csv"), what="a row")
+        received("WATCHDOG=1")
+        wait_for(lambda: any("STATUS=processed 1" in m for m in messages) or (messages.append(listener.recv(4096).decode()) and False), what="a STATUS with the count")
+        daemon.process.send_signal(signal.SIGTERM)
+        received("STOPPING=1")
+        assert daemon.process.wait(timeout=30) == 0
+    finally:
+        daemon.close()
+        listener.close()
+    status = next(m for m in messages if "STATUS=processed 1" in m)
+    assert "errors 0" in status and "model mnist-cnn/1" in status
+
+
+def test_check_exits_78_naming_the_key(folder: Path) -> None:
+    (folder / "config.yaml").write_text("batch:\n  max_size: lots\n")
+    result = subprocess.run([sys.executable, "-m", "watcher", "check", "--config", str(folder / "config.yaml")], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 78
+    assert result.stderr.strip().endswith("batch.max_size: expected a whole number, got str 'lots'")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_missing_model_exits_78(folder: Path) -> None:
+    (folder / "config.yaml").write_text("model:\n  path: no-such-model\n")
+    result = subprocess.run([sys.executable, "-m", "watcher", "run", "--config", str(folder / "config.yaml")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert "no-such-model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_once_processes_the_inbox_then_exits(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    (folder / "inbox").mkdir()
+    for number, (_, data) in enumerate(mnist_scans(12)):
+        (folder / "inbox" / f"{number}.png").write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(result_rows(folder / "results.csv")) == 12
+    assert [p for p in (folder / "inbox").iterdir() if p.is_file()] == []
+
+
+def test_predict_prints_one_line_per_file_and_moves_nothing(folder: Path) -> None:
+    scans = mnist_scans(3)
+    for number, (_, data) in enumerate(scans):
+        (folder / f"{number}.png").write_bytes(data)
+    (folder / "bad.png").write_bytes(b"nope")
+    files = [str(folder / f"{n}.png") for n in range(3)] + [str(folder / "bad.png")]
+    result = subprocess.run([sys.executable, "-m", "watcher", "predict", "--json", *files], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["prediction"] for line in lines[:3]] == [str(label) for label, _ in scans]
+    assert lines[3]["status"] == "error" and lines[3]["detail"] == "not a PNG image"
+    assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png", "bad.png"]
