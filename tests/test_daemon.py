@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import errno
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import FakeClassifier
 from tests.helpers import digit_png, drop, result_rows, wait_for
+from watcher import place, record
 from watcher.config import Config
 from watcher.daemon import Daemon
 from watcher.metrics import Metrics
@@ -121,3 +124,33 @@ def test_the_daemon_exits_non_zero_rather_than_run_blind(config: Config, fake_cl
         wait_for(lambda: "code" in outcome, what="the daemon to give up")
     assert outcome["code"] == 1
     assert "observer_died" in [entry["event"] for entry in logs]
+
+
+@pytest.mark.parametrize("fault", ["done not writable", "disk full on the CSV"])
+def test_faults_of_the_machine_are_retried_until_they_clear(
+    config: Config, fake_classifier: FakeClassifier, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    failures = {"left": 3}
+
+    def failing(real: Callable[..., object], error: OSError) -> Callable[..., object]:
+        def call(*args: object, **kwargs: object) -> object:
+            if failures["left"] and not (fault == "disk full on the CSV" and args[1] == record.HEADER):
+                failures["left"] -= 1
+                raise error
+            return real(*args, **kwargs)
+
+        return call
+
+    if fault == "done not writable":
+        monkeypatch.setattr(place, "move", failing(place.move, PermissionError(errno.EACCES, "Permission denied", "inbox/done")))
+    else:
+        monkeypatch.setattr(record.LockedResults, "append", failing(record.LockedResults.append, OSError(errno.ENOSPC, "No space left on device")))
+    daemon = make_daemon(config, fake_classifier)
+    with capture_logs() as logs, running(daemon):
+        for number in range(3):
+            drop(config.paths.inbox, f"{number}.png", digit_png())
+        wait_for(lambda: len(result_rows(config.paths.results)) == 3, timeout=60, what="rows once the fault clears")
+    assert failures["left"] == 0
+    assert sorted(r["file"] for r in result_rows(config.paths.results)) == ["0.png", "1.png", "2.png"]
+    assert sorted(p.name for p in config.paths.done.iterdir()) == ["0.png", "1.png", "2.png"]
+    assert [e["event"] for e in logs].count("commit_failed") >= 1
