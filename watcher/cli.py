@@ -109,10 +109,13 @@ def _run(args: argparse.Namespace) -> int:
         reloader=None if args.once else ModelReloader(config.model.path, classifier),
     )
     _handle_signals(daemon)
-    if not args.once:
-        return daemon.run()
-    with _progress_bar(config) as progress:
-        return daemon.run(once=True, progress=progress)
+    try:
+        if not args.once:
+            return daemon.run()
+        with _progress_bar(config) as progress:
+            return daemon.run(once=True, progress=progress)
+    finally:
+        metrics.close()
 
 
 def _handle_signals(daemon: Daemon) -> None:

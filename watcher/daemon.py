@@ -209,7 +209,6 @@ class Daemon:
         if self.reloader is not None:
             fresh = self.reloader.poll(force=hangup)
             if fresh is not None:
-                log.info("model_switched", old=self.classifier.version, new=fresh.version)
                 self.classifier = fresh
                 self.metrics.model_version(fresh.version)
         if now >= self._next_rescan:

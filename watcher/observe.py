@@ -20,8 +20,9 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+from watchdog.observers.inotify_c import InotifyConstants
 from watchdog.observers.polling import PollingObserver
 
 log = structlog.get_logger()
@@ -189,9 +190,31 @@ class InboxEventHandler(FileSystemEventHandler):
         return name if head == self.folder else None
 
 
+class InboxEmitter(InotifyFullEmitter):
+    """inotify, asked only for what brings a file into the inbox or finishes writing it.
+
+    Not IN_MOVED_FROM: watchdog holds an unpaired one back for half a second, hoping to pair it,
+    and every later event queues behind it, so each claim (a rename out of the inbox) would
+    delay the next arrival by 0.5 s. Full events: a file renamed in from elsewhere arrives as a
+    move (complete), not as a creation (maybe still being written).
+    """
+
+    def get_event_mask_from_filter(self) -> int:
+        constants = InotifyConstants
+        return constants.IN_CREATE | constants.IN_MODIFY | constants.IN_CLOSE_WRITE | constants.IN_MOVED_TO | constants.IN_DELETE_SELF
+
+
+class InboxObserver(InotifyObserver):
+    """The inotify observer, with the inbox's emitter."""
+
+    def __init__(self) -> None:
+        super().__init__(generate_full_events=True)
+        self._emitter_class = InboxEmitter
+
+
 def start_observer(inbox: Inbox, *, polling: bool) -> BaseObserver:
     """Start watching the inbox's top level; the caller must check `observer_alive` now and then."""
-    observer: BaseObserver = PollingObserver(timeout=0.5) if polling else Observer()
+    observer: BaseObserver = PollingObserver(timeout=0.5) if polling else InboxObserver()
     observer.schedule(InboxEventHandler(inbox), os.fspath(inbox.folder), recursive=False)
     observer.daemon = True
     observer.start()

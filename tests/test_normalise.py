@@ -1,0 +1,149 @@
+"""Normalisation of synthetic scans: every format, polarity, lighting and dirt gives the same MNIST-style digit."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from watcher.normalise import fit_digit, ink_map, normalise
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+
+
+@pytest.fixture(scope="module")
+def digit() -> np.ndarray:
+    """A crisp MNIST '3' (ink bright on black), as 28x28 uint8."""
+    with np.load(SAMPLE) as data:
+        return data["x"][np.flatnonzero(data["y"] == 3)[0]]
+
+
+def page(digit: np.ndarray, *, side: int = 200, at: tuple[int, int] = (40, 50), height: int = 80) -> np.ndarray:
+    """Float page in [0, 1]: white paper with the digit written in black ink, its top-left at `at`."""
+    ink = cv2.resize(digit.astype(np.float32) / 255, (height, height), interpolation=cv2.INTER_CUBIC)
+    paper = np.ones((side, side), np.float32)
+    top, left = at
+    paper[top : top + height, left : left + height] -= np.clip(ink, 0, 1) * 0.9
+    return paper
+
+
+def similarity(first: np.ndarray, second: np.ndarray) -> float:
+    return float(np.corrcoef(first.ravel(), second.ravel())[0, 1])
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+
+
+def test_output_is_mnist_layout(digit: np.ndarray) -> None:
+    result = normalise(to_uint8(page(digit)))
+    assert result.shape == (28, 28) and result.dtype == np.float32
+    assert result.min() >= 0.0 and 0.9 < result.max() <= 1.0
+    assert result[0].max() == 0 and result[:, 0].max() == 0  # ink bright on a black margin
+    rows, cols = np.nonzero(result > 0.05)
+    assert 18 <= max(np.ptp(rows), np.ptp(cols)) + 1 <= 22  # longer side scaled to about 20 px
+    moments = cv2.moments(result)
+    assert moments["m10"] / moments["m00"] == pytest.approx(13.5, abs=0.6)
+    assert moments["m01"] / moments["m00"] == pytest.approx(13.5, abs=0.6)
+
+
+def test_mnist_digit_passes_through_nearly_unchanged(digit: np.ndarray) -> None:
+    assert similarity(normalise(digit), digit.astype(np.float32)) > 0.85
+
+
+def test_polarity_is_detected_both_ways(digit: np.ndarray) -> None:
+    dark_on_light = normalise(to_uint8(page(digit)))
+    light_on_dark = normalise(to_uint8(1 - page(digit)))
+    assert similarity(dark_on_light, light_on_dark) > 0.98
+
+
+def test_sixteen_bit_matches_eight_bit(digit: np.ndarray) -> None:
+    eight = normalise(to_uint8(page(digit)))
+    sixteen = normalise(np.round(page(digit) * 65535).astype(np.uint16))
+    assert similarity(eight, sixteen) > 0.99
+
+
+def test_rgba_with_transparent_background(digit: np.ndarray) -> None:
+    coverage = 1 - page(digit)
+    bgra = np.zeros(coverage.shape + (4,), np.uint8)
+    bgra[:, :, 0] = 120  # dark blue ink; the transparent pixels' colour must not matter
+    bgra[:, :, 3] = to_uint8(coverage)
+    assert similarity(normalise(bgra), normalise(to_uint8(page(digit)))) > 0.97
+
+
+def test_colour_and_palette_images(digit: np.ndarray) -> None:
+    grey = page(digit)
+    coloured = np.dstack([grey * 0.9, grey * 0.95, np.ones_like(grey) * 0.95])  # red-ish ink, cream paper
+    palette = np.round(coloured * 4) / 4  # five levels per channel, as a palette PNG decodes
+    reference = normalise(to_uint8(grey))
+    assert similarity(normalise(to_uint8(coloured)), reference) > 0.95
+    assert similarity(normalise(to_uint8(palette)), reference) > 0.9
+
+
+def test_off_centre_digit_is_centred(digit: np.ndarray) -> None:
+    corner = normalise(to_uint8(page(digit, at=(115, 5))))
+    middle = normalise(to_uint8(page(digit, at=(60, 60))))
+    assert similarity(corner, middle) > 0.98
+
+
+def test_huge_canvas_is_fast_and_found(digit: np.ndarray) -> None:
+    huge = to_uint8(page(digit, side=4000, at=(1000, 1500), height=1600))
+    started = time.perf_counter()
+    result = normalise(huge)
+    assert time.perf_counter() - started < 0.5
+    assert similarity(result, normalise(to_uint8(page(digit)))) > 0.9
+
+
+@pytest.mark.parametrize(
+    "blank",
+    [
+        np.full((300, 200), 235, np.uint8),
+        np.clip(np.random.default_rng(0).normal(200, 12, (300, 300)), 0, 255).astype(np.uint8),
+        np.tile(np.linspace(90, 250, 400, dtype=np.float32), (300, 1)).astype(np.uint8),
+        np.full((50, 50, 4), 0, np.uint8),  # fully transparent
+        np.full((28, 28), 65535, np.uint16),
+    ],
+    ids=["plain", "noise", "gradient", "transparent", "white-16bit"],
+)
+def test_blank_pages_hold_no_digit(blank: np.ndarray) -> None:
+    assert normalise(blank) is None
+
+
+def test_single_speck_is_no_digit() -> None:
+    speck = np.full((200, 200), 240, np.uint8)
+    cv2.circle(speck, (60, 130), 2, 20, -1)
+    assert normalise(speck) is None
+
+
+def test_uneven_lighting_is_removed(digit: np.ndarray) -> None:
+    light = np.tile(np.linspace(0.45, 1.0, 200, dtype=np.float32), (200, 1))
+    shaded = page(digit) * light
+    assert similarity(normalise(to_uint8(shaded)), normalise(to_uint8(page(digit)))) > 0.95
+    cleaned = ink_map(to_uint8(shaded))
+    assert cleaned[:, :40].max() == 0 and cleaned[:, -40:].max() == 0  # the shadow itself is not ink
+
+
+def test_noise_specks_and_scanner_edge_are_removed(digit: np.ndarray) -> None:
+    dirty = page(digit) + np.random.default_rng(1).normal(0, 0.05, (200, 200)).astype(np.float32)
+    dirty[:, :5] = 0.1  # scanner shadow along the left edge
+    for x, y in ((20, 20), (180, 30), (170, 185)):
+        cv2.circle(dirty, (x, y), 2, 0.1, -1)
+    assert similarity(normalise(to_uint8(dirty)), normalise(to_uint8(page(digit)))) > 0.95
+
+
+def test_broken_strokes_stay_together(digit: np.ndarray) -> None:
+    broken = page(digit)
+    broken[:, 88:92] = 1.0  # a vertical gap cutting the digit in two
+    result = normalise(to_uint8(broken))
+    rows, cols = np.nonzero(result > 0.05)
+    assert np.ptp(cols) + 1 >= 14  # both halves are kept, not just the larger one
+
+
+def test_fit_digit_takes_an_ink_map(digit: np.ndarray) -> None:
+    cleaned = ink_map(to_uint8(page(digit)))
+    assert cleaned.dtype == np.float32 and cleaned.shape == (200, 200)
+    assert cleaned[:30].max() == 0 and cleaned[40:120, 50:130].max() == pytest.approx(1.0)
+    assert np.array_equal(fit_digit(cleaned), normalise(to_uint8(page(digit))))

@@ -1,0 +1,41 @@
+"""Training end to end on a tiny data set: a loadable, complete, numbered version folder comes out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from watcher import train
+from watcher.classify import load_classifier
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+
+
+def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    tiny = tmp_path / "tiny.npz"
+    np.savez_compressed(tiny, x_train=x[:200], y_train=y[:200], x_test=x[200:300], y_test=y[200:300])
+    out = tmp_path / "models" / "tiny-cnn"
+    (out / "1").mkdir(parents=True)  # an existing version: the new one must be 2
+
+    assert train.run(data=tiny, epochs=1, seed=3, out=out, limit=200) == 0
+
+    assert sorted(entry.name for entry in out.iterdir()) == ["1", "2"]  # no staging folder left behind
+    metadata = json.loads((out / "2" / "metadata.json").read_text())
+    assert metadata["epochs"] == 1 and metadata["seed"] == 3 and len(metadata["data_sha256"]) == 64
+    assert 0.0 <= metadata["test_accuracy"] <= 1.0
+    assert "--seed 3" in metadata["command"]
+    assert (out / "2" / "model.keras").is_file()
+    classifier = load_classifier(out)
+    assert classifier.version == "tiny-cnn/2"
+    assert classifier.probabilities(x[:5].astype(np.float32) / 255).shape == (5, 10)
+
+
+def test_missing_data_file_is_a_config_error(tmp_path: Path, capsys) -> None:
+    assert train.run(data=tmp_path / "absent.npz", epochs=1, seed=0, out=tmp_path / "m") == 78
+    error = capsys.readouterr().err
+    assert "absent.npz" in error and error.count("\n") == 1
+    assert not (tmp_path / "m").exists()

@@ -1,0 +1,119 @@
+"""Serving: find the newest complete model version and classify batches of normalised digits with it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+MODEL_FILE = "model.tflite"
+METADATA_FILE = "metadata.json"
+BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once
+DIGIT_SHAPE = (28, 28)
+
+
+class Classifier(Protocol):
+    version: str
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        """(n, 28, 28) float32 in [0, 1] -> (n, 10) float32 class probabilities."""
+        ...
+
+
+class ModelError(Exception):
+    """A model folder that cannot be served; str() is one line naming the path."""
+
+
+def latest_version(model_path: Path) -> Path:
+    """The highest-numbered complete version folder (holding metadata.json and the model file)."""
+    model_path = Path(model_path)
+    if not model_path.is_dir():
+        raise ModelError(f"{model_path}: model folder not found")
+    complete = [
+        entry
+        for entry in model_path.iterdir()
+        if entry.name.isdigit() and (entry / METADATA_FILE).is_file() and (entry / MODEL_FILE).is_file()
+    ]
+    if not complete:
+        raise ModelError(
+            f"{model_path}: no complete model version (expected folders 1/, 2/, ... holding {MODEL_FILE} and {METADATA_FILE})"
+        )
+    return max(complete, key=lambda entry: int(entry.name))
+
+
+def load_classifier(model_path: Path) -> Classifier:
+    """The classifier for the newest complete version under model_path."""
+    return load_version(latest_version(model_path))
+
+
+def load_version(version_dir: Path) -> Classifier:
+    """The classifier for one version folder, checked by running it once."""
+    version_dir = Path(version_dir)
+    try:
+        json.loads((version_dir / METADATA_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{version_dir / METADATA_FILE}: unreadable model metadata ({error})") from None
+    classifier = LiteRTClassifier(version_dir / MODEL_FILE, version=f"{version_dir.parent.name}/{version_dir.name}")
+    classifier.probabilities(np.zeros((1, *DIGIT_SHAPE), np.float32))
+    return classifier
+
+
+class LiteRTClassifier:
+    """Runs the exported .tflite model in the LiteRT interpreter, one invoke per padded batch."""
+
+    def __init__(self, model_file: Path, *, version: str) -> None:
+        self.version = version
+        # One interpreter per batch size, set up now: resizing one would re-plan memory on every change.
+        self._interpreters = {size: _interpreter(model_file, batch_size=size) for size in BATCH_SIZES}
+        self._lock = threading.Lock()  # an interpreter must not be invoked from two threads at once
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        digits = np.asarray(digits, np.float32)
+        if digits.ndim != 3 or digits.shape[1:] != DIGIT_SHAPE:
+            raise ValueError(f"expected digits of shape (n, 28, 28), got {digits.shape}")
+        results = [np.zeros((0, 10), np.float32)]
+        with self._lock:
+            for start in range(0, len(digits), BATCH_SIZES[-1]):
+                chunk = digits[start : start + BATCH_SIZES[-1]]
+                size = next(size for size in BATCH_SIZES if size >= len(chunk))
+                padded = np.zeros((size, *DIGIT_SHAPE, 1), np.float32)
+                padded[: len(chunk), :, :, 0] = chunk
+                interpreter = self._interpreters[size]
+                interpreter.set_tensor(interpreter.get_input_details()[0]["index"], padded)
+                interpreter.invoke()
+                results.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[: len(chunk)])
+        return np.concatenate(results).astype(np.float32)
+
+
+def _interpreter(model_file: Path, *, batch_size: int):
+    """A LiteRT interpreter for model_file with its input fixed to batch_size digits."""
+    with silenced_native_logs():
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            interpreter = Interpreter(model_path=str(model_file), num_threads=min(4, os.cpu_count() or 1))
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch_size, *DIGIT_SHAPE, 1])
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as error:
+            raise ModelError(f"{model_file}: not a usable model file ({str(error).splitlines()[0]})") from None
+    return interpreter
+
+
+@contextlib.contextmanager
+def silenced_native_logs() -> Iterator[None]:
+    """Mute C++ start-up chatter (TensorFlow, XNNPACK) that ignores Python's logging and TF_CPP_MIN_LOG_LEVEL."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -1,0 +1,53 @@
+"""Loading the MNIST data set from an .npz file (or the Keras download) and fingerprinting it."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+class DatasetError(Exception):
+    """A data file that is missing or not an MNIST .npz; str() is one line naming the path."""
+
+
+def load_mnist(path: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (x_train, y_train, x_test, y_test) as uint8 28x28 images and uint8 labels."""
+    if path is None:
+        # The Keras loader downloads (and caches) the same file; it needs internet once.
+        from keras.datasets import mnist
+
+        try:
+            (x_train, y_train), (x_test, y_test) = mnist.load_data()
+        except Exception as error:  # the download's failures come in many types (URL, SSL, HTTP, zip)
+            raise DatasetError(f"cannot download MNIST ({type(error).__name__}); pass --data mnist.npz") from None
+        return x_train, y_train, x_test, y_test
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: data file not found")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [key for key in MNIST_KEYS if key not in data.files]
+            if missing:
+                raise DatasetError(f"{path}: not an MNIST .npz (missing {', '.join(missing)})")
+            arrays = tuple(data[key] for key in MNIST_KEYS)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise DatasetError(f"{path}: not a readable .npz file ({error})") from None
+    x_train, y_train, x_test, y_test = arrays
+    for name, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+            raise DatasetError(f"{path}: {name} split is not N 28x28 images with N labels")
+    return x_train, y_train.astype(np.uint8), x_test, y_test.astype(np.uint8)
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, streamed so large files need little memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,71 @@
+"""Prometheus metrics on 127.0.0.1 (opt-in): files by status, batch sizes, latency, queue depth, model version."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
+
+STATUSES = ("ok", "low_confidence", "no_digit", "error")
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+
+class Metrics:
+    """The daemon's metrics, in a registry of their own so that tests and embedders never collide."""
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self._files = Counter(
+            "digit_watcher_files", "Files processed, by the status of their CSV row.", ["status"], registry=self.registry
+        )
+        for status in STATUSES:
+            # Present from the start at 0, so that rate() and alerts see a series before the first file.
+            self._files.labels(status=status)
+        self._batch_size = Histogram(
+            "digit_watcher_batch_size", "Files per model call.", buckets=BATCH_SIZE_BUCKETS, registry=self.registry
+        )
+        self._latency = Histogram(
+            "digit_watcher_latency_seconds",
+            "From a file being ready in the inbox to its CSV row being written.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._queue_depth = Gauge(
+            "digit_watcher_queue_depth", "Files ready in the inbox and waiting for the model.", registry=self.registry
+        )
+        self._model = Info("digit_watcher_model", "The model version being served.", registry=self.registry)
+        self._last_success = Gauge(
+            "digit_watcher_last_success_timestamp_seconds",
+            "Unix time when the rows of the latest batch were written.",
+            registry=self.registry,
+        )
+        self._server: WSGIServer | None = None
+
+    def serve(self, port: int) -> None:
+        """Serve /metrics on 127.0.0.1:port from a background thread; OSError when the port is taken."""
+        self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+
+    def close(self) -> None:
+        """Stop serving, if serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def batch_done(self, *, statuses: Sequence[str], latencies_s: Sequence[float], now: float) -> None:
+        """Count one written batch: a status and a drop-to-row latency per file; now is wall-clock time."""
+        for status in statuses:
+            self._files.labels(status=status).inc()
+        for latency in latencies_s:
+            self._latency.observe(latency)
+        self._batch_size.observe(len(statuses))
+        self._last_success.set(now)
+
+    def queue_depth(self, depth: int) -> None:
+        self._queue_depth.set(depth)
+
+    def model_version(self, version: str) -> None:
+        self._model.info({"version": version})

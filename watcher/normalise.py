@@ -1,0 +1,264 @@
+"""One pipeline from a decoded scan to the model's 28x28 input: clean the ink, then fit it like MNIST."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
+POLARITY_SIDE = 48  # polarity is judged on a copy at most this many pixels long
+STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
+MIN_CONTRAST = 0.06  # ink must differ from the paper by 6 % of full scale, or the page is blank
+MIN_INK_SIDE = 0.04  # ink whose longer side is under 4 % of the page (or 3 px) is a speck
+MIN_PIECE = 0.04  # pieces under 4 % of the largest piece's area are specks
+NEAR_PIECE = 0.35  # a piece further from the digit than 35 % of its size is a stray mark
+BORDER_BAND = 0.08  # scanner edges and box lines lie within 8 % of the image border
+EDGE_LINE_FILL = 0.85  # an edge row/column this full of ink is a scanner edge, not a stroke
+SPECK_EXTENT = 0.15  # a piece shorter than 15 % of the digit's size is a speck, not a broken stroke
+BOX_SIDE, CANVAS_SIDE = 20, 28  # MNIST: the digit's longer side is 20 px inside a 28 px canvas
+RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
+TARGET_STROKE = 0.11  # MNIST strokes are about 11 % of the digit's longer side
+
+
+def normalise(image: np.ndarray) -> np.ndarray | None:
+    """28x28 float32 in [0, 1], ink bright on black like MNIST; None when the page holds no ink."""
+    ink = ink_map(image)
+    if not ink.any():
+        return None
+    return fit_digit(ink)
+
+
+def ink_map(image: np.ndarray) -> np.ndarray:
+    """Float32 HxW in [0, 1], ink bright on 0: polarity fixed, lighting, noise, specks and edges gone."""
+    grey = _working_grey(image)
+    raised = grey if _ink_is_light(grey) else 1.0 - grey
+    # Lighting varies slowly and strokes are narrow, so an opening wider than a stroke sees only paper.
+    contrast = np.clip(raised - _background(raised), 0.0, None)
+    # Strokes are wider than the grain of scanner noise: a light blur lowers the noise far more than the ink,
+    # so ink is detected on the blurred map, while its grey levels come from the sharp one.
+    smooth = cv2.GaussianBlur(contrast, (0, 0), max(0.7, min(contrast.shape) / 200))
+    sample = _sample(smooth)
+    paper = float(np.median(sample))
+    noise = 1.4826 * float(np.median(np.abs(sample - paper)))
+    candidates = smooth > max(paper + 5.0 * noise, MIN_CONTRAST)
+    if not candidates.any():
+        return np.zeros(contrast.shape, np.float32)
+    ink_level = float(np.percentile(smooth[candidates], 90))
+    strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
+    kept = _clean_components(_erase_border_lines(strokes))
+    if not kept.any():
+        return np.zeros(contrast.shape, np.float32)
+    # Keep the anti-aliased rim of the kept strokes as grey levels, the way MNIST digits look.
+    floor = max(paper + 3.0 * noise, RAMP_FLOOR * ink_level)
+    ramp = np.clip((contrast - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0)
+    rim = cv2.dilate(kept.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return np.where(rim, ramp, 0.0).astype(np.float32)
+
+
+def fit_digit(ink: np.ndarray) -> np.ndarray:
+    """The MNIST recipe: crop to the ink, longer side to 20 px, centre of mass at the centre of 28x28."""
+    digit = _crop_to_ink(_digit_pieces(_crop_to_ink(ink)))
+    if digit.size == 0:
+        return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
+    # Stroke width is judged at a fixed working size (4x the box), so its cost does not grow with the scan.
+    digit = _thicken_thin_strokes(_resize_longer_side(digit, 4 * BOX_SIDE))
+    small = _resize_longer_side(digit, BOX_SIDE)
+    moments = cv2.moments(small)
+    if moments["m00"] <= 0:
+        return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
+    centre_x = moments["m10"] / moments["m00"]
+    centre_y = moments["m01"] / moments["m00"]
+    # Shift so the centre of mass lands on (14, 14), with sub-pixel precision like the MNIST recipe.
+    shift = np.float32([[1, 0, CANVAS_SIDE / 2 - centre_x - 0.5], [0, 1, CANVAS_SIDE / 2 - centre_y - 0.5]])
+    canvas = cv2.warpAffine(
+        small, shift, (CANVAS_SIDE, CANVAS_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0
+    )
+    return np.clip(canvas, 0.0, 1.0).astype(np.float32)
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """The smallest rectangle holding all the ink (empty when there is none)."""
+    left, top, width, height = cv2.boundingRect((ink > 0).astype(np.uint8))
+    return ink[top : top + height, left : left + width]
+
+
+def _resize_longer_side(digit: np.ndarray, side: int) -> np.ndarray:
+    """Resize keeping the aspect ratio, anti-aliased (INTER_AREA) when shrinking; peak scaled to 1."""
+    height, width = digit.shape
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(digit, size, interpolation=interpolation)
+    # Shrinking a fine pen line averages it towards grey; MNIST strokes peak at full brightness.
+    return np.clip(resized / max(float(resized.max()), 1e-6), 0.0, 1.0)
+
+
+def _working_grey(image: np.ndarray) -> np.ndarray:
+    """Float32 grey in [0, 1] at most WORK_SIDE px long, from 8/16-bit grey, BGR or BGRA (onto white paper).
+
+    Compositing and shrinking happen in the image's own integer type, so a huge canvas costs little.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an HxW, HxWx3 or HxWx4 image, got shape {image.shape}")
+    if image.dtype not in (np.uint8, np.uint16):  # anything else is brought to 16 bits, scaled to its maximum
+        image = np.round(np.clip(image.astype(np.float32) / max(1.0, float(image.max())), 0, 1) * 65535)
+        image = image.astype(np.uint16)
+    full = 255.0 if image.dtype == np.uint8 else 65535.0
+    # A huge canvas is first thinned by plain striding to twice the working size: free, and its pen strokes
+    # are still several pixels wide at that scale.
+    stride = max(1, max(image.shape[:2]) // (2 * WORK_SIDE))
+    image = image[::stride, ::stride]
+    if image.ndim == 3 and image.shape[2] == 4:
+        colour = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGRA2BGR)
+        alpha = cv2.cvtColor(np.ascontiguousarray(image[:, :, 3]), cv2.COLOR_GRAY2BGR)
+        # Onto white: full - (full - colour) * alpha, so transparent pixels are paper whatever their colour.
+        image = cv2.bitwise_not(cv2.multiply(cv2.bitwise_not(colour), alpha, scale=1.0 / full))
+    longer = max(image.shape[:2])
+    if longer > WORK_SIDE:
+        scale = WORK_SIDE / longer
+        image = cv2.resize(np.ascontiguousarray(image), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image.astype(np.float32) / np.float32(full)
+
+
+def _sample(pixels: np.ndarray) -> np.ndarray:
+    """An evenly strided sample of at most STATS_SAMPLES pixels."""
+    flat = pixels.reshape(-1)
+    step = max(1, flat.size // STATS_SAMPLES)
+    return flat[::step]
+
+
+def _ink_is_light(grey: np.ndarray) -> bool:
+    """Ink is the minority that departs far from the paper tone; see on which side of the paper it lies."""
+    # Judged on a small copy: averaging pixels damps noise, and ink still pulls one way.
+    height, width = grey.shape
+    shrink = min(1.0, POLARITY_SIDE / max(height, width))
+    small = cv2.resize(grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA)
+    ys, xs = np.mgrid[0 : small.shape[0], 0 : small.shape[1]]
+    values = small.ravel()
+    ys, xs = (ys.ravel() + 0.5) / small.shape[0] - 0.5, (xs.ravel() + 0.5) / small.shape[1] - 0.5
+    # Uneven light is a smooth surface over the page: fit one and take it away, so a shadowed half of the page
+    # does not pass for ink. The first fit uses the page's outer ring, which is mostly paper; the second, every
+    # pixel close to that first surface.
+    surface = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+    paper = np.maximum(np.abs(xs), np.abs(ys)) >= 0.35
+    for _ in range(2):
+        fit_on = surface[paper]
+        coefficients = np.linalg.solve(fit_on.T @ fit_on + 1e-6 * np.eye(6), fit_on.T @ values[paper])
+        residual = values - surface @ coefficients
+        spread = 1.4826 * float(np.median(np.abs(residual[paper] - np.median(residual[paper]))))
+        paper = np.abs(residual) <= max(3.0 * spread, 0.02)
+        if paper.sum() < 6:
+            break
+    margin = max(2.0 * spread, 0.02)
+    above = np.clip(residual - margin, 0.0, None).sum()
+    below = np.clip(-residual - margin, 0.0, None).sum()
+    return bool(above > below)
+
+
+def _background(raised: np.ndarray) -> np.ndarray:
+    """The paper's brightness everywhere: a grey opening wider than any stroke, done on a small copy."""
+    height, width = raised.shape
+    shrink = min(1.0, 32.0 / min(height, width))
+    small = cv2.resize(
+        raised, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+    )
+    # A third of the shorter side is wider than any stroke yet still follows a lighting gradient.
+    side = max(3, (min(small.shape) // 3) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    paper = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.blur(paper, (side, side), borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _clean_components(strokes: np.ndarray) -> np.ndarray:
+    """Drop specks and scanner edges/box lines along the border; keep everything else."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(strokes.shape, bool)
+    height, width = strokes.shape
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    min_side = max(3.0, MIN_INK_SIDE * max(height, width))
+    keep = np.zeros(count, bool)
+    edges = np.zeros(count, bool)
+    for label in range(1, count):
+        left, top, w, h, area = stats[label]
+        if max(w, h) < min_side or area < MIN_PIECE * areas.max():
+            continue
+        keep[label] = True
+        edges[label] = _is_border_line(left, top, w, h, height=height, width=width)
+    # A border-hugging component is only a scanner edge when something else is left to read.
+    if (keep & ~edges).any():
+        keep &= ~edges
+    return keep[labels]
+
+
+def _erase_border_lines(strokes: np.ndarray) -> np.ndarray:
+    """Clear rows and columns at the image edge that are ink nearly end to end: a scanner's shadow or a ruled edge.
+
+    Done per pixel row, not per component, because a digit touching such a line would join it.
+    """
+    strokes = strokes.copy()
+    for lines in (strokes, strokes.T):  # rows, then columns (a view, so clearing writes through)
+        band = max(1, int(BORDER_BAND * lines.shape[0]))
+        for edge in (range(band), range(lines.shape[0] - 1, lines.shape[0] - 1 - band, -1)):
+            for index in edge:
+                if lines[index].mean() < EDGE_LINE_FILL:
+                    break  # only lines contiguous with the edge itself
+                lines[index] = False
+    return strokes
+
+
+def _is_border_line(left: int, top: int, w: int, h: int, *, height: int, width: int) -> bool:
+    """A long thin component lying along an image edge (scanner shadow, a form's box line)."""
+    band_x, band_y = BORDER_BAND * width, BORDER_BAND * height
+    along_left_or_right = (left == 0 or left + w == width) and w <= band_x and h >= 0.5 * height
+    along_top_or_bottom = (top == 0 or top + h == height) and h <= band_y and w >= 0.5 * width
+    frame = w == width and h == height and (left, top) == (0, 0) and height > 40 and width > 40
+    return along_left_or_right or along_top_or_bottom or frame
+
+
+def _digit_pieces(ink: np.ndarray) -> np.ndarray:
+    """The largest piece and the pieces near it (broken strokes); far-away stray marks are dropped."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((ink > 0).astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return ink
+    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
+    left, top, w, h = stats[order[0], :4]
+    box = [left, top, left + w, top + h]
+    keep = np.zeros(count, bool)
+    keep[order[0]] = True
+    reach = NEAR_PIECE * max(w, h)
+    # Grow the digit's box piece by piece, biggest first, so a chain of fragments stays together.
+    for label in order[1:]:
+        x0, y0, pw, ph = stats[label, :4]
+        if max(pw, ph) < SPECK_EXTENT * max(w, h):
+            continue
+        gap_x = max(box[0] - (x0 + pw), x0 - box[2], 0)
+        gap_y = max(box[1] - (y0 + ph), y0 - box[3], 0)
+        if max(gap_x, gap_y) <= reach:
+            keep[label] = True
+            box = [min(box[0], x0), min(box[1], y0), max(box[2], x0 + pw), max(box[3], y0 + ph)]
+    return np.where(keep[labels], ink, 0.0).astype(np.float32)
+
+
+def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
+    """Dilate a fine-pen digit until its strokes are as thick, relative to its size, as MNIST's."""
+    mask = (digit > 0.5).astype(np.uint8)
+    area = int(mask.sum())
+    if area == 0:
+        return digit
+    rim = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
+    # A stroke of width w and length L has area w*L and about 2*L rim pixels.
+    stroke = 2.0 * area / max(rim, 1)
+    wanted = TARGET_STROKE * max(digit.shape)
+    grow = int(round((wanted - stroke) / 2))
+    if grow < 1 or stroke >= 0.7 * wanted:
+        return digit
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    padded = cv2.copyMakeBorder(digit, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0.0)
+    return cv2.dilate(padded, kernel)

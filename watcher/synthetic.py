@@ -1,0 +1,146 @@
+"""Render 28x28 MNIST digits as realistic scans (paper, pens, light, noise, file formats) for training and benches."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+VARIANTS = (
+    "clean",
+    "lighting",
+    "noise",
+    "blur",
+    "thick",
+    "thin",
+    "rotated",
+    "inverted",
+    "16bit",
+    "rgba",
+    "colour",
+    "palette",
+    "specks+edge",
+    "mixed",
+)
+
+
+def render_scan(
+    digit: np.ndarray, rng: np.random.Generator, *, variant: str = "mixed", max_side: int = 600
+) -> np.ndarray:
+    """A decoded-scan-like array (as cv2.imdecode IMREAD_UNCHANGED gives) holding one MNIST digit."""
+    if variant == "mixed":
+        effects = {name for name in VARIANTS[1:-1] if rng.random() < 0.25}
+        effects -= {"thin"} if "thick" in effects else set()
+        effects -= {"rgba", "16bit", "palette"} - {rng.choice(["rgba", "16bit", "palette", "colour"])}
+    else:
+        effects = {variant}
+    canvas_h = int(rng.integers(40, max_side + 1))
+    canvas_w = int(np.clip(canvas_h * rng.uniform(0.7, 1.4), 40, max_side))
+    ink = _pen_strokes(digit, rng, canvas=(canvas_h, canvas_w), effects=effects)
+    if "blur" in effects:
+        sigma = rng.uniform(0.6, 1.5) * max(1.0, min(canvas_h, canvas_w) / 150)
+        ink = cv2.GaussianBlur(ink, (0, 0), sigma)
+    paper = rng.uniform(0.75, 1.0)
+    pen = rng.uniform(0.0, 0.3)
+    page = paper + (pen - paper) * ink
+    if "lighting" in effects:
+        page = page * _lighting(rng, (canvas_h, canvas_w))
+    if "specks+edge" in effects:
+        page = _add_specks_and_edge(page, rng, pen=pen)
+    noise = rng.uniform(0.04, 0.1) if "noise" in effects else rng.uniform(0.0, 0.02)
+    page = page + rng.normal(0, noise, page.shape).astype(np.float32)
+    page = np.clip(page, 0.0, 1.0)
+    if "rgba" in effects:
+        return _rgba(ink, rng)
+    if "colour" in effects or "palette" in effects:
+        page = _coloured(page, ink, rng, palette="palette" in effects)
+    if "inverted" in effects:
+        page = 1.0 - page  # a negative scan: light ink on a dark ground
+    if "16bit" in effects:
+        return np.round(page * 65535).astype(np.uint16)
+    return np.round(page * 255).astype(np.uint8)
+
+
+def _pen_strokes(
+    digit: np.ndarray, rng: np.random.Generator, *, canvas: tuple[int, int], effects: set[str]
+) -> np.ndarray:
+    """Float32 ink coverage on the canvas: the digit enlarged with sharp pen edges, placed off-centre."""
+    canvas_h, canvas_w = canvas
+    size = int(min(canvas_h, canvas_w) * rng.uniform(0.35, 0.9) * 28 / 20)
+    size = max(size, 28)
+    big = cv2.resize(digit.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_CUBIC)
+    # MNIST is blurred by its own down-sampling; a pen on paper has crisp edges.
+    coverage = np.clip((big - 0.3) * 4.0, 0.0, 1.0)
+    pen_px = max(1, int(round(size / 28)))
+    if "thick" in effects:
+        coverage = cv2.dilate(coverage, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pen_px + 1,) * 2))
+    elif "thin" in effects:
+        # A fine pen: keep only the core of MNIST's stroke, which stays connected.
+        coverage = np.clip((big - 0.7) * 8.0, 0.0, 1.0)
+    angle = rng.uniform(-12, 12) if "rotated" in effects else rng.uniform(-3, 3)
+    turn = cv2.getRotationMatrix2D((size / 2, size / 2), angle, 1.0)
+    coverage = cv2.warpAffine(coverage, turn, (size, size), flags=cv2.INTER_LINEAR)
+    rows, cols = np.nonzero(coverage > 0.05)
+    coverage = coverage[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    height, width = coverage.shape
+    fit = min(1.0, 0.95 * canvas_h / height, 0.95 * canvas_w / width)
+    if fit < 1.0:
+        coverage = cv2.resize(coverage, (max(1, int(width * fit)), max(1, int(height * fit))), interpolation=cv2.INTER_AREA)
+        height, width = coverage.shape
+    top = int(rng.integers(0, canvas_h - height + 1))
+    left = int(rng.integers(0, canvas_w - width + 1))
+    ink = np.zeros((canvas_h, canvas_w), np.float32)
+    ink[top : top + height, left : left + width] = coverage
+    return ink
+
+
+def _lighting(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """A multiplicative light falloff: a linear gradient plus a soft vignette."""
+    height, width = shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(direction) * xs / width + np.sin(direction) * ys / height) + 0.5
+    strength = rng.uniform(0.2, 0.45)
+    vignette = ((xs / width - 0.5) ** 2 + (ys / height - 0.5) ** 2) * rng.uniform(0.0, 0.4)
+    return np.clip(1.0 - strength * ramp - vignette, 0.3, 1.0).astype(np.float32)
+
+
+def _add_specks_and_edge(page: np.ndarray, rng: np.random.Generator, *, pen: float) -> np.ndarray:
+    """Dust specks scattered over the page and a dark scanner edge along one side."""
+    height, width = page.shape
+    page = page.copy()
+    for _ in range(int(rng.integers(2, 8))):
+        y, x = int(rng.integers(0, height)), int(rng.integers(0, width))
+        radius = max(1, int(rng.integers(1, 3) * max(1, min(height, width) // 200)))
+        cv2.circle(page, (x, y), radius, pen, -1)
+    band = max(1, int(rng.uniform(0.01, 0.04) * min(height, width)))
+    side = int(rng.integers(0, 4))
+    if side == 0:
+        page[:, :band] = pen
+    elif side == 1:
+        page[:, -band:] = pen
+    elif side == 2:
+        page[:band, :] = pen
+    else:
+        page[-band:, :] = pen
+    return page
+
+
+def _rgba(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Transparent background, ink in a random dark colour with the coverage as alpha (BGRA)."""
+    colour = rng.uniform(0, 90, size=3)
+    bgra = np.zeros(ink.shape + (4,), np.uint8)
+    bgra[:, :, :3] = colour.astype(np.uint8)
+    bgra[:, :, 3] = np.round(np.clip(ink, 0, 1) * 255).astype(np.uint8)
+    return bgra
+
+
+def _coloured(page: np.ndarray, ink: np.ndarray, rng: np.random.Generator, *, palette: bool) -> np.ndarray:
+    """Float BGR: tinted paper and a coloured pen (blue, red, green...); palette images get few levels."""
+    paper_tint = rng.uniform(0.85, 1.0, size=3).astype(np.float32)
+    pen_colour = np.float32(rng.permutation([rng.uniform(0.4, 0.8), rng.uniform(0.0, 0.2), rng.uniform(0.0, 0.3)]))
+    bgr = page[:, :, None] * paper_tint
+    bgr = bgr * (1.0 - ink[:, :, None]) + pen_colour * ink[:, :, None] * page[:, :, None]
+    if palette:
+        levels = int(rng.integers(4, 9))
+        bgr = np.round(bgr * (levels - 1)) / (levels - 1)
+    return np.clip(bgr, 0, 1)
