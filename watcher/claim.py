@@ -28,7 +28,7 @@ class Claim:
 
 
 class Workspace:
-    """`<inbox>/.digit-watcher/<id>/`: a lock held for the daemon's life, one folder per claim, a journal.
+    """`<inbox>/.digit-watcher/<id>/`: a lock held for the daemon's life, claim folders, a journal.
 
     A workspace whose lock can be taken belongs to a daemon that died; `dead_workspaces` finds
     them so their claims can be finished or processed again.
@@ -41,6 +41,8 @@ class Workspace:
         self.folder = root / self.id
         self.journal = self.folder / JOURNAL_NAME
         self._numbers = itertools.count(1)
+        self._batch_folder: Path | None = None
+        self._batch_names: set[str] = set()
         # Built under a hidden name and renamed in with its lock already held, so no other
         # daemon can ever see this workspace unlocked and take it for a dead one.
         building = root / f".{self.id}"
@@ -57,28 +59,44 @@ class Workspace:
         """Take over a file claimed by a dead daemon."""
         return self._take(path, name=path.name, ready_at=ready_at)
 
+    def new_batch(self) -> None:
+        """Claims from now on go into a fresh claim folder: one mkdir and one rmdir per batch, not per file."""
+        if self._batch_folder is not None and not self._batch_names:
+            self._batch_folder.rmdir()
+        self._batch_folder = None
+
     def release(self, claim: Claim) -> None:
-        """Forget a claim whose file has been moved out."""
-        os.rmdir(claim.path.parent)
+        """Forget a claim whose file has been moved out; its folder goes with the batch's last file."""
+        try:
+            os.rmdir(claim.path.parent)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise
 
     def close(self) -> None:
-        """Remove the workspace; claims still in it stay for the next daemon to recover."""
+        """Remove the workspace if it holds no claims; otherwise leave it for the next daemon to recover."""
         try:
-            os.unlink(self.folder / LOCK_NAME)
-            os.rmdir(self.folder)
-        except OSError:
-            pass
-        os.close(self._lock_fd)
+            self.new_batch()
+            if os.listdir(self.folder) == [LOCK_NAME]:
+                os.unlink(self.folder / LOCK_NAME)
+                os.rmdir(self.folder)
+        except FileNotFoundError:
+            pass  # the whole inbox was removed from under the daemon
+        finally:
+            os.close(self._lock_fd)
 
     def _take(self, source: Path, *, name: str, ready_at: float) -> Claim | None:
-        folder = self.folder / str(next(self._numbers))
-        folder.mkdir()
+        # A second file of the same name in one batch gets a folder of its own.
+        if self._batch_folder is None or name in self._batch_names:
+            self._batch_folder = self.folder / str(next(self._numbers))
+            self._batch_folder.mkdir()
+            self._batch_names = set()
         try:
-            os.rename(source, folder / name)
+            os.rename(source, self._batch_folder / name)
         except FileNotFoundError:
-            folder.rmdir()
             return None
-        return Claim(name=name, path=folder / name, ready_at=ready_at)
+        self._batch_names.add(name)
+        return Claim(name=name, path=self._batch_folder / name, ready_at=ready_at)
 
 
 @contextmanager

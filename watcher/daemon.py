@@ -133,6 +133,7 @@ class Daemon:
 
     def _next_batch(self, workspace: claim.Workspace, *, once: bool) -> list[claim.Claim]:
         limit = self.config.batch.max_size
+        workspace.new_batch()
         claims = [self._adopted.popleft() for _ in range(min(limit, len(self._adopted)))]
         wait = 0.0 if claims else self._idle_wait(once=once)
         arrivals = self.inbox.take(limit - len(claims), timeout=wait)
