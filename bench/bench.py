@@ -105,7 +105,7 @@ class CsvTail:
 
 
 class RssSampler:
-    """Peak resident memory of a process, sampled every 20 ms from /proc."""
+    """Peak resident memory of a process and its worker processes, sampled every 20 ms from /proc."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -122,11 +122,16 @@ class RssSampler:
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
             try:
-                status = Path(f"/proc/{self.pid}/status").read_text()
+                children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+                rss = sum(_rss_kb(pid) for pid in [self.pid, *map(int, children)])
             except FileNotFoundError:
                 return
-            rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
             self.peak_kb = max(self.peak_kb, rss)
+
+
+def _rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
 
 
 def run_daemon(work: Path, staging: Path, names: list[str], *, latency_names: list[str]) -> DaemonRun:

@@ -188,3 +188,29 @@ def test_predict_prints_one_line_per_file_and_moves_nothing(folder: Path) -> Non
     assert [line["prediction"] for line in lines[:3]] == [str(label) for label, _ in scans]
     assert lines[3]["status"] == "error" and lines[3]["detail"] == "not a PNG image"
     assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png", "bad.png"]
+
+
+def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
+    config = write_e2e_config(folder, extra="paths:\n  review: inbox/review\nreview:\n  threshold: 0.99\nrecognition:\n  mode: auto\n")
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    sample = np.load(SAMPLE)
+    digits = [255 - sample["x"][index] for index in range(3)]
+    number = cv2.copyMakeBorder(np.concatenate(digits, axis=1), 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+    (inbox / "number.png").write_bytes(cv2.imencode(".png", number)[1].tobytes())
+    smudge = np.full((60, 60), 255, np.uint8)
+    cv2.line(smudge, (10, 30), (50, 32), 0, 5)
+    cv2.circle(smudge, (30, 30), 12, 0, 3)
+    (inbox / "smudge.png").write_bytes(cv2.imencode(".png", smudge)[1].tobytes())
+    result = subprocess.run([sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {row["file"]: row for row in result_rows(folder / "results.csv")}
+    expected = "".join(str(label) for label in sample["y"][:3])
+    assert rows["number.png"]["prediction"] == expected
+    assert len(rows["number.png"]["top3"].split(" | ")) == 3
+    confidence = float(rows["number.png"]["confidence"])
+    assert rows["number.png"]["status"] == ("ok" if confidence >= 0.99 else "low_confidence")
+    smudged = rows["smudge.png"]
+    assert smudged["status"] == "low_confidence" and float(smudged["confidence"]) < 0.99
+    assert smudged["moved_to"] == "inbox/review/smudge.png"
+    assert (inbox / "review" / "smudge.png").exists()

@@ -150,14 +150,15 @@ def _predict(args: argparse.Namespace) -> int:
     from watcher import logs
 
     logs.configure(stream=sys.stderr)
-    model_path = args.model or _configured_model(args.config)
+    model_path, mode = _configured_model(args.config)
+    model_path = args.model or model_path
     from watcher.classify import load_classifier
     from watcher.config import LimitsConfig
     from watcher.recognise import prepare, read
 
     classifier = load_classifier(model_path)
     files = [path.resolve() if path.is_symlink() else path for path in args.files]
-    prepared = [prepare(path, name=path.name, limits=LimitsConfig()) for path in files]
+    prepared = [prepare(path, path.name, limits=LimitsConfig(), mode=mode) for path in files]
     for given, reading in zip(args.files, read(prepared, classifier, review_below=None)):
         if args.json:
             print(json.dumps({"file": os.fspath(given), "model": classifier.version, **vars(reading)}, ensure_ascii=False))
@@ -167,11 +168,13 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configured_model(given_config: Path | None) -> Path:
+def _configured_model(given_config: Path | None) -> tuple[Path, str]:
+    """The model folder and recognition mode `predict` uses: the config's, or the defaults without one."""
     path = configuration.config_path(given_config)
     if given_config is None and not path.exists():
-        return DEFAULT_MODEL
-    return configuration.load(path).model.path
+        return DEFAULT_MODEL, configuration.RecognitionConfig().mode
+    config = configuration.load(path)
+    return config.model.path, config.recognition.mode
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from watcher.config import Config
 from watcher.metrics import Metrics
 from watcher.notify import Notifier
 from watcher.observe import Inbox, observer_alive, start_observer, stop_observer
-from watcher.recognise import prepare, read
+from watcher.recognise import Preparer, read
 from watcher.reload import ModelReloader
 
 log = structlog.get_logger()
@@ -83,6 +83,7 @@ class Daemon:
     def run(self, *, once: bool = False, progress: Callable[[int], None] | None = None) -> int:
         """Process files until stopped (or, with `once`, until the inbox is empty); returns the exit code."""
         workspace = claim.Workspace(self.config.work, inbox=self.config.paths.inbox)
+        self.preparer = Preparer(limits=self.config.limits, mode=self.config.recognition.mode)
         try:
             self._recover(workspace)
             with record.locked(self.config.paths.results) as results:
@@ -129,6 +130,7 @@ class Daemon:
         finally:
             if self.observer is not None:
                 stop_observer(self.observer)
+            self.preparer.close()
             workspace.close()
 
     def _next_batch(self, workspace: claim.Workspace, *, once: bool) -> list[claim.Claim]:
@@ -160,7 +162,7 @@ class Daemon:
         return min(waits)
 
     def _process(self, claims: Sequence[claim.Claim], workspace: claim.Workspace) -> None:
-        prepared = [prepare(c.path, name=c.name, limits=self.config.limits) for c in claims]
+        prepared = self.preparer.prepare([c.path for c in claims], [c.name for c in claims])
         review_below = self.config.review.threshold if self.config.paths.review is not None else None
         readings = read(prepared, self.classifier, review_below=review_below)
         batch = [commit.Processed(claim=c, sha256=p.sha256, reading=r) for c, p, r in zip(claims, prepared, readings)]
@@ -247,7 +249,7 @@ class Daemon:
         except configuration.ConfigError as exc:
             log.warning("config_refused", detail=str(exc))
             return
-        needs_restart = [name for name in ("paths", "watch", "metrics") if getattr(fresh, name) != getattr(self.config, name)]
+        needs_restart = [name for name in ("paths", "watch", "metrics", "limits", "recognition") if getattr(fresh, name) != getattr(self.config, name)]
         if needs_restart:
             log.warning("config_needs_restart", sections=needs_restart)
             return

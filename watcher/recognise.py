@@ -1,23 +1,32 @@
-"""From a file to a reading: read, decode, normalise, then classify a whole batch in one call."""
+"""From a file to a reading: read, decode, find the digits, then classify a whole batch in one call."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from watcher.classify import Classifier
 from watcher.config import LimitsConfig
 from watcher.decode import Unreadable, decode, read_file
-from watcher.normalise import normalise
+from watcher.segment import digit_images
+
+log = structlog.get_logger()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A file made ready for the model: its digit images, or why there are none."""
+    """A file made ready for the model: its digit images (none for a blank page), or why there are none."""
 
     sha256: str
     digits: np.ndarray | None = None
@@ -35,22 +44,65 @@ class Reading:
     detail: str = ""
 
 
-def prepare(path: Path, *, name: str, limits: LimitsConfig) -> Prepared:
-    """Read and normalise one file; any failure becomes a one-line reason, never an exception."""
+def prepare(path: Path, name: str, *, limits: LimitsConfig, mode: str) -> Prepared:
+    """Read one file and find its digits; any failure becomes a one-line reason, never an exception."""
     try:
         data = read_file(path, max_bytes=limits.max_bytes)
     except Unreadable as exc:
         return Prepared(sha256="", error=str(exc))
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        digit = normalise(decode(data, name=name, max_pixels=limits.max_pixels))
+        digits = digit_images(decode(data, name=name, max_pixels=limits.max_pixels), mode=mode)
     except Unreadable as exc:
         return Prepared(sha256=sha256, error=str(exc))
     except Exception as exc:
         return Prepared(sha256=sha256, error=f"cannot process image: {type(exc).__name__}: {exc}".splitlines()[0])
-    if digit is None:
-        return Prepared(sha256=sha256, digits=np.zeros((0, 28, 28), np.float32))
-    return Prepared(sha256=sha256, digits=digit[np.newaxis])
+    return Prepared(sha256=sha256, digits=digits)
+
+
+class Preparer:
+    """Runs `prepare` in worker processes: every core decodes, and a file that crashes the image
+    decoder takes down a worker, never the daemon.
+    """
+
+    def __init__(self, *, limits: LimitsConfig, mode: str, workers: int | None = None) -> None:
+        self.task = partial(prepare, limits=limits, mode=mode)
+        self.workers = workers or os.cpu_count() or 1
+        self.pool = self._start()
+        # Start the workers now, not on the first file: spawning them and their imports take a second.
+        self.prepare([Path(os.devnull)] * self.workers, ["warm-up.png"] * self.workers)
+
+    def prepare(self, paths: Sequence[Path], names: Sequence[str]) -> list[Prepared]:
+        chunk = max(1, -(-len(paths) // self.workers))
+        try:
+            return list(self.pool.map(self.task, paths, names, chunksize=chunk))
+        except BrokenProcessPool:
+            # One of these files killed a worker: find it by trying each alone in a fresh pool.
+            return [self._prepare_alone(path, name) for path, name in zip(paths, names)]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare_alone(self, path: Path, name: str) -> Prepared:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool = self._start()
+        try:
+            return self.pool.submit(self.task, path, name).result()
+        except BrokenProcessPool:
+            log.warning("decoder_crashed", file=name)
+            self.pool = self._start()
+            return Prepared(sha256="", error="the image crashed the decoder")
+
+    def _start(self) -> ProcessPoolExecutor:
+        # Spawned, not forked: the daemon has threads (the observer) that a fork would copy mid-step.
+        return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_ignore_stop_signals)
+
+
+def _ignore_stop_signals() -> None:
+    """Workers leave stopping to the daemon, which finishes the batch in hand first (a terminal's Ctrl-C
+    and systemd's SIGTERM reach the whole process group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: float | None) -> list[Reading]:

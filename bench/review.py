@@ -1,0 +1,69 @@
+"""Which review threshold on the top probability catches most of the model's errors while sending few scans to review."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from watcher.classify import load_classifier  # noqa: E402
+from watcher.dataset import load_mnist  # noqa: E402
+from watcher.normalise import normalise  # noqa: E402
+from watcher.synthetic import render_scan  # noqa: E402
+
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+MAX_REVIEW_SHARE = 0.01  # a review queue is read by people: at most 1 scan in 100 should land there
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scans", type=int, default=2000, help="rendered scans (default 2000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mnist.npz"))
+    parser.add_argument("--model", type=Path, default=Path("models/mnist-cnn"))
+    args = parser.parse_args()
+
+    _, _, x_test, y_test = load_mnist(args.data)
+    classifier = load_classifier(args.model)
+    rng = np.random.default_rng(args.seed)
+    print(f"model {classifier.version}, MNIST test split only")
+
+    # The plain test split, normalised as the daemon would: the model's own error profile.
+    plain = np.stack([normalise(digit) for digit in x_test])
+    sweep("plain MNIST test", classifier.probabilities(plain), y_test)
+
+    # Realistic scans through a PNG round trip: where the daemon's errors actually come from.
+    picked = rng.choice(len(x_test), size=args.scans, replace=False)
+    decoded = [cv2.imdecode(cv2.imencode(".png", render_scan(x_test[i], rng))[1], cv2.IMREAD_UNCHANGED) for i in picked]
+    digits = [normalise(scan) for scan in decoded]
+    found = np.array([digit is not None for digit in digits])
+    scans = np.stack([digit for digit in digits if digit is not None])
+    sweep(f"rendered scans ({found.sum()} of {args.scans} with ink)", classifier.probabilities(scans), y_test[picked][found])
+    return 0
+
+
+def sweep(name: str, probabilities: np.ndarray, labels: np.ndarray) -> None:
+    """Print review share, errors caught and remaining accuracy per threshold, and the recommended one."""
+    confidence = probabilities.max(axis=1)
+    wrong = probabilities.argmax(axis=1) != labels
+    print(f"\n{name}: {len(labels)} digits, accuracy {1 - wrong.mean():.2%}, {wrong.sum()} errors")
+    print(f"{'threshold':>9} {'to review':>10} {'errors caught':>14} {'accuracy left':>14}")
+    best = None
+    for threshold in THRESHOLDS:
+        review = confidence < threshold
+        caught = (review & wrong).sum() / max(1, wrong.sum())
+        left = 1 - wrong[~review].mean() if (~review).any() else 1.0
+        print(f"{threshold:>9} {review.mean():>10.2%} {caught:>14.1%} {left:>14.2%}")
+        # The highest threshold that keeps the queue within budget catches the most errors.
+        if review.mean() <= MAX_REVIEW_SHARE:
+            best = threshold
+    print(f"recommended: {best} (the highest threshold sending at most {MAX_REVIEW_SHARE:.0%} to review)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Segmentation of written numbers: digits found left to right, touching ones split, broken ones kept whole."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from watcher.classify import load_classifier
+from watcher.normalise import normalise
+from watcher.segment import digit_images
+from watcher.synthetic import render_scan
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+MODEL = Path(__file__).resolve().parents[1] / "models" / "mnist-cnn"
+SCALE = 3  # page pixels per MNIST pixel: digits about 60 px tall
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[np.ndarray, np.ndarray]:
+    with np.load(SAMPLE) as data:
+        return data["x"], data["y"]
+
+
+def first_of(sample: tuple[np.ndarray, np.ndarray], label: int) -> np.ndarray:
+    digits, labels = sample
+    return digits[np.flatnonzero(labels == label)[0]]
+
+
+def tight(digit: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(digit)
+    return digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def number_page(digits: list[np.ndarray], *, gaps: list[int]) -> np.ndarray:
+    """uint8 page: black digits on white, in a row, `gaps[i]` MNIST pixels after digit i (negative: overlap)."""
+    crops = [tight(digit) for digit in digits]
+    ink = np.zeros((40, sum(crop.shape[1] for crop in crops) + sum(gaps) + 20), np.uint8)
+    x = 10
+    for crop, gap in zip(crops, [*gaps, 0]):
+        h, w = crop.shape
+        np.maximum(ink[30 - h : 30, x : x + w], crop, out=ink[30 - h : 30, x : x + w])
+        x += w + gap
+    big = cv2.resize(ink, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_CUBIC)
+    return 255 - (np.clip((big.astype(np.float32) - 80) * 2, 0, 255) * 0.85).astype(np.uint8)
+
+
+def same_digit(first: np.ndarray, second: np.ndarray) -> bool:
+    return float(np.corrcoef(first.ravel(), second.ravel())[0, 1]) > 0.8
+
+
+def components(page: np.ndarray) -> int:
+    return cv2.connectedComponents((page < 128).astype(np.uint8), connectivity=8)[0] - 1
+
+
+@pytest.mark.parametrize("mode", ["number", "auto"])
+def test_spaced_digits_come_out_left_to_right(sample: tuple[np.ndarray, np.ndarray], mode: str) -> None:
+    digits = [first_of(sample, label) for label in (2, 0, 4, 7)]
+    found = digit_images(number_page(digits, gaps=[5, 6, 4]), mode=mode)
+    assert found.shape == (4, 28, 28) and found.dtype == np.float32
+    alone = [normalise(number_page([digit], gaps=[])) for digit in digits]
+    assert all(same_digit(got, wanted) for got, wanted in zip(found, alone))
+
+
+def test_touching_digits_are_split(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    page = number_page([first_of(sample, 0), first_of(sample, 8), first_of(sample, 3)], gaps=[-4, 6])
+    assert components(page) == 2  # the 0 and the 8 are one blob of ink
+    assert len(digit_images(page, mode="number")) == 3
+
+
+def test_broken_strokes_stay_one_digit(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    broken = first_of(sample, 4).copy()
+    rows = np.flatnonzero(broken.any(axis=1))
+    broken[rows[len(rows) // 2] - 1 : rows[len(rows) // 2] + 2] = 0  # a pen that skipped across the middle
+    page = number_page([first_of(sample, 1), broken, first_of(sample, 6)], gaps=[6, 6])
+    assert components(page) >= 4
+    assert len(digit_images(page, mode="number")) == 3
+    assert len(digit_images(page, mode="auto")) == 3
+
+
+def test_dots_and_specks_are_ignored(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    page = number_page([first_of(sample, 3), first_of(sample, 5), first_of(sample, 9)], gaps=[8, 8])
+    clean = digit_images(page, mode="number")
+    dotted = page.copy()
+    for x, y in ((5, 5), (60, 85), (110, 84), (dotted.shape[1] - 6, 100)):
+        cv2.circle(dotted, (x, y), 3, 0, -1)  # dust, and a decimal point on the baseline between digits
+    assert components(dotted) > components(page)
+    found = digit_images(dotted, mode="number")
+    assert len(found) == 3
+    assert all(same_digit(got, wanted) for got, wanted in zip(found, clean))
+
+
+@pytest.mark.parametrize("mode", ["digit", "number", "auto"])
+def test_blank_and_speck_pages_hold_no_digit(mode: str) -> None:
+    blank = np.full((100, 300), 230, np.uint8)
+    specks = blank.copy()
+    for x in (40, 150, 260):
+        cv2.circle(specks, (x, 50), 1, 20, -1)
+    for page in (blank, specks):
+        assert normalise(page) is None
+        assert digit_images(page, mode=mode).shape == (0, 28, 28)
+
+
+def test_digit_mode_is_normalise(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    digits, _ = sample
+    rng = np.random.default_rng(3)
+    pages = [render_scan(digit, rng, max_side=200) for digit in digits[:10]]
+    pages.append(number_page(list(digits[:3]), gaps=[5, 5]))
+    for page in pages:
+        assert np.array_equal(digit_images(page, mode="digit"), normalise(page)[np.newaxis])
+
+
+def test_auto_reads_a_lone_digit_as_one(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    digits, _ = sample
+    rng = np.random.default_rng(4)
+    for digit in digits[:60]:
+        page = render_scan(digit, rng, max_side=300)
+        alone = normalise(page)
+        found = digit_images(page, mode="auto")
+        assert np.array_equal(found, alone[np.newaxis] if alone is not None else np.zeros((0, 28, 28), np.float32))
+
+
+def test_unknown_mode_is_refused(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    with pytest.raises(ValueError, match="mode"):
+        digit_images(first_of(sample, 1), mode="numbers")
+
+
+def test_shipped_model_reads_composed_numbers(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    digits, labels = sample
+    rng = np.random.default_rng(7)
+    classifier = load_classifier(MODEL)
+    right = 0
+    for _ in range(20):
+        picked = rng.choice(len(digits), size=int(rng.integers(2, 6)), replace=False)
+        page = number_page(list(digits[picked]), gaps=list(rng.integers(3, 9, size=len(picked) - 1)))
+        found = digit_images(cv2.imdecode(cv2.imencode(".png", page)[1], cv2.IMREAD_UNCHANGED), mode="auto")
+        read = "".join(map(str, classifier.probabilities(found).argmax(axis=1))) if len(found) else ""
+        right += read == "".join(map(str, labels[picked]))
+    assert right >= 18
+
+
+def test_a_number_scan_is_segmented_in_milliseconds(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    digits, _ = sample
+    page = number_page([first_of(sample, label) for label in (1, 9, 8, 4)], gaps=[5, 5, 5])
+    page = cv2.resize(page, None, fx=100 / page.shape[0], fy=100 / page.shape[0], interpolation=cv2.INTER_AREA)
+    assert len(digit_images(page, mode="number")) == 4
+    timings = []
+    for _ in range(20):
+        started = time.perf_counter()
+        digit_images(page, mode="number")
+        timings.append(time.perf_counter() - started)
+    assert np.median(timings) < 0.01  # about 1 ms on one core; generous for a loaded CI machine
