@@ -43,7 +43,9 @@ def test_exactly_once_across_kill_9(tmp_path: Path) -> None:
             rows_before = len(result_rows(tmp_path / "results.csv"))
             wait_for(lambda: len(result_rows(tmp_path / "results.csv")) > rows_before or not feeding.is_alive(), what="new rows")
             time.sleep(chance.uniform(0, 0.3))
+            workers = children(daemon.process.pid)
             daemon.kill()
+            wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), what="its workers to die with it")
     finally:
         feeding.join()
     survivor = DaemonProcess(config)
@@ -69,6 +71,11 @@ def test_exactly_once_across_kill_9(tmp_path: Path) -> None:
     assert [p for p in inbox.iterdir() if p.is_file()] == []
     assert list((inbox / ".digit-watcher").iterdir()) == [], "no claim left behind"
     assert (tmp_path / "results.csv").read_bytes().endswith(b"\r\n")
+
+
+def children(pid: int) -> list[int]:
+    """The processes a daemon started (its decoding workers)."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def feed(staging: Path, inbox: Path, names: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import signal
@@ -22,6 +23,8 @@ from watcher.decode import Unreadable, decode, read_file
 from watcher.segment import digit_images
 
 log = structlog.get_logger()
+
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -95,12 +98,19 @@ class Preparer:
 
     def _start(self) -> ProcessPoolExecutor:
         # Spawned, not forked: the daemon has threads (the observer) that a fork would copy mid-step.
-        return ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_ignore_stop_signals)
+        return ProcessPoolExecutor(
+            self.workers, mp_context=get_context("spawn"), initializer=_serve_daemon, initargs=(os.getpid(),)
+        )
 
 
-def _ignore_stop_signals() -> None:
-    """Workers leave stopping to the daemon, which finishes the batch in hand first (a terminal's Ctrl-C
-    and systemd's SIGTERM reach the whole process group)."""
+def _serve_daemon(daemon_pid: int) -> None:
+    """Set up a worker: it lives and dies with its daemon, and leaves stopping to it."""
+    # A daemon killed with SIGKILL cannot shut its pool down: have the kernel kill the workers with it.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != daemon_pid:
+        os._exit(0)
+    # The daemon finishes the batch in hand first; a terminal's Ctrl-C and systemd's SIGTERM reach
+    # the whole process group, so the workers must not stop on their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
