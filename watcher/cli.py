@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
-    train.add_argument("--epochs", type=int, default=None, help="training epochs (default: the shipped model's)")
+    train.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24, as the shipped model)")
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)")
     train.set_defaults(command=_train)

@@ -101,7 +101,10 @@ def draw_confusion_matrix(matrix: np.ndarray, *, title: str, path: Path) -> None
     axes.set_xlabel("predicted digit")
     axes.set_ylabel("true digit")
     axes.set_title(title)
-    figure.colorbar(shown, ax=axes, label="mistakes (log scale)", fraction=0.046, pad=0.04)
+    ticks = [tick for tick in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if tick <= top]
+    bar = figure.colorbar(shown, ax=axes, label="mistakes (log scale)", fraction=0.046, pad=0.04, ticks=ticks)
+    bar.ax.set_yticklabels([str(tick) for tick in ticks])
+    bar.ax.minorticks_off()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)

@@ -8,7 +8,7 @@ import numpy as np
 IMAGE_SIDE = 28
 NUM_CLASSES = 10
 AUGMENTATION = (
-    "per epoch, each image: rotation ±15°, scale 0.8–1.2, shear ±0.25, shift ±2.5 px, "
+    "redrawn every epoch: rotation ±15°, scale 0.8–1.2, shear ±0.25, shift ±2.5 px, "
     "stroke thickness (dilate/erode 2x2, 25% each), blur (σ≤0.8, 20%), Gaussian noise (σ≤0.08, 20%)"
 )
 

@@ -6,15 +6,17 @@ import cv2
 import numpy as np
 
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
-POLARITY_SIDE = 48  # polarity is judged on a copy at most this many pixels long
+POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long
+BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
+NOISE_GAP = 3  # pixels this far apart carry nearly independent noise, even after the light blur
 STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
 MIN_CONTRAST = 0.06  # ink must differ from the paper by 6 % of full scale, or the page is blank
 MIN_INK_SIDE = 0.04  # ink whose longer side is under 4 % of the page (or 3 px) is a speck
 MIN_PIECE = 0.04  # pieces under 4 % of the largest piece's area are specks
 NEAR_PIECE = 0.35  # a piece further from the digit than 35 % of its size is a stray mark
 BORDER_BAND = 0.08  # scanner edges and box lines lie within 8 % of the image border
-EDGE_LINE_FILL = 0.85  # an edge row/column this full of ink is a scanner edge, not a stroke
-SPECK_EXTENT = 0.15  # a piece shorter than 15 % of the digit's size is a speck, not a broken stroke
+EDGE_LINE_FILL = 0.6  # an edge row/column this full of ink is a scanner edge, not a stroke
+SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
 BOX_SIDE, CANVAS_SIDE = 20, 28  # MNIST: the digit's longer side is 20 px inside a 28 px canvas
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
 TARGET_STROKE = 0.11  # MNIST strokes are about 11 % of the digit's longer side
@@ -37,22 +39,25 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     # Strokes are wider than the grain of scanner noise: a light blur lowers the noise far more than the ink,
     # so ink is detected on the blurred map, while its grey levels come from the sharp one.
     smooth = cv2.GaussianBlur(contrast, (0, 0), max(0.7, min(contrast.shape) / 200))
-    sample = _sample(smooth)
-    paper = float(np.median(sample))
-    noise = 1.4826 * float(np.median(np.abs(sample - paper)))
+    paper, noise = _paper_and_noise(smooth)
     candidates = smooth > max(paper + 5.0 * noise, MIN_CONTRAST)
     if not candidates.any():
         return np.zeros(contrast.shape, np.float32)
     ink_level = float(np.percentile(smooth[candidates], 90))
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
-    kept = _clean_components(_erase_border_lines(strokes))
+    kept = _clean_components(_erase_border_lines(strokes, faint_ink=candidates))
     if not kept.any():
         return np.zeros(contrast.shape, np.float32)
-    # Keep the anti-aliased rim of the kept strokes as grey levels, the way MNIST digits look.
+    # Keep the anti-aliased rim of the kept strokes as grey levels, the way MNIST digits look; only the
+    # region around the kept strokes is computed.
     floor = max(paper + 3.0 * noise, RAMP_FLOOR * ink_level)
-    ramp = np.clip((contrast - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0)
-    rim = cv2.dilate(kept.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return np.where(rim, ramp, 0.0).astype(np.float32)
+    rim = cv2.dilate(kept.astype(np.uint8), np.ones((3, 3), np.uint8))
+    left, top, width, height = cv2.boundingRect(rim)
+    region = (slice(top, top + height), slice(left, left + width))
+    ink = np.zeros(contrast.shape, np.float32)
+    ramp = np.clip((contrast[region] - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0)
+    ink[region] = ramp * rim[region]
+    return ink
 
 
 def fit_digit(ink: np.ndarray) -> np.ndarray:
@@ -132,6 +137,20 @@ def _sample(pixels: np.ndarray) -> np.ndarray:
     return flat[::step]
 
 
+def _paper_and_noise(smooth: np.ndarray) -> tuple[float, float]:
+    """The paper's level and its noise, measured so that even a fat digit covering most of the page does not
+    count: the level below Otsu's ink/paper split, the noise from differences between nearby pixels."""
+    sample = _sample(smooth)
+    scaled = np.round(np.clip(sample / max(float(sample.max()), 1e-6), 0, 1) * 255).astype(np.uint8)
+    split, _ = cv2.threshold(scaled.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    paper = float(np.median(sample[scaled <= split]))
+    rows = smooth[:: max(1, smooth.shape[0] // 64)]  # 64 rows hold plenty of pixel pairs
+    gap = min(NOISE_GAP, smooth.shape[1] - 1)
+    differences = np.abs(rows[:, gap:] - rows[:, :-gap]) if gap > 0 else np.zeros(1, np.float32)
+    # Half the pixel pairs lie inside paper or inside a stroke, where the difference is noise alone.
+    return paper, 1.4826 * float(np.median(differences)) / np.sqrt(2.0)
+
+
 def _ink_is_light(grey: np.ndarray) -> bool:
     """Ink is the minority that departs far from the paper tone; see on which side of the paper it lies."""
     # Judged on a small copy: averaging pixels damps noise, and ink still pulls one way.
@@ -141,19 +160,23 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     ys, xs = np.mgrid[0 : small.shape[0], 0 : small.shape[1]]
     values = small.ravel()
     ys, xs = (ys.ravel() + 0.5) / small.shape[0] - 0.5, (xs.ravel() + 0.5) / small.shape[1] - 0.5
-    # Uneven light is a smooth surface over the page: fit one and take it away, so a shadowed half of the page
-    # does not pass for ink. The first fit uses the page's outer ring, which is mostly paper; the second, every
-    # pixel close to that first surface.
+    # The image's outermost pixels are paper even when a fat digit fills most of it: their median is the
+    # first guess at the paper tone. Uneven light is then a smooth surface over the page, fitted to the pixels
+    # near that tone and taken away, so a shadowed half of the page does not pass for ink.
+    ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    level = float(np.median(ring))
+    spread = 1.4826 * float(np.median(np.abs(ring - level)))
+    residual = values - level
+    paper = np.abs(residual) <= max(3.0 * spread, 0.05)
     surface = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
-    paper = np.maximum(np.abs(xs), np.abs(ys)) >= 0.35
     for _ in range(2):
+        if paper.sum() < 12:
+            break
         fit_on = surface[paper]
         coefficients = np.linalg.solve(fit_on.T @ fit_on + 1e-6 * np.eye(6), fit_on.T @ values[paper])
         residual = values - surface @ coefficients
         spread = 1.4826 * float(np.median(np.abs(residual[paper] - np.median(residual[paper]))))
         paper = np.abs(residual) <= max(3.0 * spread, 0.02)
-        if paper.sum() < 6:
-            break
     margin = max(2.0 * spread, 0.02)
     above = np.clip(residual - margin, 0.0, None).sum()
     below = np.clip(-residual - margin, 0.0, None).sum()
@@ -167,11 +190,15 @@ def _background(raised: np.ndarray) -> np.ndarray:
     small = cv2.resize(
         raised, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
     )
-    # A third of the shorter side is wider than any stroke yet still follows a lighting gradient.
-    side = max(3, (min(small.shape) // 3) | 1)
+    # A window this share of the shorter side is wider than even a marker's stroke across a tightly
+    # cropped digit, yet still follows a lighting gradient.
+    side = max(3, int(BACKGROUND_WINDOW * min(small.shape)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    paper = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
-    paper = cv2.blur(paper, (side, side), borderType=cv2.BORDER_REPLICATE)
+    # Beyond the edges the light is extrapolated (odd reflection), not held flat, or an opening would cut the
+    # bright end of a gradient short and leave a false stroke along that edge; dips stop at the darkest paper.
+    padded = np.maximum(np.pad(small, side, mode="reflect", reflect_type="odd"), small.min())
+    paper = cv2.morphologyEx(padded, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.blur(paper, (side, side), borderType=cv2.BORDER_REPLICATE)[side:-side, side:-side]
     return cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -197,19 +224,25 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def _erase_border_lines(strokes: np.ndarray) -> np.ndarray:
+def _erase_border_lines(strokes: np.ndarray, *, faint_ink: np.ndarray) -> np.ndarray:
     """Clear rows and columns at the image edge that are ink nearly end to end: a scanner's shadow or a ruled edge.
 
-    Done per pixel row, not per component, because a digit touching such a line would join it.
+    Done per pixel row, not per component, because a digit touching such a line would join it. Fullness is
+    judged on the faint ink too, since uneven light dims one end of a long line.
     """
     strokes = strokes.copy()
-    for lines in (strokes, strokes.T):  # rows, then columns (a view, so clearing writes through)
+    for lines, faint in ((strokes, faint_ink), (strokes.T, faint_ink.T)):  # rows, then columns (views)
         band = max(1, int(BORDER_BAND * lines.shape[0]))
         for edge in (range(band), range(lines.shape[0] - 1, lines.shape[0] - 1 - band, -1)):
+            run, needed = [], EDGE_LINE_FILL
             for index in edge:
-                if lines[index].mean() < EDGE_LINE_FILL:
+                if faint[index].mean() < needed:
                     break  # only lines contiguous with the edge itself
-                lines[index] = False
+                run.append(index)
+                needed = EDGE_LINE_FILL / 2  # the line's own blurred rim is less full
+            # A run filling the whole band is something thicker, like the bar of a tightly cropped 7.
+            if len(run) < band:
+                lines[run] = False
     return strokes
 
 

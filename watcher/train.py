@@ -80,7 +80,9 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "seed": seed,
         "training_digits": len(mnist),
         "scan_rendered_digits": len(scans),
-        "augmentation": AUGMENTATION,
+        "augmentation": f"{AUGMENTED_SHARE:.0%} of the MNIST digits each epoch, {AUGMENTATION}",
+        "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.synthetic "
+        f"(canvas 40–{SCAN_MAX_SIDE} px) and passed back through watcher.normalise",
         "test_accuracy": round(test_accuracy, 6),
         "training_minutes": round(minutes, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
