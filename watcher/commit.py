@@ -46,6 +46,7 @@ def commit(
     """Write the batch's rows and move its files; returns the rows written."""
     with record.locked(config.paths.results) as results:
         taken: dict[Path, set[str]] = {}
+        shown: dict[Path, str] = {}
         rows, moves = [], []
         written_at, written_clock = record.timestamp(now()), clock()
         for item in batch:
@@ -53,7 +54,9 @@ def commit(
             name = place.free_name(folder, item.claim.name, taken=taken.setdefault(folder, set()))
             taken[folder].add(name)
             moves.append((item.claim.path, folder / name))
-            rows.append(_row(item, model=model, at=written_at, latency_s=written_clock - item.claim.ready_at, moved_to=os.path.relpath(folder / name, config.root)))
+            shown.setdefault(folder, os.path.relpath(folder, config.root))
+            moved_to = os.path.join(shown[folder], name)
+            rows.append(_row(item, model=model, at=written_at, latency_s=written_clock - item.claim.ready_at, moved_to=moved_to))
         data = record.encode(rows)
         _write_journal(workspace.journal, results=config.paths.results, offset=results.size, data=data, moves=moves)
         results.append(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import structlog
@@ -16,7 +17,7 @@ from watcher.config import Config
 from watcher.metrics import Metrics
 from watcher.notify import Notifier
 from watcher.observe import Inbox, observer_alive, start_observer, stop_observer
-from watcher.recognise import Preparer, read
+from watcher.recognise import Prepared, Preparer, read
 from watcher.reload import ModelReloader
 
 log = structlog.get_logger()
@@ -25,6 +26,14 @@ IDLE_WAKE_S = 1.0
 STATUS_EVERY_S = 1.0
 FIRST_RETRY_S = 0.5
 LONGEST_RETRY_S = 30.0
+
+
+@dataclass(frozen=True)
+class InHand:
+    """A claimed batch whose files the workers are reading."""
+
+    claims: list[claim.Claim]
+    prepared: Callable[[], list[Prepared]]
 
 
 def utc_now() -> datetime:
@@ -108,6 +117,7 @@ class Daemon:
                 queued=len(self.inbox) + len(self._adopted),
                 once=once,
             )
+            in_hand: InHand | None = None
             while not self._stopping:
                 if not self.config.paths.inbox.is_dir():
                     log.error("inbox_gone", inbox=str(self.config.paths.inbox))
@@ -116,13 +126,16 @@ class Daemon:
                     log.error("observer_died", detail="the folder watcher stopped; exiting rather than running blind")
                     return 1
                 self._housekeeping(workspace)
-                claims = self._next_batch(workspace, once=once)
-                if claims:
-                    self._process(claims, workspace)
-                    if progress is not None:
-                        progress(len(claims))
-                elif once and not len(self.inbox) and not self._adopted:
+                claims = self._next_batch(workspace, once=once, busy=in_hand is not None)
+                # The workers read the next batch while this one is classified and committed: both cores stay busy.
+                reading = InHand(claims, self.preparer.submit([c.path for c in claims], [c.name for c in claims])) if claims else None
+                if in_hand is not None:
+                    self._finish(in_hand, workspace, progress=progress)
+                in_hand = reading
+                if in_hand is None and once and not len(self.inbox) and not self._adopted:
                     break
+            if in_hand is not None:
+                self._finish(in_hand, workspace, progress=progress)
             if self._stopping:
                 self.notifier.stopping()
                 log.info("stopping", processed=sum(self.counts.values()))
@@ -133,14 +146,16 @@ class Daemon:
             self.preparer.close()
             workspace.close()
 
-    def _next_batch(self, workspace: claim.Workspace, *, once: bool) -> list[claim.Claim]:
+    def _next_batch(self, workspace: claim.Workspace, *, once: bool, busy: bool) -> list[claim.Claim]:
+        """Claim the next batch: what is ready now, waiting only when idle (nothing in hand)."""
         limit = self.config.batch.max_size
         workspace.new_batch()
         claims = [self._adopted.popleft() for _ in range(min(limit, len(self._adopted)))]
-        wait = 0.0 if claims else self._idle_wait(once=once)
+        wait = 0.0 if claims or busy else self._idle_wait(once=once)
         arrivals = self.inbox.take(limit - len(claims), timeout=wait)
-        if arrivals:
-            # A lone file waits a moment for company, so a burst shares one model call.
+        if len(arrivals) > 1:
+            # Files arriving together wait a moment for the rest of their burst, to share one model call;
+            # a lone file is read at once.
             deadline = arrivals[0].ready_at + self.config.batch.max_wait_ms / 1000
             while len(claims) + len(arrivals) < limit and not self._stopping and (left := deadline - self.clock()) > 0:
                 more = self.inbox.take(limit - len(claims) - len(arrivals), timeout=left)
@@ -161,8 +176,9 @@ class Daemon:
             waits.append(self.notifier.ping_interval)
         return min(waits)
 
-    def _process(self, claims: Sequence[claim.Claim], workspace: claim.Workspace) -> None:
-        prepared = self.preparer.prepare([c.path for c in claims], [c.name for c in claims])
+    def _finish(self, batch_in_hand: InHand, workspace: claim.Workspace, *, progress: Callable[[int], None] | None) -> None:
+        """Classify a batch the workers have read, record its rows and place its files."""
+        claims, prepared = batch_in_hand.claims, batch_in_hand.prepared()
         review_below = self.config.review.threshold if self.config.paths.review is not None else None
         readings = read(prepared, self.classifier, review_below=review_below)
         batch = [commit.Processed(claim=c, sha256=p.sha256, reading=r) for c, p, r in zip(claims, prepared, readings)]
@@ -185,6 +201,8 @@ class Daemon:
             now=time.time(),
         )
         self.notifier.progress()
+        if progress is not None:
+            progress(len(rows))
 
     def _commit(self, batch: Sequence[commit.Processed], workspace: claim.Workspace) -> list[record.Row]:
         """Commit, retrying with backoff while the machine is at fault (disk full, folder not writable)."""

@@ -6,7 +6,7 @@ import ctypes
 import hashlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -73,15 +73,26 @@ class Preparer:
         self.workers = workers or os.cpu_count() or 1
         self.pool = self._start()
         # Start the workers now, not on the first file: spawning them and their imports take a second.
-        self.prepare([Path(os.devnull)] * self.workers, ["warm-up.png"] * self.workers)
+        self.submit([Path(os.devnull)] * self.workers, ["warm-up.png"] * self.workers)()
 
-    def prepare(self, paths: Sequence[Path], names: Sequence[str]) -> list[Prepared]:
+    def submit(self, paths: Sequence[Path], names: Sequence[str]) -> Callable[[], list[Prepared]]:
+        """Start reading the files in the workers; the call returned waits for the results."""
         chunk = max(1, -(-len(paths) // self.workers))
         try:
-            return list(self.pool.map(self.task, paths, names, chunksize=chunk))
+            results: Iterator[Prepared] | None = self.pool.map(self.task, paths, names, chunksize=chunk)
         except BrokenProcessPool:
+            results = None
+
+        def wait() -> list[Prepared]:
+            try:
+                if results is not None:
+                    return list(results)
+            except BrokenProcessPool:
+                pass
             # One of these files killed a worker: find it by trying each alone in a fresh pool.
             return [self._prepare_alone(path, name) for path, name in zip(paths, names)]
+
+        return wait
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

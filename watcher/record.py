@@ -8,9 +8,9 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 COLUMNS = (
     "time",
@@ -28,8 +28,7 @@ COLUMNS = (
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     time: str
     file: str
     status: str
@@ -57,7 +56,7 @@ def encode(rows: Sequence[Row]) -> bytes:
     """RFC 4180 lines (CRLF, minimal quoting) for the rows, each cell formula-guarded."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows([guard(cell) for cell in astuple(row)] for row in rows)
+    writer.writerows([guard(cell) for cell in row] for row in rows)
     # A name that is not valid UTF-8 keeps its odd bytes visible as \\xNN escapes.
     return buffer.getvalue().encode("utf-8", errors="backslashreplace")
 
