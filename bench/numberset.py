@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from watcher.classify import Classifier, load_classifier  # noqa: E402
 from watcher.dataset import load_mnist  # noqa: E402
 from watcher.segment import digit_images  # noqa: E402
-from watcher.synthetic import _add_specks_and_edge, _coloured, _lighting, _rgba, render_scan  # noqa: E402
+from watcher.synthetic import print_on_paper, render_scan  # noqa: E402
 
 TARGET = 0.97
 LENGTHS = (2, 3, 4, 5, 6)  # a year, a ZIP code, a meter reading
@@ -24,6 +24,7 @@ SIZE_JITTER = (0.85, 1.15)  # each digit's own size, relative to its neighbours
 BASELINE_JITTER_PX = 2  # how far a digit wanders off the line, at MNIST scale
 PIXELS_PER_MNIST_PX = (1.2, 4.0)  # the scan's resolution: digits of about 24 to 80 px
 FORMATS = ("grey", "grey", "grey", "inverted", "colour", "rgba", "16bit")  # polarity both ways, every file kind
+EFFECT_CHANCES = {"lighting": 0.3, "specks+edge": 0.2, "noise": 0.3}  # how often a scan shows each flaw
 
 
 def main() -> int:
@@ -114,23 +115,9 @@ def render_number_scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # Margins scale with the writing's height: a scan of a form field, not a whole page.
     margin_y, margin_x = (int(rng.uniform(0.1, 1.0) * coverage.shape[0]) for _ in range(2))
     coverage = cv2.copyMakeBorder(coverage, margin_y, margin_y, margin_x, margin_x, cv2.BORDER_CONSTANT, value=0.0)
-    paper, pen = rng.uniform(0.75, 1.0), rng.uniform(0.0, 0.3)
-    page = paper + (pen - paper) * coverage
-    if rng.random() < 0.3:
-        page = page * _lighting(rng, page.shape)
-    if rng.random() < 0.2:
-        page = _add_specks_and_edge(page, rng, pen=pen)
-    page = np.clip(page + rng.normal(0, rng.uniform(0.0, 0.06), page.shape), 0.0, 1.0).astype(np.float32)
-    kind = str(rng.choice(FORMATS))
-    if kind == "rgba":
-        return _rgba(coverage, rng)
-    if kind == "colour":
-        page = _coloured(page, coverage, rng, palette=False)
-    if kind == "inverted":
-        page = 1.0 - page
-    if kind == "16bit":
-        return np.round(page * 65535).astype(np.uint16)
-    return np.round(page * 255).astype(np.uint8)
+    effects = {effect for effect, chance in EFFECT_CHANCES.items() if rng.random() < chance}
+    effects.add(str(rng.choice(FORMATS)))
+    return print_on_paper(coverage, rng, effects=effects)
 
 
 def read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> tuple[list[str], float]:

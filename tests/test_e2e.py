@@ -214,3 +214,28 @@ def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
     assert smudged["status"] == "low_confidence" and float(smudged["confidence"]) < 0.99
     assert smudged["moved_to"] == "inbox/review/smudge.png"
     assert (inbox / "review" / "smudge.png").exists()
+
+
+def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    inbox, staging = folder / "inbox", folder / "staging"
+    inbox.mkdir()
+    staging.mkdir()
+    scans = mnist_scans(50)
+    names = [f"scan-{number:04}.png" for number in range(2000)]
+    for number, name in enumerate(names):
+        (staging / name).write_bytes(scans[number % 50][1])
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_started()
+        for name in names:
+            os.rename(staging / name, inbox / name)
+        wait_for(lambda: len(result_rows(folder / "results.csv")) >= 2000, timeout=120, what="2000 rows")
+    finally:
+        assert daemon.terminate() == 0
+    rows = result_rows(folder / "results.csv")
+    assert sorted(row["file"] for row in rows) == names, "exactly one row per file"
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == names, "exactly one place per file"
+    assert not (inbox / "error").exists() or not any((inbox / "error").iterdir())
+    correct = sum(row["prediction"] == str(scans[int(row["file"][5:9]) % 50][0]) for row in rows)
+    assert correct >= 0.97 * 2000

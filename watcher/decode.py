@@ -24,7 +24,7 @@ def read_file(path: Path, *, max_bytes: int) -> bytes:
         if exc.errno == errno.ELOOP:
             raise Unreadable("symbolic link (links are never followed)") from None
         if exc.errno == errno.ENOENT:
-            raise Unreadable("file not found (deleted while being processed)") from None
+            raise Unreadable("file not found") from None
         raise Unreadable(f"cannot open file: {exc.strerror}") from None
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(file.fileno())

@@ -39,11 +39,20 @@ def render_scan(
     if "blur" in effects:
         sigma = rng.uniform(0.6, 1.5) * max(1.0, min(canvas_h, canvas_w) / 150)
         ink = cv2.GaussianBlur(ink, (0, 0), sigma)
+    return print_on_paper(ink, rng, effects=effects)
+
+
+def print_on_paper(ink: np.ndarray, rng: np.random.Generator, *, effects: set[str]) -> np.ndarray:
+    """A decoded-scan-like array of an ink coverage map (1 = full ink): paper, pen, light, specks, noise, file kind.
+
+    `effects` is a set of VARIANTS names; "lighting", "specks+edge", "noise", "rgba", "colour",
+    "palette", "inverted" and "16bit" act here.
+    """
     paper = rng.uniform(0.75, 1.0)
     pen = rng.uniform(0.0, 0.3)
     page = paper + (pen - paper) * ink
     if "lighting" in effects:
-        page = page * _lighting(rng, (canvas_h, canvas_w))
+        page = page * _lighting(rng, page.shape)
     if "specks+edge" in effects:
         page = _add_specks_and_edge(page, rng, pen=pen)
     noise = rng.uniform(0.04, 0.1) if "noise" in effects else rng.uniform(0.0, 0.02)
