@@ -71,6 +71,14 @@ def test_touching_digits_are_split(sample: tuple[np.ndarray, np.ndarray]) -> Non
     assert len(digit_images(page, mode="number")) == 3
 
 
+def test_touching_pair_about_one_height_wide_is_split_at_its_junction(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    page = number_page([first_of(sample, 4), first_of(sample, 4)], gaps=[-1])
+    assert components(page) == 1  # the two 4s meet in one short stroke: narrower than the wide-group split
+    found = digit_images(page, mode="number")
+    alone = normalise(number_page([first_of(sample, 4)], gaps=[]))
+    assert len(found) == 2 and all(same_digit(got, alone) for got in found)
+
+
 def test_broken_strokes_stay_one_digit(sample: tuple[np.ndarray, np.ndarray]) -> None:
     broken = first_of(sample, 4).copy()
     rows = np.flatnonzero(broken.any(axis=1))

@@ -21,6 +21,10 @@ EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge o
 OVERLAP_SLACK = 0.03  # auto: separate groups overlapping by at most 3 % of a height are digits when each is...
 FULL_HEIGHT = 0.65  # ...as tall as 65 % of the tallest (a broken 4's loose corner is shorter)...
 FULL_INK = 0.2  # ...and holds 20 % of the biggest group's ink (a thin 1 holds 30 % of a round 0's, a stray tick less)
+PAIR_ASPECT = 1.05  # a piece wider than a digit's height may be two touching digits, when a junction shows...
+JUNCTION_RUN = 0.3  # ...as a column crossed by one stroke shorter than 30 % of a height (not a 1's stem)...
+SIDE_HEIGHT = 0.75  # ...with ink at least 75 % of a height tall on both sides (a 7's bar or a 2's tail is shorter)...
+SIDE_WIDTH = 0.15  # ...and at least 15 % of a height wide (about a thin 1's width)
 WIDE_ASPECT = 2.6  # ink this much wider than tall is several digits even with no gap (MNIST's widest is about 2.5)
 
 
@@ -155,12 +159,16 @@ def _tall(groups: list[_Group]) -> list[_Group]:
 def _split_touching(
     ink: np.ndarray, labels: np.ndarray, group: _Group, *, digit_height: float, digit_width: float
 ) -> list[np.ndarray]:
-    """The group's ink cropped to its box, cut into digits at the columns of least ink when it is too wide."""
+    """The group's ink cropped to its box, cut into digits where it is wider than one digit.
+
+    Far too wide, it is cut at the columns of least ink; a little wider than a digit is tall, in two at a junction.
+    """
     rows, columns = slice(group.top, group.bottom), slice(group.left, group.right)
     own = np.isin(labels[rows, columns], group.labels)
     crop = np.where(own, ink[rows, columns], 0.0).astype(np.float32)
     if group.width <= SPLIT_ASPECT * max(group.height, digit_height):
-        return [crop]
+        cut = _junction(crop, digit_height=digit_height) if group.width >= PAIR_ASPECT * digit_height else None
+        return [crop] if cut is None else [crop[:, :cut], crop[:, cut:]]
     parts = max(2, round(group.width / digit_width))
     # Touching digits meet in a stroke or two, so the ink per column dips where one ends and the next begins.
     profile = cv2.blur(crop.sum(axis=0, dtype=np.float32)[np.newaxis], (3, 1))[0]
@@ -172,3 +180,31 @@ def _split_touching(
         cuts.append(low + int(np.argmin(profile[low : high + 1])) if high >= low else nominal)
     cuts.append(group.width)
     return [crop[:, start:end] for start, end in zip(cuts, cuts[1:]) if (crop[:, start:end] > 0).any()]
+
+
+def _junction(crop: np.ndarray, *, digit_height: float) -> int | None:
+    """The column where two touching digits meet, or None when the ink looks like one digit.
+
+    Two digits side by side touch in one short stroke, and each side holds ink nearly a digit tall; inside one
+    digit a column crossed once either passes a long stroke (a 1's stem) or leaves a short part (a 7's bar).
+    """
+    filled = crop > 0
+    width = crop.shape[1]
+    margin = max(1, int(SIDE_WIDTH * digit_height))
+    best, best_ink = None, np.inf
+    for column in range(margin, width - margin):
+        runs = np.flatnonzero(np.diff(np.concatenate(([0], filled[:, column].astype(np.int8), [0]))))
+        if len(runs) > 2 or (len(runs) == 2 and runs[1] - runs[0] > JUNCTION_RUN * digit_height):
+            continue
+        if min(_ink_height(filled[:, :column]), _ink_height(filled[:, column:])) < SIDE_HEIGHT * digit_height:
+            continue
+        ink = float(crop[:, column].sum())
+        if ink < best_ink:
+            best, best_ink = column, ink
+    return best
+
+
+def _ink_height(filled: np.ndarray) -> int:
+    """Rows from the first inked row to the last."""
+    rows = np.flatnonzero(filled.any(axis=1))
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
