@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -154,3 +155,22 @@ def test_faults_of_the_machine_are_retried_until_they_clear(
     assert sorted(r["file"] for r in result_rows(config.paths.results)) == ["0.png", "1.png", "2.png"]
     assert sorted(p.name for p in config.paths.done.iterdir()) == ["0.png", "1.png", "2.png"]
     assert [e["event"] for e in logs].count("commit_failed") >= 1
+
+
+def test_a_file_deleted_while_being_read_does_not_stall_the_daemon(config: Config) -> None:
+    class DeletingClassifier(FakeClassifier):
+        """Someone deletes the claimed files while the model reads them."""
+
+        def probabilities(self, digits: np.ndarray) -> np.ndarray:
+            for claimed in config.work.glob("*/*/*.png"):
+                claimed.unlink()
+            return super().probabilities(digits)
+
+    daemon = make_daemon(config, DeletingClassifier())
+    with capture_logs() as logs, running(daemon):
+        drop(config.paths.inbox, "gone.png", digit_png())
+        wait_for(lambda: result_rows(config.paths.results), what="a row")
+        drop(config.paths.inbox, "next.png", digit_png())
+        wait_for(lambda: len(result_rows(config.paths.results)) == 2, what="the next file's row")
+    assert [r["file"] for r in result_rows(config.paths.results)] == ["gone.png", "next.png"]
+    assert "commit_failed" not in [e["event"] for e in logs]

@@ -60,9 +60,7 @@ def commit(
         data = record.encode(rows)
         _write_journal(workspace.journal, results=config.paths.results, offset=results.size, data=data, moves=moves)
         results.append(data)
-        for source, destination in moves:
-            place.move(source, destination)
-        place.sync_folders(destination.parent for _, destination in moves)
+        _finish_moves(moves)
         os.unlink(workspace.journal)
     for item in batch:
         workspace.release(item.claim)
@@ -88,16 +86,19 @@ def replay(journal: Path) -> list[record.Row]:
             if results.size <= offset + len(data) and data.startswith(written):
                 results.truncate(offset)
             results.append(data)
-        moved = []
-        for source, destination in (map(Path, pair) for pair in entry["moves"]):
-            if _finish_move(source, destination):
-                moved.append(destination.parent)
-        place.sync_folders(moved)
+        _finish_moves([(Path(source), Path(destination)) for source, destination in entry["moves"]])
     os.unlink(journal)
     return record.decode(data)
 
 
+def _finish_moves(moves: list[tuple[Path, Path]]) -> None:
+    """Move each claimed file still in place, then make the moves durable."""
+    moved = [destination.parent for source, destination in moves if _finish_move(source, destination)]
+    place.sync_folders(moved)
+
+
 def _finish_move(source: Path, destination: Path) -> bool:
+    # A claimed file can be gone: deleted while it was read, or moved before a crash.
     if not os.path.lexists(source):
         return False
     if os.path.lexists(destination):

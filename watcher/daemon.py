@@ -134,11 +134,11 @@ class Daemon:
                 in_hand = reading
                 if in_hand is None and once and not len(self.inbox) and not self._adopted:
                     break
-            if in_hand is not None:
-                self._finish(in_hand, workspace, progress=progress)
             if self._stopping:
                 self.notifier.stopping()
-                log.info("stopping", processed=sum(self.counts.values()))
+                log.info("stopping", processed=sum(self.counts.values()), finishing=len(in_hand.claims) if in_hand else 0)
+            if in_hand is not None:
+                self._finish(in_hand, workspace, progress=progress)
             return 0
         finally:
             if self.observer is not None:
