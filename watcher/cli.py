@@ -77,17 +77,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _ready_config(args: argparse.Namespace, *, log_to: TextIO = sys.stdout) -> configuration.Config:
+def _ready_config(args: argparse.Namespace, *, log_to: TextIO = sys.stdout, quiet: bool = False) -> configuration.Config:
+    """Load the config, set up logging (only warnings when `quiet`) and prepare the folders."""
     from watcher import logs
 
     config = configuration.load(configuration.config_path(args.config))
-    logs.configure(format=config.log.format, level=config.log.level, stream=log_to)
+    level = "warning" if quiet and config.log.level in ("debug", "info") else config.log.level
+    logs.configure(format=config.log.format, level=level, stream=log_to)
     configuration.prepare_folders(config)
     return config
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _ready_config(args)
+    # With --once on a terminal the progress bar tells the story; per-file lines would tear it apart.
+    config = _ready_config(args, quiet=args.once and sys.stderr.isatty())
     from watcher.classify import load_classifier
     from watcher.daemon import Daemon
     from watcher.metrics import Metrics
