@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.daemons import ROOT, DaemonProcess, write_e2e_config
+from tests.daemons import ROOT, SHIPPED_MODEL, DaemonProcess, write_e2e_config
 from tests.helpers import drop, result_rows, wait_for
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -239,3 +240,34 @@ def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
     assert not (inbox / "error").exists() or not any((inbox / "error").iterdir())
     correct = sum(row["prediction"] == str(scans[int(row["file"][5:9]) % 50][0]) for row in rows)
     assert correct >= 0.97 * 2000
+
+
+def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
+    models = folder / "models" / "digits"
+    shutil.copytree(SHIPPED_MODEL / "1", models / "1")
+    config = write_e2e_config(folder)
+    config.write_text(config.read_text().replace(str(SHIPPED_MODEL), str(models)))
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    scans = mnist_scans(2)
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_started()
+        drop(inbox, "before.png", scans[0][1])
+        wait_for(lambda: result_rows(folder / "results.csv"), what="the first row")
+        broken = models / "3"
+        broken.mkdir()
+        (broken / "model.tflite").write_bytes(b"half a model")
+        (broken / "metadata.json").write_text("{}")
+        wait_for(lambda: any(e["event"] == "model_refused" for e in daemon.events()), what="the broken version refused")
+        shutil.rmtree(broken)
+        shutil.copytree(SHIPPED_MODEL / "1", models / "2")
+        wait_for(lambda: any(e["event"] == "model_reloaded" for e in daemon.events()), what="version 2 loaded")
+        drop(inbox, "after.png", scans[1][1])
+        wait_for(lambda: len(result_rows(folder / "results.csv")) == 2, what="the second row")
+    finally:
+        assert daemon.terminate() == 0
+    rows = {row["file"]: row for row in result_rows(folder / "results.csv")}
+    assert rows["before.png"]["model"] == "digits/1"
+    assert rows["after.png"]["model"] == "digits/2"
+    assert rows["after.png"]["prediction"] == str(scans[1][0])
