@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -183,8 +184,6 @@ def test_predict_prints_one_line_per_file_and_moves_nothing(folder: Path) -> Non
     files = [str(folder / f"{n}.png") for n in range(3)] + [str(folder / "bad.png")]
     result = subprocess.run([sys.executable, "-m", "watcher", "predict", "--json", *files], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    import json
-
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["prediction"] for line in lines[:3]] == [str(label) for label, _ in scans]
     assert lines[3]["status"] == "error" and lines[3]["detail"] == "not a PNG image"
