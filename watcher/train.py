@@ -22,7 +22,7 @@ DEFAULT_OUT = Path("models/mnist-cnn")
 BATCH_SIZE = 128
 LEARNING_RATE = 2e-3
 AUGMENTED_SHARE = 0.85  # the rest of each epoch's MNIST images are left as they are
-SCAN_SHARE = 1 / 2  # this share of the training digits is also rendered as scans and re-normalised
+SCAN_SHARE = 1 / 3  # this share of the training digits is also rendered as scans and re-normalised
 SCAN_MAX_SIDE = 240  # rendered scans are kept small: normalisation cost grows with the canvas
 
 
