@@ -270,3 +270,26 @@ def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
     assert rows["before.png"]["model"] == "digits/1"
     assert rows["after.png"]["model"] == "digits/2"
     assert rows["after.png"]["prediction"] == str(scans[1][0])
+
+
+def test_a_second_signal_stops_at_once_and_a_restart_finishes_the_job(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    inbox = folder / "inbox"
+    inbox.mkdir()
+    names = [f"{number:03}.png" for number in range(400)]
+    scans = mnist_scans(10)
+    daemon = DaemonProcess(config)
+    daemon.wait_started()
+    for number, name in enumerate(names):
+        drop(inbox, name, scans[number % 10][1])
+    wait_for(lambda: result_rows(folder / "results.csv"), what="the first rows")
+    daemon.process.send_signal(signal.SIGINT)
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.terminate() in (0, 1)
+    restarted = DaemonProcess(config, name="restarted")
+    restarted.wait_started()
+    wait_for(lambda: len(result_rows(folder / "results.csv")) >= len(names), what="every row after the restart")
+    assert restarted.terminate() == 0
+    rows = result_rows(folder / "results.csv")
+    assert sorted(row["file"] for row in rows) == names
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == names
