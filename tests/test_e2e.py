@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -293,3 +294,32 @@ def test_a_second_signal_stops_at_once_and_a_restart_finishes_the_job(folder: Pa
     rows = result_rows(folder / "results.csv")
     assert sorted(row["file"] for row in rows) == names
     assert sorted(p.name for p in (inbox / "done").iterdir()) == names
+
+
+def test_metrics_are_served_on_localhost(folder: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_e2e_config(folder, extra=f"metrics:\n  port: {port}\n")
+    (folder / "inbox").mkdir()
+    daemon = DaemonProcess(config)
+    try:
+        daemon.wait_started()
+        drop(folder / "inbox", "a.png", mnist_scans(1)[0][1])
+        wait_for(lambda: result_rows(folder / "results.csv"), what="a row")
+        scrape = lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        text = wait_for(lambda: (page := scrape()) and 'digit_watcher_files_total{status="ok"} 1.0' in page and page, what="the count")
+    finally:
+        assert daemon.terminate() == 0
+    assert 'digit_watcher_model_info{version="mnist-cnn/1"} 1.0' in text
+    assert "digit_watcher_latency_seconds_count 1.0" in text
+
+
+def test_a_metrics_port_in_use_exits_78(folder: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = write_e2e_config(folder, extra=f"metrics:\n  port: {taken.getsockname()[1]}\n")
+        result = subprocess.run([sys.executable, "-m", "watcher", "run", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert "metrics.port: cannot listen on 127.0.0.1:" in result.stderr and "Traceback" not in result.stderr
