@@ -7,6 +7,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 
 import structlog
 from watchdog.observers.api import BaseObserver
@@ -17,7 +18,7 @@ from watcher.config import Config
 from watcher.metrics import Metrics
 from watcher.notify import Notifier
 from watcher.observe import Inbox, observer_alive, start_observer, stop_observer
-from watcher.recognise import Prepared, Preparer, read
+from watcher.recognise import Prepared, Preparer, prepare, read
 from watcher.reload import ModelReloader
 
 log = structlog.get_logger()
@@ -92,7 +93,7 @@ class Daemon:
     def run(self, *, once: bool = False, progress: Callable[[int], None] | None = None) -> int:
         """Process files until stopped (or, with `once`, until the inbox is empty); returns the exit code."""
         workspace = claim.Workspace(self.config.work, inbox=self.config.paths.inbox)
-        self.preparer = Preparer(limits=self.config.limits, mode=self.config.recognition.mode)
+        self.preparer = Preparer(partial(prepare, limits=self.config.limits, mode=self.config.recognition.mode))
         try:
             self._recover(workspace)
             with record.locked(self.config.paths.results) as results:

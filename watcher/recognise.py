@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -64,12 +63,12 @@ def prepare(path: Path, name: str, *, limits: LimitsConfig, mode: str) -> Prepar
 
 
 class Preparer:
-    """Runs `prepare` in worker processes: every core decodes, and a file that crashes the image
-    decoder takes down a worker, never the daemon.
+    """Runs a `prepare` task in worker processes: every core decodes, and a file that crashes the
+    image decoder takes down a worker, never the daemon.
     """
 
-    def __init__(self, *, limits: LimitsConfig, mode: str, workers: int | None = None) -> None:
-        self.task = partial(prepare, limits=limits, mode=mode)
+    def __init__(self, task: Callable[[Path, str], Prepared], *, workers: int | None = None) -> None:
+        self.task = task
         self.workers = workers or os.cpu_count() or 1
         self.pool = self._start()
         # Start the workers now, not on the first file: spawning them and their imports take a second.

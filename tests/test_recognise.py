@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import FakeClassifier
+from watcher.recognise import Prepared, Preparer, read
+
+
+def crash_on_a_bomb(path: Path, name: str) -> Prepared:
+    """A task standing in for a decoder that dies on one file."""
+    if name == "bomb.png":
+        os._exit(11)
+    return Prepared(sha256=name, digits=np.zeros((1, 28, 28), np.float32))
+
+
+def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: Path) -> None:
+    preparer = Preparer(crash_on_a_bomb, workers=2)
+    try:
+        names = ["a.png", "bomb.png", "b.png"]
+        prepared = preparer.submit([tmp_path / n for n in names], names)()
+        assert [p.error for p in prepared] == ["", "the image crashed the decoder", ""]
+        assert [p.sha256 for p in prepared] == ["a.png", "", "b.png"]
+        again = preparer.submit([tmp_path / "c.png"], ["c.png"])()
+        assert again[0].sha256 == "c.png", "the pool is whole again"
+    finally:
+        preparer.close()
+
+
+def test_a_batch_is_one_model_call_and_numbers_read_left_to_right() -> None:
+    classifier = FakeClassifier(confidence=0.9)
+    one, three = np.zeros((28, 28), np.float32), np.zeros((28, 28), np.float32)
+    one[10, :] = 1
+    three[10:13, :] = 1
+    prepared = [
+        Prepared(sha256="a", digits=np.stack([one])),
+        Prepared(sha256="b", error="empty file"),
+        Prepared(sha256="c", digits=np.zeros((0, 28, 28), np.float32)),
+        Prepared(sha256="d", digits=np.stack([three, one])),
+    ]
+    readings = read(prepared, classifier, review_below=0.85)
+    assert classifier.calls == [3]
+    assert [r.status for r in readings] == ["ok", "error", "no_digit", "low_confidence"]
+    assert readings[0].prediction == "1" and readings[0].confidence == "0.9000"
+    assert readings[1].detail == "empty file"
+    assert readings[3].prediction == "31" and readings[3].confidence == "0.8100"
+    assert len(readings[3].top3.split(" | ")) == 2
