@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -10,10 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from watcher.classify import Classifier, load_classifier  # noqa: E402
-from watcher.dataset import load_mnist  # noqa: E402
+from common import bench_parser, set_up
+from watcher.classify import Classifier  # noqa: E402
 from watcher.segment import digit_images  # noqa: E402
 from watcher.synthetic import print_on_paper, render_scan  # noqa: E402
 
@@ -28,18 +25,14 @@ EFFECT_CHANCES = {"lighting": 0.3, "specks+edge": 0.2, "noise": 0.3}  # how ofte
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     parser.add_argument("--numbers", type=int, default=500, help="composed numbers (default 500)")
     parser.add_argument("--singles", type=int, default=2000, help="rendered single digits (default 2000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mnist.npz"))
-    parser.add_argument("--model", type=Path, default=Path("models/mnist-cnn"))
     parser.add_argument("--failures", type=Path, help="write misread number scans as PNGs into this folder")
     args = parser.parse_args()
 
-    _, _, x_test, y_test = load_mnist(args.data)
-    classifier = load_classifier(args.model)
-    rng = np.random.default_rng(args.seed)
+    setup = set_up(args)
+    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
     print(f"model {classifier.version}, seed {args.seed}, MNIST test split only")
 
     # Numbers: composed at MNIST scale, rendered as scans, then read through a real PNG round trip.

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from watcher.classify import load_classifier  # noqa: E402
-from watcher.dataset import load_mnist  # noqa: E402
+from common import bench_parser, set_up
 from watcher.normalise import normalise  # noqa: E402
 from watcher.synthetic import render_scan  # noqa: E402
 
@@ -21,16 +16,12 @@ MAX_REVIEW_SHARE = 0.01  # a review queue is read by people: at most 1 scan in 1
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     parser.add_argument("--scans", type=int, default=2000, help="rendered scans (default 2000)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mnist.npz"))
-    parser.add_argument("--model", type=Path, default=Path("models/mnist-cnn"))
     args = parser.parse_args()
 
-    _, _, x_test, y_test = load_mnist(args.data)
-    classifier = load_classifier(args.model)
-    rng = np.random.default_rng(args.seed)
+    setup = set_up(args)
+    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
     print(f"model {classifier.version}, MNIST test split only")
 
     # The plain test split, normalised as the daemon would: the model's own error profile.

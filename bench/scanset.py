@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -10,10 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from watcher.classify import load_classifier  # noqa: E402
-from watcher.dataset import load_mnist  # noqa: E402
+from common import bench_parser, set_up
 from watcher.normalise import normalise  # noqa: E402
 from watcher.synthetic import VARIANTS, render_scan  # noqa: E402
 
@@ -21,17 +17,13 @@ TARGET = 0.993
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser(__doc__)
     parser.add_argument("--n", type=int, default=500, help="digits per variant (default 500)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/mnist.npz"))
-    parser.add_argument("--model", type=Path, default=Path("models/mnist-cnn"))
     parser.add_argument("--failures", type=Path, help="write misread scans as PNGs into this folder")
     args = parser.parse_args()
 
-    _, _, x_test, y_test = load_mnist(args.data)
-    classifier = load_classifier(args.model)
-    rng = np.random.default_rng(args.seed)
+    setup = set_up(args)
+    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
     if args.failures:
         args.failures.mkdir(parents=True, exist_ok=True)
     print(f"model {classifier.version}, {args.n} MNIST test digits per variant, seed {args.seed}")

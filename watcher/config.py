@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 
 DEFAULT_CONFIG = Path("config.yaml")
+IMAGE_KINDS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
 CONFIG_ENV = "DIGIT_WATCHER_CONFIG"
 
 
@@ -195,7 +196,7 @@ def _value(hint: Any, value: Any, *, key: str, root: Path) -> Any:
 
 def _extension(value: str, *, key: str) -> str:
     extension = value.lower() if value.startswith(".") else f".{value.lower()}"
-    if extension not in {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}:
+    if extension not in IMAGE_KINDS:
         raise ConfigError(f"{key}: unsupported file type {value!r} (png, jpg, jpeg, tif, tiff, bmp)")
     return extension
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from watcher.config import IMAGE_KINDS
+
 
 class Unreadable(Exception):
     """A file that cannot be classified; str(e) is the CSV `detail`, in a user's words."""
@@ -38,16 +40,13 @@ def read_file(path: Path, *, max_bytes: int) -> bytes:
     return data
 
 
-KIND_BY_EXTENSION = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
-
-
 def decode(data: bytes, *, name: str, max_pixels: int) -> np.ndarray:
     """Pixels as OpenCV gives them unchanged: H×W, H×W×3 (BGR) or H×W×4 (BGRA), uint8 or uint16."""
     if not data:
         raise Unreadable("empty file")
     kind = image_kind(data)
     if kind is None:
-        named = KIND_BY_EXTENSION.get(os.path.splitext(name)[1].lower())
+        named = IMAGE_KINDS.get(os.path.splitext(name)[1].lower())
         raise Unreadable(f"not a {named} image" if named else "not an image (PNG, JPEG, TIFF or BMP)")
     size = header_size(data, kind)
     if size is None:

@@ -18,7 +18,7 @@ def import_tensorflow():
     from watcher.classify import silenced_native_logs
 
     with silenced_native_logs():
-        import keras
+        import keras  # noqa: F401  (imported here so its own start-up lines are muted too)
         import tensorflow as tf
     return tf
 
