@@ -11,7 +11,8 @@ import numpy as np
 
 from common import bench_parser, set_up
 from watcher.classify import Classifier  # noqa: E402
-from watcher.segment import digit_images  # noqa: E402
+from watcher.recognise import Prepared, read  # noqa: E402
+from watcher.segment import candidates  # noqa: E402
 from watcher.synthetic import print_on_paper, render_scan  # noqa: E402
 
 TARGET = 0.97
@@ -114,17 +115,14 @@ def render_number_scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> tuple[list[str], float]:
-    """Each PNG decoded and read in `mode` (all digits in one model call), and the seconds spent segmenting."""
-    stacks, seconds = [], 0.0
+    """Each PNG decoded and read in `mode` as the daemon does (one model call), and the seconds spent segmenting."""
+    prepared, seconds = [], 0.0
     for data in encoded:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         started = time.perf_counter()
-        stacks.append(digit_images(decoded, mode=mode))
+        prepared.append(Prepared(sha256="", digits=candidates(decoded, mode=mode)))
         seconds += time.perf_counter() - started
-    labels = classifier.probabilities(np.concatenate(stacks)).argmax(axis=1)
-    bounds = np.cumsum([0] + [len(stack) for stack in stacks])
-    return ["".join(map(str, labels[start:end])) for start, end in zip(bounds, bounds[1:])], seconds
-
+    return [reading.prediction for reading in read(prepared, classifier, review_below=None)], seconds
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 
 from tests.conftest import FakeClassifier
-from watcher.recognise import Prepared, Preparer, read
+from watcher.recognise import Prepared, Preparer, choose, read
+from watcher.segment import Candidates, Option
 
 
 def crash_on_a_bomb(path: Path, name: str) -> Prepared:
     """A task standing in for a decoder that dies on one file."""
     if name == "bomb.png":
         os._exit(11)
-    return Prepared(sha256=name, digits=np.zeros((1, 28, 28), np.float32))
+    return Prepared(sha256=name, digits=Candidates.row(np.zeros((1, 28, 28), np.float32)))
 
 
 def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: Path) -> None:
@@ -35,10 +36,10 @@ def test_a_batch_is_one_model_call_and_numbers_read_left_to_right() -> None:
     one[10, :] = 1
     three[10:13, :] = 1
     prepared = [
-        Prepared(sha256="a", digits=np.stack([one])),
+        Prepared(sha256="a", digits=Candidates.row(np.stack([one]))),
         Prepared(sha256="b", error="empty file"),
-        Prepared(sha256="c", digits=np.zeros((0, 28, 28), np.float32)),
-        Prepared(sha256="d", digits=np.stack([three, one])),
+        Prepared(sha256="c", digits=Candidates.row(np.zeros((0, 28, 28), np.float32))),
+        Prepared(sha256="d", digits=Candidates.row(np.stack([three, one]))),
     ]
     readings = read(prepared, classifier, review_below=0.85)
     assert classifier.calls == [3]
@@ -47,3 +48,34 @@ def test_a_batch_is_one_model_call_and_numbers_read_left_to_right() -> None:
     assert readings[1].detail == "empty file"
     assert readings[3].prediction == "31" and readings[3].confidence == "0.8100"
     assert len(readings[3].top3.split(" | ")) == 2
+
+
+def test_the_geometrys_reading_stands_unless_the_model_is_much_surer_of_an_alternative() -> None:
+    images = np.zeros((4, 28, 28), np.float32)
+    # Group 0 read whole (image 0) or cut in two (images 1, 2); group 1 a mark, read (image 3) or left out.
+    found = Candidates(
+        images=images,
+        options=(Option(0, 1, (0,), 0.0), Option(0, 1, (1, 2), -0.7), Option(1, 2, (), -1.2), Option(1, 2, (3,), 0.0)),
+        groups=2,
+    )
+
+    def sure(*confidences: float) -> np.ndarray:
+        probabilities = np.full((4, 10), 0.0, np.float32)
+        probabilities[:, 0] = confidences
+        return probabilities
+
+    assert choose(sure(0.99, 0.99, 0.99, 0.9), found) == [0, 3], "both readings sure: the geometry's stands"
+    assert choose(sure(0.3, 0.99, 0.99, 0.9), found) == [1, 2, 3], "the whole is doubtful, the halves are not"
+    assert choose(sure(0.99, 0.99, 0.99, 0.2), found) == [0], "a mark the model cannot read is left out"
+
+
+def test_a_batch_of_candidates_is_one_model_call() -> None:
+    classifier = FakeClassifier(confidence=0.9)
+    one = np.zeros((28, 28), np.float32)
+    one[10, :] = 1
+    options = (Option(0, 1, (0,), 0.0), Option(0, 1, (1, 2), -0.7))
+    found = Candidates(images=np.stack([one, one, one]), options=options, groups=1)
+    prepared = [Prepared(sha256="a", digits=found), Prepared(sha256="b", digits=Candidates.row(np.stack([one])))]
+    readings = read(prepared, classifier, review_below=None)
+    assert classifier.calls == [4]
+    assert [r.prediction for r in readings] == ["1", "1"]

@@ -1,4 +1,5 @@
-"""Segmentation of written numbers: digits found left to right, touching ones split, broken ones kept whole."""
+"""Segmentation of written numbers: digits found left to right, touching ones split, broken ones kept whole,
+and alternatives offered where the geometry may be wrong."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.classify import load_classifier
+from watcher.classify import Classifier, load_classifier
 from watcher.normalise import normalise
-from watcher.segment import digit_images
+from watcher.recognise import Prepared, choose, read
+from watcher.segment import candidates
 from watcher.synthetic import render_scan
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -48,6 +50,19 @@ def number_page(digits: list[np.ndarray], *, gaps: list[int]) -> np.ndarray:
     return 255 - (np.clip((big.astype(np.float32) - 80) * 2, 0, 255) * 0.85).astype(np.uint8)
 
 
+def geometry_reading(page: np.ndarray, *, mode: str) -> np.ndarray:
+    """The geometry's own reading: the candidates chosen when the model is equally sure of every image."""
+    found = candidates(page, mode=mode)
+    return found.images[choose(np.ones((len(found.images), 10), np.float32), found)]
+
+
+def read_number(page: np.ndarray, classifier: Classifier, *, mode: str) -> str:
+    """The page read as the daemon reads it, after a PNG round trip."""
+    decoded = cv2.imdecode(cv2.imencode(".png", page)[1], cv2.IMREAD_UNCHANGED)
+    prepared = Prepared(sha256="", digits=candidates(decoded, mode=mode))
+    return read([prepared], classifier, review_below=None)[0].prediction
+
+
 def same_digit(first: np.ndarray, second: np.ndarray) -> bool:
     return float(np.corrcoef(first.ravel(), second.ravel())[0, 1]) > 0.8
 
@@ -59,7 +74,7 @@ def components(page: np.ndarray) -> int:
 @pytest.mark.parametrize("mode", ["number", "auto"])
 def test_spaced_digits_come_out_left_to_right(sample: tuple[np.ndarray, np.ndarray], mode: str) -> None:
     digits = [first_of(sample, label) for label in (2, 0, 4, 7)]
-    found = digit_images(number_page(digits, gaps=[5, 6, 4]), mode=mode)
+    found = geometry_reading(number_page(digits, gaps=[5, 6, 4]), mode=mode)
     assert found.shape == (4, 28, 28) and found.dtype == np.float32
     alone = [normalise(number_page([digit], gaps=[])) for digit in digits]
     assert all(same_digit(got, wanted) for got, wanted in zip(found, alone))
@@ -68,13 +83,13 @@ def test_spaced_digits_come_out_left_to_right(sample: tuple[np.ndarray, np.ndarr
 def test_touching_digits_are_split(sample: tuple[np.ndarray, np.ndarray]) -> None:
     page = number_page([first_of(sample, 0), first_of(sample, 8), first_of(sample, 3)], gaps=[-4, 6])
     assert components(page) == 2  # the 0 and the 8 are one blob of ink
-    assert len(digit_images(page, mode="number")) == 3
+    assert len(geometry_reading(page, mode="number")) == 3
 
 
 def test_touching_pair_about_one_height_wide_is_split_at_its_junction(sample: tuple[np.ndarray, np.ndarray]) -> None:
     page = number_page([first_of(sample, 4), first_of(sample, 4)], gaps=[-1])
     assert components(page) == 1  # the two 4s meet in one short stroke: narrower than the wide-group split
-    found = digit_images(page, mode="number")
+    found = geometry_reading(page, mode="number")
     alone = normalise(number_page([first_of(sample, 4)], gaps=[]))
     assert len(found) == 2 and all(same_digit(got, alone) for got in found)
 
@@ -85,18 +100,18 @@ def test_broken_strokes_stay_one_digit(sample: tuple[np.ndarray, np.ndarray]) ->
     broken[rows[len(rows) // 2] - 1 : rows[len(rows) // 2] + 2] = 0  # a pen that skipped across the middle
     page = number_page([first_of(sample, 1), broken, first_of(sample, 6)], gaps=[6, 6])
     assert components(page) >= 4
-    assert len(digit_images(page, mode="number")) == 3
-    assert len(digit_images(page, mode="auto")) == 3
+    assert len(geometry_reading(page, mode="number")) == 3
+    assert len(geometry_reading(page, mode="auto")) == 3
 
 
 def test_dots_and_specks_are_ignored(sample: tuple[np.ndarray, np.ndarray]) -> None:
     page = number_page([first_of(sample, 3), first_of(sample, 5), first_of(sample, 9)], gaps=[8, 8])
-    clean = digit_images(page, mode="number")
+    clean = geometry_reading(page, mode="number")
     dotted = page.copy()
     for x, y in ((5, 5), (60, 85), (110, 84), (dotted.shape[1] - 6, 100)):
         cv2.circle(dotted, (x, y), 3, 0, -1)  # dust, and a decimal point on the baseline between digits
     assert components(dotted) > components(page)
-    found = digit_images(dotted, mode="number")
+    found = geometry_reading(dotted, mode="number")
     assert len(found) == 3
     assert all(same_digit(got, wanted) for got, wanted in zip(found, clean))
 
@@ -109,7 +124,7 @@ def test_blank_and_speck_pages_hold_no_digit(mode: str) -> None:
         cv2.circle(specks, (x, 50), 1, 20, -1)
     for page in (blank, specks):
         assert normalise(page) is None
-        assert digit_images(page, mode=mode).shape == (0, 28, 28)
+        assert candidates(page, mode=mode).images.shape == (0, 28, 28)
 
 
 def test_digit_mode_is_normalise(sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -118,7 +133,8 @@ def test_digit_mode_is_normalise(sample: tuple[np.ndarray, np.ndarray]) -> None:
     pages = [render_scan(digit, rng, max_side=200) for digit in digits[:10]]
     pages.append(number_page(list(digits[:3]), gaps=[5, 5]))
     for page in pages:
-        assert np.array_equal(digit_images(page, mode="digit"), normalise(page)[np.newaxis])
+        found = candidates(page, mode="digit")
+        assert np.array_equal(found.images, normalise(page)[np.newaxis]) and len(found.options) == 1
 
 
 def test_auto_reads_a_lone_digit_as_one(sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -127,13 +143,13 @@ def test_auto_reads_a_lone_digit_as_one(sample: tuple[np.ndarray, np.ndarray]) -
     for digit in digits[:60]:
         page = render_scan(digit, rng, max_side=300)
         alone = normalise(page)
-        found = digit_images(page, mode="auto")
+        found = candidates(page, mode="auto").images
         assert np.array_equal(found, alone[np.newaxis] if alone is not None else np.zeros((0, 28, 28), np.float32))
 
 
 def test_unknown_mode_is_refused(sample: tuple[np.ndarray, np.ndarray]) -> None:
     with pytest.raises(ValueError, match="mode"):
-        digit_images(first_of(sample, 1), mode="numbers")
+        candidates(first_of(sample, 1), mode="numbers")
 
 
 def test_shipped_model_reads_composed_numbers(sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -144,9 +160,7 @@ def test_shipped_model_reads_composed_numbers(sample: tuple[np.ndarray, np.ndarr
     for _ in range(20):
         picked = rng.choice(len(digits), size=int(rng.integers(2, 6)), replace=False)
         page = number_page(list(digits[picked]), gaps=list(rng.integers(3, 9, size=len(picked) - 1)))
-        found = digit_images(cv2.imdecode(cv2.imencode(".png", page)[1], cv2.IMREAD_UNCHANGED), mode="auto")
-        read = "".join(map(str, classifier.probabilities(found).argmax(axis=1))) if len(found) else ""
-        right += read == "".join(map(str, labels[picked]))
+        right += read_number(page, classifier, mode="auto") == "".join(map(str, labels[picked]))
     assert right >= 18
 
 
@@ -154,10 +168,21 @@ def test_a_number_scan_is_segmented_in_milliseconds(sample: tuple[np.ndarray, np
     digits, _ = sample
     page = number_page([first_of(sample, label) for label in (1, 9, 8, 4)], gaps=[5, 5, 5])
     page = cv2.resize(page, None, fx=100 / page.shape[0], fy=100 / page.shape[0], interpolation=cv2.INTER_AREA)
-    assert len(digit_images(page, mode="number")) == 4
+    assert len(geometry_reading(page, mode="number")) == 4
     timings = []
     for _ in range(20):
         started = time.perf_counter()
-        digit_images(page, mode="number")
+        candidates(page, mode="number")
         timings.append(time.perf_counter() - started)
     assert np.median(timings) < 0.01  # about 1 ms on one core; generous for a loaded CI machine
+
+
+def test_a_small_digit_beside_a_big_one_is_read_not_dropped(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    classifier = load_classifier(MODEL)
+    seven, two = tight(first_of(sample, 7)), tight(first_of(sample, 2))
+    small = cv2.resize(two, None, fx=0.45, fy=0.45, interpolation=cv2.INTER_AREA)
+    page = number_page([seven, small], gaps=[6])
+    found = candidates(page, mode="number")
+    assert any(not option.images for option in found.options), "the short group may also be left out as a mark"
+    read_as = read_number(page, classifier, mode="number")
+    assert len(read_as) == 2 and read_as[0] == "7"  # at MNIST's scale, a 2 this small is barely legible

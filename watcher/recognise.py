@@ -19,7 +19,7 @@ import structlog
 from watcher.classify import Classifier
 from watcher.config import LimitsConfig
 from watcher.decode import Unreadable, decode, read_file
-from watcher.segment import digit_images
+from watcher.segment import Candidates, Option, candidates
 
 log = structlog.get_logger()
 
@@ -28,10 +28,10 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class Prepared:
-    """A file made ready for the model: its digit images (none for a blank page), or why there are none."""
+    """A file made ready for the model: its candidate digits (none for a blank page), or why there are none."""
 
     sha256: str
-    digits: np.ndarray | None = None
+    digits: Candidates | None = None
     error: str = ""
 
 
@@ -54,7 +54,7 @@ def prepare(path: Path, name: str, *, limits: LimitsConfig, mode: str) -> Prepar
         return Prepared(sha256="", error=str(exc))
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        digits = digit_images(decode(data, name=name, max_pixels=limits.max_pixels), mode=mode)
+        digits = candidates(decode(data, name=name, max_pixels=limits.max_pixels), mode=mode)
     except Unreadable as exc:
         return Prepared(sha256=sha256, error=str(exc))
     except Exception as exc:
@@ -126,23 +126,47 @@ def _serve_daemon(daemon_pid: int) -> None:
 
 
 def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: float | None) -> list[Reading]:
-    """Classify every digit of the batch in one model call and turn the results into readings."""
-    stacks = [p.digits for p in prepared if p.digits is not None and len(p.digits)]
+    """Classify every candidate digit of the batch in one model call and turn the best choices into readings."""
+    stacks = [p.digits.images for p in prepared if p.digits is not None and len(p.digits.images)]
     probabilities = classifier.probabilities(np.concatenate(stacks)) if stacks else np.zeros((0, 10), np.float32)
     readings, start = [], 0
     for item in prepared:
         if item.error:
             readings.append(Reading(status="error", detail=item.error))
-        elif item.digits is None or not len(item.digits):
+        elif item.digits is None or not len(item.digits.images):
             readings.append(Reading(status="no_digit"))
         else:
-            count = len(item.digits)
-            readings.append(_reading(probabilities[start : start + count], review_below=review_below))
-            start += count
+            own = probabilities[start : start + len(item.digits.images)]
+            readings.append(_reading(own[choose(own, item.digits)], review_below=review_below))
+            start += len(item.digits.images)
     return readings
 
 
+def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
+    """The candidate images, left to right, of the options that read every group once with the best score.
+
+    An option scores its prior plus the log of the model's probability for each of its digits' best class.
+    Dynamic programming over the groups, so the cost grows with the options, not with their combinations.
+    """
+    scores = np.log(np.maximum(probabilities.max(axis=1), 1e-12))
+    best = np.full(digits.groups + 1, -np.inf)
+    best[0] = 0.0
+    taken: list[Option | None] = [None] * (digits.groups + 1)
+    for option in sorted(digits.options, key=lambda option: option.end):
+        score = best[option.first] + option.prior + float(scores[list(option.images)].sum())
+        if score > best[option.end]:
+            best[option.end], taken[option.end] = score, option
+    chosen: list[int] = []
+    end = digits.groups
+    while end > 0 and (option := taken[end]) is not None:
+        chosen[:0] = option.images
+        end = option.first
+    return chosen
+
+
 def _reading(probabilities: np.ndarray, *, review_below: float | None) -> Reading:
+    if not len(probabilities):
+        return Reading(status="no_digit")
     best = probabilities.argmax(axis=1)
     confidence = float(np.prod(probabilities.max(axis=1)))
     order = np.argsort(-probabilities, axis=1)[:, :3]

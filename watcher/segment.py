@@ -1,4 +1,4 @@
-"""Split a scan of a written number into its digits, left to right, each fitted like an MNIST digit."""
+"""Split a scan of a written number into candidate digits, left to right, each fitted like an MNIST digit."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ MERGE_OVERLAP = 0.5  # pieces sharing half the narrower one's columns are one di
 DIGIT_ASPECT = 0.8  # digits that touch are mostly wide ones, about 0.8 times as wide as tall (MNIST median 0.75)
 SPLIT_ASPECT = 1.25  # a piece wider than 1.25 times a digit's height holds touching digits (1 % of MNIST digits are)
 CUT_WINDOW = 0.35  # a cut is sought within 35 % of a digit's width around its even-spacing position
-TALL_GROUP = 0.5  # a group at least half as tall as the tallest is a digit, not a mark
+TALL_GROUP = 0.5  # a group at least half as tall as the tallest is a digit; a shorter one may be a mark
 EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
 OVERLAP_SLACK = 0.03  # auto: separate groups overlapping by at most 3 % of a height are digits when each is...
 FULL_HEIGHT = 0.65  # ...as tall as 65 % of the tallest (a broken 4's loose corner is shorter)...
@@ -26,6 +26,46 @@ JUNCTION_RUN = 0.3  # ...as a column crossed by one stroke shorter than 30 % of 
 SIDE_HEIGHT = 0.75  # ...with ink at least 75 % of a height tall on both sides (a 7's bar or a 2's tail is shorter)...
 SIDE_WIDTH = 0.15  # ...and at least 15 % of a height wide (about a thin 1's width)
 WIDE_ASPECT = 2.6  # ink this much wider than tall is several digits even with no gap (MNIST's widest is about 2.5)
+# The geometry's own reading scores 0; an alternative is taken only when the model is surer of it than of the
+# geometry's reading by a factor, the log of which is its prior (factors measured with bench/numberset.py; the
+# model is confident on fragments too, so looser ones split sound digits): touching digits against one wide digit...
+SPLIT_PRIOR = -0.7
+LOW_PAIR_ASPECT = 0.7  # ...for ink at least 70 % of a digit's height wide (a 1 touching a 4)...
+NARROW_SIDE_WIDTH = 0.06  # ...cut at a junction where one side may be as narrow as an upright 1's stroke...
+WHOLE_ASPECT = 1.6  # ...or, for ink the geometry cut, kept whole when at most 1.6 times as wide as tall...
+MERGE_PRIOR = -1.2  # ...two neighbouring groups against one digit broken apart...
+MERGE_GAP = 0.2  # ...when they are this close (in digit heights)...
+MERGE_WIDTH = 1.25  # ...and together no wider than 1.25 times a digit's height...
+MARK_PRIOR = -1.2  # ...and a short group left out as a mark against read as a small digit
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to read groups `first` to `end` - 1: as these candidate images (none: a mark left out), and the
+    log-score its geometry adds (0 for the geometry's own reading, negative for an alternative)."""
+
+    first: int
+    end: int
+    images: tuple[int, ...]
+    prior: float
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The page's candidate digit images and the options that read its groups of ink, left to right, with them.
+
+    A reading takes options that cover every group once; plain numpy and tuples, so it pickles small.
+    """
+
+    images: np.ndarray  # (m, 28, 28) float32
+    options: tuple[Option, ...]
+    groups: int
+
+    @classmethod
+    def row(cls, images: np.ndarray) -> Candidates:
+        """Each image one digit, all read: the page as a single digit, or an already segmented number."""
+        options = tuple(Option(index, index + 1, (index,), 0.0) for index in range(len(images)))
+        return cls(images=images.astype(np.float32), options=options, groups=len(images))
 
 
 @dataclass
@@ -38,6 +78,7 @@ class _Group:
     top: int
     right: int
     bottom: int
+    mark: bool = False  # short: maybe a small digit, maybe a dash or tick
 
     @property
     def width(self) -> int:
@@ -54,38 +95,66 @@ class _Group:
         self.right, self.bottom = max(self.right, box[2]), max(self.bottom, box[3])
 
 
-def digit_images(image: np.ndarray, *, mode: str) -> np.ndarray:
-    """(k, 28, 28) float32 digits of a decoded scan, left to right; k = 0 for a blank page.
+def candidates(image: np.ndarray, *, mode: str) -> Candidates:
+    """Candidate digits of a decoded scan, left to right; none for a blank page.
 
     mode "digit" reads the whole page as one digit (exactly `normalise`), "number" as a row of digits, and
-    "auto" as a number only when the ink clearly lies in several digits side by side.
+    "auto" as a number only when the ink clearly lies in several digits side by side. For a number the geometry
+    proposes its reading and, where it may be wrong, alternatives for the model to judge (see `Option`).
     """
     if mode not in MODES:
         raise ValueError(f"unknown recognition mode {mode!r}; expected one of {', '.join(MODES)}")
     ink = ink_map(image)
     if not ink.any():
-        return np.zeros((0, 28, 28), np.float32)
+        return Candidates.row(np.zeros((0, 28, 28), np.float32))
     if mode == "digit":
-        return fit_digit(ink)[np.newaxis]
+        return Candidates.row(fit_digit(ink)[np.newaxis])
     _, labels, stats, _ = cv2.connectedComponentsWithStats((ink > 0).astype(np.uint8), connectivity=8)
     groups = _digit_groups(stats, page=ink.shape)
-    if not groups or (mode == "auto" and not _looks_like_number(groups)):
-        return fit_digit(ink)[np.newaxis]
+    digits = [group for group in groups if not group.mark]
+    if not digits or (mode == "auto" and not _looks_like_number(digits)):
+        return Candidates.row(fit_digit(ink)[np.newaxis])
     # Digits of one number share a size: a short wide digit (a flat 2) is judged against its neighbours, and
     # touching digits are counted in widths of the digits standing alone, when there are any.
-    digit_height = float(np.median([group.height for group in _tall(groups)]))
-    alone = [group.width for group in groups if group.width <= SPLIT_ASPECT * digit_height]
+    digit_height = float(np.median([group.height for group in digits]))
+    alone = [group.width for group in digits if group.width <= SPLIT_ASPECT * digit_height]
     digit_width = max(DIGIT_ASPECT * digit_height, float(np.median(alone)) if alone else 0.0)
-    pieces = [
-        piece
-        for group in groups
-        for piece in _split_touching(ink, labels, group, digit_height=digit_height, digit_width=digit_width)
-    ]
-    return np.stack([fit_digit(piece) for piece in pieces])
+    fitted: dict[tuple[int, ...], int] = {}
+    images: list[np.ndarray] = []
+
+    def image_of(members: tuple[_Group, ...], *, left: int, right: int) -> int:
+        """The index of the fitted image of these groups' ink between two page columns, fitted once."""
+        key = (*(id(group) for group in members), left, right)
+        if key not in fitted:
+            fitted[key] = len(images)
+            images.append(fit_digit(_own_ink(ink, labels, members, left=left, right=right)))
+        return fitted[key]
+
+    options: list[Option] = []
+    for index, group in enumerate(groups):
+        if group.mark:
+            whole = image_of((group,), left=group.left, right=group.right)
+            options += [Option(index, index + 1, (), MARK_PRIOR), Option(index, index + 1, (whole,), 0.0)]
+            continue
+        crop = _own_ink(ink, labels, (group,), left=group.left, right=group.right)
+        for cuts, prior in _readings(crop, group, digit_height=digit_height, digit_width=digit_width):
+            bounds = [0, *cuts, group.width]
+            parts = [(group.left + start, group.left + end) for start, end in zip(bounds, bounds[1:])]
+            inked = [(start, end) for start, end in parts if (crop[:, start - group.left : end - group.left] > 0).any()]
+            fitted_parts = tuple(image_of((group,), left=start, right=end) for start, end in inked)
+            options.append(Option(index, index + 1, fitted_parts, prior))
+        following = groups[index + 1] if index + 1 < len(groups) else None
+        if following and not following.mark and _may_be_one_digit(group, following, digit_height=digit_height):
+            pair = image_of((group, following), left=group.left, right=max(group.right, following.right))
+            options.append(Option(index, index + 2, (pair,), MERGE_PRIOR))
+    return Candidates(images=np.stack(images), options=tuple(options), groups=len(groups))
 
 
 def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
-    """Components gathered into digits, left to right: overlapping columns merge; specks and edges are dropped."""
+    """Components gathered into digits, left to right: overlapping columns merge; specks and edges are dropped.
+
+    Groups too short to be sure digits come back flagged as marks.
+    """
     boxes = {
         label: (int(left), int(top), int(left + w), int(top + h))
         for label, (left, top, w, h, _) in enumerate(stats)
@@ -106,7 +175,9 @@ def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
     digits = _tall(groups)
     tallest = max(group.height for group in digits)
     # A short group beside a digit is a loose stroke of it (the bar of a 5 drawn apart), when it is long
-    # enough to be a stroke and close enough; anything else short is a dot, a dash or a speck.
+    # enough to be a stroke and close enough; anything else short is a small digit or a mark, for the model
+    # to tell, unless it is so small that it can only be a dot or a speck.
+    marks = []
     for loose in (group for group in groups if group not in digits):
         if max(loose.width, loose.height) < SPECK_SIDE * tallest:
             continue
@@ -114,8 +185,10 @@ def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
         if _gap(nearest, loose) <= NEAR_STROKE * tallest:
             for label in loose.labels:
                 nearest.absorb(label, boxes[label], area=int(stats[label, cv2.CC_STAT_AREA]))
-    groups = digits
-    return sorted(groups, key=lambda group: group.left)
+        else:
+            loose.mark = True
+            marks.append(loose)
+    return sorted(digits + marks, key=lambda group: group.left)
 
 
 def _is_edge_line(left: int, top: int, w: int, h: int, *, page: tuple[int, int]) -> bool:
@@ -156,33 +229,63 @@ def _tall(groups: list[_Group]) -> list[_Group]:
     return [group for group in groups if group.height >= TALL_GROUP * tallest]
 
 
-def _split_touching(
-    ink: np.ndarray, labels: np.ndarray, group: _Group, *, digit_height: float, digit_width: float
-) -> list[np.ndarray]:
-    """The group's ink cropped to its box, cut into digits where it is wider than one digit.
+def _readings(
+    crop: np.ndarray, group: _Group, *, digit_height: float, digit_width: float
+) -> list[tuple[list[int], float]]:
+    """Ways to cut the group into digits, as the cut columns and their prior: the geometry's own first.
 
     Far too wide, it is cut at the columns of least ink; a little wider than a digit is tall, in two at a junction.
+    The alternatives: one digit fewer or more, or, for ink about as wide as a touching pair, one cut or none.
     """
-    rows, columns = slice(group.top, group.bottom), slice(group.left, group.right)
-    own = np.isin(labels[rows, columns], group.labels)
-    crop = np.where(own, ink[rows, columns], 0.0).astype(np.float32)
-    if group.width <= SPLIT_ASPECT * max(group.height, digit_height):
-        cut = _junction(crop, digit_height=digit_height) if group.width >= PAIR_ASPECT * digit_height else None
-        return [crop] if cut is None else [crop[:, :cut], crop[:, cut:]]
-    parts = max(2, round(group.width / digit_width))
-    # Touching digits meet in a stroke or two, so the ink per column dips where one ends and the next begins.
+    if group.width > SPLIT_ASPECT * max(group.height, digit_height):
+        parts = max(2, round(group.width / digit_width))
+        readings = [(_even_cuts(crop, parts=parts), 0.0), (_even_cuts(crop, parts=parts + 1), SPLIT_PRIOR)]
+        if parts > 2:
+            readings.append((_even_cuts(crop, parts=parts - 1), SPLIT_PRIOR))
+        if group.width <= WHOLE_ASPECT * digit_height:
+            readings.append(([], SPLIT_PRIOR))
+        return readings
+    wide = group.width >= PAIR_ASPECT * digit_height
+    cut = _junction(crop, digit_height=digit_height, side_width=SIDE_WIDTH) if wide else None
+    if cut is not None:
+        return [([cut], 0.0), ([], SPLIT_PRIOR)]
+    if group.width >= LOW_PAIR_ASPECT * digit_height:
+        narrow = _junction(crop, digit_height=digit_height, side_width=NARROW_SIDE_WIDTH)
+        return [([], 0.0)] if narrow is None else [([], 0.0), ([narrow], SPLIT_PRIOR)]
+    return [([], 0.0)]
+
+
+def _even_cuts(crop: np.ndarray, *, parts: int) -> list[int]:
+    """Columns cutting the crop into `parts` digits, each at the least ink near its even-spacing position.
+
+    Touching digits meet in a stroke or two, so the ink per column dips where one ends and the next begins.
+    """
+    width = crop.shape[1]
     profile = cv2.blur(crop.sum(axis=0, dtype=np.float32)[np.newaxis], (3, 1))[0]
-    step = group.width / parts
+    step = width / parts
     reach = max(1, int(CUT_WINDOW * step))
     cuts = [0]
     for nominal in (round(step * part) for part in range(1, parts)):
-        low, high = max(cuts[-1] + 1, nominal - reach), min(group.width - 1, nominal + reach)
+        low, high = max(cuts[-1] + 1, nominal - reach), min(width - 1, nominal + reach)
         cuts.append(low + int(np.argmin(profile[low : high + 1])) if high >= low else nominal)
-    cuts.append(group.width)
-    return [crop[:, start:end] for start, end in zip(cuts, cuts[1:]) if (crop[:, start:end] > 0).any()]
+    return cuts[1:]
 
 
-def _junction(crop: np.ndarray, *, digit_height: float) -> int | None:
+def _may_be_one_digit(group: _Group, following: _Group, *, digit_height: float) -> bool:
+    """Two neighbouring groups close enough, and together narrow enough, to be one digit broken apart."""
+    width = max(group.right, following.right) - group.left
+    return following.left - group.right <= MERGE_GAP * digit_height and width <= MERGE_WIDTH * digit_height
+
+
+def _own_ink(ink: np.ndarray, labels: np.ndarray, groups: tuple[_Group, ...], *, left: int, right: int) -> np.ndarray:
+    """The groups' ink between two page columns, cropped to their rows (a neighbour reaching in is left out)."""
+    top, bottom = min(group.top for group in groups), max(group.bottom for group in groups)
+    region = (slice(top, bottom), slice(left, right))
+    own = np.isin(labels[region], [label for group in groups for label in group.labels])
+    return np.where(own, ink[region], 0.0).astype(np.float32)
+
+
+def _junction(crop: np.ndarray, *, digit_height: float, side_width: float) -> int | None:
     """The column where two touching digits meet, or None when the ink looks like one digit.
 
     Two digits side by side touch in one short stroke, and each side holds ink nearly a digit tall; inside one
@@ -190,7 +293,7 @@ def _junction(crop: np.ndarray, *, digit_height: float) -> int | None:
     """
     filled = crop > 0
     width = crop.shape[1]
-    margin = max(1, int(SIDE_WIDTH * digit_height))
+    margin = max(1, int(side_width * digit_height))
     best, best_ink = None, np.inf
     for column in range(margin, width - margin):
         runs = np.flatnonzero(np.diff(np.concatenate(([0], filled[:, column].astype(np.int8), [0]))))
