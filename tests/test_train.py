@@ -28,6 +28,7 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     assert metadata["epochs"] == 1 and metadata["seed"] == 3 and len(metadata["data_sha256"]) == 64
     assert 0.0 <= metadata["test_accuracy"] <= 1.0
     assert "--seed 3" in metadata["command"]
+    assert metadata["number_cut_digits"] > 150  # most of the 200 digits, written as numbers, were cut back out
     assert (out / "2" / "model.keras").is_file()
     classifier = load_classifier(out)
     assert classifier.version == "tiny-cnn/2"
@@ -39,3 +40,14 @@ def test_missing_data_file_is_a_config_error(tmp_path: Path, capsys) -> None:
     error = capsys.readouterr().err
     assert "absent.npz" in error and error.count("\n") == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_digits_cut_out_of_numbers_keep_their_labels() -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"][:400], data["y"][:400]
+    images, labels = train._numbers_through_segmentation(x, y, rng=np.random.default_rng(5))
+
+    assert images.shape[1:] == (28, 28) and len(images) == len(labels) and len(images) >= 0.85 * len(x)
+    # The shipped model reads the cut digits as their labels: images and labels are in step, left to right.
+    read = load_classifier(Path(__file__).parents[1] / "models" / "mnist-cnn").probabilities(images).argmax(axis=1)
+    assert np.mean(read == labels) >= 0.95

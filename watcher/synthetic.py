@@ -1,4 +1,4 @@
-"""Render 28x28 MNIST digits as realistic scans (paper, pens, light, noise, file formats) for training and benches."""
+"""Render MNIST digits, alone or as written numbers, as realistic scans (paper, pens, light, noise, file kinds)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,15 @@ VARIANTS = (
     "specks+edge",
     "mixed",
 )
+
+# Written numbers composed from MNIST digits:
+NUMBER_LENGTHS = (2, 3, 4, 5, 6)  # a year, a ZIP code, a meter reading
+GAP_PX = (-1, 10)  # space between digits at MNIST scale: slight overlaps and touching up to wide spacing
+SIZE_JITTER = (0.85, 1.15)  # each digit's own size, relative to its neighbours
+BASELINE_JITTER_PX = 2  # how far a digit wanders off the line, at MNIST scale
+PIXELS_PER_MNIST_PX = (1.2, 4.0)  # the scan's resolution: digits of about 24 to 80 px
+FORMATS = ("grey", "grey", "grey", "inverted", "colour", "rgba", "16bit")  # polarity both ways, every file kind
+EFFECT_CHANCES = {"lighting": 0.3, "specks+edge": 0.2, "noise": 0.3}  # how often a scan shows each flaw
 
 
 def render_scan(
@@ -153,3 +162,35 @@ def _coloured(page: np.ndarray, ink: np.ndarray, rng: np.random.Generator, *, pa
         levels = int(rng.integers(4, 9))
         bgr = np.round(bgr * (levels - 1)) / (levels - 1)
     return np.clip(bgr, 0, 1)
+
+
+def compose_number(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 ink (bright on black) at MNIST scale: the digits in a row, jittered in size, spacing and baseline."""
+    height = 40
+    canvas = np.zeros((height, 36 * len(digits)), np.uint8)
+    x = 4
+    for digit in digits:
+        rows, cols = np.nonzero(digit)
+        tight = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        scale = rng.uniform(*SIZE_JITTER)
+        tight = cv2.resize(tight, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+        h, w = tight.shape
+        top = int(np.clip((height - 20) // 2 + rng.integers(-BASELINE_JITTER_PX, BASELINE_JITTER_PX + 1) + 20 - h, 0, height - h))
+        # Overlapping strokes keep the darker ink, as two pen lines crossing do.
+        np.maximum(canvas[top : top + h, x : x + w], tight, out=canvas[top : top + h, x : x + w])
+        x = max(0, x + w + int(rng.integers(GAP_PX[0], GAP_PX[1] + 1)))
+    return canvas[:, : x + 4]
+
+
+def render_number_scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A decoded-scan-like array of the composed ink: pen edges, margins, paper, light, noise, file kind."""
+    scale = rng.uniform(*PIXELS_PER_MNIST_PX)
+    big = cv2.resize(ink.astype(np.float32) / 255, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    # MNIST is blurred by its own down-sampling; a pen on paper has crisp edges (as in `_pen_strokes`).
+    coverage = np.clip((big - 0.3) * 4.0, 0.0, 1.0)
+    # Margins scale with the writing's height: a scan of a form field, not a whole page.
+    margin_y, margin_x = (int(rng.uniform(0.1, 1.0) * coverage.shape[0]) for _ in range(2))
+    coverage = cv2.copyMakeBorder(coverage, margin_y, margin_y, margin_x, margin_x, cv2.BORDER_CONSTANT, value=0.0)
+    effects = {effect for effect, chance in EFFECT_CHANCES.items() if rng.random() < chance}
+    effects.add(str(rng.choice(FORMATS)))
+    return print_on_paper(coverage, rng, effects=effects)
