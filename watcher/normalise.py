@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,7 @@ SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck,
 BOX_SIDE, CANVAS_SIDE = 20, 28  # MNIST: the digit's longer side is 20 px inside a 28 px canvas
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
 TARGET_STROKE = 0.11  # MNIST strokes are about 11 % of the digit's longer side
+SURFACE_RIDGE = 1e-6 * np.eye(6)  # keeps the lighting fit solvable when the paper pixels leave it under-determined
 
 
 def normalise(image: np.ndarray) -> np.ndarray | None:
@@ -35,7 +38,8 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     grey = _working_grey(image)
     raised = grey if _ink_is_light(grey) else 1.0 - grey
     # Lighting varies slowly and strokes are narrow, so an opening wider than a stroke sees only paper.
-    contrast = np.clip(raised - _background(raised), 0.0, None)
+    contrast = raised - _background(raised)
+    np.maximum(contrast, 0.0, out=contrast)
     # Strokes are wider than the grain of scanner noise: a light blur lowers the noise far more than the ink,
     # so ink is detected on the blurred map, while its grey levels come from the sharp one.
     smooth = cv2.GaussianBlur(contrast, (0, 0), max(0.7, min(contrast.shape) / 200))
@@ -43,26 +47,28 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     candidates = smooth > max(paper + 5.0 * noise, MIN_CONTRAST)
     if not candidates.any():
         return np.zeros(contrast.shape, np.float32)
-    ink_level = float(np.percentile(smooth[candidates], 90))
+    ink_level = _percentile(smooth[candidates], 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
     kept = _clean_components(_erase_border_lines(strokes, faint_ink=candidates))
-    if not kept.any():
+    left, top, width, height = cv2.boundingRect(_mask(kept))
+    if not width:
         return np.zeros(contrast.shape, np.float32)
     # Keep the anti-aliased rim of the kept strokes as grey levels, the way MNIST digits look; only the
-    # region around the kept strokes is computed.
+    # region around the kept strokes, as far as the rim reaches (a pixel), is computed.
     floor = max(paper + 3.0 * noise, RAMP_FLOOR * ink_level)
-    rim = cv2.dilate(kept.astype(np.uint8), np.ones((3, 3), np.uint8))
-    left, top, width, height = cv2.boundingRect(rim)
-    region = (slice(top, top + height), slice(left, left + width))
+    region = (slice(max(top - 1, 0), top + height + 1), slice(max(left - 1, 0), left + width + 1))
+    rim = cv2.dilate(_mask(kept[region]), np.ones((3, 3), np.uint8))
     ink = np.zeros(contrast.shape, np.float32)
-    ramp = np.clip((contrast[region] - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0)
-    ink[region] = ramp * rim[region]
+    ramp = np.clip((contrast[region] - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0, out=ink[region])
+    ramp *= rim
     return ink
 
 
 def fit_digit(ink: np.ndarray) -> np.ndarray:
     """The MNIST recipe: crop to the ink, longer side to 20 px, centre of mass at the centre of 28x28."""
-    digit = _crop_to_ink(_digit_pieces(_crop_to_ink(ink)))
+    cropped = _crop_to_ink(ink)
+    pieces = _digit_pieces(cropped)
+    digit = cropped if pieces is cropped else _crop_to_ink(pieces)  # only dropped pieces can shrink the crop
     if digit.size == 0:
         return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
     # Stroke width is judged at a fixed working size (4x the box), so its cost does not grow with the scan.
@@ -78,12 +84,12 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
     canvas = cv2.warpAffine(
         small, shift, (CANVAS_SIDE, CANVAS_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0
     )
-    return np.clip(canvas, 0.0, 1.0).astype(np.float32)
+    return np.clip(canvas, 0.0, 1.0, out=canvas)
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
     """The smallest rectangle holding all the ink (empty when there is none)."""
-    left, top, width, height = cv2.boundingRect((ink > 0).astype(np.uint8))
+    left, top, width, height = cv2.boundingRect(_mask(ink > 0))
     return ink[top : top + height, left : left + width]
 
 
@@ -94,8 +100,10 @@ def _resize_longer_side(digit: np.ndarray, side: int) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(digit, size, interpolation=interpolation)
-    # Shrinking a fine pen line averages it towards grey; MNIST strokes peak at full brightness.
-    return np.clip(resized / max(float(resized.max()), 1e-6), 0.0, 1.0)
+    # Shrinking a fine pen line averages it towards grey; MNIST strokes peak at full brightness. Ink is never
+    # negative and neither interpolation overshoots, so this lands in [0, 1].
+    resized /= max(float(resized.max()), 1e-6)
+    return resized
 
 
 def _working_grey(image: np.ndarray) -> np.ndarray:
@@ -127,16 +135,40 @@ def _working_grey(image: np.ndarray) -> np.ndarray:
         image = cv2.resize(np.ascontiguousarray(image), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return image.astype(np.float32) / np.float32(full)
+    grey = image.astype(np.float32)
+    grey /= np.float32(full)
+    return grey
 
 
-def _median(values: np.ndarray) -> float:
-    """np.median, without the overhead that dominates it on the few thousand values used here."""
-    values = values.ravel()
+def _mask(selected: np.ndarray) -> np.ndarray:
+    """A boolean array as the 0/1 uint8 image OpenCV's mask functions take, without a copy."""
+    return selected.view(np.uint8)
+
+
+def _median(scratch: np.ndarray) -> float:
+    """np.median of an array it may reorder, without the overhead that dominates np.median on the few thousand
+    values used here: one partition in place, and for an even count the other middle value is the lower half's max."""
+    values = scratch.ravel()
     middle = values.size // 2
+    values.partition(middle)
     if values.size % 2:
-        return float(np.partition(values, middle)[middle])
-    return float(np.partition(values, (middle - 1, middle))[middle - 1 : middle + 1].mean())
+        return float(values[middle])
+    return float((values[:middle].max() + values[middle]) / 2)
+
+
+def _percentile(scratch: np.ndarray, percent: float) -> float:
+    """np.percentile (linear interpolation, the same rounding) of an array it may reorder, from one partition in
+    place instead of np.percentile's many steps."""
+    values = scratch.ravel()
+    position = (values.size - 1) * (percent / 100)
+    below = int(position)
+    weight = position - below
+    values.partition(below)
+    low = values[below]
+    high = values[below + 1 :].min() if below + 1 < values.size else low
+    step = high - low
+    # numpy interpolates from the nearer end, which keeps the result inside [low, high].
+    return float(high - step * (1 - weight) if weight >= 0.5 else low + step * weight)
 
 
 def _sample(pixels: np.ndarray) -> np.ndarray:
@@ -150,12 +182,13 @@ def _paper_and_noise(smooth: np.ndarray) -> tuple[float, float]:
     """The paper's level and its noise, measured so that even a fat digit covering most of the page does not
     count: the level below Otsu's ink/paper split, the noise from differences between nearby pixels."""
     sample = _sample(smooth)
-    scaled = np.round(np.clip(sample / max(float(sample.max()), 1e-6), 0, 1) * 255).astype(np.uint8)
+    # The blurred contrast is never negative, so its share of the peak lies in [0, 1]: 0-255, rounded half to even.
+    scaled = cv2.convertScaleAbs(sample / max(float(sample.max()), 1e-6), alpha=255).reshape(-1)
     split, _ = cv2.threshold(scaled.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     paper = _median(sample[scaled <= split])
     rows = smooth[:: max(1, smooth.shape[0] // 64)]  # 64 rows hold plenty of pixel pairs
     gap = min(NOISE_GAP, smooth.shape[1] - 1)
-    differences = np.abs(rows[:, gap:] - rows[:, :-gap]) if gap > 0 else np.zeros(1, np.float32)
+    differences = cv2.absdiff(rows[:, gap:], rows[:, :-gap]) if gap > 0 else np.zeros(1, np.float32)
     # Half the pixel pairs lie inside paper or inside a stroke, where the difference is noise alone.
     return paper, 1.4826 * _median(differences) / np.sqrt(2.0)
 
@@ -166,9 +199,7 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     height, width = grey.shape
     shrink = min(1.0, POLARITY_SIDE / max(height, width))
     small = cv2.resize(grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA)
-    ys, xs = np.mgrid[0 : small.shape[0], 0 : small.shape[1]]
     values = small.ravel()
-    ys, xs = (ys.ravel() + 0.5) / small.shape[0] - 0.5, (xs.ravel() + 0.5) / small.shape[1] - 0.5
     # The image's outermost pixels are paper even when a fat digit fills most of it: their median is the
     # first guess at the paper tone. Uneven light is then a smooth surface over the page, fitted to the pixels
     # near that tone and taken away, so a shadowed half of the page does not pass for ink.
@@ -177,19 +208,36 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     spread = 1.4826 * _median(np.abs(ring - level))
     residual = values - level
     paper = np.abs(residual) <= max(3.0 * spread, 0.05)
-    surface = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+    surface, products = _surface_terms(*small.shape)
     for _ in range(2):
-        if paper.sum() < 12:
+        if np.count_nonzero(paper) < 12:
             break
-        fit_on = surface[paper]
-        coefficients = np.linalg.solve(fit_on.T @ fit_on + 1e-6 * np.eye(6), fit_on.T @ values[paper])
-        residual = values - surface @ coefficients
-        spread = 1.4826 * _median(np.abs(residual[paper] - _median(residual[paper])))
+        # Least squares over the paper pixels: the normal equations, summed over them as 0/1 weights.
+        weights = paper.astype(np.float64)
+        normal = (weights @ products).reshape(6, 6) + SURFACE_RIDGE
+        # OpenCV's solver, for a fraction of np.linalg.solve's overhead on a 6x6 system.
+        _, coefficients = cv2.solve(normal, ((values * weights) @ surface)[:, np.newaxis], flags=cv2.DECOMP_LU)
+        residual = values - surface @ coefficients[:, 0]
+        paper_residual = residual[paper]
+        spread = 1.4826 * _median(np.abs(paper_residual - _median(paper_residual)))
         paper = np.abs(residual) <= max(3.0 * spread, 0.02)
     margin = max(2.0 * spread, 0.02)
-    above = np.clip(residual - margin, 0.0, None).sum()
-    below = np.clip(-residual - margin, 0.0, None).sum()
+    above = np.maximum(residual - margin, 0.0).sum()
+    below = np.maximum(-residual - margin, 0.0).sum()
     return bool(above > below)
+
+
+@functools.lru_cache(maxsize=128)  # polarity copies come in few shapes: the longer side is mostly POLARITY_SIDE
+def _surface_terms(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the six terms of a quadratic surface (1, x, y, x², xy, y²), x and y centred in [-0.5, 0.5], and
+    their 36 pairwise products, so that the fit's normal equations over any set of pixels are one product."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    ys, xs = (ys.ravel() + 0.5) / height - 0.5, (xs.ravel() + 0.5) / width - 0.5
+    terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
+    products = (terms[:, :, np.newaxis] * terms[:, np.newaxis, :]).reshape(-1, 36)
+    for shared in (terms, products):  # every later call of this shape reads them
+        shared.setflags(write=False)
+    return terms, products
 
 
 def _background(raised: np.ndarray) -> np.ndarray:
@@ -205,32 +253,65 @@ def _background(raised: np.ndarray) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     # Beyond the edges the light is extrapolated (odd reflection), not held flat, or an opening would cut the
     # bright end of a gradient short and leave a false stroke along that edge; dips stop at the darkest paper.
-    padded = np.maximum(np.pad(small, side, mode="reflect", reflect_type="odd"), small.min())
+    padded = np.maximum(_pad_odd_reflection(small, side), small.min())
     paper = cv2.morphologyEx(padded, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
     paper = cv2.blur(paper, (side, side), borderType=cv2.BORDER_REPLICATE)[side:-side, side:-side]
     return cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def _pad_odd_reflection(image: np.ndarray, side: int) -> np.ndarray:
+    """np.pad(image, side, mode="reflect", reflect_type="odd"): rows first, then columns, each mirrored value
+    turned about its edge (2 * edge - mirror); OpenCV's borders make it a few calls instead of numpy's dozens."""
+    if side >= min(image.shape):  # numpy then reflects repeatedly, out of the mirrored pixels themselves
+        return np.pad(image, side, mode="reflect", reflect_type="odd")
+    rows = 2 * cv2.copyMakeBorder(image, side, side, 0, 0, cv2.BORDER_REPLICATE) - cv2.copyMakeBorder(
+        image, side, side, 0, 0, cv2.BORDER_REFLECT_101
+    )
+    return 2 * cv2.copyMakeBorder(rows, 0, 0, side, side, cv2.BORDER_REPLICATE) - cv2.copyMakeBorder(
+        rows, 0, 0, side, side, cv2.BORDER_REFLECT_101
+    )
+
+
+def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Label count, labels and stats of the 8-connected pieces of a 0/1 uint8 mask, as
+    cv2.connectedComponentsWithStats gives them: BBDT labels exactly like its default algorithm, but gathers the
+    statistics several times faster (OpenCV 5)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    return count, labels, stats
+
+
+def _piece_count(mask: np.ndarray) -> int:
+    """How many 8-connected pieces a 0/1 uint8 mask holds: labelling alone costs a fraction of `_components`."""
+    return cv2.connectedComponentsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)[0] - 1
+
+
 def _clean_components(strokes: np.ndarray) -> np.ndarray:
     """Drop specks and scanner edges/box lines along the border; keep everything else."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.astype(np.uint8), connectivity=8)
-    if count <= 1:
-        return np.zeros(strokes.shape, bool)
     height, width = strokes.shape
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    # Only the strokes' bounding box is labelled: labelling costs by the pixel, and strokes span a third of a page.
+    box_left, box_top, box_width, box_height = cv2.boundingRect(_mask(strokes))
+    if not box_width:  # erasing the border lines left nothing
+        return np.zeros(strokes.shape, bool)
+    box = (slice(box_top, box_top + box_height), slice(box_left, box_left + box_width))
     min_side = max(3.0, MIN_INK_SIDE * max(height, width))
+    if _piece_count(_mask(strokes[box])) == 1:  # most pages: a lone piece is kept unless it is a speck
+        return strokes if max(box_width, box_height) >= min_side else np.zeros(strokes.shape, bool)
+    count, labels, stats = _components(_mask(strokes[box]))
+    stats[:, :2] += (box_left, box_top)  # page coordinates, for the border tests
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    longer_sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
+    pieces = 1 + np.flatnonzero((longer_sides >= min_side) & (areas >= MIN_PIECE * areas.max()))
+    edges = [label for label in pieces if _is_border_line(*stats[label, :4].tolist(), height=height, width=width)]
     keep = np.zeros(count, bool)
-    edges = np.zeros(count, bool)
-    for label in range(1, count):
-        left, top, w, h, area = stats[label]
-        if max(w, h) < min_side or area < MIN_PIECE * areas.max():
-            continue
-        keep[label] = True
-        edges[label] = _is_border_line(left, top, w, h, height=height, width=width)
+    keep[pieces] = True
     # A border-hugging component is only a scanner edge when something else is left to read.
-    if (keep & ~edges).any():
-        keep &= ~edges
-    return keep[labels]
+    if len(edges) < len(pieces):
+        keep[edges] = False
+    if keep[1:].all():
+        return strokes
+    kept = np.zeros(strokes.shape, bool)
+    kept[box] = keep[labels]
+    return kept
 
 
 def _erase_border_lines(strokes: np.ndarray, *, faint_ink: np.ndarray) -> np.ndarray:
@@ -239,20 +320,31 @@ def _erase_border_lines(strokes: np.ndarray, *, faint_ink: np.ndarray) -> np.nda
     Done per pixel row, not per component, because a digit touching such a line would join it. Fullness is
     judged on the faint ink too, since uneven light dims one end of a long line.
     """
+    rows, columns = _edge_lines(faint_ink), _edge_lines(faint_ink.T)
+    if not rows and not columns:
+        return strokes
     strokes = strokes.copy()
-    for lines, faint in ((strokes, faint_ink), (strokes.T, faint_ink.T)):  # rows, then columns (views)
-        band = max(1, int(BORDER_BAND * lines.shape[0]))
-        for edge in (range(band), range(lines.shape[0] - 1, lines.shape[0] - 1 - band, -1)):
-            run, needed = [], EDGE_LINE_FILL
-            for index in edge:
-                if faint[index].mean() < needed:
-                    break  # only lines contiguous with the edge itself
-                run.append(index)
-                needed = EDGE_LINE_FILL / 2  # the line's own blurred rim is less full
-            # A run filling the whole band is something thicker, like the bar of a tightly cropped 7.
-            if len(run) < band:
-                lines[run] = False
+    strokes[rows] = False
+    strokes[:, columns] = False
     return strokes
+
+
+def _edge_lines(faint_ink: np.ndarray) -> list[int]:
+    """The rows of `faint_ink` that `_erase_border_lines` clears, from its top and its bottom edge."""
+    count, length = faint_ink.shape
+    band = max(1, int(BORDER_BAND * count))
+    cleared = []
+    for edge in (range(band), range(count - 1, count - 1 - band, -1)):
+        run, needed = [], EDGE_LINE_FILL
+        for index in edge:
+            if np.count_nonzero(faint_ink[index]) / length < needed:
+                break  # only lines contiguous with the edge itself
+            run.append(index)
+            needed = EDGE_LINE_FILL / 2  # the line's own blurred rim is less full
+        # A run filling the whole band is something thicker, like the bar of a tightly cropped 7.
+        if len(run) < band:
+            cleared += run
+    return cleared
 
 
 def _is_border_line(left: int, top: int, w: int, h: int, *, height: int, width: int) -> bool:
@@ -266,9 +358,10 @@ def _is_border_line(left: int, top: int, w: int, h: int, *, height: int, width: 
 
 def _digit_pieces(ink: np.ndarray) -> np.ndarray:
     """The largest piece and the pieces near it (broken strokes); far-away stray marks are dropped."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((ink > 0).astype(np.uint8), connectivity=8)
-    if count <= 2:
+    mask = _mask(ink > 0)
+    if _piece_count(mask) <= 1:  # most digits are one piece
         return ink
+    count, labels, stats = _components(mask)
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
     left, top, w, h = stats[order[0], :4]
     box = [left, top, left + w, top + h]
@@ -285,16 +378,16 @@ def _digit_pieces(ink: np.ndarray) -> np.ndarray:
         if max(gap_x, gap_y) <= reach:
             keep[label] = True
             box = [min(box[0], x0), min(box[1], y0), max(box[2], x0 + pw), max(box[3], y0 + ph)]
-    return np.where(keep[labels], ink, 0.0).astype(np.float32)
+    return np.where(keep[labels], ink, np.float32(0))
 
 
 def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
     """Dilate a fine-pen digit until its strokes are as thick, relative to its size, as MNIST's."""
-    mask = (digit > 0.5).astype(np.uint8)
-    area = int(mask.sum())
+    mask = _mask(digit > 0.5)
+    area = np.count_nonzero(mask)
     if area == 0:
         return digit
-    rim = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
+    rim = area - np.count_nonzero(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0))
     # A stroke of width w and length L has area w*L and about 2*L rim pixels.
     stroke = 2.0 * area / max(rim, 1)
     wanted = TARGET_STROKE * max(digit.shape)
