@@ -13,7 +13,18 @@ from watchdog.events import (
     FileMovedEvent,
 )
 
-from watcher.observe import Inbox, InboxEventHandler, is_candidate, observer_alive, start_observer, stop_observer
+from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
+
+from watcher.observe import (
+    Inbox,
+    InboxEventHandler,
+    _UnpairedMoves,
+    is_candidate,
+    observer_alive,
+    start_observer,
+    stop_observer,
+)
 
 
 class Clock:
@@ -149,3 +160,39 @@ def test_the_real_observer_sees_a_renamed_in_file(tmp_path: Path, polling: bool)
     finally:
         stop_observer(observer)
     assert not observer_alive(observer)
+
+
+def test_a_move_in_is_reported_without_pairing() -> None:
+    moved_from = PathedInotifyEvent(InotifyEvent(1, InotifyConstants.IN_MOVED_FROM, 7, b"a.png"), b"/in/a.png")
+    moved_to = PathedInotifyEvent(InotifyEvent(1, InotifyConstants.IN_MOVED_TO, 7, b"b.png"), b"/in/b.png")
+    stock, unpaired = InotifyMoveEventGrouper(), _UnpairedMoves()
+    for grouper in (stock, unpaired):
+        grouper._queue.put(moved_from)  # queued as watchdog would, ready at once
+        grouper.put_event(moved_to)
+    # watchdog pairs the two halves after searching its queue; the inbox's grouper passes the move on as it came.
+    assert stock.read_event() == (moved_from, moved_to)
+    assert [unpaired.read_event(), unpaired.read_event()] == [moved_from, moved_to]
+
+
+def test_the_real_observer_sees_each_file_of_a_burst_once(tmp_path: Path) -> None:
+    staging, inbox_folder = tmp_path / "staging", tmp_path / "inbox"
+    staging.mkdir()
+    (inbox_folder / "claimed").mkdir(parents=True)
+    inbox = Inbox(inbox_folder, extensions=(".png",), settle_s=0.2)
+    names = [f"{number:04}.png" for number in range(500)]
+    for name in names:
+        (staging / name).write_bytes(b"x")
+    observer = start_observer(inbox, polling=False)
+    try:
+        for name in names:
+            os.rename(staging / name, inbox_folder / name)
+        taken: list[str] = []
+        deadline = time.monotonic() + 10
+        while len(taken) < len(names) and time.monotonic() < deadline:
+            arrivals = inbox.take(64, timeout=0.1)
+            for arrival in arrivals:  # claimed as the daemon does: renamed out of the top level
+                os.rename(inbox_folder / arrival.name, inbox_folder / "claimed" / arrival.name)
+            taken += [arrival.name for arrival in arrivals]
+        assert sorted(taken) == names
+    finally:
+        stop_observer(observer)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -21,8 +21,9 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver
+from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver, InotifyWatchGroup
 from watchdog.observers.inotify_c import InotifyConstants
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 from watchdog.observers.polling import PollingObserver
 
 log = structlog.get_logger()
@@ -202,6 +203,35 @@ class InboxEmitter(InotifyFullEmitter):
     def get_event_mask_from_filter(self) -> int:
         constants = InotifyConstants
         return constants.IN_CREATE | constants.IN_MODIFY | constants.IN_CLOSE_WRITE | constants.IN_MOVED_TO | constants.IN_DELETE_SELF
+
+
+    def on_thread_start(self) -> None:
+        self._inotify = _InboxWatchGroup(
+            self._inotify_fd,
+            os.fsencode(self.watch.path),
+            is_recursive=False,
+            event_mask=self.get_event_mask_from_filter(),
+            follow_symlink=self.watch.follow_symlink,
+        )
+
+
+class _UnpairedMoves(InotifyMoveEventGrouper):
+    """Moves reported as they come, with no search for their other half.
+
+    watchdog searches every event still queued for a move's IN_MOVED_FROM, twice per move: O(n) per
+    file in a burst of renames. The inbox never asks for IN_MOVED_FROM, so there is nothing to find.
+    """
+
+    def get_queued_moved_from_event(self, cookie: int) -> None:
+        return None
+
+    def _group_moved_to_event(self, to_event: PathedInotifyEvent) -> PathedInotifyEvent:
+        return to_event
+
+
+@dataclass
+class _InboxWatchGroup(InotifyWatchGroup):
+    _move_event_grouper: InotifyMoveEventGrouper = field(default_factory=_UnpairedMoves, init=False)
 
 
 class InboxObserver(InotifyObserver):
