@@ -45,9 +45,10 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     smooth = cv2.GaussianBlur(contrast, (0, 0), max(0.7, min(contrast.shape) / 200))
     paper, noise = _paper_and_noise(smooth)
     candidates = smooth > max(paper + 5.0 * noise, MIN_CONTRAST)
-    if not candidates.any():
+    candidate_levels = smooth[candidates]
+    if not candidate_levels.size:
         return np.zeros(contrast.shape, np.float32)
-    ink_level = _percentile(smooth[candidates], 90)
+    ink_level = _percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
     kept = _clean_components(_erase_border_lines(strokes, faint_ink=candidates))
     left, top, width, height = cv2.boundingRect(_mask(kept))
@@ -216,8 +217,8 @@ def _ink_is_light(grey: np.ndarray) -> bool:
         weights = paper.astype(np.float64)
         normal = (weights @ products).reshape(6, 6) + SURFACE_RIDGE
         # OpenCV's solver, for a fraction of np.linalg.solve's overhead on a 6x6 system.
-        _, coefficients = cv2.solve(normal, ((values * weights) @ surface)[:, np.newaxis], flags=cv2.DECOMP_LU)
-        residual = values - surface @ coefficients[:, 0]
+        _, coefficients = cv2.solve(normal, (surface @ (values * weights))[:, np.newaxis], flags=cv2.DECOMP_LU)
+        residual = values - coefficients[:, 0] @ surface
         paper_residual = residual[paper]
         spread = 1.4826 * _median(np.abs(paper_residual - _median(paper_residual)))
         paper = np.abs(residual) <= max(3.0 * spread, 0.02)
@@ -229,12 +230,13 @@ def _ink_is_light(grey: np.ndarray) -> bool:
 
 @functools.lru_cache(maxsize=128)  # polarity copies come in few shapes: the longer side is mostly POLARITY_SIDE
 def _surface_terms(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel, the six terms of a quadratic surface (1, x, y, x², xy, y²), x and y centred in [-0.5, 0.5], and
-    their 36 pairwise products, so that the fit's normal equations over any set of pixels are one product."""
+    """The six terms of a quadratic surface (1, x, y, x², xy, y²) at every pixel (6 x pixels, x and y centred in
+    [-0.5, 0.5]), and per pixel their 36 pairwise products, so the fit's normal equations over any set of pixels
+    are one product."""
     ys, xs = np.mgrid[0:height, 0:width]
     ys, xs = (ys.ravel() + 0.5) / height - 0.5, (xs.ravel() + 0.5) / width - 0.5
-    terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys], axis=1)
-    products = (terms[:, :, np.newaxis] * terms[:, np.newaxis, :]).reshape(-1, 36)
+    terms = np.stack([np.ones_like(xs), xs, ys, xs * xs, xs * ys, ys * ys])
+    products = (terms.T[:, :, np.newaxis] * terms.T[:, np.newaxis, :]).reshape(-1, 36)
     for shared in (terms, products):  # every later call of this shape reads them
         shared.setflags(write=False)
     return terms, products
