@@ -85,7 +85,7 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
     canvas = cv2.warpAffine(
         small, shift, (CANVAS_SIDE, CANVAS_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0
     )
-    return np.clip(canvas, 0.0, 1.0, out=canvas)
+    return np.clip(canvas, 0.0, 1.0, out=canvas).astype(np.float32, copy=False)
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -380,7 +380,7 @@ def _digit_pieces(ink: np.ndarray) -> np.ndarray:
         if max(gap_x, gap_y) <= reach:
             keep[label] = True
             box = [min(box[0], x0), min(box[1], y0), max(box[2], x0 + pw), max(box[3], y0 + ph)]
-    return np.where(keep[labels], ink, np.float32(0))
+    return np.where(keep[labels], ink, 0.0).astype(np.float32, copy=False)
 
 
 def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
@@ -389,7 +389,8 @@ def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
     area = np.count_nonzero(mask)
     if area == 0:
         return digit
-    rim = area - np.count_nonzero(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0))
+    inside = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    rim = area - np.count_nonzero(inside)
     # A stroke of width w and length L has area w*L and about 2*L rim pixels.
     stroke = 2.0 * area / max(rim, 1)
     wanted = TARGET_STROKE * max(digit.shape)
