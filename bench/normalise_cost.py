@@ -4,7 +4,8 @@
     .venv/bin/python bench/normalise_cost.py --sides 600  # other scan sizes
 
 Scans are made the way bench/bench.py makes them (MNIST sample digits, render_scan, seed 7), PNG-encoded.
-Single-threaded process time, best of --repeats passes, so other load on the machine inflates it little.
+CPU time of this process (OpenCV's threads included, as in a worker), best of --repeats passes, so other
+load on the machine inflates it little.
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    cv2.setNumThreads(1)  # a worker process gets one core; OpenCV's own threads would blur the measure
     print(f"{'max side':>8} {'normalise ms':>13} {'decode+candidates ms':>23}")
     for side in args.sides:
         encoded = make_scans(args.count, side=side)
