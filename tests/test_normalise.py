@@ -147,3 +147,8 @@ def test_fit_digit_takes_an_ink_map(digit: np.ndarray) -> None:
     assert cleaned.dtype == np.float32 and cleaned.shape == (200, 200)
     assert cleaned[:30].max() == 0 and cleaned[40:120, 50:130].max() == pytest.approx(1.0)
     assert np.array_equal(fit_digit(cleaned), normalise(to_uint8(page(digit))))
+
+
+def test_fit_digit_of_a_blank_map_is_blank() -> None:
+    blank = fit_digit(np.zeros((50, 40), np.float32))
+    assert blank.shape == (28, 28) and blank.dtype == np.float32 and not blank.any()

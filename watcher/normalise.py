@@ -68,10 +68,10 @@ def ink_map(image: np.ndarray) -> np.ndarray:
 def fit_digit(ink: np.ndarray) -> np.ndarray:
     """The MNIST recipe: crop to the ink, longer side to 20 px, centre of mass at the centre of 28x28."""
     cropped = _crop_to_ink(ink)
+    if cropped.size == 0:  # no ink: labelling an empty image would crash OpenCV
+        return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
     pieces = _digit_pieces(cropped)
     digit = cropped if pieces is cropped else _crop_to_ink(pieces)  # only dropped pieces can shrink the crop
-    if digit.size == 0:
-        return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
     # Stroke width is judged at a fixed working size (4x the box), so its cost does not grow with the scan.
     digit = _thicken_thin_strokes(_resize_longer_side(digit, 4 * BOX_SIDE))
     small = _resize_longer_side(digit, BOX_SIDE)
