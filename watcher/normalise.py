@@ -274,7 +274,7 @@ def _pad_odd_reflection(image: np.ndarray, side: int) -> np.ndarray:
     )
 
 
-def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Label count, labels and stats of the 8-connected pieces of a 0/1 uint8 mask, as
     cv2.connectedComponentsWithStats gives them: BBDT labels exactly like its default algorithm, but gathers the
     statistics several times faster (OpenCV 5)."""
@@ -283,7 +283,7 @@ def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 
 def _piece_count(mask: np.ndarray) -> int:
-    """How many 8-connected pieces a 0/1 uint8 mask holds: labelling alone costs a fraction of `_components`."""
+    """How many 8-connected pieces a 0/1 uint8 mask holds: labelling alone costs a fraction of `components`."""
     return cv2.connectedComponentsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)[0] - 1
 
 
@@ -298,7 +298,7 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     min_side = max(3.0, MIN_INK_SIDE * max(height, width))
     if _piece_count(_mask(strokes[box])) == 1:  # most pages: a lone piece is kept unless it is a speck
         return strokes if max(box_width, box_height) >= min_side else np.zeros(strokes.shape, bool)
-    count, labels, stats = _components(_mask(strokes[box]))
+    count, labels, stats = components(_mask(strokes[box]))
     stats[:, :2] += (box_left, box_top)  # page coordinates, for the border tests
     areas = stats[1:, cv2.CC_STAT_AREA]
     longer_sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
@@ -363,7 +363,7 @@ def _digit_pieces(ink: np.ndarray) -> np.ndarray:
     mask = _mask(ink > 0)
     if _piece_count(mask) <= 1:  # most digits are one piece
         return ink
-    count, labels, stats = _components(mask)
+    count, labels, stats = components(mask)
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
     left, top, w, h = stats[order[0], :4]
     box = [left, top, left + w, top + h]
