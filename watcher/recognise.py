@@ -12,6 +12,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import structlog
@@ -26,9 +27,11 @@ log = structlog.get_logger()
 PR_SET_PDEATHSIG = 1
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A file made ready for the model: its candidate digits (none for a blank page), or why there are none."""
+class Prepared(NamedTuple):
+    """A file made ready for the model: its candidate digits (none for a blank page), or why there are none.
+
+    A named tuple, like `Candidates`, for the trip back from the worker processes.
+    """
 
     sha256: str
     digits: Candidates | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -39,8 +40,7 @@ MERGE_WIDTH = 1.25  # ...and together no wider than 1.25 times a digit's height.
 MARK_PRIOR = -1.2  # ...and a short group left out as a mark against read as a small digit
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One way to read groups `first` to `end` - 1: as these candidate images (none: a mark left out), and the
     log-score its geometry adds (0 for the geometry's own reading, negative for an alternative)."""
 
@@ -50,11 +50,11 @@ class Option:
     prior: float
 
 
-@dataclass(frozen=True)
-class Candidates:
+class Candidates(NamedTuple):
     """The page's candidate digit images and the options that read its groups of ink, left to right, with them.
 
-    A reading takes options that cover every group once; plain numpy and tuples, so it pickles small.
+    A reading takes options that cover every group once. Named tuples, not dataclasses: they cross from the
+    worker processes, and a frozen dataclass unpickles ten times slower.
     """
 
     images: np.ndarray  # (m, 28, 28) float32
