@@ -17,6 +17,21 @@ def crash_on_a_bomb(path: Path, name: str) -> Prepared:
     return Prepared(sha256=name, digits=Candidates.row(np.zeros((1, 28, 28), np.float32)))
 
 
+def report_opencv_threads(path: Path, name: str) -> Prepared:
+    """A task that tells how many threads OpenCV may use in the worker running it."""
+    import cv2
+
+    return Prepared(sha256=name, error=str(cv2.getNumThreads()))
+
+
+def test_workers_run_opencv_on_one_thread_each(tmp_path: Path) -> None:
+    preparer = Preparer(report_opencv_threads, workers=2)
+    try:
+        assert [p.error for p in preparer.submit([tmp_path / "a.png"] * 4, ["a.png"] * 4)()] == ["1"] * 4
+    finally:
+        preparer.close()
+
+
 def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: Path) -> None:
     preparer = Preparer(crash_on_a_bomb, workers=2)
     try:

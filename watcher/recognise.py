@@ -14,6 +14,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import NamedTuple
 
+import cv2
 import numpy as np
 import structlog
 
@@ -126,6 +127,8 @@ def _serve_daemon(daemon_pid: int) -> None:
     # the whole process group, so the workers must not stop on their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The pool already has a worker per core; OpenCV's own threads would only contend with the other workers.
+    cv2.setNumThreads(1)
 
 
 def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: float | None) -> list[Reading]:
