@@ -164,7 +164,7 @@ def _coloured(page: np.ndarray, ink: np.ndarray, rng: np.random.Generator, *, pa
     return np.clip(bgr, 0, 1)
 
 
-def compose_number(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def compose_number(digits: np.ndarray, rng: np.random.Generator, *, gaps: tuple[int, int] = GAP_PX) -> np.ndarray:
     """uint8 ink (bright on black) at MNIST scale: the digits in a row, jittered in size, spacing and baseline."""
     height = 40
     canvas = np.zeros((height, 36 * len(digits)), np.uint8)
@@ -178,7 +178,7 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         top = int(np.clip((height - 20) // 2 + rng.integers(-BASELINE_JITTER_PX, BASELINE_JITTER_PX + 1) + 20 - h, 0, height - h))
         # Overlapping strokes keep the darker ink, as two pen lines crossing do.
         np.maximum(canvas[top : top + h, x : x + w], tight, out=canvas[top : top + h, x : x + w])
-        x = max(0, x + w + int(rng.integers(GAP_PX[0], GAP_PX[1] + 1)))
+        x = max(0, x + w + int(rng.integers(gaps[0], gaps[1] + 1)))
     return canvas[:, : x + 4]
 
 
