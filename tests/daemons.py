@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 from tests.helpers import wait_for
+from watcher.classify import latest_version
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "models" / "mnist-cnn"
+SHIPPED_VERSION = latest_version(SHIPPED_MODEL)  # the folder the daemon serves by default
 
 
 def write_e2e_config(folder: Path, *, extra: str = "") -> Path:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.daemons import ROOT, SHIPPED_MODEL, DaemonProcess, write_e2e_config
+from tests.daemons import ROOT, SHIPPED_MODEL, SHIPPED_VERSION, DaemonProcess, write_e2e_config
 from tests.helpers import drop, result_rows, wait_for
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -66,7 +66,7 @@ def test_real_scans_are_read_correctly_and_placed(folder: Path) -> None:
     assert correct >= 39, [(r["file"], r["prediction"], truth[r["file"]]) for r in rows]
     assert sorted(row["file"] for row in rows) == sorted(truth)
     for row in rows:
-        assert row["status"] == "ok" and row["model"] == "mnist-cnn/1"
+        assert row["status"] == "ok" and row["model"] == f"mnist-cnn/{SHIPPED_VERSION.name}"
         assert row["moved_to"] == f"inbox/done/{row['file']}"
         assert len(row["top3"].split()) == 3 and float(row["confidence"]) > 0.5
         assert row["time"].endswith("Z") and float(row["latency_ms"]) >= 0
@@ -148,7 +148,7 @@ def test_systemd_notify_protocol(folder: Path) -> None:
         daemon.close()
         listener.close()
     status = next(m for m in messages if "STATUS=processed 1" in m)
-    assert "errors 0" in status and "model mnist-cnn/1" in status
+    assert "errors 0" in status and f"model mnist-cnn/{SHIPPED_VERSION.name}" in status
 
 
 def test_check_exits_78_naming_the_key(folder: Path) -> None:
@@ -244,7 +244,7 @@ def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
 
 def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
     models = folder / "models" / "digits"
-    shutil.copytree(SHIPPED_MODEL / "1", models / "1")
+    shutil.copytree(SHIPPED_VERSION, models / "1")
     config = write_e2e_config(folder)
     config.write_text(config.read_text().replace(str(SHIPPED_MODEL), str(models)))
     inbox = folder / "inbox"
@@ -261,7 +261,7 @@ def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
         (broken / "metadata.json").write_text("{}")
         wait_for(lambda: any(e["event"] == "model_refused" for e in daemon.events()), what="the broken version refused")
         shutil.rmtree(broken)
-        shutil.copytree(SHIPPED_MODEL / "1", models / "2")
+        shutil.copytree(SHIPPED_VERSION, models / "2")
         wait_for(lambda: any(e["event"] == "model_reloaded" for e in daemon.events()), what="version 2 loaded")
         drop(inbox, "after.png", scans[1][1])
         wait_for(lambda: len(result_rows(folder / "results.csv")) == 2, what="the second row")
@@ -311,7 +311,7 @@ def test_metrics_are_served_on_localhost(folder: Path) -> None:
         text = wait_for(lambda: (page := scrape()) and 'digit_watcher_files_total{status="ok"} 1.0' in page and page, what="the count")
     finally:
         assert daemon.terminate() == 0
-    assert 'digit_watcher_model_info{version="mnist-cnn/1"} 1.0' in text
+    assert f'digit_watcher_model_info{{version="mnist-cnn/{SHIPPED_VERSION.name}"}} 1.0' in text
     assert "digit_watcher_latency_seconds_count 1.0" in text
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import structlog.testing
 
-from watcher.classify import METADATA_FILE, MODEL_FILE, ModelError
+from watcher.classify import METADATA_FILE, MODEL_FILE, ModelError, latest_version
 from watcher.reload import KNOWN_DIGITS, ModelReloader, known_digits_problem
 
 with np.load(KNOWN_DIGITS) as known:
@@ -220,7 +220,7 @@ def test_known_digits_are_mnist_test_digits_of_every_class() -> None:
 
 
 def test_the_shipped_model_is_reloaded_and_a_truncated_copy_refused(tmp_path: Path) -> None:
-    shipped = Path(__file__).resolve().parents[1] / "models" / "mnist-cnn" / "1"
+    shipped = latest_version(Path(__file__).resolve().parents[1] / "models" / "mnist-cnn")
     model_path = tmp_path / "mnist-cnn"
     shutil.copytree(shipped, model_path / "1")
     reloader = ModelReloader(model_path, FakeModel("mnist-cnn/1", good=True))
