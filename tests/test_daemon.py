@@ -74,7 +74,7 @@ def test_a_burst_is_classified_in_few_model_calls(config: Config, fake_classifie
         for number in range(200):
             (staging / f"{number:03}.png").rename(config.paths.inbox / f"{number:03}.png")
         wait_for(lambda: len(result_rows(config.paths.results)) == 200, what="200 rows")
-    assert sum(fake_classifier.calls) == 200
+    assert sum(fake_classifier.calls) >= 200  # every file's images (a flat bar may also be offered as two digits)
     assert len(fake_classifier.calls) < 100, fake_classifier.calls
 
 

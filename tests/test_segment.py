@@ -3,7 +3,6 @@ and alternatives offered where the geometry may be wrong."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -137,14 +136,42 @@ def test_digit_mode_is_normalise(sample: tuple[np.ndarray, np.ndarray]) -> None:
         assert np.array_equal(found.images, normalise(page)[np.newaxis]) and len(found.options) == 1
 
 
-def test_auto_reads_a_lone_digit_as_one(sample: tuple[np.ndarray, np.ndarray]) -> None:
+class UnsureOf:
+    """A classifier sure (0.99) of every image but one, which it finds unlike any digit."""
+
+    def __init__(self, unsure_of: np.ndarray | None) -> None:
+        self.unsure_of = unsure_of
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        probabilities = np.full((len(digits), 10), 0.01 / 9, np.float32)
+        probabilities[:, 3] = 0.99
+        for index, digit in enumerate(digits):
+            if self.unsure_of is not None and np.array_equal(digit, self.unsure_of):
+                probabilities[index] = 0.1
+        return probabilities
+
+
+def read_with(page: np.ndarray, classifier: UnsureOf, *, mode: str) -> str:
+    return read([Prepared(sha256="", digits=candidates(page, mode=mode))], classifier, review_below=None)[0].prediction
+
+
+def test_auto_reads_a_lone_digit_as_one_when_the_model_is_as_sure_of_it(sample: tuple[np.ndarray, np.ndarray]) -> None:
     digits, _ = sample
     rng = np.random.default_rng(4)
-    for digit in digits[:60]:
-        page = render_scan(digit, rng, max_side=300)
-        alone = normalise(page)
-        found = candidates(page, mode="auto").images
-        assert np.array_equal(found, alone[np.newaxis] if alone is not None else np.zeros((0, 28, 28), np.float32))
+    pages = [render_scan(digit, rng, max_side=300) for digit in digits[:60]]
+    offered = [len(candidates(page, mode="auto").images) > 1 for page in pages]
+    assert any(offered), "some of these digits are wide enough to be offered as two"
+    for page in pages:
+        assert read_with(page, UnsureOf(None), mode="auto") == ("3" if normalise(page) is not None else "")
+
+
+def test_auto_reads_a_touching_pair_as_two_when_the_model_is_unsure_of_it_whole(
+    sample: tuple[np.ndarray, np.ndarray],
+) -> None:
+    page = number_page([first_of(sample, 4), first_of(sample, 4)], gaps=[-1])
+    assert components(page) == 1  # one piece of ink: only the model can tell one wide digit from two
+    assert read_with(page, UnsureOf(None), mode="auto") == "3"
+    assert read_with(page, UnsureOf(normalise(page)), mode="auto") == "33"
 
 
 def test_unknown_mode_is_refused(sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -162,19 +189,6 @@ def test_shipped_model_reads_composed_numbers(sample: tuple[np.ndarray, np.ndarr
         page = number_page(list(digits[picked]), gaps=list(rng.integers(3, 9, size=len(picked) - 1)))
         right += read_number(page, classifier, mode="auto") == "".join(map(str, labels[picked]))
     assert right >= 18
-
-
-def test_a_number_scan_is_segmented_in_milliseconds(sample: tuple[np.ndarray, np.ndarray]) -> None:
-    digits, _ = sample
-    page = number_page([first_of(sample, label) for label in (1, 9, 8, 4)], gaps=[5, 5, 5])
-    page = cv2.resize(page, None, fx=100 / page.shape[0], fy=100 / page.shape[0], interpolation=cv2.INTER_AREA)
-    assert len(geometry_reading(page, mode="number")) == 4
-    timings = []
-    for _ in range(20):
-        started = time.perf_counter()
-        candidates(page, mode="number")
-        timings.append(time.perf_counter() - started)
-    assert np.median(timings) < 0.01  # about 1 ms on one core; generous for a loaded CI machine
 
 
 def test_a_small_digit_beside_a_big_one_is_read_not_dropped(sample: tuple[np.ndarray, np.ndarray]) -> None:

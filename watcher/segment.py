@@ -37,7 +37,8 @@ WHOLE_ASPECT = 1.6  # ...or, for ink the geometry cut, kept whole when at most 1
 MERGE_PRIOR = -1.2  # ...two neighbouring groups against one digit broken apart...
 MERGE_GAP = 0.2  # ...when they are this close (in digit heights)...
 MERGE_WIDTH = 1.25  # ...and together no wider than 1.25 times a digit's height...
-MARK_PRIOR = -1.2  # ...and a short group left out as a mark against read as a small digit
+MARK_PRIOR = -1.2  # ...a short group left out as a mark against read as a small digit...
+NUMBER_PRIOR = -1.5  # ...and, in auto mode, ink that may be several digits read as a number against as one digit
 
 
 class Option(NamedTuple):
@@ -99,8 +100,9 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
     """Candidate digits of a decoded scan, left to right; none for a blank page.
 
     mode "digit" reads the whole page as one digit (exactly `normalise`), "number" as a row of digits, and
-    "auto" as a number only when the ink clearly lies in several digits side by side. For a number the geometry
-    proposes its reading and, where it may be wrong, alternatives for the model to judge (see `Option`).
+    "auto" as a number when the ink clearly lies in several digits side by side, and as one digit otherwise
+    unless the model is much surer of it as a number. For a number the geometry proposes its reading and, where
+    it may be wrong, alternatives for the model to judge (see `Option`).
     """
     if mode not in MODES:
         raise ValueError(f"unknown recognition mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -112,7 +114,10 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
     labels, stats = _page_components(ink)
     groups = _digit_groups(stats, page=ink.shape)
     digits = [group for group in groups if not group.mark]
-    if not digits or (mode == "auto" and not _looks_like_number(digits)):
+    # auto: ink that is clearly several digits is a number; ink that may be (pieces side by side, or one piece as
+    # wide as two touching digits) is one digit unless the model is much surer of it as a number.
+    maybe_number = bool(digits) and mode == "auto" and not _looks_like_number(digits)
+    if not digits or (maybe_number and not _may_be_several(digits)):
         return Candidates.row(fit_digit(ink)[np.newaxis])
     # Digits of one number share a size: a short wide digit (a flat 2) is judged against its neighbours, and
     # touching digits are counted in widths of the digits standing alone, when there are any.
@@ -147,6 +152,11 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
         if following and not following.mark and _may_be_one_digit(group, following, digit_height=digit_height):
             pair = image_of((group, following), left=group.left, right=max(group.right, following.right))
             options.append(Option(index, index + 2, (pair,), MERGE_PRIOR))
+    if maybe_number:
+        # Every reading as a number starts with an option at the first group: the prior is paid once.
+        options = [option._replace(prior=option.prior + NUMBER_PRIOR) if option.first == 0 else option for option in options]
+        options.append(Option(0, len(groups), (len(images),), 0.0))
+        images.append(fit_digit(ink))
     return Candidates(images=np.stack(images), options=tuple(options), groups=len(groups))
 
 
@@ -235,6 +245,11 @@ def _looks_like_number(groups: list[_Group]) -> bool:
     width = max(group.right for group in groups) - min(group.left for group in groups)
     gaps = [after.left - before.right for before, after in zip(full, full[1:])]
     return width >= WIDE_ASPECT * tallest or any(gap >= -OVERLAP_SLACK * tallest for gap in gaps)
+
+
+def _may_be_several(digits: list[_Group]) -> bool:
+    """Pieces side by side, or one piece wider than tall (touching digits, or a wide digit: the model tells)."""
+    return len(digits) > 1 or digits[0].width >= PAIR_ASPECT * digits[0].height
 
 
 def _tall(groups: list[_Group]) -> list[_Group]:
