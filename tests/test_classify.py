@@ -79,6 +79,20 @@ def test_probabilities_shape_and_batching(classifier, sample) -> None:
     assert classifier.version == f"mnist-cnn/{latest_version(SHIPPED).name}"
 
 
+@pytest.mark.parametrize("count", [7, 9, 72, 263])
+def test_a_batch_just_over_a_fixed_size_is_split_not_padded_far(sample, count: int) -> None:
+    classifier = load_classifier(SHIPPED)  # its own: the invokes are counted
+    digits = sample[0][:count].astype(np.float32) / 255
+    padded_sizes = []
+    for interpreter_size, interpreter in classifier._interpreters.items():
+        invoke = interpreter.invoke
+        interpreter.invoke = lambda invoke=invoke, size=interpreter_size: padded_sizes.append(size) or invoke()
+    together = classifier.probabilities(digits)
+    one_by_one = np.concatenate([classifier.probabilities(digit[None]) for digit in digits[-3:]])
+    assert np.allclose(together[-3:], one_by_one, atol=1e-5)
+    assert count <= sum(padded_sizes[: len(padded_sizes) - 3]) < count + 8  # at most one chunk of 8 padded
+
+
 def test_shipped_model_reads_mnist_test_digits(classifier, sample) -> None:
     images, labels = sample
     as_given = classifier.probabilities(images.astype(np.float32) / 255).argmax(axis=1)

@@ -79,9 +79,11 @@ class LiteRTClassifier:
             raise ValueError(f"expected digits of shape (n, 28, 28), got {digits.shape}")
         results = [np.zeros((0, 10), np.float32)]
         with self._lock:
-            for start in range(0, len(digits), BATCH_SIZES[-1]):
-                chunk = digits[start : start + BATCH_SIZES[-1]]
-                size = next(size for size in BATCH_SIZES if size >= len(chunk))
+            start = 0
+            while start < len(digits):
+                size = _chunk_size(len(digits) - start)
+                chunk = digits[start : start + size]
+                start += len(chunk)
                 padded = np.zeros((size, *DIGIT_SHAPE, 1), np.float32)
                 padded[: len(chunk), :, :, 0] = chunk
                 interpreter = self._interpreters[size]
@@ -89,6 +91,13 @@ class LiteRTClassifier:
                 interpreter.invoke()
                 results.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[: len(chunk)])
         return np.concatenate(results).astype(np.float32)
+
+
+def _chunk_size(remaining: int) -> int:
+    """The batch size for the next invoke: the largest that the remaining digits fill, or the smallest that holds
+    them all. Padding 72 digits to 256 would cost 3.5 times the work; 64 then 8 costs one invoke more."""
+    filled = [size for size in BATCH_SIZES if size <= remaining]
+    return filled[-1] if filled[-1] > 1 else next(size for size in BATCH_SIZES if size >= remaining)
 
 
 def _interpreter(model_file: Path, *, batch_size: int):
