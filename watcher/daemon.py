@@ -27,6 +27,7 @@ IDLE_WAKE_S = 1.0
 STATUS_EVERY_S = 1.0
 FIRST_RETRY_S = 0.5
 LONGEST_RETRY_S = 30.0
+BATCHES_AHEAD = 2  # batches the workers may be reading while the oldest one in hand is committed
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class Daemon:
                 queued=len(self.inbox) + len(self._adopted),
                 once=once,
             )
-            in_hand: InHand | None = None
+            in_hand: deque[InHand] = deque()
             while not self._stopping:
                 if not self.config.paths.inbox.is_dir():
                     log.error("inbox_gone", inbox=str(self.config.paths.inbox))
@@ -127,19 +128,20 @@ class Daemon:
                     log.error("observer_died", detail="the folder watcher stopped; exiting rather than running blind")
                     return 1
                 self._housekeeping(workspace)
-                claims = self._next_batch(workspace, once=once, busy=in_hand is not None)
-                # The workers read the next batch while this one is classified and committed: both cores stay busy.
-                reading = InHand(claims, self.preparer.submit([c.path for c in claims], [c.name for c in claims])) if claims else None
-                if in_hand is not None:
-                    self._finish(in_hand, workspace, progress=progress)
-                in_hand = reading
-                if in_hand is None and once and not len(self.inbox) and not self._adopted:
+                claims = self._next_batch(workspace, once=once, busy=bool(in_hand))
+                if claims:
+                    in_hand.append(InHand(claims, self.preparer.submit([c.path for c in claims], [c.name for c in claims])))
+                # The workers read the next batches while the oldest is classified and committed, so they are never
+                # idle while this process waits on the disk; with nothing more to take, the oldest is finished at once.
+                if in_hand and (len(in_hand) > BATCHES_AHEAD or not claims):
+                    self._finish(in_hand.popleft(), workspace, progress=progress)
+                if not in_hand and once and not len(self.inbox) and not self._adopted:
                     break
             if self._stopping:
                 self.notifier.stopping()
-                log.info("stopping", processed=sum(self.counts.values()), finishing=len(in_hand.claims) if in_hand else 0)
-            if in_hand is not None:
-                self._finish(in_hand, workspace, progress=progress)
+                log.info("stopping", processed=sum(self.counts.values()), finishing=sum(len(batch.claims) for batch in in_hand))
+            while in_hand:
+                self._finish(in_hand.popleft(), workspace, progress=progress)
             return 0
         finally:
             if self.observer is not None:
