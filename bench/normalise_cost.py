@@ -4,7 +4,7 @@
     .venv/bin/python bench/normalise_cost.py --sides 600  # other scan sizes
 
 Scans are made the way bench/bench.py makes them (MNIST sample digits, render_scan, seed 7), PNG-encoded.
-CPU time of this process (OpenCV's threads included, as in a worker), best of --repeats passes, so other
+CPU time of this process, with OpenCV on one thread as in a worker, best of --repeats passes, so other
 load on the machine inflates it little.
 """
 
@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=500, help="distinct scans per size (default 500, as bench.py)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    cv2.setNumThreads(1)  # as each worker process runs it (recognise._serve_daemon)
 
     print(f"{'max side':>8} {'normalise ms':>13} {'decode+candidates ms':>23}")
     for side in args.sides:
