@@ -134,6 +134,29 @@ def test_noise_specks_and_scanner_edge_are_removed(digit: np.ndarray) -> None:
     assert similarity(normalise(to_uint8(dirty)), normalise(to_uint8(page(digit)))) > 0.95
 
 
+@pytest.mark.parametrize("touching", [False, True])
+def test_a_box_around_the_digit_is_removed(digit: np.ndarray, touching: bool) -> None:
+    boxed = page(digit)
+    # The digit's ink spans rows 49 to 105: a box from row 55 crosses it.
+    top_left, bottom_right = ((40, 55), (170, 185)) if touching else ((20, 20), (180, 180))
+    cv2.rectangle(boxed, top_left, bottom_right, 0.2, 2)
+    assert similarity(normalise(to_uint8(boxed)), normalise(to_uint8(page(digit)))) > 0.98
+
+
+def test_a_square_digit_drawn_with_a_broad_pen_is_not_a_box() -> None:
+    eight = np.ones((120, 120), np.float32)
+    cv2.rectangle(eight, (20, 15), (100, 105), 0.1, 12)  # an 8 drawn squarely with a broad pen
+    cv2.line(eight, (20, 60), (100, 60), 0.1, 12)
+    ink = ink_map(to_uint8(eight))
+    assert (ink[:30] > 0.5).any() and (ink[-30:] > 0.5).any() and (ink[:, :30] > 0.5).any() and (ink[:, -30:] > 0.5).any()
+
+
+def test_an_empty_box_is_read_as_it_is() -> None:
+    box = np.ones((100, 100), np.float32)
+    cv2.rectangle(box, (15, 15), (85, 85), 0.1, 2)
+    assert normalise(to_uint8(box)) is not None
+
+
 def test_broken_strokes_stay_together(digit: np.ndarray) -> None:
     broken = page(digit)
     broken[:, 88:92] = 1.0  # a vertical gap cutting the digit in two

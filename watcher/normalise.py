@@ -18,6 +18,10 @@ MIN_PIECE = 0.04  # pieces under 4 % of the largest piece's area are specks
 NEAR_PIECE = 0.35  # a piece further from the digit than 35 % of its size is a stray mark
 BORDER_BAND = 0.08  # scanner edges and box lines lie within 8 % of the image border
 EDGE_LINE_FILL = 0.6  # an edge row/column this full of ink is a scanner edge, not a stroke
+FRAME_LINE = 0.6  # a box's side is a straight run of ink over 60 % of the page's width or height...
+FRAME_SPAN = 0.5  # ...its opposite sides lie at least half the page apart...
+FRAME_CORNER = 0.85  # ...each side runs at least 85 % of the way between the two sides it meets...
+FRAME_THICKNESS = 0.06  # ...and is at most 6 % of the page thick (a pen stroke around a drawn 0 is thicker)
 SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
 BOX_SIDE, CANVAS_SIDE = 20, 28  # MNIST: the digit's longer side is 20 px inside a 28 px canvas
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
@@ -50,7 +54,7 @@ def ink_map(image: np.ndarray) -> np.ndarray:
         return np.zeros(contrast.shape, np.float32)
     ink_level = _percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
-    kept = _clean_components(_erase_border_lines(strokes, faint_ink=candidates))
+    kept = _clean_components(_erase_border_lines(_erase_frame(strokes), faint_ink=candidates))
     left, top, width, height = cv2.boundingRect(_mask(kept))
     if not width:
         return np.zeros(contrast.shape, np.float32)
@@ -329,6 +333,54 @@ def _erase_border_lines(strokes: np.ndarray, *, faint_ink: np.ndarray) -> np.nda
     strokes[rows] = False
     strokes[:, columns] = False
     return strokes
+
+
+def _erase_frame(strokes: np.ndarray) -> np.ndarray:
+    """Clear a box drawn around the digit (a form's field): straight lines near all four sides enclosing ink.
+
+    A digit never has both: two long straight rows far apart and two long straight columns far apart. The lines
+    are found per pixel row and column (an opening with a long thin kernel), so a digit touching the box keeps
+    its strokes.
+    """
+    height, width = strokes.shape
+    mask = _mask(strokes)
+    # Cheap first: a box needs rows and columns holding that much ink at all, far apart; most pages have none.
+    full_rows = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= FRAME_LINE * width)
+    full_columns = np.flatnonzero(cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= FRAME_LINE * height)
+    if not len(full_rows) or not len(full_columns):
+        return strokes
+    if np.ptp(full_rows) < FRAME_SPAN * height or np.ptp(full_columns) < FRAME_SPAN * width:
+        return strokes
+    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, int(FRAME_LINE * width))), np.uint8))
+    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, int(FRAME_LINE * height)), 1), np.uint8))
+    rows, columns = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
+    if not len(rows) or not len(columns) or np.ptp(rows) < FRAME_SPAN * height or np.ptp(columns) < FRAME_SPAN * width:
+        return strokes
+    # A box's sides are thin, and they meet at the corners: the outermost lines run from one opposite side to
+    # the other. A thick 0's flat top and bottom are neither.
+    (top, bottom), (left, right) = _run_at_ends(rows), _run_at_ends(columns)
+    if max(top, bottom) > FRAME_THICKNESS * height or max(left, right) > FRAME_THICKNESS * width:
+        return strokes
+    sides = (across[rows[0]], across[rows[-1]], down[:, columns[0]], down[:, columns[-1]])
+    spans = (columns[-1] - columns[0], columns[-1] - columns[0], rows[-1] - rows[0], rows[-1] - rows[0])
+    if any(np.ptp(np.flatnonzero(side)) < FRAME_CORNER * span for side, span in zip(sides, spans)):
+        return strokes
+    # Only the four sides go: a long straight bar of the digit inside the box stays.
+    lines = np.zeros(strokes.shape, bool)
+    for band in (slice(rows[0], rows[0] + top), slice(rows[-1] - bottom + 1, rows[-1] + 1)):
+        lines[band] = across[band].astype(bool)
+    for band in (slice(columns[0], columns[0] + left), slice(columns[-1] - right + 1, columns[-1] + 1)):
+        lines[:, band] |= down[:, band].astype(bool)
+    enclosed = (slice(rows[0] + top, rows[-1] - bottom + 1), slice(columns[0] + left, columns[-1] - right + 1))
+    if not strokes[enclosed].any():
+        return strokes  # an empty box: the page is read as it is
+    return strokes & ~lines
+
+
+def _run_at_ends(indices: np.ndarray) -> tuple[int, int]:
+    """How many consecutive indices the sorted `indices` start with, and end with."""
+    breaks = np.flatnonzero(np.diff(indices) > 1)
+    return (int(breaks[0]) + 1, len(indices) - int(breaks[-1]) - 1) if len(breaks) else (len(indices), len(indices))
 
 
 def _edge_lines(faint_ink: np.ndarray) -> list[int]:
