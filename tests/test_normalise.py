@@ -143,6 +143,12 @@ def test_a_box_around_the_digit_is_removed(digit: np.ndarray, touching: bool) ->
     assert similarity(normalise(to_uint8(boxed)), normalise(to_uint8(page(digit)))) > 0.98
 
 
+def test_a_line_under_the_digit_is_removed(digit: np.ndarray) -> None:
+    underlined = page(digit)
+    cv2.line(underlined, (55, 113), (120, 114), 0.1, 3)  # close under the digit, whose ink ends at row 105
+    assert similarity(normalise(to_uint8(underlined)), normalise(to_uint8(page(digit)))) > 0.98
+
+
 def test_a_square_digit_drawn_with_a_broad_pen_is_not_a_box() -> None:
     eight = np.ones((120, 120), np.float32)
     cv2.rectangle(eight, (20, 15), (100, 105), 0.1, 12)  # an 8 drawn squarely with a broad pen

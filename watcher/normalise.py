@@ -22,6 +22,8 @@ FRAME_LINE = 0.6  # a box's side is a straight run of ink over 60 % of the page'
 FRAME_SPAN = 0.5  # ...its opposite sides lie at least half the page apart...
 FRAME_CORNER = 0.85  # ...each side runs at least 85 % of the way between the two sides it meets...
 FRAME_THICKNESS = 0.06  # ...and is at most 6 % of the page thick (a pen stroke around a drawn 0 is thicker)
+UNDERLINE_FLATNESS = 0.15  # a line under the digit is at most 15 % as tall as it is wide...
+UNDERLINE_WIDTH = 0.8  # ...and at least 80 % as wide as the ink above it
 SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
 BOX_SIDE, CANVAS_SIDE = 20, 28  # MNIST: the digit's longer side is 20 px inside a 28 px canvas
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
@@ -292,7 +294,7 @@ def _piece_count(mask: np.ndarray) -> int:
 
 
 def _clean_components(strokes: np.ndarray) -> np.ndarray:
-    """Drop specks and scanner edges/box lines along the border; keep everything else."""
+    """Drop specks, scanner edges and box lines along the border, and a line drawn under the digit; keep the rest."""
     height, width = strokes.shape
     # Only the strokes' bounding box is labelled: labelling costs by the pixel, and strokes span a third of a page.
     box_left, box_top, box_width, box_height = cv2.boundingRect(_mask(strokes))
@@ -308,9 +310,10 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     longer_sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
     pieces = 1 + np.flatnonzero((longer_sides >= min_side) & (areas >= MIN_PIECE * areas.max()))
     edges = [label for label in pieces if _is_border_line(*stats[label, :4].tolist(), height=height, width=width)]
+    edges += _underlines(stats, pieces=[label for label in pieces if label not in edges])
     keep = np.zeros(count, bool)
     keep[pieces] = True
-    # A border-hugging component is only a scanner edge when something else is left to read.
+    # A border-hugging component is only a scanner edge (and a line only an underline) when something else is left.
     if len(edges) < len(pieces):
         keep[edges] = False
     if keep[1:].all():
@@ -318,6 +321,23 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     kept = np.zeros(strokes.shape, bool)
     kept[box] = keep[labels]
     return kept
+
+
+def _underlines(stats: np.ndarray, *, pieces: list[int]) -> list[int]:
+    """Pieces that are a line drawn under the rest: thin, flat, below every other piece, and about as wide as
+    all of them together. A digit's own flat stroke (a 2's base) joins the digit; a stroke apart is short."""
+    lines = []
+    for label in pieces:
+        left, top, w, h = stats[label, :4].tolist()
+        others = [other for other in pieces if other != label]
+        if not others or h > UNDERLINE_FLATNESS * w:
+            continue
+        rest_left = min(stats[other, cv2.CC_STAT_LEFT] for other in others)
+        rest_right = max(stats[other, cv2.CC_STAT_LEFT] + stats[other, cv2.CC_STAT_WIDTH] for other in others)
+        rest_bottom = max(stats[other, cv2.CC_STAT_TOP] + stats[other, cv2.CC_STAT_HEIGHT] for other in others)
+        if top >= rest_bottom and w >= UNDERLINE_WIDTH * (rest_right - rest_left):
+            lines.append(label)
+    return lines
 
 
 def _erase_border_lines(strokes: np.ndarray, *, faint_ink: np.ndarray) -> np.ndarray:
