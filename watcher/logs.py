@@ -22,6 +22,8 @@ def configure(*, format: str = "auto", level: str = "info", stream: TextIO = sys
             *rendering,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # One write per line, newline included: with unbuffered output (systemd's PYTHONUNBUFFERED=1) print()
+        # writes the line and its newline apart, and a daemon killed in between would leave a torn JSON line.
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
