@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.normalise import fit_digit, ink_map, normalise
+from watcher.normalise import _erase_ruled_lines, fit_digit, ink_map, normalise
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
@@ -147,6 +147,21 @@ def test_a_line_under_the_digit_is_removed(digit: np.ndarray) -> None:
     underlined = page(digit)
     cv2.line(underlined, (55, 113), (120, 114), 0.1, 3)  # close under the digit, whose ink ends at row 105
     assert similarity(normalise(to_uint8(underlined)), normalise(to_uint8(page(digit)))) > 0.98
+
+
+def test_ruled_paper_lines_are_removed(digit: np.ndarray) -> None:
+    ruled = page(digit)
+    for row in range(25, 200, 40):  # rows 65 and 105 cross the digit
+        cv2.line(ruled, (0, row), (199, row), 0.45, 2)
+    assert similarity(normalise(to_uint8(ruled)), normalise(to_uint8(page(digit)))) > 0.95
+
+
+def test_long_thick_bars_are_strokes_not_ruled_lines() -> None:
+    strokes = np.zeros((100, 80), bool)
+    strokes[2:12] = strokes[88:98] = True  # the bars of a 2 drawn squarely to the edges of its crop, broad pen
+    assert np.array_equal(_erase_ruled_lines(strokes), strokes)
+    strokes[40] = strokes[70] = True  # two thin lines across: ruled paper
+    assert np.array_equal(_erase_ruled_lines(strokes)[[2, 11, 40, 70, 88]].all(axis=1), [True, True, False, False, True])
 
 
 def test_a_square_digit_drawn_with_a_broad_pen_is_not_a_box() -> None:

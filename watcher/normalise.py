@@ -22,6 +22,7 @@ FRAME_LINE = 0.6  # a box's side is a straight run of ink over 60 % of the page'
 FRAME_SPAN = 0.5  # ...its opposite sides lie at least half the page apart...
 FRAME_CORNER = 0.85  # ...each side runs at least 85 % of the way between the two sides it meets...
 FRAME_THICKNESS = 0.06  # ...and is at most 6 % of the page thick (a pen stroke around a drawn 0 is thicker)
+RULED_LENGTH = 0.9  # a ruled paper line runs across at least 90 % of the page
 UNDERLINE_FLATNESS = 0.15  # a line under the digit is at most 15 % as tall as it is wide...
 UNDERLINE_WIDTH = 0.8  # ...and at least 80 % as wide as the ink above it
 SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
@@ -56,7 +57,7 @@ def ink_map(image: np.ndarray) -> np.ndarray:
         return np.zeros(contrast.shape, np.float32)
     ink_level = _percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
-    kept = _clean_components(_erase_border_lines(_erase_frame(strokes), faint_ink=candidates))
+    kept = _clean_components(_erase_border_lines(_erase_ruled_lines(_erase_frame(strokes)), faint_ink=candidates))
     left, top, width, height = cv2.boundingRect(_mask(kept))
     if not width:
         return np.zeros(contrast.shape, np.float32)
@@ -395,6 +396,31 @@ def _erase_frame(strokes: np.ndarray) -> np.ndarray:
     if not strokes[enclosed].any():
         return strokes  # an empty box: the page is read as it is
     return strokes & ~lines
+
+
+def _erase_ruled_lines(strokes: np.ndarray) -> np.ndarray:
+    """Clear the lines of ruled paper: thin straight rows of ink across the whole page, at least two of them.
+
+    Where a stroke of the digit crosses a line (ink right above and below it), the line's pixels stay.
+    """
+    height, width = strokes.shape
+    mask = _mask(strokes)
+    full = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= RULED_LENGTH * width)
+    if len(full) < 2:
+        return strokes
+    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, int(RULED_LENGTH * width))), np.uint8))
+    rows = np.flatnonzero(across.any(axis=1))
+    # Group the rows into lines; each must be thin, or it is a stroke (a tightly cropped 7's bar is thick).
+    lines = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if len(rows) else []
+    lines = [line for line in lines if len(line) <= FRAME_THICKNESS * height]
+    if len(lines) < 2:
+        return strokes
+    strokes = strokes.copy()
+    for line in lines:
+        above, below = max(line[0] - 1, 0), min(line[-1] + 1, height - 1)
+        crossed = strokes[above] & strokes[below]
+        strokes[line[0] : line[-1] + 1] &= crossed | ~across[line[0] : line[-1] + 1].astype(bool)
+    return strokes
 
 
 def _run_at_ends(indices: np.ndarray) -> tuple[int, int]:
