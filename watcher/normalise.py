@@ -366,21 +366,20 @@ def _erase_frame(strokes: np.ndarray) -> np.ndarray:
     height, width = strokes.shape
     mask = _mask(strokes)
     # Cheap first: a box needs rows and columns holding that much ink at all, far apart; most pages have none.
-    full_rows = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= FRAME_LINE * width)
-    full_columns = np.flatnonzero(cv2.reduce(mask, 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= FRAME_LINE * height)
+    full_rows, full_columns = _full_lines(mask, share=FRAME_LINE, axis=1), _full_lines(mask, share=FRAME_LINE, axis=0)
     if not len(full_rows) or not len(full_columns):
         return strokes
     if np.ptp(full_rows) < FRAME_SPAN * height or np.ptp(full_columns) < FRAME_SPAN * width:
         return strokes
-    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, int(FRAME_LINE * width))), np.uint8))
-    down = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((max(3, int(FRAME_LINE * height)), 1), np.uint8))
+    across, down = _straight_runs(mask, share=FRAME_LINE, axis=1), _straight_runs(mask, share=FRAME_LINE, axis=0)
     rows, columns = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
     if not len(rows) or not len(columns) or np.ptp(rows) < FRAME_SPAN * height or np.ptp(columns) < FRAME_SPAN * width:
         return strokes
     # A box's sides are thin, and they meet at the corners: the outermost lines run from one opposite side to
     # the other. A thick 0's flat top and bottom are neither.
-    (top, bottom), (left, right) = _run_at_ends(rows), _run_at_ends(columns)
-    if max(top, bottom) > FRAME_THICKNESS * height or max(left, right) > FRAME_THICKNESS * width:
+    row_lines, column_lines = _consecutive(rows), _consecutive(columns)
+    (top, bottom), (left, right) = (row_lines[0], row_lines[-1]), (column_lines[0], column_lines[-1])
+    if max(len(top), len(bottom)) > FRAME_THICKNESS * height or max(len(left), len(right)) > FRAME_THICKNESS * width:
         return strokes
     sides = (across[rows[0]], across[rows[-1]], down[:, columns[0]], down[:, columns[-1]])
     spans = (columns[-1] - columns[0], columns[-1] - columns[0], rows[-1] - rows[0], rows[-1] - rows[0])
@@ -388,11 +387,11 @@ def _erase_frame(strokes: np.ndarray) -> np.ndarray:
         return strokes
     # Only the four sides go: a long straight bar of the digit inside the box stays.
     lines = np.zeros(strokes.shape, bool)
-    for band in (slice(rows[0], rows[0] + top), slice(rows[-1] - bottom + 1, rows[-1] + 1)):
-        lines[band] = across[band].astype(bool)
-    for band in (slice(columns[0], columns[0] + left), slice(columns[-1] - right + 1, columns[-1] + 1)):
-        lines[:, band] |= down[:, band].astype(bool)
-    enclosed = (slice(rows[0] + top, rows[-1] - bottom + 1), slice(columns[0] + left, columns[-1] - right + 1))
+    for band in (top, bottom):
+        lines[band] = across[band]
+    for band in (left, right):
+        lines[:, band] |= down[:, band]
+    enclosed = (slice(top[-1] + 1, bottom[0]), slice(left[-1] + 1, right[0]))
     if not strokes[enclosed].any():
         return strokes  # an empty box: the page is read as it is
     return strokes & ~lines
@@ -403,30 +402,39 @@ def _erase_ruled_lines(strokes: np.ndarray) -> np.ndarray:
 
     Where a stroke of the digit crosses a line (ink right above and below it), the line's pixels stay.
     """
-    height, width = strokes.shape
+    height = strokes.shape[0]
     mask = _mask(strokes)
-    full = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S).ravel() >= RULED_LENGTH * width)
-    if len(full) < 2:
+    if len(_full_lines(mask, share=RULED_LENGTH, axis=1)) < 2:
         return strokes
-    across = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, max(3, int(RULED_LENGTH * width))), np.uint8))
-    rows = np.flatnonzero(across.any(axis=1))
-    # Group the rows into lines; each must be thin, or it is a stroke (a tightly cropped 7's bar is thick).
-    lines = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1) if len(rows) else []
-    lines = [line for line in lines if len(line) <= FRAME_THICKNESS * height]
+    across = _straight_runs(mask, share=RULED_LENGTH, axis=1)
+    # Each line must be thin, or it is a stroke (a tightly cropped 7's bar is thick).
+    lines = [line for line in _consecutive(np.flatnonzero(across.any(axis=1))) if len(line) <= FRAME_THICKNESS * height]
     if len(lines) < 2:
         return strokes
     strokes = strokes.copy()
     for line in lines:
         above, below = max(line[0] - 1, 0), min(line[-1] + 1, height - 1)
         crossed = strokes[above] & strokes[below]
-        strokes[line[0] : line[-1] + 1] &= crossed | ~across[line[0] : line[-1] + 1].astype(bool)
+        strokes[line] &= crossed | ~across[line]
     return strokes
 
 
-def _run_at_ends(indices: np.ndarray) -> tuple[int, int]:
-    """How many consecutive indices the sorted `indices` start with, and end with."""
-    breaks = np.flatnonzero(np.diff(indices) > 1)
-    return (int(breaks[0]) + 1, len(indices) - int(breaks[-1]) - 1) if len(breaks) else (len(indices), len(indices))
+def _full_lines(mask: np.ndarray, *, share: float, axis: int) -> np.ndarray:
+    """The rows (axis 1) or columns (axis 0) of a 0/1 mask with ink over at least `share` of their length."""
+    length = mask.shape[axis]
+    return np.flatnonzero(cv2.reduce(mask, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= share * length)
+
+
+def _straight_runs(mask: np.ndarray, *, share: float, axis: int) -> np.ndarray:
+    """The mask's pixels on straight runs of ink at least `share` of the page long, across (axis 1) or down (0)."""
+    length = max(3, int(share * mask.shape[axis]))
+    kernel = np.ones((1, length) if axis == 1 else (length, 1), np.uint8)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel).astype(bool)
+
+
+def _consecutive(indices: np.ndarray) -> list[np.ndarray]:
+    """Sorted indices split into runs of consecutive ones (the rows of one line); none for none."""
+    return np.split(indices, np.flatnonzero(np.diff(indices) > 1) + 1) if len(indices) else []
 
 
 def _edge_lines(faint_ink: np.ndarray) -> list[int]:
