@@ -289,6 +289,23 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return count, labels, stats
 
 
+def ink_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of a 0/1 uint8 mask's bounding box (empty slices when it holds no ink)."""
+    left, top, width, height = cv2.boundingRect(mask)
+    return slice(top, top + height), slice(left, left + width)
+
+
+def boxed_components(mask: np.ndarray, box: tuple[slice, slice]) -> tuple[int, np.ndarray, np.ndarray]:
+    """`components` of the mask's `box` alone, with the stats in the whole mask's coordinates.
+
+    Labelling costs by the pixel, and the ink's box is a small part of most pages.
+    """
+    count, labels, stats = components(mask[box])
+    stats[:, cv2.CC_STAT_LEFT] += box[1].start
+    stats[:, cv2.CC_STAT_TOP] += box[0].start
+    return count, labels, stats
+
+
 def _piece_count(mask: np.ndarray) -> int:
     """How many 8-connected pieces a 0/1 uint8 mask holds: labelling alone costs a fraction of `components`."""
     return cv2.connectedComponentsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)[0] - 1
@@ -297,16 +314,14 @@ def _piece_count(mask: np.ndarray) -> int:
 def _clean_components(strokes: np.ndarray) -> np.ndarray:
     """Drop specks, scanner edges and box lines along the border, and a line drawn under the digit; keep the rest."""
     height, width = strokes.shape
-    # Only the strokes' bounding box is labelled: labelling costs by the pixel, and strokes span a third of a page.
-    box_left, box_top, box_width, box_height = cv2.boundingRect(_mask(strokes))
+    box = ink_box(_mask(strokes))
+    box_height, box_width = box[0].stop - box[0].start, box[1].stop - box[1].start
     if not box_width:  # erasing the border lines left nothing
         return np.zeros(strokes.shape, bool)
-    box = (slice(box_top, box_top + box_height), slice(box_left, box_left + box_width))
     min_side = max(3.0, MIN_INK_SIDE * max(height, width))
     if _piece_count(_mask(strokes[box])) == 1:  # most pages: a lone piece is kept unless it is a speck
         return strokes if max(box_width, box_height) >= min_side else np.zeros(strokes.shape, bool)
-    count, labels, stats = components(_mask(strokes[box]))
-    stats[:, :2] += (box_left, box_top)  # page coordinates, for the border tests
+    count, labels, stats = boxed_components(_mask(strokes), box)  # page coordinates, for the border tests
     areas = stats[1:, cv2.CC_STAT_AREA]
     longer_sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
     pieces = 1 + np.flatnonzero((longer_sides >= min_side) & (areas >= MIN_PIECE * areas.max()))
