@@ -71,7 +71,7 @@ def test_the_geometrys_reading_stands_unless_the_model_is_much_surer_of_an_alter
     found = Candidates(
         images=images,
         options=(Option(0, 1, (0,), 0.0), Option(0, 1, (1, 2), -0.7), Option(1, 2, (), -1.2), Option(1, 2, (3,), 0.0)),
-        groups=2,
+        pieces=2,
     )
 
     def sure(*confidences: float) -> np.ndarray:
@@ -89,7 +89,7 @@ def test_a_batch_of_candidates_is_one_model_call() -> None:
     one = np.zeros((28, 28), np.float32)
     one[10, :] = 1
     options = (Option(0, 1, (0,), 0.0), Option(0, 1, (1, 2), -0.7))
-    found = Candidates(images=np.stack([one, one, one]), options=options, groups=1)
+    found = Candidates(images=np.stack([one, one, one]), options=options, pieces=1)
     prepared = [Prepared(sha256="a", digits=found), Prepared(sha256="b", digits=Candidates.row(np.stack([one])))]
     readings = read(prepared, classifier, review_below=None)
     assert classifier.calls == [4]

@@ -174,6 +174,15 @@ def test_auto_reads_a_touching_pair_as_two_when_the_model_is_unsure_of_it_whole(
     assert read_with(page, UnsureOf(normalise(page)), mode="auto") == "33"
 
 
+def test_a_pair_with_no_junction_is_offered_as_two_for_the_model_to_judge(
+    sample: tuple[np.ndarray, np.ndarray],
+) -> None:
+    page = number_page([first_of(sample, 1), first_of(sample, 9)], gaps=[-3])
+    assert components(page) == 1 and len(geometry_reading(page, mode="number")) == 1  # no junction: read as one
+    assert read_with(page, UnsureOf(None), mode="number") == "3"
+    assert read_with(page, UnsureOf(normalise(page)), mode="number") == "33"
+
+
 def test_unknown_mode_is_refused(sample: tuple[np.ndarray, np.ndarray]) -> None:
     with pytest.raises(ValueError, match="mode"):
         candidates(first_of(sample, 1), mode="numbers")

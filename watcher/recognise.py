@@ -155,15 +155,15 @@ def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
     Dynamic programming over the groups, so the cost grows with the options, not with their combinations.
     """
     scores = np.log(np.maximum(probabilities.max(axis=1), 1e-12))
-    best = np.full(digits.groups + 1, -np.inf)
+    best = np.full(digits.pieces + 1, -np.inf)
     best[0] = 0.0
-    taken: list[Option | None] = [None] * (digits.groups + 1)
+    taken: list[Option | None] = [None] * (digits.pieces + 1)
     for option in sorted(digits.options, key=lambda option: option.end):
         score = best[option.first] + option.prior + float(scores[list(option.images)].sum())
         if score > best[option.end]:
             best[option.end], taken[option.end] = score, option
     chosen: list[int] = []
-    end = digits.groups
+    end = digits.pieces
     while end > 0 and (option := taken[end]) is not None:
         chosen[:0] = option.images
         end = option.first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -27,13 +28,18 @@ JUNCTION_RUN = 0.3  # ...as a column crossed by one stroke shorter than 30 % of 
 SIDE_HEIGHT = 0.75  # ...with ink at least 75 % of a height tall on both sides (a 7's bar or a 2's tail is shorter)...
 SIDE_WIDTH = 0.15  # ...and at least 15 % of a height wide (about a thin 1's width)
 WIDE_ASPECT = 2.6  # ink this much wider than tall is several digits even with no gap (MNIST's widest is about 2.5)
+# Each group is also cut, for the model to judge, at every column where a digit may end: a junction where one
+# side may be as narrow as an upright 1's stroke, once the ink is 70 % of a digit's height wide...
+LOW_PAIR_ASPECT = 0.7
+NARROW_SIDE_WIDTH = 0.06
+NARROW_PART = 0.35  # ...the least-ink cuts into parts at least 35 % of a digit's height wide each...
+COUNT_REACH = 2  # ...up to two digits more or fewer than the geometry reads, and each column of locally least ink;
+NARROWEST_PART = 0.15  # a run of pieces is a candidate digit when at least as wide as an upright 1...
+WIDEST_PART = 1.4  # ...and at most 1.4 times as wide as a digit is tall.
 # The geometry's own reading scores 0; an alternative is taken only when the model is surer of it than of the
 # geometry's reading by a factor, the log of which is its prior (factors measured with bench/numberset.py; the
-# model is confident on fragments too, so looser ones split sound digits): touching digits against one wide digit...
-SPLIT_PRIOR = -0.7
-LOW_PAIR_ASPECT = 0.7  # ...for ink at least 70 % of a digit's height wide (a 1 touching a 4)...
-NARROW_SIDE_WIDTH = 0.06  # ...cut at a junction where one side may be as narrow as an upright 1's stroke...
-WHOLE_ASPECT = 1.6  # ...or, for ink the geometry cut, kept whole when at most 1.6 times as wide as tall...
+# model is confident on fragments too, so looser ones split sound digits): a digit the geometry did not cut...
+SPLIT_PRIOR = -0.3
 MERGE_PRIOR = -1.2  # ...two neighbouring groups against one digit broken apart...
 MERGE_GAP = 0.2  # ...when they are this close (in digit heights)...
 MERGE_WIDTH = 1.25  # ...and together no wider than 1.25 times a digit's height...
@@ -42,7 +48,7 @@ NUMBER_PRIOR = -1.5  # ...and, in auto mode, ink that may be several digits read
 
 
 class Option(NamedTuple):
-    """One way to read groups `first` to `end` - 1: as these candidate images (none: a mark left out), and the
+    """One way to read pieces `first` to `end` - 1: as these candidate images (none: a mark left out), and the
     log-score its geometry adds (0 for the geometry's own reading, negative for an alternative)."""
 
     first: int
@@ -52,21 +58,22 @@ class Option(NamedTuple):
 
 
 class Candidates(NamedTuple):
-    """The page's candidate digit images and the options that read its groups of ink, left to right, with them.
+    """The page's candidate digit images and the options that read its pieces of ink, left to right, with them.
 
-    A reading takes options that cover every group once. Named tuples, not dataclasses: they cross from the
+    A piece is a group of ink, or a part of one between two columns where it may be cut. A reading takes options
+    that cover every piece once. Named tuples, not dataclasses: they cross from the
     worker processes, and a frozen dataclass unpickles ten times slower.
     """
 
     images: np.ndarray  # (m, 28, 28) float32
     options: tuple[Option, ...]
-    groups: int
+    pieces: int
 
     @classmethod
     def row(cls, images: np.ndarray) -> Candidates:
         """Each image one digit, all read: the page as a single digit, or an already segmented number."""
         options = tuple(Option(index, index + 1, (index,), 0.0) for index in range(len(images)))
-        return cls(images=images.astype(np.float32), options=options, groups=len(images))
+        return cls(images=images.astype(np.float32), options=options, pieces=len(images))
 
 
 @dataclass
@@ -135,29 +142,41 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
             images.append(fit_digit(_own_ink(ink, labels, members, left=left, right=right)))
         return fitted[key]
 
+    # Each group is cut at every column where a digit may end, into pieces; an option reads a run of pieces.
     options: list[Option] = []
-    for index, group in enumerate(groups):
+    first_piece = [0]
+    for group in groups:
+        piece = first_piece[-1]
         if group.mark:
             whole = image_of((group,), left=group.left, right=group.right)
-            options += [Option(index, index + 1, (), MARK_PRIOR), Option(index, index + 1, (whole,), 0.0)]
+            options += [Option(piece, piece + 1, (), MARK_PRIOR), Option(piece, piece + 1, (whole,), 0.0)]
+            first_piece.append(piece + 1)
             continue
         crop = _own_ink(ink, labels, (group,), left=group.left, right=group.right)
-        for cuts, prior in _readings(crop, group, digit_height=digit_height, digit_width=digit_width):
-            bounds = [0, *cuts, group.width]
-            parts = [(group.left + start, group.left + end) for start, end in zip(bounds, bounds[1:])]
-            inked = [(start, end) for start, end in parts if (crop[:, start - group.left : end - group.left] > 0).any()]
-            fitted_parts = tuple(image_of((group,), left=start, right=end) for start, end in inked)
-            options.append(Option(index, index + 1, fitted_parts, prior))
-        following = groups[index + 1] if index + 1 < len(groups) else None
-        if following and not following.mark and _may_be_one_digit(group, following, digit_height=digit_height):
+        geometry = _geometry_cuts(crop, group, digit_height=digit_height, digit_width=digit_width)
+        bounds = [0, *_cut_columns(crop, geometry=geometry, digit_height=digit_height), group.width]
+        own = set(zip([0, *geometry], [*geometry, group.width]))
+        # A run of pieces is a candidate digit when the geometry reads it so or it is about a digit's width.
+        for a, b in itertools.combinations(range(len(bounds)), 2):
+            start, end = bounds[a], bounds[b]
+            if (start, end) not in own and not NARROWEST_PART <= (end - start) / digit_height <= WIDEST_PART:
+                continue
+            if not (crop[:, start:end] > 0).any():
+                options.append(Option(piece + a, piece + b, (), 0.0))
+                continue
+            image = image_of((group,), left=group.left + start, right=group.left + end)
+            options.append(Option(piece + a, piece + b, (image,), 0.0 if (start, end) in own else SPLIT_PRIOR))
+        first_piece.append(piece + len(bounds) - 1)
+    for index, (group, following) in enumerate(zip(groups, groups[1:])):
+        if not group.mark and not following.mark and _may_be_one_digit(group, following, digit_height=digit_height):
             pair = image_of((group, following), left=group.left, right=max(group.right, following.right))
-            options.append(Option(index, index + 2, (pair,), MERGE_PRIOR))
+            options.append(Option(first_piece[index], first_piece[index + 2], (pair,), MERGE_PRIOR))
     if maybe_number:
         # Every reading as a number starts with an option at the first group: the prior is paid once.
-        options = [option._replace(prior=option.prior + NUMBER_PRIOR) if option.first == 0 else option for option in options]
-        options.append(Option(0, len(groups), (len(images),), 0.0))
+        options = [option._replace(prior=option.prior + NUMBER_PRIOR) if not option.first else option for option in options]
+        options.append(Option(0, first_piece[-1], (len(images),), 0.0))
         images.append(fit_digit(ink))
-    return Candidates(images=np.stack(images), options=tuple(options), groups=len(groups))
+    return Candidates(images=np.stack(images), options=tuple(options), pieces=first_piece[-1])
 
 
 def _page_components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -254,30 +273,37 @@ def _tall(groups: list[_Group]) -> list[_Group]:
     return [group for group in groups if group.height >= TALL_GROUP * tallest]
 
 
-def _readings(
-    crop: np.ndarray, group: _Group, *, digit_height: float, digit_width: float
-) -> list[tuple[list[int], float]]:
-    """Ways to cut the group into digits, as the cut columns and their prior: the geometry's own first.
-
-    Far too wide, it is cut at the columns of least ink; a little wider than a digit is tall, in two at a junction.
-    The alternatives: one digit fewer or more, or, for ink about as wide as a touching pair, one cut or none.
-    """
+def _geometry_cuts(crop: np.ndarray, group: _Group, *, digit_height: float, digit_width: float) -> list[int]:
+    """The geometry's own cuts: far too wide, at the columns of least ink; a little wider than a digit is tall,
+    in two at a junction; otherwise none."""
     if group.width > SPLIT_ASPECT * max(group.height, digit_height):
-        parts = max(2, round(group.width / digit_width))
-        readings = [(_even_cuts(crop, parts=parts), 0.0), (_even_cuts(crop, parts=parts + 1), SPLIT_PRIOR)]
-        if parts > 2:
-            readings.append((_even_cuts(crop, parts=parts - 1), SPLIT_PRIOR))
-        if group.width <= WHOLE_ASPECT * digit_height:
-            readings.append(([], SPLIT_PRIOR))
-        return readings
-    wide = group.width >= PAIR_ASPECT * digit_height
-    cut = _junction(crop, digit_height=digit_height, side_width=SIDE_WIDTH) if wide else None
-    if cut is not None:
-        return [([cut], 0.0), ([], SPLIT_PRIOR)]
-    if group.width >= LOW_PAIR_ASPECT * digit_height:
+        return _even_cuts(crop, parts=max(2, round(group.width / digit_width)))
+    if group.width >= PAIR_ASPECT * digit_height:
+        junction = _junction(crop, digit_height=digit_height, side_width=SIDE_WIDTH)
+        return [] if junction is None else [junction]
+    return []
+
+
+def _cut_columns(crop: np.ndarray, *, geometry: list[int], digit_height: float) -> list[int]:
+    """Every column where one digit may end and the next begin, left to right: the geometry's cuts, a junction
+    beside an upright 1, the least-ink cuts into a few more or fewer digits, and each column of locally least ink."""
+    width = crop.shape[1]
+    columns = set(geometry)
+    if width >= LOW_PAIR_ASPECT * digit_height:
         narrow = _junction(crop, digit_height=digit_height, side_width=NARROW_SIDE_WIDTH)
-        return [([], 0.0)] if narrow is None else [([], 0.0), ([narrow], SPLIT_PRIOR)]
-    return [([], 0.0)]
+        columns.update([] if narrow is None else [narrow])
+    count = len(geometry) + 1
+    most = min(count + COUNT_REACH, int(width / (NARROW_PART * digit_height)))
+    for parts in range(max(2, count - COUNT_REACH), most + 1):
+        columns.update(_even_cuts(crop, parts=parts))
+    profile = _column_ink(crop)
+    margin = max(1, int(NARROWEST_PART * digit_height))
+    columns.update(
+        column
+        for column in range(margin, width - margin)
+        if profile[column] <= profile[column - 1] and profile[column] < profile[column + 1]
+    )
+    return sorted(columns)
 
 
 def _even_cuts(crop: np.ndarray, *, parts: int) -> list[int]:
@@ -286,7 +312,7 @@ def _even_cuts(crop: np.ndarray, *, parts: int) -> list[int]:
     Touching digits meet in a stroke or two, so the ink per column dips where one ends and the next begins.
     """
     width = crop.shape[1]
-    profile = cv2.blur(crop.sum(axis=0, dtype=np.float32)[np.newaxis], (3, 1))[0]
+    profile = _column_ink(crop)
     step = width / parts
     reach = max(1, int(CUT_WINDOW * step))
     cuts = [0]
@@ -294,6 +320,11 @@ def _even_cuts(crop: np.ndarray, *, parts: int) -> list[int]:
         low, high = max(cuts[-1] + 1, nominal - reach), min(width - 1, nominal + reach)
         cuts.append(low + int(np.argmin(profile[low : high + 1])) if high >= low else nominal)
     return cuts[1:]
+
+
+def _column_ink(crop: np.ndarray) -> np.ndarray:
+    """Ink per column, smoothed over three columns."""
+    return cv2.blur(crop.sum(axis=0, dtype=np.float32)[np.newaxis], (3, 1))[0]
 
 
 def _may_be_one_digit(group: _Group, following: _Group, *, digit_height: float) -> bool:
