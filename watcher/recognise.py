@@ -149,10 +149,10 @@ def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: 
 
 
 def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
-    """The candidate images, left to right, of the options that read every group once with the best score.
+    """The candidate images, left to right, of the options that read every piece once with the best score.
 
     An option scores its prior plus the log of the model's probability for each of its digits' best class.
-    Dynamic programming over the groups, so the cost grows with the options, not with their combinations.
+    Dynamic programming over the pieces of ink, so the cost grows with the options, not with their combinations.
     """
     scores = np.log(np.maximum(probabilities.max(axis=1), 1e-12))
     best = np.full(digits.pieces + 1, -np.inf)

@@ -61,8 +61,8 @@ class Candidates(NamedTuple):
     """The page's candidate digit images and the options that read its pieces of ink, left to right, with them.
 
     A piece is a group of ink, or a part of one between two columns where it may be cut. A reading takes options
-    that cover every piece once. Named tuples, not dataclasses: they cross from the
-    worker processes, and a frozen dataclass unpickles ten times slower.
+    that cover every piece once. Named tuples, not dataclasses: they cross from the worker processes, and a
+    frozen dataclass unpickles ten times slower.
     """
 
     images: np.ndarray  # (m, 28, 28) float32
@@ -172,8 +172,8 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
             pair = image_of((group, following), left=group.left, right=max(group.right, following.right))
             options.append(Option(first_piece[index], first_piece[index + 2], (pair,), MERGE_PRIOR))
     if maybe_number:
-        # Every reading as a number starts with an option at the first group: the prior is paid once.
-        options = [option._replace(prior=option.prior + NUMBER_PRIOR) if not option.first else option for option in options]
+        # Every reading as a number starts with an option at the first piece: the prior is paid once.
+        options = [option._replace(prior=option.prior + NUMBER_PRIOR) if option.first == 0 else option for option in options]
         options.append(Option(0, first_piece[-1], (len(images),), 0.0))
         images.append(fit_digit(ink))
     return Candidates(images=np.stack(images), options=tuple(options), pieces=first_piece[-1])
