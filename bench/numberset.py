@@ -20,7 +20,7 @@ TARGET = 0.97
 
 def main() -> int:
     parser = bench_parser(__doc__)
-    parser.add_argument("--numbers", type=int, default=500, help="composed numbers (default 500)")
+    parser.add_argument("--numbers", type=int, default=1000, help="composed numbers (default 1000)")
     parser.add_argument("--singles", type=int, default=2000, help="rendered single digits (default 2000)")
     parser.add_argument("--failures", type=Path, help="write misread number scans as PNGs into this folder")
     args = parser.parse_args()
@@ -35,7 +35,7 @@ def main() -> int:
     for _ in range(args.numbers):
         picked = rng.choice(len(x_test), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
         truths.append("".join(map(str, y_test[picked])))
-        ink = compose_number(x_test[picked], rng)
+        ink, _ = compose_number(x_test[picked], rng)
         composed.append(cv2.imencode(".png", ink)[1])
         scanned.append(cv2.imencode(".png", render_number_scan(ink, rng))[1])
     if args.failures:

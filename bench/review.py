@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from common import bench_parser, set_up
+from watcher.classify import digit_shares  # noqa: E402
 from watcher.normalise import normalise  # noqa: E402
 from watcher.synthetic import render_scan  # noqa: E402
 
@@ -40,7 +41,7 @@ def main() -> int:
 
 def sweep(name: str, probabilities: np.ndarray, labels: np.ndarray) -> None:
     """Print review share, errors caught and remaining accuracy per threshold, and the recommended one."""
-    confidence = probabilities.max(axis=1)
+    confidence = digit_shares(probabilities).max(axis=1)  # as the daemon reports it
     wrong = probabilities.argmax(axis=1) != labels
     print(f"\n{name}: {len(labels)} digits, accuracy {1 - wrong.mean():.2%}, {wrong.sum()} errors")
     print(f"{'threshold':>9} {'to review':>10} {'errors caught':>14} {'accuracy left':>14}")

@@ -94,3 +94,27 @@ def test_a_batch_of_candidates_is_one_model_call() -> None:
     readings = read(prepared, classifier, review_below=None)
     assert classifier.calls == [4]
     assert [r.prediction for r in readings] == ["1", "1"]
+
+
+def test_a_part_of_a_digit_loses_while_a_chosen_digit_is_reported_among_the_ten() -> None:
+    # Read whole (image 0) or cut in two (images 1, 2): the model is as sure which digit each half would be, but
+    # holds the halves to be no digit at all.
+    found = Candidates(
+        images=np.zeros((3, 28, 28), np.float32),
+        options=(Option(0, 1, (0,), 0.0), Option(0, 1, (1, 2), 0.0)),
+        pieces=1,
+    )
+    probabilities = np.zeros((3, 10), np.float32)
+    probabilities[0, [8, 3]] = 0.6, 0.2  # the rest, 0.2, is no digit
+    probabilities[1:, 1] = 0.3
+    assert choose(probabilities, found) == [0]
+
+    class Unsure:
+        version = "test/1"
+
+        def probabilities(self, digits: np.ndarray) -> np.ndarray:
+            return probabilities[: len(digits)]
+
+    reading = read([Prepared(sha256="a", digits=found)], Unsure(), review_below=0.7)[0]
+    assert (reading.prediction, reading.confidence, reading.status) == ("8", "0.7500", "ok")
+    assert reading.top3.startswith("8:0.7500 3:0.2500")

@@ -22,8 +22,20 @@ class Classifier(Protocol):
     version: str
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
-        """(n, 28, 28) float32 in [0, 1] -> (n, 10) float32 class probabilities."""
+        """(n, 28, 28) float32 in [0, 1] -> (n, 10) float32: the chance that each image is each digit.
+
+        A row may sum to less than 1: the rest is the model's chance that the image is no digit at all.
+        """
         ...
+
+
+def digit_shares(probabilities: np.ndarray) -> np.ndarray:
+    """Each row's chances among the ten digits alone, summing to 1: what a reading's confidence is made of.
+
+    The chance of no digit helps the number reader choose its cuts; once a cut is chosen, it is a digit, and a
+    share of its chance kept back for "no digit" would send sound digits to review.
+    """
+    return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
 
 
 class ModelError(Exception):
@@ -89,7 +101,9 @@ class LiteRTClassifier:
                 interpreter = self._interpreters[size]
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], padded)
                 interpreter.invoke()
-                results.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[: len(chunk)])
+                # A model with an eleventh class, no digit, leaves its share out of the ten digits' chances.
+                output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+                results.append(output[: len(chunk), :10])
         return np.concatenate(results).astype(np.float32)
 
 

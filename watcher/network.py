@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 IMAGE_SIDE = 28
-NUM_CLASSES = 10
+NO_DIGIT = 10  # the class after the ten digits: a part of a digit, or two, as the number reader may cut them
+NUM_CLASSES = 11
 AUGMENTATION = (
     "redrawn every epoch: rotation ±15°, scale 0.8–1.2, shear ±0.25, shift ±2.5 px, "
     "stroke thickness (dilate/erode 2x2, 25% each), blur (σ≤0.8, 20%), Gaussian noise (σ≤0.08, 20%)"

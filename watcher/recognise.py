@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import structlog
 
-from watcher.classify import Classifier
+from watcher.classify import Classifier, digit_shares
 from watcher.config import LimitsConfig
 from watcher.decode import Unreadable, decode, read_file
 from watcher.segment import Candidates, Option, candidates
@@ -173,6 +173,7 @@ def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
 def _reading(probabilities: np.ndarray, *, review_below: float | None) -> Reading:
     if not len(probabilities):
         return Reading(status="no_digit")
+    probabilities = digit_shares(probabilities)
     best = probabilities.argmax(axis=1)
     confidence = float(np.prod(probabilities.max(axis=1)))
     order = np.argsort(-probabilities, axis=1)[:, :3]

@@ -68,6 +68,7 @@ class Candidates(NamedTuple):
     images: np.ndarray  # (m, 28, 28) float32
     options: tuple[Option, ...]
     pieces: int
+    spans: tuple[tuple[int, int], ...] = ()  # the page columns each image was cut between (none for a row)
 
     @classmethod
     def row(cls, images: np.ndarray) -> Candidates:
@@ -133,6 +134,7 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
     digit_width = max(DIGIT_ASPECT * digit_height, float(np.median(alone)) if alone else 0.0)
     fitted: dict[tuple[int, ...], int] = {}
     images: list[np.ndarray] = []
+    spans: list[tuple[int, int]] = []
 
     def image_of(members: tuple[_Group, ...], *, left: int, right: int) -> int:
         """The index of the fitted image of these groups' ink between two page columns, fitted once."""
@@ -140,6 +142,7 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
         if key not in fitted:
             fitted[key] = len(images)
             images.append(fit_digit(_own_ink(ink, labels, members, left=left, right=right)))
+            spans.append((left, right))
         return fitted[key]
 
     # Each group is cut at every column where a digit may end, into pieces; an option reads a run of pieces.
@@ -176,7 +179,8 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
         options = [option._replace(prior=option.prior + NUMBER_PRIOR) if option.first == 0 else option for option in options]
         options.append(Option(0, first_piece[-1], (len(images),), 0.0))
         images.append(fit_digit(ink))
-    return Candidates(images=np.stack(images), options=tuple(options), pieces=first_piece[-1])
+        spans.append((0, ink.shape[1]))
+    return Candidates(images=np.stack(images), options=tuple(options), pieces=first_piece[-1], spans=tuple(spans))
 
 
 def _page_components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -164,12 +164,16 @@ def _coloured(page: np.ndarray, ink: np.ndarray, rng: np.random.Generator, *, pa
     return np.clip(bgr, 0, 1)
 
 
-def compose_number(digits: np.ndarray, rng: np.random.Generator, *, gaps: tuple[int, int] = GAP_PX) -> np.ndarray:
-    """uint8 ink (bright on black) at MNIST scale: the digits in a row, jittered in size, spacing and baseline."""
+def compose_number(
+    digits: np.ndarray, rng: np.random.Generator, *, gaps: tuple[int, int] = GAP_PX
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 ink (bright on black) at MNIST scale: the digits in a row, jittered in size, spacing and baseline;
+    and (digits, width) float32: the ink each digit puts in each column."""
     height = 40
     canvas = np.zeros((height, 36 * len(digits)), np.uint8)
+    columns = np.zeros((len(digits), canvas.shape[1]), np.float32)
     x = 4
-    for digit in digits:
+    for index, digit in enumerate(digits):
         rows, cols = np.nonzero(digit)
         tight = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
         scale = rng.uniform(*SIZE_JITTER)
@@ -178,8 +182,9 @@ def compose_number(digits: np.ndarray, rng: np.random.Generator, *, gaps: tuple[
         top = int(np.clip((height - 20) // 2 + rng.integers(-BASELINE_JITTER_PX, BASELINE_JITTER_PX + 1) + 20 - h, 0, height - h))
         # Overlapping strokes keep the darker ink, as two pen lines crossing do.
         np.maximum(canvas[top : top + h, x : x + w], tight, out=canvas[top : top + h, x : x + w])
+        columns[index, x : x + w] = tight.sum(axis=0)
         x = max(0, x + w + int(rng.integers(gaps[0], gaps[1] + 1)))
-    return canvas[:, : x + 4]
+    return canvas[:, : x + 4], columns[:, : x + 4]
 
 
 def render_number_scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:

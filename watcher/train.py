@@ -17,6 +17,7 @@ import numpy as np
 
 from watcher.classify import silenced_native_logs
 from watcher.dataset import DatasetError, load_mnist, sha256_of
+from watcher.network import NO_DIGIT, NUM_CLASSES
 from watcher.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
 
 DEFAULT_OUT = Path("models/mnist-cnn")
@@ -26,10 +27,14 @@ AUGMENTED_SHARE = 0.85  # the rest of each epoch's MNIST images are left as they
 SCAN_SHARE = 1 / 3  # this share of the training digits is also rendered as scans and re-normalised
 SCAN_MAX_SIDE = 240  # rendered scans are kept small: normalisation cost grows with the canvas
 NUMBER_DIGITS = 20_000  # this many training digits are also written as numbers, scanned and cut apart again
-# Scans of two digits touching, a tenth as many as the training digits, are taught as unsure of all ten classes.
-# (Parts of digits cut off are not: the left part of a 0 or a 4 is often a fine 1.)
+# The eleventh class, no digit, is taught from what the number reader must learn to pass over: scans of two digits
+# touching, a tenth as many as the training digits...
 TOUCHING_PAIR_SHARE = 0.1
-TOUCHING_GAPS = (-3, 0)  # pairs overlap by up to 3 MNIST pixels or just touch: what segmentation cannot split
+TOUCHING_GAPS = (-3, 0)  # ...overlapping by up to 3 MNIST pixels or just touching: what segmentation cannot split...
+FRAGMENT_SHARE = 0.2  # ...and a fifth as many of the segmenter's own candidates that are parts of digits or of two:
+WHOLE_INK = 0.6  # candidates holding under 60 % of any one digit's ink...
+SPILL_INK = 0.3  # ...or 30 % or more of each of two digits' ink
+FRAGMENTS_PER_NUMBER = 3  # drawn from many numbers, not all from a few
 
 
 def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: int | None = None) -> int:
@@ -62,12 +67,13 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
     print(f"wrote training digits as numbers and cut {len(cut)} digits back out", flush=True)
     pairs = _touching_pairs(x_train, rng=rng)
     print(f"drew {len(pairs)} scans of two digits touching", flush=True)
-    # Targets are distributions: a digit is sure of its class, two digits read as one are unsure of all ten,
-    # so the number reader (recognise.choose) prefers the cut between them, and review catches the rest.
-    extra = np.concatenate([scans, cut, pairs])
-    extra_targets = np.concatenate(
-        [_one_hot(scan_labels), _one_hot(cut_labels), np.full((len(pairs), 10), 0.1, np.float32)]
-    )
+    fragments = _fragments(x_train, rng=rng)
+    print(f"kept {len(fragments)} candidates that are parts of digits or spill over two", flush=True)
+    # No digit is a class of its own, so the number reader (recognise.choose) can tell a part of a digit from a
+    # digit, while the ten digits' shares among themselves stay what review's threshold was chosen on.
+    extra = np.concatenate([scans, cut, pairs, fragments])
+    no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT)
+    extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, no_digit]))
 
     model = build_model()
     steps_per_epoch = -(-(len(mnist) + len(extra)) // BATCH_SIZE)
@@ -85,7 +91,9 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         targets = np.concatenate([_one_hot(y_train), extra_targets])
         model.fit(images, targets, batch_size=BATCH_SIZE, epochs=epoch + 1, initial_epoch=epoch, shuffle=True)
 
-    test_accuracy = float(model.evaluate(x_test.astype(np.float32)[..., None] / 255.0, _one_hot(y_test), verbose=0)[1])
+    # Served as the classifier serves it: the likeliest of the ten digits.
+    test_probabilities = model.predict(x_test.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
+    test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT].argmax(axis=1) == y_test))
     minutes = (time.monotonic() - started) / 60
     print(f"test accuracy {test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min)")
     metadata = {
@@ -98,6 +106,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "scan_rendered_digits": len(scans),
         "number_cut_digits": len(cut),
         "touching_pair_scans": len(pairs),
+        "fragment_candidates": len(fragments),
         "augmentation": f"{AUGMENTED_SHARE:.0%} of the MNIST digits each epoch, {AUGMENTATION}",
         "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.synthetic "
         f"(canvas 40–{SCAN_MAX_SIDE} px) and passed back through watcher.normalise",
@@ -105,7 +114,10 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "digits by watcher.synthetic, scanned, and cut apart by watcher.segment's own reading (numbers cut into the "
         "wrong count of digits are left out)",
         "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
-        f"{TOUCHING_GAPS[1]} px), normalised as one digit, with all ten classes equally likely as target",
+        f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT} (no digit)",
+        "fragments": f"{len(fragments)} of watcher.segment's candidates in numbers written from training digits "
+        f"that hold under {WHOLE_INK:.0%} of any one digit's ink or {SPILL_INK:.0%} of each of two digits' ink "
+        f"(by columns), taught as class {NO_DIGIT} (no digit)",
         "test_accuracy": round(test_accuracy, 6),
         "training_minutes": round(minutes, 1),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -150,7 +162,7 @@ def _numbers_through_segmentation(
     while start < len(picked):
         digits = picked[start : start + int(rng.choice(NUMBER_LENGTHS))]
         start += len(digits)
-        found = candidates(render_number_scan(compose_number(x_train[digits], rng), rng), mode="number")
+        found = candidates(render_number_scan(compose_number(x_train[digits], rng)[0], rng), mode="number")
         # With every image equally sure, the choice is the geometry's own reading, free of the model's say.
         reading = choose(np.ones((len(found.images), 10), np.float32), found)
         if len(reading) == len(digits):
@@ -165,15 +177,32 @@ def _touching_pairs(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndar
 
     images = []
     while len(images) < TOUCHING_PAIR_SHARE * len(x_train):
-        ink = compose_number(x_train[rng.choice(len(x_train), size=2)], rng, gaps=TOUCHING_GAPS)
+        ink, _ = compose_number(x_train[rng.choice(len(x_train), size=2)], rng, gaps=TOUCHING_GAPS)
         image = normalise(render_number_scan(ink, rng))
         if image is not None:
             images.append(image)
     return np.asarray(images, np.float32).reshape(-1, 28, 28)
 
 
+def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
+    """Candidate digits the segmenter offers in written numbers that are not one digit: a part of one, or parts
+    of two. Read from the composed ink, where each digit's columns are known."""
+    from watcher.segment import candidates
+
+    images: list[np.ndarray] = []
+    wanted = int(FRAGMENT_SHARE * len(x_train))
+    while len(images) < wanted:
+        ink, columns = compose_number(x_train[rng.choice(len(x_train), size=int(rng.choice(NUMBER_LENGTHS)))], rng)
+        found = candidates(ink, mode="number")
+        # The share of each digit's ink that lies within each candidate's columns.
+        shares = np.array([columns[:, left:right].sum(axis=1) for left, right in found.spans]) / columns.sum(axis=1)
+        parts = np.flatnonzero((shares.max(axis=1) < WHOLE_INK) | ((shares >= SPILL_INK).sum(axis=1) >= 2))
+        images.extend(found.images[rng.permutation(parts)[:FRAGMENTS_PER_NUMBER]])
+    return np.asarray(images[:wanted], np.float32).reshape(-1, 28, 28)
+
+
 def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(10, dtype=np.float32)[labels]
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
 def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path) -> str:
