@@ -117,6 +117,6 @@ def test_shipped_model_reads_parts_of_digits_as_no_digit(classifier, sample) -> 
     fragments = train._fragments(sample[0][:200], rng=np.random.default_rng(2))
     whole = np.stack([normalise(image) for image in sample[0][:200]])
     digit_chance = classifier.probabilities(fragments).sum(axis=1)
-    assert len(fragments) == 40
+    assert len(fragments) == 20
     assert np.mean(digit_chance < 0.5) >= 0.5
     assert np.mean(classifier.probabilities(whole).sum(axis=1) < 0.5) <= 0.01

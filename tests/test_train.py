@@ -30,7 +30,7 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     assert "--seed 3" in metadata["command"]
     assert metadata["number_cut_digits"] > 150  # most of the 200 digits, written as numbers, were cut back out
     assert metadata["touching_pair_scans"] == 20  # a tenth as many scans of two digits touching
-    assert metadata["fragment_candidates"] == 40  # a fifth as many parts of digits, both taught as no digit
+    assert metadata["fragment_candidates"] == 20  # as many parts of digits, both taught as no digit
     assert (out / "2" / "model.keras").is_file()
     classifier = load_classifier(out)
     assert classifier.version == "tiny-cnn/2"

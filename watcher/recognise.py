@@ -151,7 +151,8 @@ def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: 
 def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
     """The candidate images, left to right, of the options that read every piece once with the best score.
 
-    An option scores its prior plus the log of the model's probability for each of its digits' best class.
+    An option scores its prior plus the log of the model's probability for each of its digits' best class; a part
+    of a digit, or two digits read as one, scores low, as the model holds it to be no digit.
     Dynamic programming over the pieces of ink, so the cost grows with the options, not with their combinations.
     """
     scores = np.log(np.maximum(probabilities.max(axis=1), 1e-12))
