@@ -186,6 +186,17 @@ def test_auto_reads_a_touching_pair_as_two_when_the_model_is_unsure_of_it_whole(
     assert read_with(page, UnsureOf(normalise(page)), mode="auto") == "33"
 
 
+def test_auto_offers_a_1_touching_a_digit_as_two_though_narrower_than_tall(
+    sample: tuple[np.ndarray, np.ndarray],
+) -> None:
+    digits, labels = sample
+    page = number_page([digits[np.flatnonzero(labels == 1)[2]], first_of(sample, 4)], gaps=[-2])
+    rows, columns = np.nonzero(page < 128)
+    assert components(page) == 1 and np.ptp(columns) < 0.85 * np.ptp(rows)  # as narrow as many a lone digit
+    assert read_with(page, UnsureOf(None), mode="auto") == "3"
+    assert read_with(page, UnsureOf(normalise(page)), mode="auto") == "33"
+
+
 def test_a_pair_with_no_junction_is_offered_as_two_for_the_model_to_judge(
     sample: tuple[np.ndarray, np.ndarray],
 ) -> None:

@@ -123,10 +123,11 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
     labels, stats = _page_components(ink)
     groups = _digit_groups(stats, page=ink.shape)
     digits = [group for group in groups if not group.mark]
-    # auto: ink that is clearly several digits is a number; ink that may be (pieces side by side, or one piece as
-    # wide as two touching digits) is one digit unless the model is much surer of it as a number.
+    # auto: ink that is clearly several digits is a number; ink that may be (pieces side by side, one piece as
+    # wide as two touching digits, or a narrower one that may be a 1 touching a digit) is one digit unless the
+    # model is much surer of it as a number.
     maybe_number = bool(digits) and mode == "auto" and not _looks_like_number(digits)
-    if not digits or (maybe_number and not _may_be_several(digits)):
+    if not digits or (maybe_number and not _may_be_several(digits, ink=ink, labels=labels)):
         return Candidates.row(fit_digit(ink)[np.newaxis])
     # Digits of one number share a size: a short wide digit (a flat 2) is judged against its neighbours, and
     # touching digits are counted in widths of the digits standing alone, when there are any.
@@ -267,9 +268,16 @@ def _looks_like_number(groups: list[_Group]) -> bool:
     return width >= WIDE_ASPECT * tallest or any(gap >= -OVERLAP_SLACK * tallest for gap in gaps)
 
 
-def _may_be_several(digits: list[_Group]) -> bool:
-    """Pieces side by side, or one piece wider than tall (touching digits, or a wide digit: the model tells)."""
-    return len(digits) > 1 or digits[0].width >= PAIR_ASPECT * digits[0].height
+def _may_be_several(digits: list[_Group], *, ink: np.ndarray, labels: np.ndarray) -> bool:
+    """Pieces side by side, one piece wider than tall, or one as wide as a 1 touching another digit where a
+    junction shows: touching digits, or a wide digit (the model tells)."""
+    if len(digits) > 1 or digits[0].width >= PAIR_ASPECT * digits[0].height:
+        return True
+    group = digits[0]
+    if group.width < LOW_PAIR_ASPECT * group.height:
+        return False
+    crop = _own_ink(ink, labels, (group,), left=group.left, right=group.right)
+    return _junction(crop, digit_height=group.height, side_width=NARROW_SIDE_WIDTH) is not None
 
 
 def _tall(groups: list[_Group]) -> list[_Group]:
@@ -355,20 +363,24 @@ def _junction(crop: np.ndarray, *, digit_height: float, side_width: float) -> in
     filled = crop > 0
     width = crop.shape[1]
     margin = max(1, int(side_width * digit_height))
-    best, best_ink = None, np.inf
-    for column in range(margin, width - margin):
-        runs = np.flatnonzero(np.diff(np.concatenate(([0], filled[:, column].astype(np.int8), [0]))))
-        if len(runs) > 2 or (len(runs) == 2 and runs[1] - runs[0] > JUNCTION_RUN * digit_height):
-            continue
-        if min(_ink_height(filled[:, :column]), _ink_height(filled[:, column:])) < SIDE_HEIGHT * digit_height:
-            continue
-        ink = float(crop[:, column].sum())
-        if ink < best_ink:
-            best, best_ink = column, ink
-    return best
+    if width <= 2 * margin:
+        return None
+    # Crossed by at most one stroke, and a short one: a single run of ink is as long as the column's ink.
+    strokes = np.diff(filled.astype(np.int8), axis=0, prepend=0) == 1
+    crossed_once = (strokes.sum(axis=0) <= 1) & (filled.sum(axis=0) <= JUNCTION_RUN * digit_height)
+    # Ink height left of each column (its columns before it) and right of it (from it on).
+    left = _ink_heights(np.logical_or.accumulate(filled, axis=1))
+    right = _ink_heights(np.logical_or.accumulate(filled[:, ::-1], axis=1))[::-1]
+    tall_sides = np.minimum(np.concatenate(([0], left[:-1])), right) >= SIDE_HEIGHT * digit_height
+    columns = margin + np.flatnonzero((crossed_once & tall_sides)[margin : width - margin])
+    if not len(columns):
+        return None
+    return int(columns[np.argmin(crop[:, columns].sum(axis=0))])
 
 
-def _ink_height(filled: np.ndarray) -> int:
-    """Rows from the first inked row to the last."""
-    rows = np.flatnonzero(filled.any(axis=1))
-    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
+def _ink_heights(filled: np.ndarray) -> np.ndarray:
+    """For each column, the rows from its first inked row to its last (0 for a column without ink)."""
+    inked = filled.any(axis=0)
+    first = np.argmax(filled, axis=0)
+    last = filled.shape[0] - 1 - np.argmax(filled[::-1], axis=0)
+    return np.where(inked, last - first + 1, 0)
