@@ -26,7 +26,8 @@ LEARNING_RATE = 2e-3
 AUGMENTED_SHARE = 0.85  # the rest of each epoch's MNIST images are left as they are
 SCAN_SHARE = 1 / 3  # this share of the training digits is also rendered as scans and re-normalised
 SCAN_MAX_SIDE = 240  # rendered scans are kept small: normalisation cost grows with the canvas
-NUMBER_DIGITS = 20_000  # this many training digits are also written as numbers, scanned and cut apart again
+NUMBER_DIGITS = 40_000  # this many training digits are also written as numbers and cut apart again...
+SCANNED_NUMBER_SHARE = 0.5  # ...half of them scanned first, half as written at MNIST's own scale
 # The eleventh class, no digit, is taught from what the number reader must learn to pass over: scans of two digits
 # touching, a tenth as many as the training digits...
 TOUCHING_PAIR_SHARE = 0.1
@@ -111,8 +112,8 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.synthetic "
         f"(canvas 40–{SCAN_MAX_SIDE} px) and passed back through watcher.normalise",
         "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]}–{NUMBER_LENGTHS[-1]} "
-        "digits by watcher.synthetic, scanned, and cut apart by watcher.segment's own reading (numbers cut into the "
-        "wrong count of digits are left out)",
+        f"digits by watcher.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut apart by watcher.segment's "
+        "own reading (numbers cut into the wrong count of digits are left out)",
         "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
         f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT} (no digit)",
         "fragments": f"{len(fragments)} of watcher.segment's candidates in numbers written from training digits "
@@ -151,8 +152,8 @@ def _scans_through_normalise(
 def _numbers_through_segmentation(
     x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training digits written side by side, scanned and cut apart again: a digit as serving sees it inside a
-    number, small, with slivers of its neighbours and cut where it touched them."""
+    """Training digits written side by side, some scanned, and cut apart again: a digit as serving sees it inside
+    a number, small, with slivers of its neighbours and cut where it touched them."""
     from watcher.recognise import choose
     from watcher.segment import candidates
 
@@ -162,7 +163,9 @@ def _numbers_through_segmentation(
     while start < len(picked):
         digits = picked[start : start + int(rng.choice(NUMBER_LENGTHS))]
         start += len(digits)
-        found = candidates(render_number_scan(compose_number(x_train[digits], rng)[0], rng), mode="number")
+        ink, _ = compose_number(x_train[digits], rng)
+        page = render_number_scan(ink, rng) if rng.random() < SCANNED_NUMBER_SHARE else ink
+        found = candidates(page, mode="number")
         # With every image equally sure, the choice is the geometry's own reading, free of the model's say.
         reading = choose(np.ones((len(found.images), 10), np.float32), found)
         if len(reading) == len(digits):
