@@ -186,6 +186,17 @@ def test_auto_reads_a_touching_pair_as_two_when_the_model_is_unsure_of_it_whole(
     assert read_with(page, UnsureOf(normalise(page)), mode="auto") == "33"
 
 
+def test_auto_asks_the_model_about_two_full_size_pieces_that_nearly_touch(
+    sample: tuple[np.ndarray, np.ndarray],
+) -> None:
+    page = number_page([first_of(sample, 4), first_of(sample, 4)], gaps=[1])  # 3 px apart, 5 % of a height
+    assert components(page) == 2
+    assert read_with(page, UnsureOf(None), mode="auto") == "3"  # a lone 4 may stand its stem apart
+    assert read_with(page, UnsureOf(normalise(page)), mode="auto") == "33"
+    apart = number_page([first_of(sample, 4), first_of(sample, 4)], gaps=[3])  # 9 px apart, 15 % of a height
+    assert read_with(apart, UnsureOf(None), mode="auto") == "33"
+
+
 def test_auto_offers_a_1_touching_a_digit_as_two_though_narrower_than_tall(
     sample: tuple[np.ndarray, np.ndarray],
 ) -> None:

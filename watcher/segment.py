@@ -20,7 +20,7 @@ SPLIT_ASPECT = 1.25  # a piece wider than 1.25 times a digit's height holds touc
 CUT_WINDOW = 0.35  # a cut is sought within 35 % of a digit's width around its even-spacing position
 TALL_GROUP = 0.5  # a group at least half as tall as the tallest is a digit; a shorter one may be a mark
 EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
-OVERLAP_SLACK = 0.03  # auto: separate groups overlapping by at most 3 % of a height are digits when each is...
+CLEAR_GAP = 0.1  # auto: separate groups at least a tenth of a height apart are digits when each is...
 FULL_HEIGHT = 0.65  # ...as tall as 65 % of the tallest (a broken 4's loose corner is shorter)...
 FULL_INK = 0.2  # ...and holds 20 % of the biggest group's ink (a thin 1 holds 30 % of a round 0's, a stray tick less)
 PAIR_ASPECT = 1.05  # a piece wider than a digit's height may be two touching digits, when a junction shows...
@@ -255,17 +255,18 @@ def _column_overlap(group: _Group, box: tuple[int, int, int, int]) -> float:
 
 
 def _looks_like_number(groups: list[_Group]) -> bool:
-    """Two full-size groups side by side, or ink far wider than any one digit.
+    """Two full-size groups clearly apart, or ink far wider than any one digit.
 
     The strokes of one digit share columns and merge into one group, and a loose part of a broken digit is
-    short or light, so a lone digit almost never shows two full-size groups (1 in 10,000 MNIST test digits).
+    short or light, so a lone digit almost never shows two full-size groups (1 in 10,000 MNIST test digits);
+    when it does, they nearly touch (a 4 whose stem stands apart), and the model is asked.
     """
     tallest = max(group.height for group in groups)
     biggest = max(group.area for group in groups)
     full = [group for group in groups if group.height >= FULL_HEIGHT * tallest and group.area >= FULL_INK * biggest]
     width = max(group.right for group in groups) - min(group.left for group in groups)
     gaps = [after.left - before.right for before, after in zip(full, full[1:])]
-    return width >= WIDE_ASPECT * tallest or any(gap >= -OVERLAP_SLACK * tallest for gap in gaps)
+    return width >= WIDE_ASPECT * tallest or any(gap >= CLEAR_GAP * tallest for gap in gaps)
 
 
 def _may_be_several(digits: list[_Group], *, ink: np.ndarray, labels: np.ndarray) -> bool:
