@@ -46,11 +46,11 @@ def test_missing_data_file_is_a_config_error(tmp_path: Path, capsys) -> None:
 
 def test_digits_cut_out_of_numbers_keep_their_labels() -> None:
     with np.load(SAMPLE) as data:
-        x, y = data["x"][:400], data["y"][:400]
+        x, y = data["x"][:800], data["y"][:800]
     images, labels = train._numbers_through_segmentation(x, y, rng=np.random.default_rng(5))
 
-    # Numbers cut into the wrong count are left out: 7 % of the full training set, 4-16 % of samples this small.
-    assert images.shape[1:] == (28, 28) and len(images) == len(labels) and len(images) >= 0.8 * len(x)
+    # Numbers cut into the wrong count are left out: 7 % of the full training set, up to 13 % of samples this size.
+    assert images.shape[1:] == (28, 28) and len(images) == len(labels) and len(images) >= 0.85 * len(x)
     # The shipped model reads the cut digits as their labels: images and labels are in step, left to right.
     read = load_classifier(Path(__file__).parents[1] / "models" / "mnist-cnn").probabilities(images).argmax(axis=1)
     assert np.mean(read == labels) >= 0.95
