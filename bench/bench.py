@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from watcher.synthetic import render_scan  # noqa: E402
+from watcher.model.synthetic import render_scan  # noqa: E402
 
 MODEL = ROOT / "models" / "mnist-cnn"
 SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
@@ -198,8 +198,8 @@ def tutorial_loop(folder: Path, names: list[str]) -> float:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from watcher.decode import decode
-    from watcher.normalise import normalise
+    from watcher.intake.decode import decode
+    from watcher.vision.normalise import normalise
 
     model = keras.models.load_model(max(MODEL.glob("[0-9]*/model.keras")))
     done = folder / "done-tutorial"

@@ -12,8 +12,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from watcher.classify import Classifier, load_classifier  # noqa: E402
-from watcher.dataset import load_mnist  # noqa: E402
+from watcher.model.classify import Classifier, load_classifier  # noqa: E402
+from watcher.model.dataset import load_mnist  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"  # where the project's checkout keeps MNIST
 

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 
 from common import bench_parser, set_up
-from watcher.classify import Classifier  # noqa: E402
+from watcher.model.classify import Classifier  # noqa: E402
 from watcher.recognise import Prepared, read  # noqa: E402
-from watcher.segment import candidates  # noqa: E402
-from watcher.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan, render_scan  # noqa: E402
+from watcher.vision.segment import candidates  # noqa: E402
+from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan, render_scan  # noqa: E402
 
 TARGET = 0.97
 

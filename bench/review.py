@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from common import bench_parser, set_up
-from watcher.classify import digit_shares  # noqa: E402
-from watcher.normalise import normalise  # noqa: E402
-from watcher.synthetic import render_scan  # noqa: E402
+from watcher.model.classify import digit_shares  # noqa: E402
+from watcher.vision.normalise import normalise  # noqa: E402
+from watcher.model.synthetic import render_scan  # noqa: E402
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 MAX_REVIEW_SHARE = 0.01  # a review queue is read by people: at most 1 scan in 100 should land there

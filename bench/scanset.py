@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 
 from common import bench_parser, set_up
-from watcher.normalise import normalise  # noqa: E402
-from watcher.synthetic import VARIANTS, render_scan  # noqa: E402
+from watcher.vision.normalise import normalise  # noqa: E402
+from watcher.model.synthetic import VARIANTS, render_scan  # noqa: E402
 
 TARGET = 0.993
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from watcher import config as configuration
+from watcher.service import config as configuration
 
 
 @pytest.fixture(autouse=True)

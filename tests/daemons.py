@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.helpers import wait_for
-from watcher.classify import latest_version
+from watcher.model.classify import latest_version
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_MODEL = ROOT / "models" / "mnist-cnn"

@@ -13,7 +13,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
-from watcher.record import COLUMNS
+from watcher.ledger.record import COLUMNS
 
 T = TypeVar("T")
 

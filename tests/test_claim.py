@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from watcher import claim
+from watcher.ledger import claim
 
 
 def test_a_claim_moves_the_file_into_the_workspace(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path)
     root = tmp_path / ".digit-watcher"
     (tmp_path / "a.png").write_bytes(b"x")
     script = (
-        "import os, sys; from pathlib import Path; from watcher import claim\n"
+        "import os, sys; from pathlib import Path; from watcher.ledger import claim\n"
         "w = claim.Workspace(Path(sys.argv[1]), inbox=Path(sys.argv[2])); w.claim('a.png', ready_at=0.0)\n"
         "os._exit(9)\n"
     )

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher import train
-from watcher.classify import ModelError, latest_version, load_classifier
-from watcher.normalise import normalise
-from watcher.synthetic import render_scan
+from watcher.model import train
+from watcher.model.classify import ModelError, latest_version, load_classifier
+from watcher.vision.normalise import normalise
+from watcher.model.synthetic import render_scan
 
 SHIPPED = Path(__file__).parents[1] / "models" / "mnist-cnn"
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from watcher import claim, commit, record
-from watcher.config import Config
+from watcher.ledger import claim, commit, record
+from watcher.service.config import Config
 from watcher.recognise import Reading
 
 

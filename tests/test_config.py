@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_config
-from watcher import config as configuration
-from watcher.config import ConfigError
+from watcher.service import config as configuration
+from watcher.service.config import ConfigError
 
 
 def test_defaults_resolve_against_the_config_folder(tmp_path: Path) -> None:

@@ -14,11 +14,11 @@ from structlog.testing import capture_logs
 
 from tests.conftest import FakeClassifier
 from tests.helpers import digit_png, drop, result_rows, wait_for
-from watcher import place, record
-from watcher.config import Config
-from watcher.daemon import Daemon
-from watcher.metrics import Metrics
-from watcher.notify import Notifier
+from watcher.ledger import place, record
+from watcher.service.config import Config
+from watcher.service.daemon import Daemon
+from watcher.service.metrics import Metrics
+from watcher.service.notify import Notifier
 
 
 def make_daemon(config: Config, classifier: FakeClassifier) -> Daemon:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.decode import Unreadable, decode, header_size, image_kind, read_file
+from watcher.intake.decode import Unreadable, decode, header_size, image_kind, read_file
 
 
 def png(width: int, height: int, *, depth: np.dtype = np.uint8, channels: int = 1) -> bytes:

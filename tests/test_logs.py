@@ -7,7 +7,7 @@ import json
 
 import structlog
 
-from watcher import logs
+from watcher.service import logs
 
 
 class RecordingStream(io.StringIO):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from watcher.metrics import Metrics
+from watcher.service.metrics import Metrics
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.normalise import _erase_ruled_lines, fit_digit, ink_map, normalise
+from watcher.vision.normalise import _erase_ruled_lines, fit_digit, ink_map, normalise
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog.testing
 
-from watcher.notify import Notifier
+from watcher.service.notify import Notifier
 
 
 class FakeClock:

@@ -16,7 +16,7 @@ from watchdog.events import (
 from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 
-from watcher.observe import (
+from watcher.intake.observe import (
     Inbox,
     InboxEventHandler,
     _UnpairedMoves,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.place import free_name, move
+from watcher.ledger.place import free_name, move
 
 
 def test_a_free_name_is_kept(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 
 from tests.conftest import FakeClassifier
 from watcher.recognise import Prepared, Preparer, choose, read
-from watcher.segment import Candidates, Option
+from watcher.vision.segment import Candidates, Option
 
 
 def crash_on_a_bomb(path: Path, name: str) -> Prepared:

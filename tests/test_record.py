@@ -7,8 +7,8 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from watcher import record
-from watcher.record import COLUMNS, Row
+from watcher.ledger import record
+from watcher.ledger.record import COLUMNS, Row
 
 
 def a_row(**changes: str) -> Row:
@@ -67,7 +67,7 @@ def test_a_torn_last_line_is_cut(tmp_path: Path) -> None:
 def test_appends_from_many_processes_never_interleave(tmp_path: Path) -> None:
     path = tmp_path / "results.csv"
     script = (
-        "import sys; from pathlib import Path; from watcher import record; from tests.test_record import a_row\n"
+        "import sys; from pathlib import Path; from watcher.ledger import record; from tests.test_record import a_row\n"
         "for i in range(50):\n"
         "    with record.locked(Path(sys.argv[1])) as r: r.append(record.encode([a_row(file=sys.argv[2] + str(i) + 'x' * 3000)]))\n"
     )

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import structlog.testing
 
-from watcher.classify import METADATA_FILE, MODEL_FILE, ModelError, latest_version
-from watcher.reload import KNOWN_DIGITS, ModelReloader, known_digits_problem
+from watcher.model.classify import METADATA_FILE, MODEL_FILE, ModelError, latest_version
+from watcher.model.reload import KNOWN_DIGITS, ModelReloader, known_digits_problem
 
 with np.load(KNOWN_DIGITS) as known:
     KNOWN_LABELS = known["y"]

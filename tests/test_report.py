@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.record import HEADER, Row, encode
-from watcher.report import ReportError, run, summarise, to_thumbnail_png, unguard
+from watcher.ledger.record import HEADER, Row, encode
+from watcher.report.summary import ReportError, run, summarise, to_thumbnail_png, unguard
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_APT = "DEBIAN_FRONTEND=noninteractive apt-get install -y chromium"

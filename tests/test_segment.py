@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.classify import Classifier, load_classifier
-from watcher.normalise import normalise
+from watcher.model.classify import Classifier, load_classifier
+from watcher.vision.normalise import normalise
 from watcher.recognise import Prepared, choose, read
-from watcher.segment import candidates
-from watcher.synthetic import render_scan
+from watcher.vision.segment import candidates
+from watcher.model.synthetic import render_scan
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 MODEL = Path(__file__).resolve().parents[1] / "models" / "mnist-cnn"

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from watcher import config as configuration
+from watcher.service import config as configuration
 
 SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
 UNIT = SYSTEMD / "digit-watcher.service"

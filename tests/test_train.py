@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from watcher import train
-from watcher.classify import load_classifier
+from watcher.model import train
+from watcher.model.classify import load_classifier
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 

@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
-from watcher import config as configuration
-from watcher.config import ConfigError
+from watcher.service import config as configuration
+from watcher.service.config import ConfigError
 
 if TYPE_CHECKING:
-    from watcher.daemon import Daemon
+    from watcher.service.daemon import Daemon
 
 EX_CONFIG = 78
 DEFAULT_MODEL = Path("models/mnist-cnn")
@@ -24,7 +24,7 @@ DEFAULT_MODEL = Path("models/mnist-cnn")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from watcher.classify import ModelError
+    from watcher.model.classify import ModelError
 
     try:
         return args.command(args)
@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _ready_config(args: argparse.Namespace, *, log_to: TextIO = sys.stdout, quiet: bool = False) -> configuration.Config:
     """Load the config, set up logging (only warnings when `quiet`) and prepare the folders."""
-    from watcher import logs
+    from watcher.service import logs
 
     config = configuration.load(configuration.config_path(args.config))
     level = "warning" if quiet and config.log.level in ("debug", "info") else config.log.level
@@ -91,11 +91,11 @@ def _ready_config(args: argparse.Namespace, *, log_to: TextIO = sys.stdout, quie
 def _run(args: argparse.Namespace) -> int:
     # With --once on a terminal the progress bar tells the story; per-file lines would tear it apart.
     config = _ready_config(args, quiet=args.once and sys.stderr.isatty())
-    from watcher.classify import load_classifier
-    from watcher.daemon import Daemon
-    from watcher.metrics import Metrics
-    from watcher.notify import Notifier
-    from watcher.reload import ModelReloader
+    from watcher.model.classify import load_classifier
+    from watcher.service.daemon import Daemon
+    from watcher.service.metrics import Metrics
+    from watcher.service.notify import Notifier
+    from watcher.model.reload import ModelReloader
 
     classifier = load_classifier(config.model.path)
     metrics = Metrics()
@@ -142,7 +142,7 @@ def _progress_bar(config: configuration.Config) -> Iterator[Callable[[int], obje
         return
     from tqdm import tqdm
 
-    from watcher.observe import is_candidate
+    from watcher.intake.observe import is_candidate
 
     total = sum(is_candidate(name, config.watch.extensions) for name in os.listdir(config.paths.inbox))
     with tqdm(total=total, unit="file", file=sys.stderr) as bar:
@@ -150,13 +150,13 @@ def _progress_bar(config: configuration.Config) -> Iterator[Callable[[int], obje
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from watcher import logs
+    from watcher.service import logs
 
     logs.configure(stream=sys.stderr)
     model_path, mode = _configured_model(args.config)
     model_path = args.model or model_path
-    from watcher.classify import load_classifier
-    from watcher.config import LimitsConfig
+    from watcher.model.classify import load_classifier
+    from watcher.service.config import LimitsConfig
     from watcher.recognise import prepare, read
 
     classifier = load_classifier(model_path)
@@ -181,20 +181,20 @@ def _configured_model(given_config: Path | None) -> tuple[Path, str]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from watcher import train
+    from watcher.model import train
 
     return train.run(data=args.data, epochs=args.epochs, seed=args.seed, out=args.out)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from watcher import evaluate
+    from watcher.model import evaluate
 
     return evaluate.run(data=args.data, model=args.model, report=args.report)
 
 
 def _check(args: argparse.Namespace) -> int:
     config = _ready_config(args, log_to=sys.stderr)
-    from watcher.classify import load_classifier
+    from watcher.model.classify import load_classifier
 
     classifier = load_classifier(config.model.path)
     print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version})")
@@ -203,7 +203,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     config = configuration.load(configuration.config_path(args.config))
-    from watcher import report
+    from watcher.report import summary as report
 
     try:
         return report.run(results=args.results or config.paths.results, out=args.out, root=config.root)

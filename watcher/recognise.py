@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import structlog
 
-from watcher.classify import Classifier, digit_shares
-from watcher.config import LimitsConfig
-from watcher.decode import Unreadable, decode, read_file
-from watcher.segment import Candidates, Option, candidates
+from watcher.model.classify import Classifier, digit_shares
+from watcher.service.config import LimitsConfig
+from watcher.intake.decode import Unreadable, decode, read_file
+from watcher.vision.segment import Candidates, Option, candidates
 
 log = structlog.get_logger()
 

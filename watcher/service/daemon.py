@@ -12,14 +12,15 @@ from functools import partial
 import structlog
 from watchdog.observers.api import BaseObserver
 
-from watcher import claim, commit, config as configuration, record
-from watcher.classify import Classifier
-from watcher.config import Config
-from watcher.metrics import Metrics
-from watcher.notify import Notifier
-from watcher.observe import Inbox, observer_alive, start_observer, stop_observer
+from watcher.ledger import claim, commit, record
+from watcher.service import config as configuration
+from watcher.model.classify import Classifier
+from watcher.service.config import Config
+from watcher.service.metrics import Metrics
+from watcher.service.notify import Notifier
+from watcher.intake.observe import Inbox, observer_alive, start_observer, stop_observer
 from watcher.recognise import Prepared, Preparer, prepare, read
-from watcher.reload import ModelReloader
+from watcher.model.reload import ModelReloader
 
 log = structlog.get_logger()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import structlog
 
-from watcher.classify import Classifier, ModelError, latest_version, load_version
+from watcher.model.classify import Classifier, ModelError, latest_version, load_version
 
 log = structlog.get_logger()
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from watcher.decode import Unreadable, decode, read_file
-from watcher.record import COLUMNS, FORMULA_STARTS
-from watcher.report_html import render
+from watcher.intake.decode import Unreadable, decode, read_file
+from watcher.ledger.record import COLUMNS, FORMULA_STARTS
+from watcher.report.page import render
 
 MAX_SHEET_ROWS = 200
 HISTOGRAM_BINS = 20

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import structlog
 
-from watcher import place, record
-from watcher.claim import Claim, Workspace
-from watcher.config import Config
+from watcher.ledger import place, record
+from watcher.ledger.claim import Claim, Workspace
+from watcher.service.config import Config
 from watcher.recognise import Reading
 
 log = structlog.get_logger()

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from watcher.classify import silenced_native_logs
-from watcher.dataset import DatasetError, load_mnist, sha256_of
-from watcher.network import NO_DIGIT, NUM_CLASSES
-from watcher.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
+from watcher.model.classify import silenced_native_logs
+from watcher.model.dataset import DatasetError, load_mnist, sha256_of
+from watcher.model.network import NO_DIGIT, NUM_CLASSES
+from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
 
 DEFAULT_OUT = Path("models/mnist-cnn")
 BATCH_SIZE = 128
@@ -53,7 +53,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         x_train, y_train = x_train[:limit], y_train[:limit]
     started = time.monotonic()
 
-    from watcher.network import AUGMENTATION, augment, build_model, import_tensorflow
+    from watcher.model.network import AUGMENTATION, augment, build_model, import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -109,14 +109,14 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "touching_pair_scans": len(pairs),
         "fragment_candidates": len(fragments),
         "augmentation": f"{AUGMENTED_SHARE:.0%} of the MNIST digits each epoch, {AUGMENTATION}",
-        "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.synthetic "
-        f"(canvas 40–{SCAN_MAX_SIDE} px) and passed back through watcher.normalise",
+        "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.model.synthetic "
+        f"(canvas 40–{SCAN_MAX_SIDE} px) and passed back through watcher.vision.normalise",
         "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]}–{NUMBER_LENGTHS[-1]} "
-        f"digits by watcher.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut apart by watcher.segment's "
+        f"digits by watcher.model.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut apart by watcher.vision.segment's "
         "own reading (numbers cut into the wrong count of digits are left out)",
         "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
         f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT} (no digit)",
-        "fragments": f"{len(fragments)} of watcher.segment's candidates in numbers written from training digits "
+        "fragments": f"{len(fragments)} of watcher.vision.segment's candidates in numbers written from training digits "
         f"that hold under {WHOLE_INK:.0%} of any one digit's ink or {SPILL_INK:.0%} of each of two digits' ink "
         f"(by columns), taught as class {NO_DIGIT} (no digit)",
         "test_accuracy": round(test_accuracy, 6),
@@ -124,7 +124,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "input": "28x28 float32 in [0,1], ink bright on black, from watcher.normalise.normalise",
+        "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
         "command": _reproduce_command(data=data, epochs=epochs, seed=seed, out=out),
     }
     version_dir = _write_version(out, model=model, metadata=metadata)
@@ -136,8 +136,8 @@ def _scans_through_normalise(
     x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """A share of the training digits as varied scans, normalised back: what serving will feed the net."""
-    from watcher.normalise import normalise
-    from watcher.synthetic import render_scan
+    from watcher.vision.normalise import normalise
+    from watcher.model.synthetic import render_scan
 
     picked = rng.choice(len(x_train), size=int(len(x_train) * SCAN_SHARE), replace=False)
     images, labels = [], []
@@ -155,7 +155,7 @@ def _numbers_through_segmentation(
     """Training digits written side by side, some scanned, and cut apart again: a digit as serving sees it inside
     a number, small, with slivers of its neighbours and cut where it touched them."""
     from watcher.recognise import choose
-    from watcher.segment import candidates
+    from watcher.vision.segment import candidates
 
     picked = rng.permutation(len(x_train))[:NUMBER_DIGITS]
     images, labels = [], []
@@ -176,7 +176,7 @@ def _numbers_through_segmentation(
 
 def _touching_pairs(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Scans of two training digits touching, normalised as serving reads a page as one digit."""
-    from watcher.normalise import normalise
+    from watcher.vision.normalise import normalise
 
     images = []
     while len(images) < TOUCHING_PAIR_SHARE * len(x_train):
@@ -190,7 +190,7 @@ def _touching_pairs(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndar
 def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Candidate digits the segmenter offers in written numbers that are not one digit: a part of one, or parts
     of two. Read from the composed ink, where each digit's columns are known."""
-    from watcher.segment import candidates
+    from watcher.vision.segment import candidates
 
     images: list[np.ndarray] = []
     wanted = int(FRAGMENT_SHARE * len(x_train))

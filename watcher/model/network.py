@@ -16,7 +16,7 @@ AUGMENTATION = (
 
 def import_tensorflow():
     """TensorFlow, imported without its start-up chatter on stderr."""
-    from watcher.classify import silenced_native_logs
+    from watcher.model.classify import silenced_native_logs
 
     with silenced_native_logs():
         import keras  # noqa: F401  (imported here so its own start-up lines are muted too)

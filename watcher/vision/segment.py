@@ -9,7 +9,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from watcher.normalise import boxed_components, fit_digit, ink_box, ink_map
+from watcher.vision.normalise import boxed_components, fit_digit, ink_box, ink_map
 
 MODES = ("digit", "number", "auto")
 SPECK_SIDE = 0.35  # a short piece whose longer side is under 35 % of the tallest digit's height is a dot or speck

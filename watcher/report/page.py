@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from watcher.report import Summary, Thumbnail
+    from watcher.report.summary import Summary, Thumbnail
 
 STATUS_COLOURS = {"ok": "#2e7d32", "low_confidence": "#e09c00", "no_digit": "#8d99a6", "error": "#c62828"}
 OTHER_COLOUR = "#6a1b9a"

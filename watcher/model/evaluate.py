@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from watcher.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
-from watcher.dataset import DatasetError, load_mnist
-from watcher.normalise import normalise
+from watcher.model.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
+from watcher.model.dataset import DatasetError, load_mnist
+from watcher.vision.normalise import normalise
 
 BATCH = 256
 NO_DIGIT = -1  # the prediction recorded when normalisation finds no ink

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from watcher.config import IMAGE_KINDS
+from watcher.service.config import IMAGE_KINDS
 
 
 class Unreadable(Exception):

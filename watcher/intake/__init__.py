@@ -1,0 +1,1 @@
+"""Intake: notice files in the inbox and read their bytes into pixels."""

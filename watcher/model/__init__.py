@@ -1,0 +1,1 @@
+"""The model: the network, its training, evaluation, serving and hot reload."""

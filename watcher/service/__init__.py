@@ -1,0 +1,1 @@
+"""The service: the daemon loop, its config, logs, metrics and systemd notifications."""

@@ -1,0 +1,1 @@
+"""Vision: clean a page's pixels and find the digits on it."""

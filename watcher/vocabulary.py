@@ -1,0 +1,59 @@
+"""The words and numbers every stage shares, named once: statuses, exit codes, the canvas, classes, log events."""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class Status(StrEnum):
+    """A reading's status, as the results CSV spells it (SPEC "Results CSV")."""
+
+    OK = "ok"
+    LOW_CONFIDENCE = "low_confidence"
+    NO_DIGIT = "no_digit"
+    ERROR = "error"
+    VERIFIED = "verified"
+    CORRECTED = "corrected"
+
+
+class ExitCode(IntEnum):
+    """What the `digit-watcher` command exits with (SPEC "Commands")."""
+
+    OK = 0
+    FAILURE = 1
+    BAD_CONFIG = 78  # sysexits.h EX_CONFIG: bad config, missing model or unusable folder
+
+
+# MNIST's geometry, which the model reads: a digit's longer side is 20 px, centred in a 28 px canvas.
+CANVAS_PX = 28
+DIGIT_BOX_PX = 20
+
+# The model's classes: the ten digits, then one for "no digit" (a part of a digit, or two touching).
+DIGITS = 10
+NO_DIGIT_CLASS = DIGITS
+CLASSES = DIGITS + 1
+
+
+class Event(StrEnum):
+    """The `event` of each log line the daemon writes; one canonical line per unit of work."""
+
+    STARTED = "started"
+    FILE_PROCESSED = "file_processed"
+    STOPPING = "stopping"
+    RECOVERED = "recovered"
+    RESCAN_FOUND = "rescan_found"
+    COMMIT_FAILED = "commit_failed"
+    DESTINATION_TAKEN = "destination_taken"
+    INBOX_GONE = "inbox_gone"
+    OBSERVER_DIED = "observer_died"
+    CONFIG_REFUSED = "config_refused"
+    CONFIG_NEEDS_RESTART = "config_needs_restart"
+    CONFIG_RELOADED = "config_reloaded"
+    RESULTS_REPAIRED = "results_repaired"
+    MODEL_RELOADED = "model_reloaded"
+    MODEL_UNCHANGED = "model_unchanged"
+    MODEL_REFUSED = "model_refused"
+    DECODER_CRASHED = "decoder_crashed"
+    EVENT_HANDLER_FAILED = "event_handler_failed"
+    NOTIFY_FAILED = "notify_failed"
+    NOTIFY_SOCKET_UNSUPPORTED = "notify_socket_unsupported"
