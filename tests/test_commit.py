@@ -4,7 +4,7 @@ import csv
 import io
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from watcher.vocabulary import Status
 
 
 def fixed_now() -> datetime:
-    return datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def open_ledger(config: Config, *, clock: float = 0.25) -> Ledger:
@@ -46,7 +46,7 @@ def rows_of(path: Path) -> list[list[str]]:
 
 
 def claimed_files(ledger: Ledger) -> list[Path]:
-    return [p for p in ledger.workspace.folder.glob("*/*")]
+    return list(ledger.workspace.folder.glob("*/*"))
 
 
 def test_commit_writes_rows_then_places_files(config: Config) -> None:
