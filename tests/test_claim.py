@@ -49,7 +49,9 @@ def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path)
         "w = claim.Workspace(Path(sys.argv[1]), inbox=Path(sys.argv[2])); w.claim('a.png', ready_at=0.0)\n"
         "os._exit(9)\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(root), str(tmp_path)], cwd=Path(__file__).parent.parent, check=False)
+    subprocess.run(
+        [sys.executable, "-c", script, str(root), str(tmp_path)], cwd=Path(__file__).parent.parent, check=False
+    )
     mine = claim.Workspace(root, inbox=tmp_path)
     (dead_folder,) = claim.workspaces(root, own=mine)
     with claim.dead_workspace(dead_folder) as dead:

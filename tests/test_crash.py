@@ -41,11 +41,19 @@ def test_exactly_once_across_kill_9(tmp_path: Path) -> None:
             daemons.append(daemon)
             daemon.wait_started()
             rows_before = len(result_rows(tmp_path / "results.csv"))
-            wait_for(lambda: len(result_rows(tmp_path / "results.csv")) > rows_before or not feeding.is_alive(), what="new rows")
+            wait_for(
+                lambda before=rows_before: (
+                    len(result_rows(tmp_path / "results.csv")) > before or not feeding.is_alive()
+                ),
+                what="new rows",
+            )
             time.sleep(chance.uniform(0, 0.3))
             workers = children(daemon.process.pid)
             daemon.kill()
-            wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), what="its workers to die with it")
+            wait_for(
+                lambda pids=workers: not any(Path(f"/proc/{pid}").exists() for pid in pids),
+                what="its workers to die with it",
+            )
     finally:
         feeding.join()
     survivor = DaemonProcess(config)

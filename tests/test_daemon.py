@@ -38,7 +38,9 @@ def running(daemon: Daemon) -> Iterator[dict[str, int]]:
         assert not thread.is_alive()
 
 
-def test_files_present_renamed_in_and_written_slowly_each_get_one_row(config: Config, fake_classifier: FakeClassifier) -> None:
+def test_files_present_renamed_in_and_written_slowly_each_get_one_row(
+    config: Config, fake_classifier: FakeClassifier
+) -> None:
     inbox = config.paths.inbox
     (inbox / "before.png").write_bytes(digit_png())
     daemon = make_daemon(config, fake_classifier)
@@ -137,9 +139,15 @@ def test_faults_of_the_machine_are_retried_until_they_clear(
         return call
 
     if fault == "done not writable":
-        monkeypatch.setattr(place, "move", failing(place.move, PermissionError(errno.EACCES, "Permission denied", "inbox/done")))
+        monkeypatch.setattr(
+            place, "move", failing(place.move, PermissionError(errno.EACCES, "Permission denied", "inbox/done"))
+        )
     else:
-        monkeypatch.setattr(record.LockedResults, "append", failing(record.LockedResults.append, OSError(errno.ENOSPC, "No space left on device")))
+        monkeypatch.setattr(
+            record.LockedResults,
+            "append",
+            failing(record.LockedResults.append, OSError(errno.ENOSPC, "No space left on device")),
+        )
     daemon = make_daemon(config, fake_classifier)
     with capture_logs() as logs, running(daemon):
         for number in range(3):

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import FakeClassifier
 from watcher.recognise import Prepared, Preparer, choose, read
@@ -59,10 +60,10 @@ def test_a_batch_is_one_model_call_and_numbers_read_left_to_right() -> None:
     readings = read(prepared, classifier, review_below=0.85)
     assert classifier.calls == [3]
     assert [r.status for r in readings] == ["ok", "error", "no_digit", "low_confidence"]
-    assert readings[0].prediction == "1" and readings[0].confidence == "0.9000"
+    assert readings[0].prediction == "1" and readings[0].confidence == pytest.approx(0.9)
     assert readings[1].detail == "empty file"
-    assert readings[3].prediction == "31" and readings[3].confidence == "0.8100"
-    assert len(readings[3].top3.split(" | ")) == 2
+    assert readings[3].prediction == "31" and readings[3].confidence == pytest.approx(0.81)
+    assert len(readings[3].top3) == 2
 
 
 def test_the_geometrys_reading_stands_unless_the_model_is_much_surer_of_an_alternative() -> None:
@@ -116,5 +117,5 @@ def test_a_part_of_a_digit_loses_while_a_chosen_digit_is_reported_among_the_ten(
             return probabilities[: len(digits)]
 
     reading = read([Prepared(sha256="a", digits=found)], Unsure(), review_below=0.7)[0]
-    assert (reading.prediction, reading.confidence, reading.status) == ("8", "0.7500", "ok")
-    assert reading.top3.startswith("8:0.7500 3:0.2500")
+    assert (reading.prediction, reading.status) == ("8", "ok") and reading.confidence == pytest.approx(0.75)
+    assert [digit for digit, _ in reading.top3[0][:2]] == [8, 3] and reading.top3[0][1][1] == pytest.approx(0.25)

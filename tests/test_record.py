@@ -4,7 +4,7 @@ import csv
 import io
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.ledger import record
@@ -12,23 +12,63 @@ from watcher.ledger.record import COLUMNS, Row
 
 
 def a_row(**changes: str) -> Row:
-    values = dict(zip(COLUMNS, ["2026-01-01T00:00:00.000Z", "a.png", "ok", "7", "0.9900", "7:0.9900 1:0.0010 2:0.0010", "m/1", "ab", "1.0", "inbox/done/a.png", ""]))
+    values = dict(
+        zip(
+            COLUMNS,
+            [
+                "2026-01-01T00:00:00.000Z",
+                "a.png",
+                "ok",
+                "7",
+                "0.9900",
+                "7:0.9900 1:0.0010 2:0.0010",
+                "m/1",
+                "ab",
+                "1.0",
+                "inbox/done/a.png",
+                "",
+            ],
+            strict=True,
+        )
+    )
     values.update(changes)
     return Row(**values)
 
 
 def test_columns_are_in_the_spec_order() -> None:
-    assert COLUMNS == ("time", "file", "status", "prediction", "confidence", "top3", "model", "sha256", "latency_ms", "moved_to", "detail")
+    assert COLUMNS == (
+        "time",
+        "file",
+        "status",
+        "prediction",
+        "confidence",
+        "top3",
+        "model",
+        "sha256",
+        "latency_ms",
+        "moved_to",
+        "detail",
+    )
     assert record.HEADER == b"time,file,status,prediction,confidence,top3,model,sha256,latency_ms,moved_to,detail\r\n"
 
 
 def test_timestamp_is_utc_with_milliseconds() -> None:
-    moment = datetime(2026, 11, 24, 22, 48, 34, 123456, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 24, 22, 48, 34, 123456, tzinfo=UTC)
     assert record.timestamp(moment) == "2026-11-24T22:48:34.123Z"
 
 
 def test_awkward_names_survive_a_round_trip() -> None:
-    names = ['a,b.png', 'say "hi".png', "two\nlines.png", "ünïcødé 数字.png", "=cmd|' /C calc'!A0.png", "+1.png", "-1.png", "@sum.png", "\ttab.png"]
+    names = [
+        "a,b.png",
+        'say "hi".png',
+        "two\nlines.png",
+        "ünïcødé 数字.png",
+        "=cmd|' /C calc'!A0.png",
+        "+1.png",
+        "-1.png",
+        "@sum.png",
+        "\ttab.png",
+    ]
     data = record.encode([a_row(file=name) for name in names])
     parsed = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     shown = [cells[1] for cells in parsed]
@@ -69,7 +109,8 @@ def test_appends_from_many_processes_never_interleave(tmp_path: Path) -> None:
     script = (
         "import sys; from pathlib import Path; from watcher.ledger import record; from tests.test_record import a_row\n"
         "for i in range(50):\n"
-        "    with record.locked(Path(sys.argv[1])) as r: r.append(record.encode([a_row(file=sys.argv[2] + str(i) + 'x' * 3000)]))\n"
+        "    with record.locked(Path(sys.argv[1])) as r:\n"
+        "        r.append(record.encode([a_row(file=sys.argv[2] + str(i) + 'x' * 3000)]))\n"
     )
     root = Path(__file__).parent.parent
     workers = [subprocess.Popen([sys.executable, "-c", script, str(path), f"w{n}-"], cwd=root) for n in range(4)]

@@ -155,19 +155,23 @@ def _predict(args: argparse.Namespace) -> int:
     logs.configure(stream=sys.stderr)
     model_path, mode = _configured_model(args.config)
     model_path = args.model or model_path
+    from watcher.ledger.record import reading_cells
     from watcher.model.classify import load_classifier
-    from watcher.service.config import LimitsConfig
     from watcher.recognise import prepare, read
+    from watcher.service.config import LimitsConfig
 
     classifier = load_classifier(model_path)
     files = [path.resolve() if path.is_symlink() else path for path in args.files]
     prepared = [prepare(path, path.name, limits=LimitsConfig(), mode=mode) for path in files]
-    for given, reading in zip(args.files, read(prepared, classifier, review_below=None)):
+    for given, reading in zip(args.files, read(prepared, classifier, review_below=None), strict=True):
+        cells = reading_cells(reading)
         if args.json:
-            print(json.dumps({"file": os.fspath(given), "model": classifier.version, **vars(reading)}, ensure_ascii=False))
+            line = {"file": os.fspath(given), "model": classifier.version, **cells._asdict()}
+            print(json.dumps(line, ensure_ascii=False))
         else:
-            shown = reading.prediction or reading.status
-            print(f"{given}: {shown}" + (f" ({reading.confidence})" if reading.confidence else "") + (f" - {reading.detail}" if reading.detail else ""))
+            confidence = f" ({cells.confidence})" if cells.confidence else ""
+            detail = f" - {cells.detail}" if cells.detail else ""
+            print(f"{given}: {cells.prediction or cells.status}{confidence}{detail}")
     return 0
 
 

@@ -22,6 +22,7 @@ from watcher.model.classify import Classifier, digit_shares
 from watcher.service.config import LimitsConfig
 from watcher.intake.decode import Unreadable, decode, read_file
 from watcher.vision.segment import Candidates, Option, candidates
+from watcher.vocabulary import Status
 
 log = structlog.get_logger()
 
@@ -41,12 +42,12 @@ class Prepared(NamedTuple):
 
 @dataclass(frozen=True)
 class Reading:
-    """What the model read in one file, as the CSV and `predict` show it."""
+    """What the model read in one file, in numbers; the ledger formats it once, for the CSV and `predict`."""
 
-    status: str
+    status: Status
     prediction: str = ""
-    confidence: str = ""
-    top3: str = ""
+    confidence: float | None = None
+    top3: tuple[tuple[tuple[int, float], ...], ...] = ()  # per digit, its three likeliest (digit, probability)
     detail: str = ""
 
 
@@ -138,9 +139,9 @@ def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: 
     readings, start = [], 0
     for item in prepared:
         if item.error:
-            readings.append(Reading(status="error", detail=item.error))
+            readings.append(Reading(status=Status.ERROR, detail=item.error))
         elif item.digits is None or not len(item.digits.images):
-            readings.append(Reading(status="no_digit"))
+            readings.append(Reading(status=Status.NO_DIGIT))
         else:
             own = probabilities[start : start + len(item.digits.images)]
             readings.append(_reading(own[choose(own, item.digits)], review_below=review_below))
@@ -173,16 +174,16 @@ def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
 
 def _reading(probabilities: np.ndarray, *, review_below: float | None) -> Reading:
     if not len(probabilities):
-        return Reading(status="no_digit")
+        return Reading(status=Status.NO_DIGIT)
     probabilities = digit_shares(probabilities)
     best = probabilities.argmax(axis=1)
     confidence = float(np.prod(probabilities.max(axis=1)))
     order = np.argsort(-probabilities, axis=1)[:, :3]
-    top3 = " | ".join(" ".join(f"{d}:{p[d]:.4f}" for d in row) for row, p in zip(order, probabilities))
+    top3 = tuple(tuple((int(d), float(p[d])) for d in row) for row, p in zip(order, probabilities, strict=True))
     unsure = review_below is not None and confidence < review_below
     return Reading(
-        status="low_confidence" if unsure else "ok",
+        status=Status.LOW_CONFIDENCE if unsure else Status.OK,
         prediction="".join(map(str, best)),
-        confidence=f"{confidence:.4f}",
+        confidence=confidence,
         top3=top3,
     )

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOCK_NAME = "lock"
-JOURNAL_NAME = "journal.json"
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class Claim:
 
 
 class Workspace:
-    """`<inbox>/.digit-watcher/<id>/`: a lock held for the daemon's life, claim folders, a journal.
+    """`<inbox>/.digit-watcher/<id>/`: a lock held for the daemon's life, claim folders, the ledger's journal.
 
     A workspace whose lock can be taken belongs to a daemon that died; `dead_workspaces` finds
     them so their claims can be finished or processed again.
@@ -39,7 +38,6 @@ class Workspace:
         self.inbox = inbox
         self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.folder = root / self.id
-        self.journal = self.folder / JOURNAL_NAME
         self._numbers = itertools.count(1)
         self._batch_folder: Path | None = None
         self._batch_names: set[str] = set()
@@ -126,7 +124,11 @@ def workspaces(root: Path, *, own: Workspace) -> list[Path]:
         entries = list(os.scandir(root))
     except FileNotFoundError:
         return []
-    return [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".") and e.name != own.id]
+    return [
+        Path(e.path)
+        for e in entries
+        if e.is_dir(follow_symlinks=False) and not e.name.startswith(".") and e.name != own.id
+    ]
 
 
 def claimed_files(folder: Path) -> list[Path]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from pathlib import Path
 
 NAME_MAX = 255
 
 
-def free_name(folder: Path, name: str, *, taken: set[str] = frozenset()) -> str:
+def free_name(folder: Path, name: str, *, taken: Set[str] = frozenset()) -> str:
     """`name`, or `stem-1.ext`, `stem-2.ext`, … : the first not in `folder` nor in `taken`."""
     stem, extension = _split(name)
     candidate, number = name, 0
@@ -39,8 +39,8 @@ def move(source: Path, destination: Path) -> None:
 
 
 def sync_folders(folders: Iterable[Path]) -> None:
-    """fsync each folder once, so the renames in it survive a power cut."""
-    for folder in set(folders):
+    """fsync each folder once, in the order given, so the renames in it survive a power cut."""
+    for folder in dict.fromkeys(folders):
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(fd)

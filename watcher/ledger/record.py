@@ -8,9 +8,11 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
+
+from watcher.vocabulary import Status
 
 COLUMNS = (
     "time",
@@ -42,9 +44,47 @@ class Row(NamedTuple):
     detail: str
 
 
+class Readout(Protocol):
+    """What was read in a file or page, as numbers: the recogniser's `Reading`, seen from the ledger."""
+
+    @property
+    def status(self) -> Status: ...
+    @property
+    def prediction(self) -> str: ...
+    @property
+    def confidence(self) -> float | None: ...
+    @property
+    def top3(self) -> Sequence[Sequence[tuple[int, float]]]: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class ReadingCells(NamedTuple):
+    """A reading as the CSV and `predict` spell it."""
+
+    status: str
+    prediction: str
+    confidence: str
+    top3: str
+    detail: str
+
+
+def reading_cells(reading: Readout) -> ReadingCells:
+    """Format a reading once, as SPEC says: confidence and each probability with 4 decimals, digits apart by ` | `."""
+    return ReadingCells(
+        status=str(reading.status),
+        prediction=reading.prediction,
+        confidence="" if reading.confidence is None else f"{reading.confidence:.4f}",
+        top3=" | ".join(
+            " ".join(f"{digit}:{probability:.4f}" for digit, probability in likeliest) for likeliest in reading.top3
+        ),
+        detail=reading.detail,
+    )
+
+
 def timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds, e.g. 2026-11-24T22:48:34.123Z."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def guard(cell: str) -> str:
@@ -52,7 +92,7 @@ def guard(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
-def encode(rows: Sequence[Row]) -> bytes:
+def encode(rows: Sequence[Sequence[str]]) -> bytes:
     """RFC 4180 lines (CRLF, minimal quoting) for the rows, each cell formula-guarded."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -82,9 +122,7 @@ class LockedResults:
     def append(self, data: bytes) -> int:
         """Write `data` at the end and make it durable; returns the offset it was written at."""
         offset = self.size
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view) :]
+        write_all(self.fd, data)
         os.fsync(self.fd)
         return offset
 
@@ -109,9 +147,16 @@ class LockedResults:
         return size - keep
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of `data`: one write(2) may take only part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 @contextmanager
-def locked(path: Path) -> Iterator[LockedResults]:
-    """Open the results file for appending under an exclusive lock, writing the header if it is new.
+def locked(path: Path, *, header: Sequence[str] = COLUMNS) -> Iterator[LockedResults]:
+    """Open a CSV file for appending under an exclusive lock, writing its header if it is new.
 
     The file is opened afresh each time, so a results file renamed away (rotated) is followed
     by a new one with its own header.
@@ -121,7 +166,7 @@ def locked(path: Path) -> Iterator[LockedResults]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         results = LockedResults(fd)
         if results.size == 0:
-            results.append(HEADER)
+            results.append(encode([header]))
         yield results
     finally:
         os.close(fd)

@@ -1,0 +1,289 @@
+"""The exactly-once ledger: claims, the journal, the commit, its replay and the recovery of dead daemons.
+
+Every step of docs/PROTOCOL.md is here, in the order that page gives. The ledger knows paths and
+plain values only (no config, no recognition), so nothing on the crash-safety path loads OpenCV.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Collection, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import structlog
+
+from watcher.ledger import claim, place, record
+from watcher.ledger.claim import Claim
+from watcher.vocabulary import Event, Status
+
+log = structlog.get_logger()
+
+JOURNAL_NAME = "journal.json"
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A CSV file rows are appended to; its header is written once, by whoever finds it empty."""
+
+    path: Path
+    header: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where processed files go."""
+
+    done: Path
+    error: Path
+    review: Path | None = None
+
+    def destination(self, statuses: Collection[Status]) -> Path:
+        """error/ if any reading failed, review/ (when on) if any is unsure, else done/."""
+        if Status.ERROR in statuses:
+            return self.error
+        if Status.LOW_CONFIDENCE in statuses and self.review is not None:
+            return self.review
+        return self.done
+
+
+@dataclass(frozen=True)
+class Processed:
+    """A claimed file with what was read in it: a results row per reading, and any rows for other sheets."""
+
+    claim: Claim
+    sha256: str
+    readings: Sequence[record.Readout]
+    sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = ()
+
+
+class Recorded(NamedTuple):
+    """One results row as written, in numbers, for logs and metrics."""
+
+    file: str
+    reading: record.Readout
+    latency_s: float
+    moved_to: str
+
+
+class Ledger:
+    """This daemon's side of the protocol: its workspace, and every row and move it commits.
+
+    Creating it creates the workspace (locked for the ledger's life); `close` removes it when empty.
+    """
+
+    def __init__(
+        self,
+        *,
+        results: Path,
+        folders: Folders,
+        inbox: Path,
+        work: Path,
+        shown_from: Path,
+        clock: Callable[[], float],
+        now: Callable[[], datetime],
+    ) -> None:
+        self.results = Sheet(results, record.COLUMNS)
+        self.folders = folders
+        self.work = work
+        self.shown_from = shown_from
+        self.clock = clock
+        self.now = now
+        self.workspace = claim.Workspace(work, inbox=inbox)
+        self.journal = self.workspace.folder / JOURNAL_NAME
+        self._journaled: list[Recorded] = []
+
+    def start(self) -> list[Claim]:
+        """Recover dead daemons' workspaces and repair a torn last line; returns the claims taken over."""
+        adopted = self.recover()
+        with record.locked(self.results.path) as results:
+            cut = results.repair_torn_line()
+        if cut:
+            log.warning(Event.RESULTS_REPAIRED, file=str(self.results.path), bytes_cut=cut)
+        return adopted
+
+    def recover(self) -> list[Claim]:
+        """Finish the journal of each dead daemon and take over its other claims, to be processed as new."""
+        adopted: list[Claim] = []
+        for folder in claim.workspaces(self.work, own=self.workspace):
+            with claim.dead_workspace(folder) as dead:
+                if not dead:
+                    continue
+                journal = folder / JOURNAL_NAME
+                finished = replay(journal) if journal.exists() else 0
+                taken = [self.workspace.adopt(path, ready_at=self.clock()) for path in claim.claimed_files(folder)]
+                adopted.extend(c for c in taken if c is not None)
+                claim.remove_workspace(folder)
+                log.info(Event.RECOVERED, workspace=folder.name, rows_finished=finished, files_taken_over=len(taken))
+        return adopted
+
+    def new_batch(self) -> None:
+        self.workspace.new_batch()
+
+    def claim(self, name: str, *, ready_at: float) -> Claim | None:
+        return self.workspace.claim(name, ready_at=ready_at)
+
+    def commit(self, batch: Sequence[Processed], *, model: str) -> list[Recorded]:
+        """Write the batch's rows and move its files, exactly once; returns its results rows.
+
+        Called again after an OSError, it finishes the journal of the failed try if one was
+        written (its rows may be in the CSV already), else commits the batch afresh.
+        """
+        if os.path.lexists(self.journal):
+            replay(self.journal)
+        else:
+            self._commit(batch, model=model)
+        recorded, self._journaled = self._journaled, []
+        for item in batch:
+            self.workspace.release(item.claim)
+        return recorded
+
+    def close(self) -> None:
+        self.workspace.close()
+
+    def _commit(self, batch: Sequence[Processed], *, model: str) -> None:
+        sheets = sorted(
+            {self.results, *(sheet for item in batch for sheet, _ in item.sheet_rows)}, key=lambda s: s.path
+        )
+        with ExitStack() as held:
+            # Locked in path order, so two daemons committing to the same sheets can never deadlock.
+            locked = {sheet: held.enter_context(record.locked(sheet.path, header=sheet.header)) for sheet in sheets}
+            taken: dict[Path, set[str]] = {}
+            shown: dict[Path, str] = {}
+            rows: dict[Sheet, list[Sequence[str]]] = {sheet: [] for sheet in sheets}
+            recorded, moves = [], []
+            written_at, written_clock = record.timestamp(self.now()), self.clock()
+            for item in batch:
+                folder = self.folders.destination({reading.status for reading in item.readings})
+                name = place.free_name(folder, item.claim.name, taken=taken.setdefault(folder, set()))
+                taken[folder].add(name)
+                moves.append((item.claim.path, folder / name))
+                moved_to = os.path.join(shown.setdefault(folder, os.path.relpath(folder, self.shown_from)), name)
+                latency_s = max(written_clock - item.claim.ready_at, 0.0)
+                for reading in item.readings:
+                    recorded.append(Recorded(item.claim.name, reading, latency_s, moved_to))
+                    rows[self.results].append(
+                        _results_row(item, reading, model=model, at=written_at, latency_s=latency_s, moved_to=moved_to)
+                    )
+                for sheet, cells in item.sheet_rows:
+                    rows[sheet].append(cells)
+            parts = [(sheet, locked[sheet].size, record.encode(rows[sheet])) for sheet in sheets if rows[sheet]]
+            # Kept before the journal exists, so a retry that finds the journal reports these rows.
+            self._journaled = recorded
+            _write_journal(self.journal, parts=parts, moves=moves)
+            for sheet, _, data in parts:
+                locked[sheet].append(data)
+            _finish_moves(moves)
+            _remove_journal(self.journal)
+
+
+def replay(journal: Path) -> int:
+    """Finish a half-committed batch: each sheet's rows once, its files moved; returns how many rows it holds."""
+    entry = json.loads(journal.read_text(encoding="utf-8"))
+    parts = _parts(entry)
+    with ExitStack() as held:
+        for part in sorted(parts, key=lambda p: p["path"]):
+            sheet = held.enter_context(record.locked(Path(part["path"]), header=part["header"]))
+            _restore(sheet, offset=part["offset"], data=part["rows"].encode("utf-8"))
+        _finish_moves([(Path(source), Path(destination)) for source, destination in entry["moves"]])
+        _remove_journal(journal)
+    return sum(len(list(csv.reader(io.StringIO(part["rows"], newline="")))) for part in parts)
+
+
+def _parts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The journal's sheets; a journal left by a version before several sheets names one results file."""
+    if "sheets" in entry:
+        sheets: list[dict[str, Any]] = entry["sheets"]
+        return sheets
+    return [
+        {"path": entry["results"], "header": list(record.COLUMNS), "offset": entry["offset"], "rows": entry["rows"]}
+    ]
+
+
+def _restore(sheet: record.LockedResults, *, offset: int, data: bytes) -> None:
+    """Leave the rows at `offset` if they are there, else write them, cutting back a write cut short first."""
+    written = sheet.read(offset, len(data))
+    if written == data:
+        return
+    # Only a prefix of the rows with nothing after is a write cut short; anything else (a rotated file) is kept.
+    if offset <= sheet.size <= offset + len(data) and data.startswith(written):
+        sheet.truncate(offset)
+    sheet.append(data)
+
+
+def _write_journal(path: Path, *, parts: list[tuple[Sheet, int, bytes]], moves: list[tuple[Path, Path]]) -> None:
+    entry = {
+        "sheets": [
+            {
+                "path": os.fspath(sheet.path),
+                "header": list(sheet.header),
+                "offset": offset,
+                "rows": data.decode("utf-8"),
+            }
+            for sheet, offset, data in parts
+        ],
+        "moves": [[os.fspath(source), os.fspath(destination)] for source, destination in moves],
+    }
+    partial = path.with_name(path.name + ".part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        record.write_all(fd, json.dumps(entry).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(partial, path)
+    # Without this a power cut could lose the journal yet keep the rows appended next: the claims would be read again.
+    place.sync_folders([path.parent])
+
+
+def _remove_journal(path: Path) -> None:
+    os.unlink(path)
+    # Else a power cut could bring the journal back: replayed after the CSV was rotated, it would add its rows again.
+    place.sync_folders([path.parent])
+
+
+def _finish_moves(moves: list[tuple[Path, Path]]) -> None:
+    """Move each claimed file still in place, then make the moves durable."""
+    moved = [destination.parent for source, destination in moves if _finish_move(source, destination)]
+    place.sync_folders(moved)
+
+
+def _finish_move(source: Path, destination: Path) -> bool:
+    # A claimed file can be gone: deleted while it was read, or moved before a crash.
+    if not os.path.lexists(source):
+        return False
+    if os.path.lexists(destination):
+        if os.path.samestat(os.lstat(source), os.lstat(destination)):
+            os.unlink(source)
+            return True
+        # Another daemon took the name after this one died; the row's moved_to is then stale.
+        taken = destination
+        destination = destination.parent / place.free_name(destination.parent, destination.name)
+        log.warning(Event.DESTINATION_TAKEN, wanted=str(taken), used=str(destination))
+    place.move(source, destination)
+    return True
+
+
+def _results_row(
+    item: Processed, reading: record.Readout, *, model: str, at: str, latency_s: float, moved_to: str
+) -> record.Row:
+    cells = record.reading_cells(reading)
+    return record.Row(
+        time=at,
+        file=item.claim.name,
+        status=cells.status,
+        prediction=cells.prediction,
+        confidence=cells.confidence,
+        top3=cells.top3,
+        model=model,
+        sha256=item.sha256,
+        latency_ms=f"{latency_s * 1000:.1f}",
+        moved_to=moved_to,
+        detail=cells.detail,
+    )
