@@ -135,19 +135,22 @@ def test_sighup_applies_a_new_log_section(folder: Path) -> None:
         wait_for(lambda: any(e.get("file") == "before.png" for e in daemon.events()), what="a JSON line at info")
         config.write_text(config.read_text().replace("format: json", "format: console"))
         daemon.process.send_signal(signal.SIGHUP)
-        reloaded = wait_for(
-            lambda: [line for line in daemon.output().splitlines() if "config_reloaded" in line],
-            what="the reload logged",
+        wait_for(lambda: daemon.output().count("config_reloaded") == 1, what="the first reload logged")
+        drop(inbox, "middle.png", scan)
+        wait_for(lambda: len(result_rows(folder / "results.csv")) == 2, what="the second row")
+        middle = wait_for(
+            lambda: [line for line in daemon.output().splitlines() if "middle.png" in line], what="its log line"
         )
-        assert not reloaded[0].startswith("{"), "logged in the new format"
+        assert not middle[0].startswith("{"), "logged in the new format"
         config.write_text(config.read_text().replace("format: console", "format: console\n  level: warning"))
         daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: daemon.output().count("config_reloaded") == 2, what="the second reload logged")
         drop(inbox, "after.png", scan)
-        wait_for(lambda: len(result_rows(folder / "results.csv")) == 2, what="the second row")
+        wait_for(lambda: len(result_rows(folder / "results.csv")) == 3, what="the third row")
     finally:
         assert daemon.terminate() == 0
     assert "before.png" in daemon.output() and "after.png" not in daemon.output(), "info lines are off at warning"
-    assert daemon.output().count("config_reloaded") == 1
+    assert daemon.output().count("config_reloaded") == 2
 
 
 def test_systemd_notify_protocol(folder: Path) -> None:

@@ -300,6 +300,6 @@ class Daemon:
             log.warning(Event.CONFIG_NEEDS_RESTART, sections=needs_restart)
             return
         self.config = fresh
-        # What kill -HUP promises (README): the log section applies at once, so this very line is in the new form.
+        # Logged before the new log section applies, so the reload is seen even when it raises the level.
+        log.info(Event.CONFIG_RELOADED, config=str(fresh.source), log_format=fresh.log.format, log_level=fresh.log.level)
         logs.configure(format=fresh.log.format, level=fresh.log.level)
-        log.info(Event.CONFIG_RELOADED, config=str(fresh.source))
