@@ -1,4 +1,4 @@
-"""What the accuracy benches share: their data, model and seed options, and loading them."""
+"""What the accuracy benches share: their data, split, model and seed options, and loading them."""
 
 from __future__ import annotations
 
@@ -13,31 +13,43 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from watcher.model.classify import Classifier, load_classifier  # noqa: E402
-from watcher.model.dataset import load_mnist  # noqa: E402
+from watcher.model.dataset import VALIDATION_DIGITS, load_mnist, split_training  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"  # where the project's checkout keeps MNIST
+SPLITS = ("validation", "test")  # tune on validation digits; test figures are for reporting only
 
 
 @dataclass(frozen=True)
 class Setup:
-    """The MNIST test split, the model under test and a seeded random source."""
+    """The chosen split's digits and labels, the model under bench and a seeded random source."""
 
-    x_test: np.ndarray
-    y_test: np.ndarray
+    split: str
+    x: np.ndarray
+    y: np.ndarray
     classifier: Classifier
     rng: np.random.Generator
 
 
-def bench_parser(description: str) -> argparse.ArgumentParser:
-    """A parser with the options every accuracy bench takes: --seed, --data, --model."""
+def bench_parser(description: str | None) -> argparse.ArgumentParser:
+    """A parser with the options every accuracy bench takes: --seed, --data, --split, --model."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"mnist.npz (default {DEFAULT_DATA})")
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default="validation",
+        help=f"validation: the {VALIDATION_DIGITS:,} training digits models from v5 on are not trained on, for tuning "
+        "(the default); test: MNIST's test split, for reporting only",
+    )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "mnist-cnn")
     return parser
 
 
 def set_up(args: argparse.Namespace) -> Setup:
-    """Load what `bench_parser`'s options name; only the test split is ever used."""
-    _, _, x_test, y_test = load_mnist(args.data)
-    return Setup(x_test=x_test, y_test=y_test, classifier=load_classifier(args.model), rng=np.random.default_rng(args.seed))
+    """Load what `bench_parser`'s options name, and say which split and model the figures come from."""
+    x_train, y_train, x_test, y_test = load_mnist(args.data)
+    x, y = (x_test, y_test) if args.split == "test" else split_training(x_train, y_train)[1]
+    classifier = load_classifier(args.model)
+    print(f"model {classifier.version}, MNIST {args.split} split ({len(x):,} digits), seed {args.seed}")
+    return Setup(split=args.split, x=x, y=y, classifier=classifier, rng=np.random.default_rng(args.seed))

@@ -7,22 +7,22 @@ import sys
 
 import cv2
 import numpy as np
-
 from common import bench_parser, set_up
-from watcher.vision.normalise import normalise  # noqa: E402
-from watcher.model.synthetic import render_scan  # noqa: E402
+
+from watcher.model.synthetic import render_scan
+from watcher.vision.normalise import normalise
 
 
 def main() -> int:
     parser = bench_parser(__doc__)
-    parser.add_argument("--n", type=int, default=500, help="MNIST test digits (default 500)")
+    parser.add_argument("--n", type=int, default=500, help="MNIST digits of the split (default 500)")
     args = parser.parse_args()
 
     setup = set_up(args)
-    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
-    print(f"model {classifier.version}, {args.n} MNIST test digits rendered as grey scans, seed {args.seed}")
-    picked = rng.choice(len(x_test), size=args.n, replace=False)
-    pages = [_grey(render_scan(x_test[index], rng, max_side=300)) for index in picked]
+    x, y, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
+    print(f"{args.n} {setup.split} digits rendered as grey scans")
+    picked = rng.choice(len(x), size=args.n, replace=False)
+    pages = [_grey(render_scan(x[index], rng, max_side=300)) for index in picked]
     print(f"{'form mark':<16} {'accuracy':>9}")
     for mark, add in MARKS.items():
         digits = [normalise(add(page)) for page in pages]
@@ -30,7 +30,7 @@ def main() -> int:
         predictions = np.full(args.n, -1)
         if found.any():
             predictions[found] = classifier.probabilities(np.stack([d for d in digits if d is not None])).argmax(axis=1)
-        print(f"{mark:<16} {np.mean(predictions == y_test[picked]):>9.2%}")
+        print(f"{mark:<16} {np.mean(predictions == y[picked]):>9.2%}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Whole-number accuracy on written numbers composed from MNIST test digits, and single-digit accuracy per mode."""
+"""Whole-number accuracy on written numbers composed from MNIST digits, and single-digit accuracy per mode."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from common import bench_parser, set_up
-from watcher.model.classify import Classifier  # noqa: E402
-from watcher.recognise import Prepared, read  # noqa: E402
-from watcher.vision.segment import candidates  # noqa: E402
-from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan, render_scan  # noqa: E402
+
+from watcher.model.classify import Classifier
+from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan, render_scan
+from watcher.recognise import Prepared, read
+from watcher.vision.segment import candidates
 
 TARGET = 0.97
 
@@ -26,16 +26,15 @@ def main() -> int:
     args = parser.parse_args()
 
     setup = set_up(args)
-    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
-    print(f"model {classifier.version}, seed {args.seed}, MNIST test split only")
+    x, y, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
 
     # Numbers: composed at MNIST scale (as the issue defines the set) and the same ink rendered as scans, each
     # read through a real PNG round trip.
     truths, composed, scanned = [], [], []
     for _ in range(args.numbers):
-        picked = rng.choice(len(x_test), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
-        truths.append("".join(map(str, y_test[picked])))
-        ink, _ = compose_number(x_test[picked], rng)
+        picked = rng.choice(len(x), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
+        truths.append("".join(map(str, y[picked])))
+        ink, _ = compose_number(x[picked], rng)
         composed.append(cv2.imencode(".png", ink)[1])
         scanned.append(cv2.imencode(".png", render_number_scan(ink, rng))[1])
     if args.failures:
@@ -46,9 +45,12 @@ def main() -> int:
     for name, scans in (("composed", composed), ("scanned", scanned)):
         for mode in ("auto", "number"):
             readings, seconds = read_all(scans, classifier, mode=mode)
-            right = [reading == truth for reading, truth in zip(readings, truths)]
-            same_length = [len(reading) == len(truth) for reading, truth in zip(readings, truths)]
-            digits_ok = sum(sum(a == b for a, b in zip(reading, truth)) for reading, truth in zip(readings, truths))
+            right = [reading == truth for reading, truth in zip(readings, truths, strict=True)]
+            same_length = [len(reading) == len(truth) for reading, truth in zip(readings, truths, strict=True)]
+            digits_ok = sum(
+                sum(a == b for a, b in zip(reading, truth, strict=False))
+                for reading, truth in zip(readings, truths, strict=True)
+            )
             share = np.mean(right)
             passed &= share >= TARGET
             print(
@@ -62,18 +64,18 @@ def main() -> int:
     print(f"target {TARGET:.0%} whole-number: {'met' if passed else 'NOT met'}")
 
     # Single digits: auto must read a lone digit exactly as digit mode does, on scans and on plain MNIST.
-    picked = rng.choice(len(x_test), size=args.singles, replace=False)
-    rendered = [cv2.imencode(".png", render_scan(x_test[index], rng))[1] for index in picked]
-    plain = [cv2.imencode(".png", digit)[1] for digit in x_test]
+    picked = rng.choice(len(x), size=args.singles, replace=False)
+    rendered = [cv2.imencode(".png", render_scan(x[index], rng))[1] for index in picked]
+    plain = [cv2.imencode(".png", digit)[1] for digit in x]
     print(f"\nsingle digits{'':<22} {'digit mode':>10} {'auto mode':>10} {'auto read ≠1':>12}")
     for name, encoded, labels in (
-        (f"rendered scans ({args.singles})", rendered, y_test[picked]),
-        (f"plain MNIST test ({len(x_test)})", plain, y_test),
+        (f"rendered scans ({args.singles})", rendered, y[picked]),
+        (f"plain MNIST {setup.split} ({len(x)})", plain, y),
     ):
         shares = []
         for mode in ("digit", "auto"):
             readings, _ = read_all(encoded, classifier, mode=mode)
-            shares.append(np.mean([reading == str(label) for reading, label in zip(readings, labels)]))
+            shares.append(np.mean([reading == str(label) for reading, label in zip(readings, labels, strict=True)]))
         not_one = sum(len(reading) != 1 for reading in readings)
         print(f"{name:<35} {shares[0]:>10.2%} {shares[1]:>10.2%} {not_one:>12}")
     return 0 if passed else 1
@@ -88,6 +90,7 @@ def read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) ->
         prepared.append(Prepared(sha256="", digits=candidates(decoded, mode=mode)))
         seconds += time.perf_counter() - started
     return [reading.prediction for reading in read(prepared, classifier, review_below=None)], seconds
+
 
 if __name__ == "__main__":
     sys.exit(main())

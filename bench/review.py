@@ -1,4 +1,4 @@
-"""Which review threshold on the top probability catches most of the model's errors while sending few scans to review."""
+"""Which review threshold on the top probability catches most errors while sending few scans to review."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import sys
 
 import cv2
 import numpy as np
-
 from common import bench_parser, set_up
-from watcher.model.classify import digit_shares  # noqa: E402
-from watcher.vision.normalise import normalise  # noqa: E402
-from watcher.model.synthetic import render_scan  # noqa: E402
+
+from watcher.model.classify import digit_shares
+from watcher.model.synthetic import render_scan
+from watcher.vision.normalise import normalise
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
 MAX_REVIEW_SHARE = 0.01  # a review queue is read by people: at most 1 scan in 100 should land there
@@ -22,20 +22,19 @@ def main() -> int:
     args = parser.parse_args()
 
     setup = set_up(args)
-    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
-    print(f"model {classifier.version}, MNIST test split only")
+    x, y, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
 
-    # The plain test split, normalised as the daemon would: the model's own error profile.
-    plain = np.stack([normalise(digit) for digit in x_test])
-    sweep("plain MNIST test", classifier.probabilities(plain), y_test)
+    # The plain split, normalised as the daemon would: the model's own error profile.
+    plain = np.stack([normalise(digit) for digit in x])
+    sweep(f"plain MNIST {setup.split}", classifier.probabilities(plain), y)
 
     # Realistic scans through a PNG round trip: where the daemon's errors actually come from.
-    picked = rng.choice(len(x_test), size=args.scans, replace=False)
-    decoded = [cv2.imdecode(cv2.imencode(".png", render_scan(x_test[i], rng))[1], cv2.IMREAD_UNCHANGED) for i in picked]
+    picked = rng.choice(len(x), size=args.scans, replace=False)
+    decoded = [cv2.imdecode(cv2.imencode(".png", render_scan(x[i], rng))[1], cv2.IMREAD_UNCHANGED) for i in picked]
     digits = [normalise(scan) for scan in decoded]
     found = np.array([digit is not None for digit in digits])
     scans = np.stack([digit for digit in digits if digit is not None])
-    sweep(f"rendered scans ({found.sum()} of {args.scans} with ink)", classifier.probabilities(scans), y_test[picked][found])
+    sweep(f"rendered scans ({found.sum()} of {args.scans} with ink)", classifier.probabilities(scans), y[picked][found])
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Accuracy on MNIST test digits rendered as realistic scans, through PNG decode, normalise and the model."""
+"""Accuracy on MNIST digits rendered as realistic scans, through PNG decode, normalise and the model."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from common import bench_parser, set_up
-from watcher.vision.normalise import normalise  # noqa: E402
-from watcher.model.synthetic import VARIANTS, render_scan  # noqa: E402
+
+from watcher.model.synthetic import VARIANTS, render_scan
+from watcher.vision.normalise import normalise
 
 TARGET = 0.993
 
@@ -23,18 +23,18 @@ def main() -> int:
     args = parser.parse_args()
 
     setup = set_up(args)
-    x_test, y_test, classifier, rng = setup.x_test, setup.y_test, setup.classifier, setup.rng
+    x, y, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
     if args.failures:
         args.failures.mkdir(parents=True, exist_ok=True)
-    print(f"model {classifier.version}, {args.n} MNIST test digits per variant, seed {args.seed}")
+    print(f"{args.n} {setup.split} digits per variant")
     print(f"{'variant':<12} {'accuracy':>9} {'no digit':>9} {'ms/scan':>8}")
     correct_total, count_total = 0, 0
     for variant in VARIANTS:
-        picked = rng.choice(len(x_test), size=args.n, replace=False)
+        picked = rng.choice(len(x), size=args.n, replace=False)
         digits, scans, seconds = [], [], 0.0
         for index in picked:
             # Through a real PNG round trip, so bit depth, channels and palettes arrive as OpenCV decodes them.
-            encoded = cv2.imencode(".png", render_scan(x_test[index], rng, variant=variant))[1]
+            encoded = cv2.imencode(".png", render_scan(x[index], rng, variant=variant))[1]
             scans.append(encoded)
             decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
             started = time.perf_counter()
@@ -45,14 +45,14 @@ def main() -> int:
         if any(found):
             probabilities = classifier.probabilities(np.stack([digit for digit in digits if digit is not None]))
             predictions[np.array(found)] = probabilities.argmax(axis=1)
-        right = predictions == y_test[picked]
+        right = predictions == y[picked]
         correct_total += int(right.sum())
         count_total += args.n
         print(f"{variant:<12} {right.mean():>9.2%} {args.n - sum(found):>9} {1000 * seconds / args.n:>8.2f}")
         if args.failures:
             for position in np.flatnonzero(~right):
                 index = picked[position]
-                name = f"{variant}-{index}-true{y_test[index]}-read{predictions[position]}.png"
+                name = f"{variant}-{index}-true{y[index]}-read{predictions[position]}.png"
                 (args.failures / name).write_bytes(scans[position].tobytes())
     overall = correct_total / count_total
     print(f"{'overall':<12} {overall:>9.2%}   target {TARGET:.1%}: {'met' if overall >= TARGET else 'NOT met'}")

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import FakeClassifier
-from watcher.recognise import Prepared, Preparer, choose, read
-from watcher.vision.segment import Candidates, Option
+from watcher.recognise import Prepared, Preparer, read
+from watcher.vision.options import Option, choose
+from watcher.vision.segment import Candidates
 
 
 def crash_on_a_bomb(path: Path, name: str) -> Prepared:

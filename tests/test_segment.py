@@ -11,7 +11,8 @@ import pytest
 
 from watcher.model.classify import Classifier, load_classifier
 from watcher.vision.normalise import normalise
-from watcher.recognise import Prepared, choose, read
+from watcher.recognise import Prepared, read
+from watcher.vision.options import choose
 from watcher.vision.segment import candidates
 from watcher.model.synthetic import render_scan
 

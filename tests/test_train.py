@@ -9,6 +9,7 @@ import numpy as np
 
 from watcher.model import train
 from watcher.model.classify import load_classifier
+from watcher.model.dataset import VALIDATION_DIGITS, split_training, validation_indices
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
@@ -28,9 +29,11 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     assert metadata["epochs"] == 1 and metadata["seed"] == 3 and len(metadata["data_sha256"]) == 64
     assert 0.0 <= metadata["test_accuracy"] <= 1.0
     assert "--seed 3" in metadata["command"]
-    assert metadata["number_cut_digits"] > 150  # most of the 200 digits, written as numbers, were cut back out
-    assert metadata["touching_pair_scans"] == 20  # a tenth as many scans of two digits touching
-    assert metadata["fragment_candidates"] == 20  # as many parts of digits, both taught as no digit
+    held_out = len(validation_indices(200))
+    assert metadata["validation_digits"] == held_out > 0 and metadata["training_digits"] == 200 - held_out
+    assert metadata["number_cut_digits"] > 150  # most of the 183 digits, written as numbers, were cut back out
+    assert metadata["touching_pair_scans"] == 19  # a tenth as many scans of two digits touching (18.3, rounded up)
+    assert metadata["fragment_candidates"] == 18  # as many parts of digits, both taught as no digit
     assert (out / "2" / "model.keras").is_file()
     classifier = load_classifier(out)
     assert classifier.version == "tiny-cnn/2"
@@ -54,3 +57,13 @@ def test_digits_cut_out_of_numbers_keep_their_labels() -> None:
     # The shipped model reads the cut digits as their labels: images and labels are in step, left to right.
     read = load_classifier(Path(__file__).parents[1] / "models" / "mnist-cnn").probabilities(images).argmax(axis=1)
     assert np.mean(read == labels) >= 0.95
+
+
+def test_the_validation_digits_are_fixed_and_never_trained_on() -> None:
+    digits = np.arange(60_000)
+    (train_x, train_y), (validation_x, validation_y) = split_training(digits, digits % 10)
+    assert len(validation_x) == VALIDATION_DIGITS and len(train_x) == 60_000 - VALIDATION_DIGITS
+    assert not set(train_x) & set(validation_x), "no digit is in both"
+    assert np.array_equal(validation_y, validation_x % 10) and np.array_equal(train_y, train_x % 10)
+    assert list(validation_x[:5]) == [19, 21, 33, 66, 73], "the same digits in every run, tuning or training"
+    assert np.array_equal(validation_indices(200), validation_x[validation_x < 200]), "a smaller set holds its share"

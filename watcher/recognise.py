@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import structlog
 
+from watcher.intake.decode import Unreadable, decode, read_file
 from watcher.model.classify import Classifier, digit_shares
 from watcher.service.config import LimitsConfig
-from watcher.intake.decode import Unreadable, decode, read_file
-from watcher.vision.segment import Candidates, Option, candidates
+from watcher.vision.options import choose
+from watcher.vision.segment import Candidates, candidates
 from watcher.vocabulary import Status
 
 log = structlog.get_logger()
@@ -147,29 +148,6 @@ def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: 
             readings.append(_reading(own[choose(own, item.digits)], review_below=review_below))
             start += len(item.digits.images)
     return readings
-
-
-def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
-    """The candidate images, left to right, of the options that read every piece once with the best score.
-
-    An option scores its prior plus the log of the model's probability for each of its digits' best class; a part
-    of a digit, or two digits read as one, scores low, as the model holds it to be no digit.
-    Dynamic programming over the pieces of ink, so the cost grows with the options, not with their combinations.
-    """
-    scores = np.log(np.maximum(probabilities.max(axis=1), 1e-12))
-    best = np.full(digits.pieces + 1, -np.inf)
-    best[0] = 0.0
-    taken: list[Option | None] = [None] * (digits.pieces + 1)
-    for option in sorted(digits.options, key=lambda option: option.end):
-        score = best[option.first] + option.prior + float(scores[list(option.images)].sum())
-        if score > best[option.end]:
-            best[option.end], taken[option.end] = score, option
-    chosen: list[int] = []
-    end = digits.pieces
-    while end > 0 and (option := taken[end]) is not None:
-        chosen[:0] = option.images
-        end = option.first
-    return chosen
 
 
 def _reading(probabilities: np.ndarray, *, review_below: float | None) -> Reading:

@@ -1,4 +1,4 @@
-"""Loading the MNIST data set from an .npz file (or the Keras download) and fingerprinting it."""
+"""Loading the MNIST data set from an .npz file (or the Keras download), its validation split, and fingerprinting it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from watcher.vocabulary import CANVAS_PX
+
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MNIST_TRAINING_DIGITS = 60_000  # the validation digits are drawn from MNIST's training split, which holds this many
+VALIDATION_DIGITS = 5_000  # enough that a bench's error rate on them moves by under a point from chance alone
+VALIDATION_SEED = 20_260_101  # fixed for good: every tuning run and every training run holds out the same digits
 
 
 class DatasetError(Exception):
@@ -39,9 +44,27 @@ def load_mnist(path: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
         raise DatasetError(f"{path}: not a readable .npz file ({error})") from None
     x_train, y_train, x_test, y_test = arrays
     for name, images, labels in (("train", x_train, y_train), ("test", x_test, y_test)):
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
+        if images.ndim != 3 or images.shape[1:] != (CANVAS_PX, CANVAS_PX) or len(images) != len(labels):
             raise DatasetError(f"{path}: {name} split is not N 28x28 images with N labels")
     return x_train, y_train.astype(np.uint8), x_test, y_test.astype(np.uint8)
+
+
+def validation_indices(count: int) -> np.ndarray:
+    """The indices, in ascending order, of the validation digits among the first `count` training digits.
+
+    Drawn once from MNIST's 60,000 training digits, so a smaller set (a test's) holds out those that fall in it.
+    """
+    drawn = np.random.default_rng(VALIDATION_SEED).choice(MNIST_TRAINING_DIGITS, VALIDATION_DIGITS, replace=False)
+    return np.sort(drawn[drawn < count])
+
+
+def split_training(
+    x_train: np.ndarray, y_train: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Return ((x, y) to train on, (x, y) to tune on): the training split less the validation digits, and those."""
+    held_out = np.zeros(len(x_train), bool)
+    held_out[validation_indices(len(x_train))] = True
+    return (x_train[~held_out], y_train[~held_out]), (x_train[held_out], y_train[held_out])
 
 
 def sha256_of(path: Path) -> str:

@@ -10,15 +10,16 @@ import shlex
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from watcher.model.classify import silenced_native_logs
-from watcher.model.dataset import DatasetError, load_mnist, sha256_of
-from watcher.model.network import NO_DIGIT, NUM_CLASSES
+from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
+from watcher.vocabulary import CANVAS_PX, CLASSES, NO_DIGIT_CLASS, ExitCode
 
 DEFAULT_OUT = Path("models/mnist-cnn")
 BATCH_SIZE = 128
@@ -41,16 +42,19 @@ FRAGMENTS_PER_NUMBER = 3  # drawn from many numbers, not all from a few
 def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: int | None = None) -> int:
     """Train for `epochs`, evaluate on the MNIST test split, write out/<next>/; 0 on success, 78 on bad input.
 
-    `limit` trains on the first `limit` training digits only (for tests).
+    The validation digits (watcher.model.dataset) are held out, so the benches can tune on digits the model never
+    saw. `limit` trains on the first `limit` training digits only (for tests).
     """
     out = Path(out) if out is not None else DEFAULT_OUT
     try:
         x_train, y_train, x_test, y_test = load_mnist(data)
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
-        return 78
+        return ExitCode.BAD_CONFIG
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
+    (x_train, y_train), (x_validation, _) = split_training(x_train, y_train)
+    print(f"held out {len(x_validation)} training digits for validation", flush=True)
     started = time.monotonic()
 
     from watcher.model.network import AUGMENTATION, augment, build_model, import_tensorflow
@@ -70,10 +74,10 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
     print(f"drew {len(pairs)} scans of two digits touching", flush=True)
     fragments = _fragments(x_train, rng=rng)
     print(f"kept {len(fragments)} candidates that are parts of digits or spill over two", flush=True)
-    # No digit is a class of its own, so the number reader (recognise.choose) can tell a part of a digit from a
-    # digit, while the ten digits' shares among themselves stay what review's threshold was chosen on.
+    # No digit is a class of its own, so the number reader (watcher.vision.options.choose) can tell a part of a digit
+    # from a digit, while the ten digits' shares among themselves stay what review's threshold was chosen on.
     extra = np.concatenate([scans, cut, pairs, fragments])
-    no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT)
+    no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT_CLASS)
     extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, no_digit]))
 
     model = build_model()
@@ -94,7 +98,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
 
     # Served as the classifier serves it: the likeliest of the ten digits.
     test_probabilities = model.predict(x_test.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
-    test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT].argmax(axis=1) == y_test))
+    test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1) == y_test))
     minutes = (time.monotonic() - started) / 60
     print(f"test accuracy {test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min)")
     metadata = {
@@ -104,24 +108,27 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "epochs": epochs,
         "seed": seed,
         "training_digits": len(mnist),
+        "validation_digits": len(x_validation),
+        "validation": f"{len(x_validation)} training digits held out for tuning: "
+        f"watcher.model.dataset.validation_indices (seed {VALIDATION_SEED})",
         "scan_rendered_digits": len(scans),
         "number_cut_digits": len(cut),
         "touching_pair_scans": len(pairs),
         "fragment_candidates": len(fragments),
         "augmentation": f"{AUGMENTED_SHARE:.0%} of the MNIST digits each epoch, {AUGMENTATION}",
         "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.model.synthetic "
-        f"(canvas 40–{SCAN_MAX_SIDE} px) and passed back through watcher.vision.normalise",
-        "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]}–{NUMBER_LENGTHS[-1]} "
-        f"digits by watcher.model.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut apart by watcher.vision.segment's "
-        "own reading (numbers cut into the wrong count of digits are left out)",
+        f"(canvas 40 to {SCAN_MAX_SIDE} px) and passed back through watcher.vision.normalise",
+        "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]} to "
+        f"{NUMBER_LENGTHS[-1]} digits by watcher.model.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut "
+        "apart by watcher.vision.segment's own reading (numbers cut into the wrong count of digits are left out)",
         "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
-        f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT} (no digit)",
+        f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT_CLASS} (no digit)",
         "fragments": f"{len(fragments)} of watcher.vision.segment's candidates in numbers written from training digits "
         f"that hold under {WHOLE_INK:.0%} of any one digit's ink or {SPILL_INK:.0%} of each of two digits' ink "
-        f"(by columns), taught as class {NO_DIGIT} (no digit)",
+        f"(by columns), taught as class {NO_DIGIT_CLASS} (no digit)",
         "test_accuracy": round(test_accuracy, 6),
         "training_minutes": round(minutes, 1),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
@@ -129,15 +136,15 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
     }
     version_dir = _write_version(out, model=model, metadata=metadata)
     print(f"wrote {version_dir}")
-    return 0
+    return ExitCode.OK
 
 
 def _scans_through_normalise(
     x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """A share of the training digits as varied scans, normalised back: what serving will feed the net."""
-    from watcher.vision.normalise import normalise
     from watcher.model.synthetic import render_scan
+    from watcher.vision.normalise import normalise
 
     picked = rng.choice(len(x_train), size=int(len(x_train) * SCAN_SHARE), replace=False)
     images, labels = [], []
@@ -146,7 +153,7 @@ def _scans_through_normalise(
         if digit is not None:
             images.append(digit)
             labels.append(y_train[index])
-    return np.asarray(images, np.float32).reshape(-1, 28, 28), np.asarray(labels, np.uint8)
+    return np.asarray(images, np.float32).reshape(-1, CANVAS_PX, CANVAS_PX), np.asarray(labels, np.uint8)
 
 
 def _numbers_through_segmentation(
@@ -154,11 +161,12 @@ def _numbers_through_segmentation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training digits written side by side, some scanned, and cut apart again: a digit as serving sees it inside
     a number, small, with slivers of its neighbours and cut where it touched them."""
-    from watcher.recognise import choose
+    from watcher.vision.options import choose
     from watcher.vision.segment import candidates
 
     picked = rng.permutation(len(x_train))[:NUMBER_DIGITS]
-    images, labels = [], []
+    images: list[np.ndarray] = []
+    labels: list[np.uint8] = []
     start = 0
     while start < len(picked):
         digits = picked[start : start + int(rng.choice(NUMBER_LENGTHS))]
@@ -171,20 +179,20 @@ def _numbers_through_segmentation(
         if len(reading) == len(digits):
             images.extend(found.images[reading])
             labels.extend(y_train[digits])
-    return np.asarray(images, np.float32).reshape(-1, 28, 28), np.asarray(labels, np.uint8)
+    return np.asarray(images, np.float32).reshape(-1, CANVAS_PX, CANVAS_PX), np.asarray(labels, np.uint8)
 
 
 def _touching_pairs(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Scans of two training digits touching, normalised as serving reads a page as one digit."""
     from watcher.vision.normalise import normalise
 
-    images = []
+    images: list[np.ndarray] = []
     while len(images) < TOUCHING_PAIR_SHARE * len(x_train):
         ink, _ = compose_number(x_train[rng.choice(len(x_train), size=2)], rng, gaps=TOUCHING_GAPS)
         image = normalise(render_number_scan(ink, rng))
         if image is not None:
             images.append(image)
-    return np.asarray(images, np.float32).reshape(-1, 28, 28)
+    return np.asarray(images, np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)
 
 
 def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
@@ -201,11 +209,12 @@ def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
         shares = np.array([columns[:, left:right].sum(axis=1) for left, right in found.spans]) / columns.sum(axis=1)
         parts = np.flatnonzero((shares.max(axis=1) < WHOLE_INK) | ((shares >= SPILL_INK).sum(axis=1) >= 2))
         images.extend(found.images[rng.permutation(parts)[:FRAGMENTS_PER_NUMBER]])
-    return np.asarray(images[:wanted], np.float32).reshape(-1, 28, 28)
+    return np.asarray(images[:wanted], np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)
 
 
 def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    one_hot: np.ndarray = np.eye(CLASSES, dtype=np.float32)[labels]
+    return one_hot
 
 
 def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path) -> str:
@@ -216,7 +225,7 @@ def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path) 
     return shlex.join(words)
 
 
-def _write_version(out: Path, *, model, metadata: dict) -> Path:
+def _write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Path:
     """Build the version under a hidden name, then rename it to the next number: readers never see half."""
     import tensorflow as tf
 

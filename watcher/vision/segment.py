@@ -10,6 +10,17 @@ import cv2
 import numpy as np
 
 from watcher.vision.normalise import boxed_components, fit_digit, ink_box, ink_map
+from watcher.vision.options import (
+    NARROWEST_PART,
+    Option,
+    as_number_or_digit,
+    is_digit_wide,
+    mark_options,
+    may_merge,
+    merge_option,
+    row_options,
+    run_option,
+)
 
 MODES = ("digit", "number", "auto")
 SPECK_SIDE = 0.35  # a short piece whose longer side is under 35 % of the tallest digit's height is a dot or speck
@@ -20,42 +31,18 @@ SPLIT_ASPECT = 1.25  # a piece wider than 1.25 times a digit's height holds touc
 CUT_WINDOW = 0.35  # a cut is sought within 35 % of a digit's width around its even-spacing position
 TALL_GROUP = 0.5  # a group at least half as tall as the tallest is a digit; a shorter one may be a mark
 EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
-CLEAR_GAP = 0.1  # auto: separate groups at least a tenth of a height apart are digits when each is...
-FULL_HEIGHT = 0.65  # ...as tall as 65 % of the tallest (a broken 4's loose corner is shorter)...
-FULL_INK = 0.2  # ...and holds 20 % of the biggest group's ink (a thin 1 holds 30 % of a round 0's, a stray tick less)
-PAIR_ASPECT = 1.05  # a piece wider than a digit's height may be two touching digits, when a junction shows...
-JUNCTION_RUN = 0.3  # ...as a column crossed by one stroke shorter than 30 % of a height (not a 1's stem)...
-SIDE_HEIGHT = 0.75  # ...with ink at least 75 % of a height tall on both sides (a 7's bar or a 2's tail is shorter)...
-SIDE_WIDTH = 0.15  # ...and at least 15 % of a height wide (about a thin 1's width)
+CLEAR_GAP = 0.1  # auto: full-size groups at least a tenth of a height apart are separate digits
+FULL_HEIGHT = 0.65  # auto: a group 65 % as tall as the tallest is full-size (a broken 4's loose corner is shorter)
+FULL_INK = 0.2  # auto: a full-size group holds 20 % of the biggest's ink (a thin 1 holds 30 % of a 0's, a tick less)
+PAIR_ASPECT = 1.05  # a piece wider than a digit's height may be two touching digits, when a junction shows
+JUNCTION_RUN = 0.3  # a junction's column is crossed by one stroke shorter than 30 % of a height (not a 1's stem)
+SIDE_HEIGHT = 0.75  # a junction has ink 75 % of a height tall on both sides (a 7's bar or a 2's tail is shorter)
+SIDE_WIDTH = 0.15  # a junction has ink 15 % of a height wide on both sides (about a thin 1's width)
 WIDE_ASPECT = 2.6  # ink this much wider than tall is several digits even with no gap (MNIST's widest is about 2.5)
-# Each group is also cut, for the model to judge, at every column where a digit may end: a junction where one
-# side may be as narrow as an upright 1's stroke, once the ink is 70 % of a digit's height wide...
-LOW_PAIR_ASPECT = 0.7
-NARROW_SIDE_WIDTH = 0.06
-NARROW_PART = 0.35  # ...the least-ink cuts into parts at least 35 % of a digit's height wide each...
-COUNT_REACH = 2  # ...up to two digits more or fewer than the geometry reads, and each column of locally least ink;
-NARROWEST_PART = 0.15  # a run of pieces is a candidate digit when at least as wide as an upright 1...
-WIDEST_PART = 1.4  # ...and at most 1.4 times as wide as a digit is tall.
-# The geometry's own reading scores 0; an alternative is taken only when the model is surer of it than of the
-# geometry's reading by a factor, the log of which is its prior (factors measured with bench/numberset.py; the
-# model still reads some parts of digits as digits, so looser ones split sound digits): a digit the geometry did
-# not cut...
-SPLIT_PRIOR = -0.05
-MERGE_PRIOR = -1.2  # ...two neighbouring groups against one digit broken apart...
-MERGE_GAP = 0.2  # ...when they are this close (in digit heights)...
-MERGE_WIDTH = 1.25  # ...and together no wider than 1.25 times a digit's height...
-MARK_PRIOR = -1.2  # ...a short group left out as a mark against read as a small digit...
-NUMBER_PRIOR = -1.5  # ...and, in auto mode, ink that may be several digits read as a number against as one digit
-
-
-class Option(NamedTuple):
-    """One way to read pieces `first` to `end` - 1: as these candidate images (none: a mark left out), and the
-    log-score its geometry adds (0 for the geometry's own reading, negative for an alternative)."""
-
-    first: int
-    end: int
-    images: tuple[int, ...]
-    prior: float
+LOW_PAIR_ASPECT = 0.7  # ink 70 % of a digit's height wide is also cut at a junction beside an upright 1
+NARROW_SIDE_WIDTH = 0.06  # a junction beside an upright 1 has ink 6 % of a height wide on its narrow side
+NARROW_PART = 0.35  # least-ink cuts are offered into parts at least 35 % of a digit's height wide each
+COUNT_REACH = 2  # least-ink cuts into up to two digits more or fewer than the geometry reads are offered
 
 
 class Candidates(NamedTuple):
@@ -74,8 +61,7 @@ class Candidates(NamedTuple):
     @classmethod
     def row(cls, images: np.ndarray) -> Candidates:
         """Each image one digit, all read: the page as a single digit, or an already segmented number."""
-        options = tuple(Option(index, index + 1, (index,), 0.0) for index in range(len(images)))
-        return cls(images=images.astype(np.float32), options=options, pieces=len(images))
+        return cls(images=images.astype(np.float32), options=row_options(len(images)), pieces=len(images))
 
 
 @dataclass
@@ -129,60 +115,100 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
     maybe_number = bool(digits) and mode == "auto" and not _looks_like_number(digits)
     if not digits or (maybe_number and not _may_be_several(digits, ink=ink, labels=labels)):
         return Candidates.row(fit_digit(ink)[np.newaxis])
-    # Digits of one number share a size: a short wide digit (a flat 2) is judged against its neighbours, and
-    # touching digits are counted in widths of the digits standing alone, when there are any.
-    digit_height = float(np.median([group.height for group in digits]))
-    alone = [group.width for group in digits if group.width <= SPLIT_ASPECT * digit_height]
-    digit_width = max(DIGIT_ASPECT * digit_height, float(np.median(alone)) if alone else 0.0)
-    fitted: dict[tuple[int, ...], int] = {}
-    images: list[np.ndarray] = []
-    spans: list[tuple[int, int]] = []
-
-    def image_of(members: tuple[_Group, ...], *, left: int, right: int) -> int:
-        """The index of the fitted image of these groups' ink between two page columns, fitted once."""
-        key = (*(id(group) for group in members), left, right)
-        if key not in fitted:
-            fitted[key] = len(images)
-            images.append(fit_digit(_own_ink(ink, labels, members, left=left, right=right)))
-            spans.append((left, right))
-        return fitted[key]
-
+    digit_height, digit_width = _digit_size(digits)
+    fitter = _Fitter(ink, labels)
     # Each group is cut at every column where a digit may end, into pieces; an option reads a run of pieces.
     options: list[Option] = []
     first_piece = [0]
     for group in groups:
-        piece = first_piece[-1]
         if group.mark:
-            whole = image_of((group,), left=group.left, right=group.right)
-            options += [Option(piece, piece + 1, (), MARK_PRIOR), Option(piece, piece + 1, (whole,), 0.0)]
-            first_piece.append(piece + 1)
-            continue
-        crop = _own_ink(ink, labels, (group,), left=group.left, right=group.right)
-        geometry = _geometry_cuts(crop, group, digit_height=digit_height, digit_width=digit_width)
-        bounds = [0, *_cut_columns(crop, geometry=geometry, digit_height=digit_height), group.width]
-        own = set(zip([0, *geometry], [*geometry, group.width]))
-        # A run of pieces is a candidate digit when the geometry reads it so or it is about a digit's width.
-        for a, b in itertools.combinations(range(len(bounds)), 2):
-            start, end = bounds[a], bounds[b]
-            if (start, end) not in own and not NARROWEST_PART <= (end - start) / digit_height <= WIDEST_PART:
-                continue
-            if not (crop[:, start:end] > 0).any():
-                options.append(Option(piece + a, piece + b, (), 0.0))
-                continue
-            image = image_of((group,), left=group.left + start, right=group.left + end)
-            options.append(Option(piece + a, piece + b, (image,), 0.0 if (start, end) in own else SPLIT_PRIOR))
-        first_piece.append(piece + len(bounds) - 1)
-    for index, (group, following) in enumerate(zip(groups, groups[1:])):
-        if not group.mark and not following.mark and _may_be_one_digit(group, following, digit_height=digit_height):
-            pair = image_of((group, following), left=group.left, right=max(group.right, following.right))
-            options.append(Option(first_piece[index], first_piece[index + 2], (pair,), MERGE_PRIOR))
+            whole = fitter.image_of((group,), left=group.left, right=group.right)
+            options += mark_options(first_piece[-1], whole)
+            first_piece.append(first_piece[-1] + 1)
+        else:
+            own, pieces = _group_options(group, fitter, first=first_piece[-1], size=(digit_height, digit_width))
+            options += own
+            first_piece.append(first_piece[-1] + pieces)
+    options += _merge_options(groups, fitter, first_piece=first_piece, digit_height=digit_height)
     if maybe_number:
-        # Every reading as a number starts with an option at the first piece: the prior is paid once.
-        options = [option._replace(prior=option.prior + NUMBER_PRIOR) if option.first == 0 else option for option in options]
-        options.append(Option(0, first_piece[-1], (len(images),), 0.0))
-        images.append(fit_digit(ink))
-        spans.append((0, ink.shape[1]))
-    return Candidates(images=np.stack(images), options=tuple(options), pieces=first_piece[-1], spans=tuple(spans))
+        options = as_number_or_digit(options, pieces=first_piece[-1], whole=fitter.whole_page())
+    return Candidates(
+        images=np.stack(fitter.images), options=tuple(options), pieces=first_piece[-1], spans=tuple(fitter.spans)
+    )
+
+
+class _Fitter:
+    """The candidate images of one page and the page columns each was cut between, each fitted once."""
+
+    def __init__(self, ink: np.ndarray, labels: np.ndarray) -> None:
+        self.ink, self.labels = ink, labels
+        self.images: list[np.ndarray] = []
+        self.spans: list[tuple[int, int]] = []
+        self._fitted: dict[tuple[int, ...], int] = {}
+
+    def image_of(self, members: tuple[_Group, ...], *, left: int, right: int) -> int:
+        """The index of the fitted image of these groups' ink between two page columns."""
+        key = (*(id(group) for group in members), left, right)
+        if key not in self._fitted:
+            self._fitted[key] = self._add(
+                fit_digit(_own_ink(self.ink, self.labels, members, left=left, right=right)), left, right
+            )
+        return self._fitted[key]
+
+    def whole_page(self) -> int:
+        """The index of the whole page's ink fitted as one digit."""
+        return self._add(fit_digit(self.ink), 0, self.ink.shape[1])
+
+    def _add(self, image: np.ndarray, left: int, right: int) -> int:
+        self.images.append(image)
+        self.spans.append((left, right))
+        return len(self.images) - 1
+
+
+def _digit_size(digits: list[_Group]) -> tuple[float, float]:
+    """The height and width of one digit of the number, by which its groups are cut and judged."""
+    # Digits of one number share a size: a short wide digit (a flat 2) is judged against its neighbours, and
+    # touching digits are counted in widths of the digits standing alone, when there are any.
+    digit_height = float(np.median([group.height for group in digits]))
+    alone = [group.width for group in digits if group.width <= SPLIT_ASPECT * digit_height]
+    return digit_height, max(DIGIT_ASPECT * digit_height, float(np.median(alone)) if alone else 0.0)
+
+
+def _group_options(
+    group: _Group, fitter: _Fitter, *, first: int, size: tuple[float, float]
+) -> tuple[list[Option], int]:
+    """The options reading a digit group's pieces, numbered from `first`, and how many pieces it was cut into."""
+    digit_height, digit_width = size
+    crop = _own_ink(fitter.ink, fitter.labels, (group,), left=group.left, right=group.right)
+    geometry = _geometry_cuts(crop, group, digit_height=digit_height, digit_width=digit_width)
+    bounds = [0, *_cut_columns(crop, geometry=geometry, digit_height=digit_height), group.width]
+    own = set(itertools.pairwise([0, *geometry, group.width]))
+    options = []
+    # A run of pieces is a candidate digit when the geometry reads it so or it is about a digit's width.
+    for a, b in itertools.combinations(range(len(bounds)), 2):
+        start, end = bounds[a], bounds[b]
+        geometrys = (start, end) in own
+        if not geometrys and not is_digit_wide(end - start, digit_height=digit_height):
+            continue
+        inked = bool((crop[:, start:end] > 0).any())
+        image = fitter.image_of((group,), left=group.left + start, right=group.left + end) if inked else None
+        options.append(run_option(first + a, first + b, image, geometrys=geometrys))
+    return options, len(bounds) - 1
+
+
+def _merge_options(
+    groups: list[_Group], fitter: _Fitter, *, first_piece: list[int], digit_height: float
+) -> list[Option]:
+    """Options reading two neighbouring digit groups as one digit broken apart, where they may be."""
+    options = []
+    for index, (group, following) in enumerate(itertools.pairwise(groups)):
+        if group.mark or following.mark:
+            continue
+        width = max(group.right, following.right) - group.left
+        if may_merge(gap=following.left - group.right, width=width, digit_height=digit_height):
+            pair = fitter.image_of((group, following), left=group.left, right=max(group.right, following.right))
+            options.append(merge_option(first_piece[index], first_piece[index + 2], pair))
+    return options
 
 
 def _page_components(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +291,7 @@ def _looks_like_number(groups: list[_Group]) -> bool:
     biggest = max(group.area for group in groups)
     full = [group for group in groups if group.height >= FULL_HEIGHT * tallest and group.area >= FULL_INK * biggest]
     width = max(group.right for group in groups) - min(group.left for group in groups)
-    gaps = [after.left - before.right for before, after in zip(full, full[1:])]
+    gaps = [after.left - before.right for before, after in itertools.pairwise(full)]
     return width >= WIDE_ASPECT * tallest or any(gap >= CLEAR_GAP * tallest for gap in gaps)
 
 
@@ -338,13 +364,7 @@ def _even_cuts(crop: np.ndarray, *, parts: int) -> list[int]:
 
 def _column_ink(crop: np.ndarray) -> np.ndarray:
     """Ink per column, smoothed over three columns."""
-    return cv2.blur(crop.sum(axis=0, dtype=np.float32)[np.newaxis], (3, 1))[0]
-
-
-def _may_be_one_digit(group: _Group, following: _Group, *, digit_height: float) -> bool:
-    """Two neighbouring groups close enough, and together narrow enough, to be one digit broken apart."""
-    width = max(group.right, following.right) - group.left
-    return following.left - group.right <= MERGE_GAP * digit_height and width <= MERGE_WIDTH * digit_height
+    return np.asarray(cv2.blur(crop.sum(axis=0, dtype=np.float32)[np.newaxis], (3, 1))[0], np.float32)
 
 
 def _own_ink(ink: np.ndarray, labels: np.ndarray, groups: tuple[_Group, ...], *, left: int, right: int) -> np.ndarray:
