@@ -147,14 +147,13 @@ def _write_number(
     """The composed MNIST number at its physical size, anywhere on the page, maybe with a full stop or comma."""
     ink, _ = compose_number(picked, rng)
     low, high = HEIGHT_MM[int(rng.random() < 0.2)]
-    scale = rng.uniform(low, high) * per_mm / 20  # compose_number's digits are about 20 px tall
+    height, width = darkness.shape
+    edge = round(8 * per_mm)
+    # compose_number's digits are about 20 px tall; six 25 mm digits would not fit across an A5 page.
+    scale = min(rng.uniform(low, high) * per_mm / 20, 0.9 * (width - 2 * edge) / ink.shape[1])
     big = cv2.resize(ink.astype(np.float32) / 255, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     coverage = np.clip((big - 0.3) * 4.0, 0.0, 1.0)  # a pen's crisp edges, as render_number_scan draws them
-    height, width = darkness.shape
     h, w = coverage.shape
-    edge = round(8 * per_mm)
-    if w + 2 * edge >= width or h + 2 * edge >= height:
-        return
     top, left = int(rng.integers(edge, height - h - edge)), int(rng.integers(edge, width - w - edge))
     pen = float(rng.uniform(0.7, 1.0))
     region = darkness[top : top + h, left : left + w]

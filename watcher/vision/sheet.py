@@ -19,9 +19,12 @@ SHEET_SHARE = 0.25  # on a sheet the writing is at most a quarter of the page's 
 BACKGROUND_MM = 8.0  # the paper is judged over windows wider than any stroke (a marker is 2 mm), yet local
 MIN_CONTRAST = 0.18  # ink darkens the paper by 18 % at least; a scan's noise, after reduction, by far less
 NOISE_FACTOR = 6.0  # ...or by six times the paper's noise, on a noisy scan
+FAINT_LINE = 0.5  # a printed line is traced on ink half as dark as the least ink, so it stays whole
 LINE_MM = 30.0  # a straight run of ink this long is a printed line (a digit's longest stroke is 25 mm)
 LINE_SHARE = 0.3  # ...and it must run over 30 % of the page, or it is a writer's stroke (a long underline)
 LINE_REACH = 3  # a crossing stroke's ink lies within 3 px beside a line (lines are 1-2 px thick on the copy)
+EDGE_MM = 10.0  # the scanner's dark bands lie within 10 mm of the page's edge...
+EDGE_FILL = 0.5  # ...and fill at least half of their row or column
 SPECK_MM = 1.2  # ink whose longer side is under 1.2 mm is a speck or a full stop, not a digit's stroke
 MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm)
 OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline
@@ -63,13 +66,16 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     reduced = 1.0 - reduced if negative else reduced
     paper = _paper(reduced, side=int(BACKGROUND_MM * per_mm) | 1)
     contrast = _contrast(reduced, paper)
-    strokes = _erase_lines(contrast > _threshold(reduced / paper), length=int(LINE_MM * per_mm))
+    threshold = _threshold(reduced / paper)
+    ink = _clear_edge_bands(contrast > threshold, band=int(EDGE_MM * per_mm))
+    printed = _printed_lines(ink, faint=contrast > FAINT_LINE * threshold, length=int(LINE_MM * per_mm))
+    strokes = ink & ~printed
     _, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
     pieces = [
         Box(label, int(x), int(y), int(x + w), int(y + h))
         for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
         if max(w, h) >= SPECK_MM * per_mm and x > 0 and y > 0 and x + w < labels.shape[1] and y + h < labels.shape[0]
-    ]  # pieces touching the border are the scanner's edge bands or the paper's edge
+    ]  # pieces touching the border are the paper's edge
     lines = [_drop_trailing_marks(line) for line in _lines_of_writing(pieces)]
     lines = [line for line in lines if _extent(line).height >= MIN_DIGIT_MM * per_mm]
     if any(_extent(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
@@ -80,7 +86,7 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     for line in lines:
         # The full-resolution strokes are the ink near the line's own pieces: lines, specks and marks are not.
         own = np.isin(labels, [piece.label for piece in line]).view(np.uint8)
-        own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
+        own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool) & ~printed
         crops.append(_crop(image, own, paper, line, scale=scale, negative=negative))
     return crops
 
@@ -117,13 +123,25 @@ def _threshold(relative: np.ndarray) -> float:
     return float(max(MIN_CONTRAST, NOISE_FACTOR * noise))
 
 
-def _erase_lines(ink: np.ndarray, *, length: int) -> np.ndarray:
-    """The ink without printed lines (ruled, squared, a margin): long straight thin runs across or down the page.
+def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
+    """The ink without the scanner's dark bands: rows or columns near an edge mostly inked, and all beyond them."""
+    ink = ink.copy()
+    for view in (ink, ink[::-1], ink.T, ink.T[::-1]):  # from each edge inwards, as rows of the view
+        filled = np.flatnonzero(view[:band].mean(axis=1) >= EDGE_FILL)
+        if len(filled):
+            view[: filled[-1] + 1 + LINE_REACH] = False
+    return ink
 
-    Where a stroke crosses a line (ink right above and below it, or either side of a vertical one), its pixels stay.
+
+def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> np.ndarray:
+    """The ink of printed lines (ruled, squared, a margin): long straight thin runs across or down the page.
+
+    Lines are found on the faint ink, where a thin line that fades in and out of the ink stays whole. Where a
+    stroke crosses a line (ink right above and below it, or either side of a vertical one), its pixels are not the
+    line's.
     """
-    mask = ink.view(np.uint8)
-    kept = ink.copy()
+    mask = faint.view(np.uint8)
+    printed = np.zeros_like(ink)
     for run_shape, side_shape, along, page in (
         ((1, length), (LINE_REACH, 1), cv2.CC_STAT_WIDTH, ink.shape[1]),
         ((length, 1), (1, LINE_REACH), cv2.CC_STAT_HEIGHT, ink.shape[0]),
@@ -137,8 +155,8 @@ def _erase_lines(ink: np.ndarray, *, length: int) -> np.ndarray:
         # Dilating with the kernel anchored at its first or last pixel looks to one side of the line only.
         after = cv2.dilate(off_line, side, anchor=(0, 0)).astype(bool)
         before = cv2.dilate(off_line, side, anchor=(side_shape[1] - 1, side_shape[0] - 1)).astype(bool)
-        kept &= ~line | (after & before)
-    return kept
+        printed |= line & ~(after & before)
+    return printed
 
 
 def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
