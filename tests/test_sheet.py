@@ -67,8 +67,9 @@ def test_a_blank_sheet_gives_nothing() -> None:
 
 def test_a_margin_line_alone_gives_nothing() -> None:
     page = blank_a4(300)
-    x = round(30 * 300 / 25.4)
-    cv2.line(page, (x, 0), (x, page.shape[0] - 1), 120, 3)
+    per_mm = 300 / 25.4
+    x, end = round(30 * per_mm), round(5 * per_mm)  # stopping short of the edges, so it touches neither
+    cv2.line(page, (x, end), (x, page.shape[0] - 1 - end), 120, 3)
     assert sheet_crops(page) == []
 
 
