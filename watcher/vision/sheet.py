@@ -32,6 +32,8 @@ GAP_HEIGHTS = 1.0  # digits of one number lie within one digit height of each ot
 TRAIL_HEIGHT = 0.45  # a piece after the last digit under 45 % of the writing's height...
 TRAIL_LOW = 0.5  # ...that starts below its middle is a full stop or a comma
 KEEP_MM = 0.5  # ink within half a mm of the found strokes is theirs (anti-aliased rims, fragments)
+INK_FLOOR = 0.08  # at full resolution, contrast under 8 % is paper, not a line's or a stroke's pixel
+PEN_OVER_LINE = 0.15  # a pen at least 15 % darker than the printed lines is told from them by its darkness
 MARGIN = 0.3  # the crop reaches 30 % of the writing's height beyond it, as a cut-out field's margin does
 
 
@@ -68,7 +70,7 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     contrast = _contrast(reduced, paper)
     threshold = _threshold(reduced / paper)
     ink = _clear_edge_bands(contrast > threshold, band=int(EDGE_MM * per_mm))
-    printed = _printed_lines(ink, faint=contrast > FAINT_LINE * threshold, length=int(LINE_MM * per_mm))
+    printed, traced = _printed_lines(ink, faint=contrast > FAINT_LINE * threshold, length=int(LINE_MM * per_mm))
     strokes = ink & ~printed
     _, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
     pieces = [
@@ -82,12 +84,14 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         return None
     lines.sort(key=lambda line: -sum(int(stats[piece.label, cv2.CC_STAT_AREA]) for piece in line))
     reach = 2 * max(1, round(KEEP_MM * per_mm)) + 1
+    # A reduced pixel holds several full-resolution ones: the line may lie in its neighbour too.
+    near_line = cv2.dilate(traced.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     crops = []
     for line in lines:
         # The full-resolution strokes are the ink near the line's own pieces: lines, specks and marks are not.
         own = np.isin(labels, [piece.label for piece in line]).view(np.uint8)
-        own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool) & ~printed
-        crops.append(_crop(image, own, paper, line, scale=scale, negative=negative))
+        own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
+        crops.append(_crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative))
     return crops
 
 
@@ -133,15 +137,16 @@ def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
     return ink
 
 
-def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> np.ndarray:
-    """The ink of printed lines (ruled, squared, a margin): long straight thin runs across or down the page.
+def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ink of printed lines (ruled, squared, a margin): long straight thin runs across or down the page; and
+    the lines' whole trace, strokes crossing them included.
 
     Lines are found on the faint ink, where a thin line that fades in and out of the ink stays whole. Where a
     stroke crosses a line (ink right above and below it, or either side of a vertical one), its pixels are not the
     line's.
     """
     mask = faint.view(np.uint8)
-    printed = np.zeros_like(ink)
+    printed, traced = np.zeros_like(ink), np.zeros_like(ink)
     for run_shape, side_shape, along, page in (
         ((1, length), (LINE_REACH, 1), cv2.CC_STAT_WIDTH, ink.shape[1]),
         ((length, 1), (1, LINE_REACH), cv2.CC_STAT_HEIGHT, ink.shape[0]),
@@ -156,7 +161,8 @@ def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> np.nda
         after = cv2.dilate(off_line, side, anchor=(0, 0)).astype(bool)
         before = cv2.dilate(off_line, side, anchor=(side_shape[1] - 1, side_shape[0] - 1)).astype(bool)
         printed |= line & ~(after & before)
-    return printed
+        traced |= line
+    return printed, traced
 
 
 def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
@@ -205,11 +211,19 @@ def _extent(line: list[Box]) -> Box:
 
 
 def _crop(
-    image: np.ndarray, own: np.ndarray, paper: np.ndarray, line: list[Box], *, scale: float, negative: bool
+    image: np.ndarray,
+    own: np.ndarray,
+    lines: tuple[np.ndarray, np.ndarray],
+    paper: np.ndarray,
+    line: list[Box],
+    *,
+    scale: float,
+    negative: bool,
 ) -> np.ndarray:
     """The line's box with a margin, from the full-resolution page: its own ink kept, flattened onto white.
 
-    `own` marks the reduced copy's pixels near the page's strokes, `paper` its paper brightness.
+    On the reduced copy, `own` marks the pixels near the writing's strokes, `lines` those near printed lines and
+    those of the lines not crossed by a stroke, and `paper` the paper's brightness.
     """
     extent = _extent(line)
     margin = MARGIN * extent.height
@@ -224,5 +238,21 @@ def _crop(
     rows = np.minimum((np.arange(top, bottom) * scale).astype(np.intp), own.shape[0] - 1)
     columns = np.minimum((np.arange(left, right) * scale).astype(np.intp), own.shape[1] - 1)
     area = np.ix_(rows, columns)
-    contrast = np.where(own[area], _contrast(grey, paper[area]), 0.0)
-    return np.round(255.0 * (1.0 - contrast)).astype(np.uint8)
+    contrast = _contrast(grey, paper[area])
+    near_line, uncrossed = (mask[area] for mask in lines)
+    kept = own[area] & ~_line_pixels(contrast, own=own[area], near_line=near_line, uncrossed=uncrossed)
+    return np.round(255.0 * (1.0 - np.where(kept, contrast, 0.0))).astype(np.uint8)
+
+
+def _line_pixels(contrast: np.ndarray, *, own: np.ndarray, near_line: np.ndarray, uncrossed: np.ndarray) -> np.ndarray:
+    """The full-resolution pixels of printed lines: near a line, and fainter than the pen (a stroke crossing a
+    line is as dark as the pen, where it crosses too). For a line as dark as the pen, the reduced copy's line pixels
+    that no stroke crosses."""
+    line_ink = contrast[near_line & (contrast > INK_FLOOR)]
+    pen_ink = contrast[own & ~near_line & (contrast > INK_FLOOR)]
+    if not line_ink.size or not pen_ink.size:
+        return uncrossed
+    line_level, pen_level = float(np.median(line_ink)), float(np.percentile(pen_ink, 90))
+    if pen_level - line_level < PEN_OVER_LINE:
+        return uncrossed
+    return near_line & (contrast < (line_level + pen_level) / 2)
