@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from common import DEFAULT_DATA, bench_parser
+from common import bench_parser
 
 from watcher.intake.decode import decode
 from watcher.model.classify import load_classifier
@@ -47,7 +47,7 @@ def main() -> int:
     parser.add_argument("--sheets", type=int, default=200, help="sheets (default 200)")
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
     args = parser.parse_args()
-    x_train, y_train, x_test, y_test = load_mnist(args.data or DEFAULT_DATA)
+    x_train, y_train, x_test, y_test = load_mnist(args.data)
     digits, labels = (x_test, y_test) if args.split == "test" else (x_train[-VALIDATION:], y_train[-VALIDATION:])
     classifier = load_classifier(args.model)
     rng = np.random.default_rng(args.seed)
