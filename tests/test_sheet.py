@@ -1,0 +1,79 @@
+"""The sheet finder: a number written small on a whole page is found and cropped at full resolution."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from watcher.vision.sheet import MARGIN, sheet_crops
+
+A4_MM = (297.0, 210.0)
+NUMBER = "427"
+HEIGHT_MM = 10.0
+
+
+def blank_a4(dpi: int) -> np.ndarray:
+    """A white A4 page, portrait, at `dpi`."""
+    return np.full((round(A4_MM[0] * dpi / 25.4), round(A4_MM[1] * dpi / 25.4)), 245, np.uint8)
+
+
+def write(page: np.ndarray, *, dpi: int, left_mm: float, baseline_mm: float) -> tuple[int, int]:
+    """Draw NUMBER HEIGHT_MM tall with its baseline at `baseline_mm`; its (width, height) in px."""
+    per_mm = dpi / 25.4
+    thickness = max(1, round(0.8 * per_mm))
+    (width, height), _ = cv2.getTextSize(NUMBER, cv2.FONT_HERSHEY_SIMPLEX, 1.0, thickness)
+    scale = HEIGHT_MM * per_mm / height
+    origin = (round(left_mm * per_mm), round(baseline_mm * per_mm))
+    cv2.putText(page, NUMBER, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, 20, thickness, cv2.LINE_AA)
+    return round(width * scale), round(height * scale)
+
+
+@pytest.mark.parametrize("dpi", [150, 300, 600])
+def test_a_number_on_a_blank_sheet_is_cropped_to_about_its_size(dpi: int) -> None:
+    page = blank_a4(dpi)
+    width, height = write(page, dpi=dpi, left_mm=120, baseline_mm=200)
+    crops = sheet_crops(page)
+    assert crops is not None and len(crops) == 1
+    crop = crops[0]
+    assert crop.shape[0] == pytest.approx(height * (1 + 2 * MARGIN), rel=0.25)
+    assert crop.shape[1] == pytest.approx(width + 2 * MARGIN * height, rel=0.25)
+    assert crop.min() < 100  # the strokes came along, at full resolution
+
+
+def test_a_ruled_sheets_lines_are_not_in_the_crop() -> None:
+    dpi = 300
+    page = blank_a4(dpi)
+    per_mm = dpi / 25.4
+    for y_mm in np.arange(20.0, 290.0, 8.0):
+        y = round(y_mm * per_mm)
+        cv2.line(page, (0, y), (page.shape[1] - 1, y), 170, max(1, round(0.25 * per_mm)))
+    write(page, dpi=dpi, left_mm=60, baseline_mm=20 + 8 * 20)  # written on a line, as on ruled paper
+    crops = sheet_crops(page)
+    assert crops is not None and len(crops) == 1
+    crop = crops[0]
+    assert crop.shape[1] < 0.5 * page.shape[1]
+    # The margins beside the number hold no ink: a ruled line would cross them.
+    edge = max(2, crop.shape[1] // 20)
+    assert crop[:, :edge].min() > 200 and crop[:, -edge:].min() > 200
+
+
+def test_a_blank_sheet_gives_nothing() -> None:
+    page = blank_a4(300)
+    noise = np.zeros(page.shape, np.int16)
+    cv2.randn(noise, 0, 6)
+    assert sheet_crops(cv2.add(page, noise, dtype=cv2.CV_8U)) == []
+
+
+def test_a_margin_line_alone_gives_nothing() -> None:
+    page = blank_a4(300)
+    per_mm = 300 / 25.4
+    x, end = round(30 * per_mm), round(5 * per_mm)  # stopping short of the edges, so it touches neither
+    cv2.line(page, (x, end), (x, page.shape[0] - 1 - end), 120, 3)
+    assert sheet_crops(page) == []
+
+
+def test_a_cut_out_field_is_not_a_sheet() -> None:
+    field = np.full((200, 500), 245, np.uint8)
+    cv2.putText(field, NUMBER, (40, 160), cv2.FONT_HERSHEY_SIMPLEX, 4.0, 20, 12)
+    assert sheet_crops(field) is None

@@ -1,0 +1,258 @@
+"""Find the handwriting on a whole sheet: located on a reduced copy, cropped from the full-resolution page.
+
+A number written 1 cm tall on an A4 page is a few percent of the page; shrunk whole to the working size of
+`normalise` it becomes specks. Here the ink is found at about 2.7 px per mm, where ruled lines, scanner edges and
+specks are told from handwriting by their physical size, and only the handwriting's own box is read at full size.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
+PAGE_MM = 297.0  # a sheet's longer side is taken as A4's; Letter (279 mm) and A5 (210 mm) only shift mm a little
+SHEET_MIN_SIDE = 1000  # a page this many px long at least may be a sheet (A5 at 150 dpi is 1240 px long)
+SHEET_SHARE = 0.25  # on a sheet the writing is at most a quarter of the page's shorter side tall (25 mm on A5)
+BACKGROUND_MM = 8.0  # the paper is judged over windows wider than any stroke (a marker is 2 mm), yet local
+MIN_CONTRAST = 0.18  # ink darkens the paper by 18 % at least; a scan's noise, after reduction, by far less
+NOISE_FACTOR = 6.0  # ...or by six times the paper's noise, on a noisy scan
+FAINT_LINE = 0.5  # a printed line is traced on ink half as dark as the least ink, so it stays whole
+LINE_MM = 30.0  # a straight run of ink this long is a printed line (a digit's longest stroke is 25 mm)
+LINE_SHARE = 0.3  # ...and it must run over 30 % of the page, or it is a writer's stroke (a long underline)
+LINE_REACH = 3  # a crossing stroke's ink lies within 3 px beside a line (lines are 1-2 px thick on the copy)
+EDGE_MM = 10.0  # the scanner's dark bands lie within 10 mm of the page's edge...
+EDGE_FILL = 0.5  # ...and fill at least half of their row or column
+SPECK_MM = 1.2  # ink whose longer side is under 1.2 mm is a speck or a full stop, not a digit's stroke
+MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm)
+OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline
+GAP_HEIGHTS = 1.0  # digits of one number lie within one digit height of each other
+TRAIL_HEIGHT = 0.45  # a piece after the last digit under 45 % of the writing's height...
+TRAIL_LOW = 0.5  # ...that starts below its middle is a full stop or a comma
+KEEP_MM = 0.5  # ink within half a mm of the found strokes is theirs (anti-aliased rims, fragments)
+INK_FLOOR = 0.08  # at full resolution, contrast under 8 % is paper, not a line's or a stroke's pixel
+PEN_OVER_LINE = 0.15  # a pen at least 15 % darker than the printed lines is told from them by its darkness
+MARGIN = 0.3  # the crop reaches 30 % of the writing's height beyond it, as a cut-out field's margin does
+
+
+class Box(NamedTuple):
+    """A piece of ink on the reduced copy: its component label and bounding box."""
+
+    label: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
+    """The handwriting on a sheet, each line of it a full-resolution uint8 crop (dark ink on white), largest first.
+
+    None when the image is not a sheet (small, or its ink fills it as a cut-out field's does): read it as it is.
+    An empty list for a blank sheet.
+    """
+    height, width = image.shape[:2]
+    if max(height, width) < SHEET_MIN_SIDE:
+        return None
+    scale = REDUCED_SIDE / max(height, width)
+    per_mm = REDUCED_SIDE / PAGE_MM
+    reduced = _grey(cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA))
+    # A negative scan has a dark paper: the page's typical pixel is paper.
+    negative = float(np.median(reduced)) < 0.5
+    reduced = 1.0 - reduced if negative else reduced
+    paper = _paper(reduced, side=int(BACKGROUND_MM * per_mm) | 1)
+    contrast = _contrast(reduced, paper)
+    threshold = _threshold(reduced / paper)
+    ink = _clear_edge_bands(contrast > threshold, band=int(EDGE_MM * per_mm))
+    printed, traced = _printed_lines(ink, faint=contrast > FAINT_LINE * threshold, length=int(LINE_MM * per_mm))
+    strokes = ink & ~printed
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
+    pieces = [
+        Box(label, int(x), int(y), int(x + w), int(y + h))
+        for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
+        if max(w, h) >= SPECK_MM * per_mm and x > 0 and y > 0 and x + w < labels.shape[1] and y + h < labels.shape[0]
+    ]  # pieces touching the border are the paper's edge
+    lines = [_drop_trailing_marks(line) for line in _lines_of_writing(pieces)]
+    lines = [line for line in lines if _extent(line).height >= MIN_DIGIT_MM * per_mm]
+    if any(_extent(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
+        return None
+    lines.sort(key=lambda line: -sum(int(stats[piece.label, cv2.CC_STAT_AREA]) for piece in line))
+    reach = 2 * max(1, round(KEEP_MM * per_mm)) + 1
+    # A reduced pixel holds several full-resolution ones: the line may lie in its neighbour too.
+    near_line = cv2.dilate(traced.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    crops = []
+    for line in lines:
+        # The full-resolution strokes are the ink near the line's own pieces: lines, specks and marks are not.
+        own = np.isin(labels, [piece.label for piece in line]).view(np.uint8)
+        own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
+        crops.append(_crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative))
+    return crops
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    """Float32 grey in [0, 1] from 8/16-bit grey, BGR or BGRA (transparent pixels onto white paper)."""
+    full = 65535.0 if image.dtype == np.uint16 else 255.0
+    pixels: np.ndarray = image.astype(np.float32) / np.float32(full)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3:]
+        pixels = pixels[:, :, :3] * alpha + (1.0 - alpha)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(np.ascontiguousarray(pixels[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    return np.asarray(pixels, np.float32)
+
+
+def _paper(grey: np.ndarray, *, side: int) -> np.ndarray:
+    """The paper's brightness everywhere: a closing wider than a stroke sees only paper, then smoothed."""
+    paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    return np.asarray(cv2.blur(paper, (side, side)), np.float32)
+
+
+def _contrast(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """How much darker than its paper each pixel is, as a share of the paper's brightness: tinted paper and uneven
+    light divide out."""
+    return np.asarray(np.clip(1.0 - grey / np.maximum(paper, 1e-3), 0.0, 1.0), np.float32)
+
+
+def _threshold(relative: np.ndarray) -> float:
+    """The least contrast that is ink, given each pixel's brightness relative to its paper: the paper's noise is
+    measured from the differences of nearby pixels, most of which lie on paper."""
+    differences = np.abs(relative[:, 2:] - relative[:, :-2])[::4]
+    noise = 1.4826 * float(np.median(differences)) / np.sqrt(2.0)
+    return float(max(MIN_CONTRAST, NOISE_FACTOR * noise))
+
+
+def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
+    """The ink without the scanner's dark bands: rows or columns near an edge mostly inked, and all beyond them."""
+    ink = ink.copy()
+    for view in (ink, ink[::-1], ink.T, ink.T[::-1]):  # from each edge inwards, as rows of the view
+        filled = np.flatnonzero(view[:band].mean(axis=1) >= EDGE_FILL)
+        if len(filled):
+            view[: filled[-1] + 1 + LINE_REACH] = False
+    return ink
+
+
+def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ink of printed lines (ruled, squared, a margin): long straight thin runs across or down the page; and
+    the lines' whole trace, strokes crossing them included.
+
+    Lines are found on the faint ink, where a thin line that fades in and out of the ink stays whole. Where a
+    stroke crosses a line (ink right above and below it, or either side of a vertical one), its pixels are not the
+    line's.
+    """
+    mask = faint.view(np.uint8)
+    printed, traced = np.zeros_like(ink), np.zeros_like(ink)
+    for run_shape, side_shape, along, page in (
+        ((1, length), (LINE_REACH, 1), cv2.CC_STAT_WIDTH, ink.shape[1]),
+        ((length, 1), (1, LINE_REACH), cv2.CC_STAT_HEIGHT, ink.shape[0]),
+    ):
+        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        long_runs = np.flatnonzero(stats[:, along] >= LINE_SHARE * page)
+        line = np.isin(labels, long_runs[long_runs > 0])
+        off_line = (ink & ~line).view(np.uint8)
+        side = np.ones(side_shape, np.uint8)
+        # Dilating with the kernel anchored at its first or last pixel looks to one side of the line only.
+        after = cv2.dilate(off_line, side, anchor=(0, 0)).astype(bool)
+        before = cv2.dilate(off_line, side, anchor=(side_shape[1] - 1, side_shape[0] - 1)).astype(bool)
+        printed |= line & ~(after & before)
+        traced |= line
+    return printed, traced
+
+
+def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
+    """The pieces grouped into lines of writing: pieces sharing rows and lying within a height of each other."""
+    group = list(range(len(pieces)))
+
+    def root(index: int) -> int:
+        while group[index] != index:
+            index = group[index]
+        return index
+
+    for first, a in enumerate(pieces):
+        for second in range(first + 1, len(pieces)):
+            b = pieces[second]
+            shared = min(a.bottom, b.bottom) - max(a.top, b.top)
+            gap = max(a.left, b.left) - min(a.right, b.right)
+            if shared >= OVERLAP * min(a.height, b.height) and gap <= GAP_HEIGHTS * max(a.height, b.height):
+                group[root(second)] = root(first)
+    lines: dict[int, list[Box]] = {}
+    for index, piece in enumerate(pieces):
+        lines.setdefault(root(index), []).append(piece)
+    return list(lines.values())
+
+
+def _drop_trailing_marks(line: list[Box]) -> list[Box]:
+    """The line without the full stops and commas after its last digit: short low pieces at its right end."""
+    line = sorted(line, key=lambda piece: piece.right)
+    while len(line) > 1:
+        extent = _extent(line[:-1])
+        last = line[-1]
+        if last.height >= TRAIL_HEIGHT * extent.height or last.top < extent.top + TRAIL_LOW * extent.height:
+            break
+        line.pop()
+    return line
+
+
+def _extent(line: list[Box]) -> Box:
+    """The box around all of a line's pieces."""
+    return Box(
+        0,
+        min(piece.left for piece in line),
+        min(piece.top for piece in line),
+        max(piece.right for piece in line),
+        max(piece.bottom for piece in line),
+    )
+
+
+def _crop(
+    image: np.ndarray,
+    own: np.ndarray,
+    lines: tuple[np.ndarray, np.ndarray],
+    paper: np.ndarray,
+    line: list[Box],
+    *,
+    scale: float,
+    negative: bool,
+) -> np.ndarray:
+    """The line's box with a margin, from the full-resolution page: its own ink kept, flattened onto white.
+
+    On the reduced copy, `own` marks the pixels near the writing's strokes, `lines` those near printed lines and
+    those of the lines not crossed by a stroke, and `paper` the paper's brightness.
+    """
+    extent = _extent(line)
+    margin = MARGIN * extent.height
+    height, width = image.shape[:2]
+    left, top = max(0, int((extent.left - margin) / scale)), max(0, int((extent.top - margin) / scale))
+    right = min(width, int(np.ceil((extent.right + margin) / scale)))
+    bottom = min(height, int(np.ceil((extent.bottom + margin) / scale)))
+    grey = _grey(image[top:bottom, left:right])
+    if negative:
+        grey = 1.0 - grey
+    # Each full-resolution pixel takes the reduced pixel it fell into: whose ink it is, and the paper under it.
+    rows = np.minimum((np.arange(top, bottom) * scale).astype(np.intp), own.shape[0] - 1)
+    columns = np.minimum((np.arange(left, right) * scale).astype(np.intp), own.shape[1] - 1)
+    area = np.ix_(rows, columns)
+    contrast = _contrast(grey, paper[area])
+    near_line, uncrossed = (mask[area] for mask in lines)
+    kept = own[area] & ~_line_pixels(contrast, own=own[area], near_line=near_line, uncrossed=uncrossed)
+    return np.round(255.0 * (1.0 - np.where(kept, contrast, 0.0))).astype(np.uint8)
+
+
+def _line_pixels(contrast: np.ndarray, *, own: np.ndarray, near_line: np.ndarray, uncrossed: np.ndarray) -> np.ndarray:
+    """The full-resolution pixels of printed lines: near a line, and fainter than the pen (a stroke crossing a
+    line is as dark as the pen, where it crosses too). For a line as dark as the pen, the reduced copy's line pixels
+    that no stroke crosses."""
+    line_ink = contrast[near_line & (contrast > INK_FLOOR)]
+    pen_ink = contrast[own & ~near_line & (contrast > INK_FLOOR)]
+    if not line_ink.size or not pen_ink.size:
+        return uncrossed
+    line_level, pen_level = float(np.median(line_ink)), float(np.percentile(pen_ink, 90))
+    if pen_level - line_level < PEN_OVER_LINE:
+        return uncrossed
+    return near_line & (contrast < (line_level + pen_level) / 2)
