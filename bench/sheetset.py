@@ -10,11 +10,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from common import bench_parser
+from common import bench_parser, set_up
 
 from watcher.intake.decode import decode
-from watcher.model.classify import load_classifier
-from watcher.model.dataset import load_mnist
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number
 from watcher.recognise import Prepared, read
 from watcher.vision.segment import candidates
@@ -22,7 +20,6 @@ from watcher.vision.sheet import sheet_crops
 
 TARGET, BLANK_TARGET = 0.97, 0.99
 MODES = ("number", "auto")
-VALIDATION = 5000  # tuning reads the last 5,000 MNIST training digits, never the test split
 PAPERS_MM = {"A4": (210.0, 297.0), "Letter": (215.9, 279.4), "A5": (148.0, 210.0)}
 DPIS = (150, 200, 300, 600)
 LAYOUTS = ("plain", "ruled", "squared", "margin")
@@ -45,13 +42,10 @@ class Sheet:
 def main() -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("--sheets", type=int, default=200, help="sheets (default 200)")
-    parser.add_argument("--split", choices=("validation", "test"), default="validation")
     args = parser.parse_args()
-    x_train, y_train, x_test, y_test = load_mnist(args.data)
-    digits, labels = (x_test, y_test) if args.split == "test" else (x_train[-VALIDATION:], y_train[-VALIDATION:])
-    classifier = load_classifier(args.model)
-    rng = np.random.default_rng(args.seed)
-    print(f"model {classifier.version}, seed {args.seed}, {args.split} digits, {args.sheets} sheets")
+    setup = set_up(args)
+    digits, labels, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
+    print(f"{args.sheets} sheets")
     # Each sheet is made, read and dropped: a 600 dpi page is tens of megabytes.
     sheets, readings = [], {mode: [] for mode in MODES}
     decode_s, read_s = 0.0, dict.fromkeys(MODES, 0.0)
