@@ -220,7 +220,7 @@ def tutorial_loop(folder: Path, names: list[str]) -> float:
 
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def backlog(work: Path, count: int) -> DaemonRun:
@@ -251,7 +251,8 @@ def main() -> int:
             "ready s": run.ready_s,
             "rss MB": run.peak_rss_mb,
         }
-        print(f"\nbacklog of {args.files} files renamed in at once; {LATENCY_FILES} files dropped {DROP_EVERY_S * 1000:.0f} ms apart\n")
+        drop_gap_ms = DROP_EVERY_S * 1000
+        print(f"\nbacklog of {args.files} files renamed in at once; {LATENCY_FILES} files dropped {drop_gap_ms:.0f} ms apart\n")
         print(f"{'':22}{'files/s':>10}")
         print(f"{'daemon (backlog)':22}{run.files_per_s:>10.0f}")
         print(f"{'tutorial loop':22}{tutorial:>10.1f}")
@@ -262,8 +263,18 @@ def main() -> int:
             target = TARGETS[measure]
             met = value >= target if measure.startswith("vs") else value <= target
             all_met &= met
-            shown_target = f"≥ {target:g}{'×' if measure == 'vs tutorial' else ''}" if measure.startswith("vs") else f"≤ {target:g}"
-            shown = f"{value:.0f}×" if measure == "vs tutorial" else f"{value:.0%}" if measure == "vs I/O floor" else f"{value:.1f}"
+            shown_target = (
+                f"≥ {target:g}{'×' if measure == 'vs tutorial' else ''}"
+                if measure.startswith("vs")
+                else f"≤ {target:g}"
+            )
+            shown = (
+                f"{value:.0f}×"
+                if measure == "vs tutorial"
+                else f"{value:.0%}"
+                if measure == "vs I/O floor"
+                else f"{value:.1f}"
+            )
             print(f"{measure:22}{shown:>10}{shown_target:>12}  {'yes' if met else 'NO'}")
         if args.scaling:
             print(f"\n{'backlog':>10}{'ms/file':>10}{'peak RSS MB':>14}")

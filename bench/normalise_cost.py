@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from watcher.intake.decode import decode  # noqa: E402
+from watcher.model.synthetic import render_scan  # noqa: E402
 from watcher.vision.normalise import normalise  # noqa: E402
 from watcher.vision.segment import candidates  # noqa: E402
-from watcher.model.synthetic import render_scan  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
 MAX_PIXELS = 50_000_000  # far above any scan made here: the header check passes, as in the daemon

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from watcher.model.classify import Classifier, load_classifier
-from watcher.vision.normalise import normalise
+from watcher.model.synthetic import render_scan
 from watcher.recognise import Prepared, read
+from watcher.vision.normalise import normalise
 from watcher.vision.options import choose
 from watcher.vision.segment import candidates
-from watcher.model.synthetic import render_scan
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 MODEL = Path(__file__).resolve().parents[1] / "models" / "mnist-cnn"
@@ -42,7 +42,7 @@ def number_page(digits: list[np.ndarray], *, gaps: list[int]) -> np.ndarray:
     crops = [tight(digit) for digit in digits]
     ink = np.zeros((40, sum(crop.shape[1] for crop in crops) + sum(gaps) + 20), np.uint8)
     x = 10
-    for crop, gap in zip(crops, [*gaps, 0]):
+    for crop, gap in zip(crops, [*gaps, 0], strict=True):
         h, w = crop.shape
         np.maximum(ink[30 - h : 30, x : x + w], crop, out=ink[30 - h : 30, x : x + w])
         x += w + gap
@@ -77,7 +77,7 @@ def test_spaced_digits_come_out_left_to_right(sample: tuple[np.ndarray, np.ndarr
     found = geometry_reading(number_page(digits, gaps=[5, 6, 4]), mode=mode)
     assert found.shape == (4, 28, 28) and found.dtype == np.float32
     alone = [normalise(number_page([digit], gaps=[])) for digit in digits]
-    assert all(same_digit(got, wanted) for got, wanted in zip(found, alone))
+    assert all(same_digit(got, wanted) for got, wanted in zip(found, alone, strict=True))
 
 
 def test_each_candidate_keeps_the_page_columns_it_was_cut_from(sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -89,7 +89,11 @@ def test_each_candidate_keeps_the_page_columns_it_was_cut_from(sample: tuple[np.
     chosen = [found.spans[index] for index in choose(np.ones((len(found.images), 10), np.float32), found)]
     # Within two MNIST pixels: the page drops the faintest edge of each stroke.
     assert len(chosen) == 2
-    assert all(abs(got - SCALE * wanted) <= 2 * SCALE for span, place in zip(chosen, placed) for got, wanted in zip(span, place))
+    assert all(
+        abs(got - SCALE * wanted) <= 2 * SCALE
+        for span, place in zip(chosen, placed, strict=True)
+        for got, wanted in zip(span, place, strict=True)
+    )
 
 
 def test_touching_digits_are_split(sample: tuple[np.ndarray, np.ndarray]) -> None:
@@ -125,7 +129,7 @@ def test_dots_and_specks_are_ignored(sample: tuple[np.ndarray, np.ndarray]) -> N
     assert components(dotted) > components(page)
     found = geometry_reading(dotted, mode="number")
     assert len(found) == 3
-    assert all(same_digit(got, wanted) for got, wanted in zip(found, clean))
+    assert all(same_digit(got, wanted) for got, wanted in zip(found, clean, strict=True))
 
 
 @pytest.mark.parametrize("mode", ["digit", "number", "auto"])

@@ -95,7 +95,7 @@ class Preparer:
             except BrokenProcessPool:
                 pass
             # One of these files killed a worker: find it by trying each alone in a fresh pool.
-            return [self._prepare_alone(path, name) for path, name in zip(paths, names)]
+            return [self._prepare_alone(path, name) for path, name in zip(paths, names, strict=True)]
 
         return wait
 

@@ -301,5 +301,7 @@ class Daemon:
             return
         self.config = fresh
         # Logged before the new log section applies, so the reload is seen even when it raises the level.
-        log.info(Event.CONFIG_RELOADED, config=str(fresh.source), log_format=fresh.log.format, log_level=fresh.log.level)
+        log.info(
+            Event.CONFIG_RELOADED, config=str(fresh.source), log_format=fresh.log.format, log_level=fresh.log.level
+        )
         logs.configure(format=fresh.log.format, level=fresh.log.level)
