@@ -1,26 +1,36 @@
 # `make run` and `make test` work on a fresh clone: both create .venv and install first.
+# `make run` installs serving alone (LiteRT); `make test` adds training (TensorFlow) and the test tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install system-packages clean
 
-$(INSTALLED): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+
+$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-install: $(INSTALLED)
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[train,test]'
+	touch $@ $(VENV)/.installed-serve
 
-run: $(INSTALLED)
+install: $(VENV)/.installed-serve
+
+# The system tools the tests drive (Chromium, systemd-analyze): listed once, in .ci/system-packages.
+system-packages:
+	.ci/system-packages
+
+run: $(VENV)/.installed-serve
 	$(BIN)/digit-watcher run --config config.yaml
 
-test: $(INSTALLED)
+test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
 
-lint: $(INSTALLED)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -45,7 +45,7 @@ def test_config_is_immutable(tmp_path: Path) -> None:
         ("paths: [a, b]\n", "paths: expected a mapping, got list"),
         ("recognition:\n  mode: words\n", "recognition.mode: must be one of digit, number, auto"),
         ("review:\n  threshold: 2\n", "review.threshold: must be above 0 and at most 1"),
-        ("metrics:\n  port: 70000\n", "metrics.port: must be between 1 and 65535"),
+        ("metrics:\n  port: 70000\n", "metrics.port: must be between 0 and 65535"),
         ("paths:\n  inbox: [\n", "not valid YAML (line"),
         ("- a\n- b\n", "expected a mapping of sections, got list"),
     ],

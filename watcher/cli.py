@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
+
+import structlog
 
 from watcher.service import config as configuration
 from watcher.service.config import ConfigError
+from watcher.vocabulary import Event, ExitCode
 
 if TYPE_CHECKING:
     from watcher.service.daemon import Daemon
 
-EX_CONFIG = 78
 DEFAULT_MODEL = Path("models/mnist-cnn")
 
 
@@ -27,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     from watcher.model.classify import ModelError
 
     try:
-        return args.command(args)
+        return int(args.command(args))
     except (ConfigError, ModelError) as exc:
         print(f"digit-watcher: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return ExitCode.BAD_CONFIG
     except KeyboardInterrupt:
         return 130
 
@@ -101,9 +104,13 @@ def _run(args: argparse.Namespace) -> int:
     metrics = Metrics()
     if config.metrics.port is not None:
         try:
-            metrics.serve(config.metrics.port)
+            port = metrics.serve(config.metrics.port)
         except OSError as exc:
-            raise ConfigError(f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}") from None
+            raise ConfigError(
+                f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}"
+            ) from None
+        # Port 0 asks for any free port: say which one was bound, for scrapers and tests alike.
+        structlog.get_logger().info(Event.METRICS_SERVING, url=f"http://127.0.0.1:{port}/metrics")
     daemon = Daemon(
         config,
         classifier,
@@ -184,13 +191,37 @@ def _configured_model(given_config: Path | None) -> tuple[Path, str]:
     return config.model.path, config.recognition.mode
 
 
+TRAIN_EXTRA = "pip install 'digit-watcher[train]'"
+
+
+class MissingExtra(ConfigError):
+    """A command that needs the [train] extra, run where only serving is installed."""
+
+
+def _require(command: str, *modules: str) -> None:
+    """Fail in one line, before any work, when a module that only the [train] extra installs is absent."""
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise MissingExtra(f"{command} needs {module}, which serving does not install: {TRAIN_EXTRA}")
+
+
 def _train(args: argparse.Namespace) -> int:
+    _require("train", "tensorflow", "keras")
     from watcher.model import train
 
     return train.run(data=args.data, epochs=args.epochs, seed=args.seed, out=args.out)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # Evaluation itself runs on LiteRT; the Keras download and the picture need the [train] extra.
+    if args.data is None:
+        _require("evaluate without --data", "keras")
+    if args.report is not None:
+        _require("evaluate --report", "matplotlib")
     from watcher.model import evaluate
 
     return evaluate.run(data=args.data, model=args.model, report=args.report)

@@ -57,3 +57,4 @@ class Event(StrEnum):
     EVENT_HANDLER_FAILED = "event_handler_failed"
     NOTIFY_FAILED = "notify_failed"
     NOTIFY_SOCKET_UNSUPPORTED = "notify_socket_unsupported"
+    METRICS_SERVING = "metrics_serving"

@@ -10,9 +10,10 @@ import numpy as np
 from watcher.model.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
 from watcher.model.dataset import DatasetError, load_mnist
 from watcher.vision.normalise import normalise
+from watcher.vocabulary import DIGITS, ExitCode
 
 BATCH = 256
-NO_DIGIT = -1  # the prediction recorded when normalisation finds no ink
+NO_INK_FOUND = -1  # the prediction recorded when normalisation finds no ink: never a true label
 
 
 def run(*, data: Path | None, model: Path, report: Path | None) -> int:
@@ -22,7 +23,7 @@ def run(*, data: Path | None, model: Path, report: Path | None) -> int:
         classifier = _load(Path(model))
     except (DatasetError, ModelError) as error:
         print(f"digit-watcher evaluate: {error}", file=sys.stderr)
-        return 78
+        return ExitCode.BAD_CONFIG
     as_given = _predict(classifier, x_test.astype(np.float32) / 255.0)
     # The same digits through the serving pipeline: proves normalisation does not hurt clean input.
     through_pipeline = _predict_normalised(classifier, x_test)
@@ -57,7 +58,7 @@ def _predict(classifier: Classifier, digits: np.ndarray) -> np.ndarray:
 def _predict_normalised(classifier: Classifier, images: np.ndarray) -> np.ndarray:
     normalised = [normalise(image) for image in images]
     found = np.array([digit is not None for digit in normalised])
-    predictions = np.full(len(images), NO_DIGIT)
+    predictions = np.full(len(images), NO_INK_FOUND)
     if found.any():
         predictions[found] = _predict(classifier, np.stack([digit for digit in normalised if digit is not None]))
     return predictions

@@ -214,8 +214,9 @@ def _kind(value: Any) -> str:
 def _check_consistency(config: Config) -> None:
     if not 0 < config.review.threshold <= 1:
         raise ConfigError(f"review.threshold: must be above 0 and at most 1, got {config.review.threshold}")
-    if config.metrics.port is not None and not 0 < config.metrics.port < 65536:
-        raise ConfigError(f"metrics.port: must be between 1 and 65535, got {config.metrics.port}")
+    # 0 asks the system for a free port, which the daemon then logs.
+    if config.metrics.port is not None and not 0 <= config.metrics.port < 65536:
+        raise ConfigError(f"metrics.port: must be between 0 and 65535, got {config.metrics.port}")
     if config.batch.max_size > 4096:
         raise ConfigError(f"batch.max_size: must be at most 4096, got {config.batch.max_size}")
 

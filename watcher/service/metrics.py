@@ -7,7 +7,9 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
 
-STATUSES = ("ok", "low_confidence", "no_digit", "error")
+from watcher.vocabulary import Status
+
+STATUSES = (Status.OK, Status.LOW_CONFIDENCE, Status.NO_DIGIT, Status.ERROR)  # the statuses a daemon writes
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -44,9 +46,12 @@ class Metrics:
         )
         self._server: WSGIServer | None = None
 
-    def serve(self, port: int) -> None:
-        """Serve /metrics on 127.0.0.1:port from a background thread; OSError when the port is taken."""
+    def serve(self, port: int) -> int:
+        """Serve /metrics on 127.0.0.1:port (0: any free port) from a background thread; the port bound.
+
+        OSError when the port is taken."""
         self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        return int(self._server.server_port)
 
     def close(self) -> None:
         """Stop serving, if serving."""
