@@ -18,7 +18,9 @@ def no_threads_left_behind() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     deadline = time.monotonic() + 5
-    while (left := [t for t in set(threading.enumerate()) - before if t.is_alive() and not t.daemon]) and time.monotonic() < deadline:
+    while (
+        left := [t for t in set(threading.enumerate()) - before if t.is_alive() and not t.daemon]
+    ) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not left, f"threads left running: {left}"
 
@@ -53,6 +55,8 @@ def write_config(folder: Path, text: str = "") -> Path:
 
 @pytest.fixture
 def config(tmp_path: Path) -> configuration.Config:
-    loaded = configuration.load(write_config(tmp_path, "model:\n  path: models/fake\nwatch:\n  settle_ms: 100\n  rescan_s: 0.5\n"))
+    loaded = configuration.load(
+        write_config(tmp_path, "model:\n  path: models/fake\nwatch:\n  settle_ms: 100\n  rescan_s: 0.5\n")
+    )
     configuration.prepare_folders(loaded)
     return loaded

@@ -30,7 +30,9 @@ def write_e2e_config(folder: Path, *, extra: str = "") -> Path:
 class DaemonProcess:
     """`digit-watcher run` in the background, its JSON log lines collected in a file."""
 
-    def __init__(self, config: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None, name: str = "daemon") -> None:
+    def __init__(
+        self, config: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None, name: str = "daemon"
+    ) -> None:
         self.log_path = config.parent / f"{name}-{os.getpid()}-{id(self)}.log"
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
@@ -49,7 +51,11 @@ class DaemonProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_started(self, timeout: float = 60) -> None:
-        wait_for(lambda: self.process.poll() is not None or any(e.get("event") == "started" for e in self.events()), timeout=timeout, what="the daemon to start")
+        wait_for(
+            lambda: self.process.poll() is not None or any(e.get("event") == "started" for e in self.events()),
+            timeout=timeout,
+            what="the daemon to start",
+        )
         assert self.process.poll() is None, self.output()
 
     def terminate(self, timeout: float = 30) -> int:

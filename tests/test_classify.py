@@ -12,8 +12,8 @@ import pytest
 
 from watcher.model import train
 from watcher.model.classify import ModelError, latest_version, load_classifier
-from watcher.vision.normalise import normalise
 from watcher.model.synthetic import render_scan
+from watcher.vision.normalise import normalise
 
 SHIPPED = Path(__file__).parents[1] / "models" / "mnist-cnn"
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"

@@ -25,7 +25,12 @@ LONG_NAME = "ü" * 125 + ".png"
 def bomb() -> bytes:
     chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 30001 * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 30001 * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 ERRORS = {
@@ -63,7 +68,13 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     (folder / "secret.txt").write_text("never read through a link")
     os.symlink(folder / "secret.txt", inbox / "link.png")
     (inbox / "folder.png").mkdir()
-    result = subprocess.run([sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     rows = result_rows(folder / "results.csv")
@@ -73,7 +84,9 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 
 @pytest.mark.parametrize("name", list(ERRORS))
-def test_broken_files_get_an_error_row_and_go_to_error(processed: tuple[Path, dict[str, dict[str, str]]], name: str) -> None:
+def test_broken_files_get_an_error_row_and_go_to_error(
+    processed: tuple[Path, dict[str, dict[str, str]]], name: str
+) -> None:
     folder, rows = processed
     row = rows[name]
     assert row["status"] == "error"
@@ -101,6 +114,8 @@ def test_odd_names_are_read_and_kept(processed: tuple[Path, dict[str, dict[str, 
 
 def test_other_things_are_left_alone(processed: tuple[Path, dict[str, dict[str, str]]]) -> None:
     folder, rows = processed
-    assert sorted(p.name for p in (folder / "inbox").iterdir()) == sorted([*LEFT_ALONE, "folder.png", "done", "error", ".digit-watcher"])
+    assert sorted(p.name for p in (folder / "inbox").iterdir()) == sorted(
+        [*LEFT_ALONE, "folder.png", "done", "error", ".digit-watcher"]
+    )
     assert not set(LEFT_ALONE) & set(rows)
     assert len(rows) == len(ERRORS) + len(ODD_NAMES) + 1

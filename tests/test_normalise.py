@@ -161,7 +161,9 @@ def test_long_thick_bars_are_strokes_not_ruled_lines() -> None:
     strokes[2:12] = strokes[88:98] = True  # the bars of a 2 drawn squarely to the edges of its crop, broad pen
     assert np.array_equal(_erase_ruled_lines(strokes), strokes)
     strokes[40] = strokes[70] = True  # two thin lines across: ruled paper
-    assert np.array_equal(_erase_ruled_lines(strokes)[[2, 11, 40, 70, 88]].all(axis=1), [True, True, False, False, True])
+    assert np.array_equal(
+        _erase_ruled_lines(strokes)[[2, 11, 40, 70, 88]].all(axis=1), [True, True, False, False, True]
+    )
 
 
 def test_a_square_digit_drawn_with_a_broad_pen_is_not_a_box() -> None:
@@ -169,7 +171,9 @@ def test_a_square_digit_drawn_with_a_broad_pen_is_not_a_box() -> None:
     cv2.rectangle(eight, (20, 15), (100, 105), 0.1, 12)  # an 8 drawn squarely with a broad pen
     cv2.line(eight, (20, 60), (100, 60), 0.1, 12)
     ink = ink_map(to_uint8(eight))
-    assert (ink[:30] > 0.5).any() and (ink[-30:] > 0.5).any() and (ink[:, :30] > 0.5).any() and (ink[:, -30:] > 0.5).any()
+    assert (
+        (ink[:30] > 0.5).any() and (ink[-30:] > 0.5).any() and (ink[:, :30] > 0.5).any() and (ink[:, -30:] > 0.5).any()
+    )
 
 
 def test_an_empty_box_is_read_as_it_is() -> None:

@@ -12,7 +12,6 @@ from watchdog.events import (
     FileModifiedEvent,
     FileMovedEvent,
 )
-
 from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 
@@ -44,7 +43,7 @@ def make_inbox(folder: Path, *, clock: Clock | None = None, settle_s: float = 0.
     [
         ("scan.png", True),
         ("SCAN.PNG", True),
-        ("a,b \"c\"\n.png", True),
+        ('a,b "c"\n.png', True),
         (".hidden.png", False),
         ("~lock.png", False),
         ("scan.png.part", False),

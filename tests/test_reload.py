@@ -118,7 +118,9 @@ def test_a_new_version_is_served_once_its_folder_is_settled(
     assert loader.loaded == ["2"]
 
 
-def test_listing_is_rate_limited(reloader: ModelReloader, model_path: Path, clock: FakeClock, loader: FakeLoader) -> None:
+def test_listing_is_rate_limited(
+    reloader: ModelReloader, model_path: Path, clock: FakeClock, loader: FakeLoader
+) -> None:
     publish(model_path, 2, "good")
     for _ in range(10):
         clock.now += 0.1
@@ -214,7 +216,7 @@ def test_a_rolled_back_version_is_served(reloader: ModelReloader, model_path: Pa
 def test_known_digits_are_mnist_test_digits_of_every_class() -> None:
     with np.load(KNOWN_DIGITS) as digits:
         assert digits["x"].shape == (20, 28, 28) and digits["x"].dtype == np.float32
-        assert 0.0 <= digits["x"].min() and digits["x"].max() <= 1.0
+        assert digits["x"].min() >= 0.0 and digits["x"].max() <= 1.0
         assert sorted(digits["y"].tolist()) == [digit for digit in range(10) for _ in range(2)]
     assert known_digits_problem(FakeModel("x/1", good=True)) is None
 

@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="digit-watcher", description="Read handwritten digits off scans dropped into an inbox folder.")
+    parser = argparse.ArgumentParser(
+        prog="digit-watcher", description="Read handwritten digits off scans dropped into an inbox folder."
+    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     config_help = f"config file (default: ${configuration.CONFIG_ENV} or ./config.yaml)"
 
@@ -59,12 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
     train.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24, as the shipped model)")
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
-    train.add_argument("--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)")
+    train.add_argument(
+        "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
+    )
     train.set_defaults(command=_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy on the MNIST test split, confusion matrix picture")
     evaluate.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
-    evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="model folder or version folder (default: models/mnist-cnn)")
+    evaluate.add_argument(
+        "--model", type=Path, default=DEFAULT_MODEL, help="model folder or version folder (default: models/mnist-cnn)"
+    )
     evaluate.add_argument("--report", type=Path, help="write the confusion matrix picture here (PNG)")
     evaluate.set_defaults(command=_evaluate)
 
@@ -75,12 +81,16 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write an HTML report of the results")
     report.add_argument("--config", type=Path, help=config_help)
     report.add_argument("--results", type=Path, help="results CSV (default: the config's paths.results)")
-    report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
+    report.add_argument(
+        "--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)"
+    )
     report.set_defaults(command=_report)
     return parser
 
 
-def _ready_config(args: argparse.Namespace, *, log_to: TextIO = sys.stdout, quiet: bool = False) -> configuration.Config:
+def _ready_config(
+    args: argparse.Namespace, *, log_to: TextIO = sys.stdout, quiet: bool = False
+) -> configuration.Config:
     """Load the config, set up logging (only warnings when `quiet`) and prepare the folders."""
     from watcher.service import logs
 
@@ -95,10 +105,10 @@ def _run(args: argparse.Namespace) -> int:
     # With --once on a terminal the progress bar tells the story; per-file lines would tear it apart.
     config = _ready_config(args, quiet=args.once and sys.stderr.isatty())
     from watcher.model.classify import load_classifier
+    from watcher.model.reload import ModelReloader
     from watcher.service.daemon import Daemon
     from watcher.service.metrics import Metrics
     from watcher.service.notify import Notifier
-    from watcher.model.reload import ModelReloader
 
     classifier = load_classifier(config.model.path)
     metrics = Metrics()

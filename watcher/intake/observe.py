@@ -150,7 +150,11 @@ class Inbox:
                 continue
             quiet_for = time.time() - info.st_mtime_ns / 1e9
             unchanged = (info.st_size, info.st_mtime_ns) == (size, mtime_ns)
-            if stat.S_ISLNK(info.st_mode) or quiet_for >= self.settle_s or (unchanged and now - seen_at >= self.settle_s):
+            if (
+                stat.S_ISLNK(info.st_mode)
+                or quiet_for >= self.settle_s
+                or (unchanged and now - seen_at >= self.settle_s)
+            ):
                 del self._settling[name]
                 self._enqueue(name)
             elif not unchanged:
@@ -202,8 +206,13 @@ class InboxEmitter(InotifyFullEmitter):
 
     def get_event_mask_from_filter(self) -> int:
         constants = InotifyConstants
-        return constants.IN_CREATE | constants.IN_MODIFY | constants.IN_CLOSE_WRITE | constants.IN_MOVED_TO | constants.IN_DELETE_SELF
-
+        return (
+            constants.IN_CREATE
+            | constants.IN_MODIFY
+            | constants.IN_CLOSE_WRITE
+            | constants.IN_MOVED_TO
+            | constants.IN_DELETE_SELF
+        )
 
     def on_thread_start(self) -> None:
         self._inotify = _InboxWatchGroup(

@@ -10,7 +10,7 @@ import numpy as np
 from watcher.model.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
 from watcher.model.dataset import DatasetError, load_mnist
 from watcher.vision.normalise import normalise
-from watcher.vocabulary import DIGITS, ExitCode
+from watcher.vocabulary import ExitCode
 
 BATCH = 256
 NO_INK_FOUND = -1  # the prediction recorded when normalisation finds no ink: never a true label
@@ -39,7 +39,11 @@ def run(*, data: Path | None, model: Path, report: Path | None) -> int:
         recall = matrix[digit, digit] / max(1, matrix[digit, :].sum())
         print(f"{digit:>5}  {precision:>9.2%}  {recall:>6.2%}  {matrix[digit].sum():>7}")
     if report is not None:
-        draw_confusion_matrix(matrix, title=f"{classifier.version}: {accuracy:.2%} on {len(y_test):,} MNIST test digits", path=Path(report))
+        draw_confusion_matrix(
+            matrix,
+            title=f"{classifier.version}: {accuracy:.2%} on {len(y_test):,} MNIST test digits",
+            path=Path(report),
+        )
         print(f"confusion matrix written to {report}")
     return 0
 
@@ -51,7 +55,10 @@ def _load(model: Path) -> Classifier:
 
 def _predict(classifier: Classifier, digits: np.ndarray) -> np.ndarray:
     return np.concatenate(
-        [classifier.probabilities(digits[start : start + BATCH]).argmax(axis=1) for start in range(0, len(digits), BATCH)]
+        [
+            classifier.probabilities(digits[start : start + BATCH]).argmax(axis=1)
+            for start in range(0, len(digits), BATCH)
+        ]
     )
 
 
@@ -93,7 +100,12 @@ def draw_confusion_matrix(matrix: np.ndarray, *, title: str, path: Path) -> None
             mistake = row != column
             dark = mistake and count > np.sqrt(top)
             axes.text(
-                column, row, str(count), ha="center", va="center", fontsize=9,
+                column,
+                row,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=9,
                 color="white" if dark else ("black" if mistake else "dimgrey"),
                 fontweight="bold" if mistake else "normal",
             )

@@ -102,7 +102,9 @@ def _pen_strokes(
     height, width = coverage.shape
     fit = min(1.0, 0.95 * canvas_h / height, 0.95 * canvas_w / width)
     if fit < 1.0:
-        coverage = cv2.resize(coverage, (max(1, int(width * fit)), max(1, int(height * fit))), interpolation=cv2.INTER_AREA)
+        coverage = cv2.resize(
+            coverage, (max(1, int(width * fit)), max(1, int(height * fit))), interpolation=cv2.INTER_AREA
+        )
         height, width = coverage.shape
     top = int(rng.integers(0, canvas_h - height + 1))
     left = int(rng.integers(0, canvas_w - width + 1))
@@ -179,7 +181,11 @@ def compose_number(
         scale = rng.uniform(*SIZE_JITTER)
         tight = cv2.resize(tight, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         h, w = tight.shape
-        top = int(np.clip((height - 20) // 2 + rng.integers(-BASELINE_JITTER_PX, BASELINE_JITTER_PX + 1) + 20 - h, 0, height - h))
+        top = int(
+            np.clip(
+                (height - 20) // 2 + rng.integers(-BASELINE_JITTER_PX, BASELINE_JITTER_PX + 1) + 20 - h, 0, height - h
+            )
+        )
         # Overlapping strokes keep the darker ink, as two pen lines crossing do.
         np.maximum(canvas[top : top + h, x : x + w], tight, out=canvas[top : top + h, x : x + w])
         columns[index, x : x + w] = tight.sum(axis=0)

@@ -8,7 +8,7 @@ import os
 import tempfile
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -237,6 +237,6 @@ def run(*, results: Path, out: Path, root: Path) -> int:
     summary = summarise(results)
     sheet = sorted(summary.sheet_rows, key=lambda row: row.time, reverse=True)
     thumbnails = [thumbnail(row, root=root) for row in sheet]
-    generated = datetime.now(timezone.utc)
+    generated = datetime.now(UTC)
     write_atomically(out, render(summary, thumbnails, results=results, generated=generated))
     return 0

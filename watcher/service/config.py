@@ -132,8 +132,7 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}: unknown key '{unknown[0]}'")
     root = path.resolve().parent
     sections = {
-        name: _section(typing.get_type_hints(Config)[name], data.get(name), name=name, root=root)
-        for name in SECTIONS
+        name: _section(typing.get_type_hints(Config)[name], data.get(name), name=name, root=root) for name in SECTIONS
     }
     config = Config(source=path.resolve(), **sections)
     _check_consistency(config)
@@ -187,7 +186,9 @@ def _value(hint: Any, value: Any, *, key: str, root: Path) -> Any:
     if hint in (int, float):
         numeric = (int, float) if hint is float else (int,)
         if isinstance(value, bool) or not isinstance(value, numeric):
-            raise ConfigError(f"{key}: expected {'a number' if hint is float else 'a whole number'}, got {_kind(value)}")
+            raise ConfigError(
+                f"{key}: expected {'a number' if hint is float else 'a whole number'}, got {_kind(value)}"
+            )
         if value < 0 or (value == 0 and key in POSITIVE):
             raise ConfigError(f"{key}: must be {'above' if key in POSITIVE else 'at least'} 0, got {value}")
         return hint(value)

@@ -13,7 +13,11 @@ import structlog
 def configure(*, format: str = "auto", level: str = "info", stream: TextIO = sys.stdout) -> None:
     """Route every log line to `stream`, rendered for a person or for a machine."""
     console = format == "console" or (format == "auto" and stream.isatty() and "JOURNAL_STREAM" not in os.environ)
-    rendering = [structlog.dev.ConsoleRenderer()] if console else [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    rendering = (
+        [structlog.dev.ConsoleRenderer()]
+        if console
+        else [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -21,7 +21,10 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         ProcessCollector(registry=self.registry)
         self._files = Counter(
-            "digit_watcher_files", "Files processed, by the status of their CSV row.", ["status"], registry=self.registry
+            "digit_watcher_files",
+            "Files processed, by the status of their CSV row.",
+            ["status"],
+            registry=self.registry,
         )
         for status in STATUSES:
             # Present from the start at 0, so that rate() and alerts see a series before the first file.

@@ -89,9 +89,7 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
     centre_y = moments["m01"] / moments["m00"]
     # Shift so the centre of mass lands on (14, 14), with sub-pixel precision like the MNIST recipe.
     shift = np.float32([[1, 0, CANVAS_SIDE / 2 - centre_x - 0.5], [0, 1, CANVAS_SIDE / 2 - centre_y - 0.5]])
-    canvas = cv2.warpAffine(
-        small, shift, (CANVAS_SIDE, CANVAS_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0
-    )
+    canvas = cv2.warpAffine(small, shift, (CANVAS_SIDE, CANVAS_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0)
     return np.clip(canvas, 0.0, 1.0, out=canvas).astype(np.float32, copy=False)
 
 
@@ -206,7 +204,9 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     # Judged on a small copy: averaging pixels damps noise, and ink still pulls one way.
     height, width = grey.shape
     shrink = min(1.0, POLARITY_SIDE / max(height, width))
-    small = cv2.resize(grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+    )
     values = small.ravel()
     # The image's outermost pixels are paper even when a fat digit fills most of it: their median is the
     # first guess at the paper tone. Uneven light is then a smooth surface over the page, fitted to the pixels
