@@ -1,0 +1,251 @@
+"""Every page of a file, one at a time: PDF pages rendered, TIFF pages decoded, any other image as one page.
+
+PDFs are read with PDFium (pypdfium2), Chromium's PDF engine: well kept, permissively licensed, with wheels
+for every platform, and it never runs a document's JavaScript or forms (no V8 in these builds, and forms are
+never initialised here). PDFium is not thread-safe: read PDFs from one thread per process, as the daemon's
+worker processes do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import pypdfium2 as pdfium  # type: ignore[import-untyped]
+import pypdfium2.raw as pdfium_raw  # type: ignore[import-untyped]
+
+from watcher.intake.decode import Unreadable, decode, image_kind
+
+PDF_MAGIC = b"%PDF-"
+POINTS_PER_INCH = 72
+# An image covering this share of the page makes it a scan, read at the image's own resolution.
+SCAN_COVERAGE = 0.9
+
+_PDF_OPEN_ERRORS = {
+    pdfium_raw.FPDF_ERR_PASSWORD: "PDF is encrypted (a password is needed)",
+    pdfium_raw.FPDF_ERR_SECURITY: "PDF is encrypted with an unsupported security scheme",
+    pdfium_raw.FPDF_ERR_FORMAT: "damaged or truncated PDF (it cannot be parsed)",
+    pdfium_raw.FPDF_ERR_PAGE: "damaged PDF (its list of pages cannot be read)",
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a file (`number` counts from 1): its pixels, as `decode` gives them, or why it has none."""
+
+    number: int
+    image: np.ndarray | None = None
+    error: str = ""
+
+
+def pages(data: bytes, *, name: str, max_pixels: int, max_pages: int, pdf_dpi: int = 300) -> Iterator[Page]:
+    """The file's pages, each read only when asked for and never kept.
+
+    A file that cannot be opened at all raises Unreadable here, before any page; a page that cannot be
+    read is a Page with an `error`, and the pages after it are still read. The bytes say what the file
+    is, whatever its name says.
+    """
+    if data.startswith(PDF_MAGIC):
+        return _pdf_pages(_open_pdf(data, max_pages=max_pages), max_pixels=max_pixels, dpi=pdf_dpi)
+    kind = image_kind(data)
+    if kind == "TIFF":
+        directories = _tiff_directories(data, max_pages=max_pages)
+        if len(directories) > 1:
+            return _tiff_pages(data, directories, max_pixels=max_pixels)
+    if data and kind is None and os.path.splitext(name)[1].lower() == ".pdf":
+        raise Unreadable("not a PDF document")
+    return iter([Page(1, decode(data, name=name, max_pixels=max_pixels))])
+
+
+def _open_pdf(data: bytes, *, max_pages: int) -> pdfium.PdfDocument:
+    try:
+        document = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError:
+        raise Unreadable(_pdf_open_error(data)) from None
+    count = len(document)
+    if count > max_pages:
+        document.close()
+        raise Unreadable(f"PDF has {count} pages; limits.max_pages is {max_pages}")
+    return document
+
+
+def _pdf_open_error(data: bytes) -> str:
+    """Why PDFium will not open the file, asked again of its raw API: a document without pages is refused
+    too, and then PDFium's last error is whatever an earlier file left there."""
+    handle = pdfium_raw.FPDF_LoadMemDocument64(data, len(data), None)
+    if handle:
+        pdfium_raw.FPDF_CloseDocument(handle)
+        return "PDF has no pages"
+    return _PDF_OPEN_ERRORS.get(pdfium_raw.FPDF_GetLastError(), "damaged PDF (it cannot be opened)")
+
+
+def _pdf_pages(document: pdfium.PdfDocument, *, max_pixels: int, dpi: int) -> Iterator[Page]:
+    try:
+        for index in range(len(document)):
+            try:
+                yield Page(index + 1, _render(document, index, max_pixels=max_pixels, dpi=dpi))
+            except Unreadable as exc:
+                yield Page(index + 1, error=str(exc))
+    finally:
+        document.close()
+
+
+def _render(document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int) -> np.ndarray:
+    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn."""
+    try:
+        page = document[index]
+    except pdfium.PdfiumError:
+        raise Unreadable("damaged PDF page (it cannot be read)") from None
+    try:
+        scale = _render_scale(page, dpi=dpi, max_pixels=max_pixels)
+        _check_render_size(page, scale, max_pixels=max_pixels)
+        # Not copied: the bitmap's buffer is Python's (render's default), so the array keeps it alive.
+        image: np.ndarray = page.render(scale=scale, may_draw_forms=False).to_numpy()
+        return image
+    except pdfium.PdfiumError:
+        raise Unreadable("damaged PDF page (it cannot be drawn)") from None
+    finally:
+        page.close()
+
+
+def _render_scale(page: pdfium.PdfPage, *, dpi: int, max_pixels: int) -> float:
+    """Pixels per point: a scan's own resolution when an image covers the page, else `dpi`.
+
+    Rendering at the scan's resolution, rather than extracting its image, keeps what PDFium applies on the
+    way (rotation, crop box, masks, colour spaces, JBIG2/CCITT) and anything drawn over the scan.
+    """
+    left, bottom, right, top = page.get_cropbox()
+    page_area = (right - left) * (top - bottom)
+    scan_scale = 0.0
+    for image in page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]):
+        pixels_wide, pixels_high = image.get_px_size()
+        # Drawing an image decodes all of it, however small it is drawn: a bomb is refused unread.
+        if pixels_wide * pixels_high > max_pixels:
+            raise Unreadable(f"page holds an image too large: {pixels_wide}x{pixels_high} > {max_pixels / 1e6:g} Mpx")
+        # Only the page's own images can make it a scan: one inside a form XObject has its bounds in the form's space.
+        if image.level > 0:
+            continue
+        image_left, image_bottom, image_right, image_top = image.get_bounds()
+        wide, high = image_right - image_left, image_top - image_bottom
+        if wide <= 0 or high <= 0:
+            continue
+        covered = max(0.0, min(image_right, right) - max(image_left, left)) * max(
+            0.0, min(image_top, top) - max(image_bottom, bottom)
+        )
+        if covered >= SCAN_COVERAGE * page_area:
+            # An image turned a quarter on the page has its pixel rows along the page's height.
+            if (pixels_wide < pixels_high) != (wide < high):
+                pixels_wide, pixels_high = pixels_high, pixels_wide
+            # The sharpest covering image sets the resolution (a mixed-raster scan lays a fine text mask
+            # over a coarse background).
+            scan_scale = max(scan_scale, pixels_wide / wide, pixels_high / high)
+    scale = scan_scale or dpi / POINTS_PER_INCH
+    # A hair under, so that a size that is a whole number of pixels is not rounded up by float noise
+    # in render's ceil (792 pt at 300 dpi would otherwise come out 3301 pixels high).
+    return scale * (1 - 1e-9)
+
+
+def _check_render_size(page: pdfium.PdfPage, scale: float, *, max_pixels: int) -> None:
+    """Refuse a page whose picture would be empty or too large, computed as `render` will size it."""
+    width_points, height_points = page.get_size()
+    width, height = width_points * scale, height_points * scale
+    if not (math.isfinite(width) and math.isfinite(height) and width >= 1 and height >= 1):
+        raise Unreadable(f"PDF page has no usable size ({width_points:g}x{height_points:g} points)")
+    pixels_wide, pixels_high = math.ceil(width), math.ceil(height)
+    if pixels_wide * pixels_high > max_pixels:
+        inches = f"{width_points / POINTS_PER_INCH:.3g}x{height_points / POINTS_PER_INCH:.3g} in"
+        raise Unreadable(
+            f"page too large: {pixels_wide}x{pixels_high} > {max_pixels / 1e6:g} Mpx"
+            f" ({inches} at {scale * POINTS_PER_INCH:.0f} dpi)"
+        )
+
+
+class _Directory(NamedTuple):
+    """Where one TIFF page's header lies, and the (width, height) it gives; None when it cannot be read."""
+
+    offset: int
+    size: tuple[int, int] | None
+
+
+def _tiff_directories(data: bytes, *, max_pages: int) -> list[_Directory]:
+    """Each page's header, read without decoding anything; a broken link ends the chain after an unreadable one."""
+    if len(data) < 8:
+        return [_Directory(0, None)]
+    order = _byte_order(data)
+    directories: list[_Directory] = []
+    seen: set[int] = set()
+    (offset,) = struct.unpack(order + "I", data[4:8])
+    while offset:
+        if len(directories) == max_pages:
+            raise Unreadable(f"TIFF has more than {max_pages} pages; limits.max_pages is {max_pages}")
+        # A directory met twice is a loop, which would otherwise be pages without end.
+        found = None if offset in seen else _tiff_directory(data, offset, order)
+        if found is None:
+            directories.append(_Directory(offset, None))
+            break
+        seen.add(offset)
+        size, following = found
+        directories.append(_Directory(offset, size))
+        offset = following
+    return directories
+
+
+def _tiff_directory(data: bytes, offset: int, order: str) -> tuple[tuple[int, int] | None, int] | None:
+    """One directory's (width, height) and the next one's offset; None when it lies outside the file."""
+    if offset < 8 or offset + 2 > len(data):
+        return None
+    (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+    end = offset + 2 + 12 * count
+    if end + 4 > len(data):
+        return None
+    found: dict[int, int] = {}
+    for entry in range(offset + 2, end, 12):
+        tag, kind = struct.unpack(order + "HH", data[entry : entry + 4])
+        if tag in (256, 257) and kind in (3, 4):
+            value_format = order + ("H" if kind == 3 else "I")
+            found[tag] = struct.unpack(value_format, data[entry + 8 : entry + 8 + struct.calcsize(value_format)])[0]
+    (following,) = struct.unpack(order + "I", data[end : end + 4])
+    size = (found[256], found[257]) if 256 in found and 257 in found else None
+    return size, following
+
+
+def _byte_order(data: bytes) -> str:
+    return "<" if data[:2] == b"II" else ">"
+
+
+def _tiff_pages(data: bytes, directories: list[_Directory], *, max_pixels: int) -> Iterator[Page]:
+    # One copy of the file, its header pointed at each page in turn: OpenCV reads that page as a single
+    # image, without stepping over every page before it (a cost that grows with the square of the pages).
+    pointed = bytearray(data)
+    for number, directory in enumerate(directories, 1):
+        struct.pack_into(_byte_order(data) + "I", pointed, 4, directory.offset)
+        try:
+            yield Page(number, _decode_tiff_page(pointed, directory.size, max_pixels=max_pixels))
+        except Unreadable as exc:
+            yield Page(number, error=str(exc))
+
+
+def _decode_tiff_page(pointed: bytearray, size: tuple[int, int] | None, *, max_pixels: int) -> np.ndarray:
+    """The page the header points at, decoded as `decode` decodes a single image, once its size is checked."""
+    if size is None:
+        raise Unreadable("truncated or damaged TIFF header")
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise Unreadable(f"TIFF header says {width}x{height} pixels")
+    if width * height > max_pixels:
+        raise Unreadable(f"image too large: {width}x{height} > {max_pixels / 1e6:g} Mpx")
+    try:
+        image = cv2.imdecode(np.frombuffer(pointed, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
+    if image is None or image.size == 0:
+        raise Unreadable("damaged TIFF image (cannot be decoded)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise Unreadable(f"unsupported pixel type {image.dtype}")
+    return image
