@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import cv2
 import numpy as np
-import pypdfium2 as pdfium  # type: ignore[import-untyped]
-import pypdfium2.raw as pdfium_raw  # type: ignore[import-untyped]
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_raw
 
 from watcher.intake.decode import Unreadable, decode, image_kind
 
