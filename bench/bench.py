@@ -252,9 +252,8 @@ def main() -> int:
             "rss MB": run.peak_rss_mb,
         }
         drop_gap_ms = DROP_EVERY_S * 1000
-        print(
-            f"\nbacklog of {args.files} files renamed in at once; {LATENCY_FILES} files dropped {drop_gap_ms:.0f} ms apart\n"
-        )
+        heading = f"backlog of {args.files} files renamed in at once"
+        print(f"\n{heading}; {LATENCY_FILES} files dropped {drop_gap_ms:.0f} ms apart\n")
         print(f"{'':22}{'files/s':>10}")
         print(f"{'daemon (backlog)':22}{run.files_per_s:>10.0f}")
         print(f"{'tutorial loop':22}{tutorial:>10.1f}")

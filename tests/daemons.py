@@ -34,7 +34,7 @@ class DaemonProcess:
         self, config: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None, name: str = "daemon"
     ) -> None:
         self.log_path = config.parent / f"{name}-{os.getpid()}-{id(self)}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 -- the daemon writes to it for its whole life
         self.process = subprocess.Popen(
             [sys.executable, "-m", "watcher", "run", "--config", str(config), *args],
             cwd=ROOT,

@@ -52,4 +52,4 @@ def result_rows(path: Path) -> list[dict[str, str]]:
     if not table:
         return []
     assert table[0] == list(COLUMNS)
-    return [dict(zip(COLUMNS, row)) for row in table[1:]]
+    return [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]

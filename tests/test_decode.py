@@ -22,7 +22,10 @@ def png(width: int, height: int, *, depth: np.dtype = np.uint8, channels: int = 
 def bomb_png(width: int, height: int) -> bytes:
     """A tiny PNG whose header promises a huge image."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", header)

@@ -23,7 +23,9 @@ LONG_NAME = "ü" * 125 + ".png"
 
 
 def bomb() -> bytes:
-    chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"

@@ -68,7 +68,7 @@ def test_sixteen_bit_matches_eight_bit(digit: np.ndarray) -> None:
 
 def test_rgba_with_transparent_background(digit: np.ndarray) -> None:
     coverage = 1 - page(digit)
-    bgra = np.zeros(coverage.shape + (4,), np.uint8)
+    bgra = np.zeros((*coverage.shape, 4), np.uint8)
     bgra[:, :, 0] = 120  # dark blue ink; the transparent pixels' colour must not matter
     bgra[:, :, 3] = to_uint8(coverage)
     assert similarity(normalise(bgra), normalise(to_uint8(page(digit)))) > 0.97
@@ -186,7 +186,7 @@ def test_broken_strokes_stay_together(digit: np.ndarray) -> None:
     broken = page(digit)
     broken[:, 88:92] = 1.0  # a vertical gap cutting the digit in two
     result = normalise(to_uint8(broken))
-    rows, cols = np.nonzero(result > 0.05)
+    _rows, cols = np.nonzero(result > 0.05)
     assert np.ptp(cols) + 1 >= 14  # both halves are kept, not just the larger one
 
 

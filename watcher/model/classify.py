@@ -54,7 +54,8 @@ def latest_version(model_path: Path) -> Path:
     ]
     if not complete:
         raise ModelError(
-            f"{model_path}: no complete model version (expected folders 1/, 2/, ... holding {MODEL_FILE} and {METADATA_FILE})"
+            f"{model_path}: no complete model version "
+            f"(expected folders 1/, 2/, ... holding {MODEL_FILE} and {METADATA_FILE})"
         )
     return max(complete, key=lambda entry: int(entry.name))
 

@@ -10,7 +10,7 @@ NO_DIGIT = 10  # the class after the ten digits: a part of a digit, or two, as t
 NUM_CLASSES = 11
 AUGMENTATION = (
     "redrawn every epoch: rotation ±15°, scale 0.8–1.2, shear ±0.25, shift ±2.5 px, "
-    "stroke thickness (dilate/erode 2x2, 25% each), blur (σ≤0.8, 20%), Gaussian noise (σ≤0.08, 20%)"
+    "stroke thickness (dilate/erode 2x2, 25% each), blur (sigma ≤ 0.8, 20%), Gaussian noise (sigma ≤ 0.08, 20%)"
 )
 
 

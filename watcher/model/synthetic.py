@@ -88,7 +88,7 @@ def _pen_strokes(
     big = cv2.resize(digit.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_CUBIC)
     # MNIST is blurred by its own down-sampling; a pen on paper has crisp edges.
     coverage = np.clip((big - 0.3) * 4.0, 0.0, 1.0)
-    pen_px = max(1, int(round(size / 28)))
+    pen_px = max(1, round(size / 28))
     if "thick" in effects:
         coverage = cv2.dilate(coverage, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pen_px + 1,) * 2))
     elif "thin" in effects:
@@ -148,7 +148,7 @@ def _add_specks_and_edge(page: np.ndarray, rng: np.random.Generator, *, pen: flo
 def _rgba(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Transparent background, ink in a random dark colour with the coverage as alpha (BGRA)."""
     colour = rng.uniform(0, 90, size=3)
-    bgra = np.zeros(ink.shape + (4,), np.uint8)
+    bgra = np.zeros((*ink.shape, 4), np.uint8)
     bgra[:, :, :3] = colour.astype(np.uint8)
     bgra[:, :, 3] = np.round(np.clip(ink, 0, 1) * 255).astype(np.uint8)
     return bgra

@@ -344,7 +344,7 @@ def _underlines(stats: np.ndarray, *, pieces: list[int]) -> list[int]:
     all of them together. A digit's own flat stroke (a 2's base) joins the digit; a stroke apart is short."""
     lines = []
     for label in pieces:
-        left, top, w, h = stats[label, :4].tolist()
+        _left, top, w, h = stats[label, :4].tolist()
         others = [other for other in pieces if other != label]
         if not others or h > UNDERLINE_FLATNESS * w:
             continue
@@ -398,7 +398,7 @@ def _erase_frame(strokes: np.ndarray) -> np.ndarray:
         return strokes
     sides = (across[rows[0]], across[rows[-1]], down[:, columns[0]], down[:, columns[-1]])
     spans = (columns[-1] - columns[0], columns[-1] - columns[0], rows[-1] - rows[0], rows[-1] - rows[0])
-    if any(np.ptp(np.flatnonzero(side)) < FRAME_CORNER * span for side, span in zip(sides, spans)):
+    if any(np.ptp(np.flatnonzero(side)) < FRAME_CORNER * span for side, span in zip(sides, spans, strict=True)):
         return strokes
     # Only the four sides go: a long straight bar of the digit inside the box stays.
     lines = np.zeros(strokes.shape, bool)
@@ -515,7 +515,7 @@ def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
     # A stroke of width w and length L has area w*L and about 2*L rim pixels.
     stroke = 2.0 * area / max(rim, 1)
     wanted = TARGET_STROKE * max(digit.shape)
-    grow = int(round((wanted - stroke) / 2))
+    grow = round((wanted - stroke) / 2)
     if grow < 1 or stroke >= 0.7 * wanted:
         return digit
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
