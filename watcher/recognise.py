@@ -23,7 +23,7 @@ from watcher.model.classify import Classifier, digit_shares
 from watcher.service.config import LimitsConfig
 from watcher.vision.options import choose
 from watcher.vision.segment import Candidates, candidates
-from watcher.vocabulary import Status
+from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
 
@@ -108,7 +108,7 @@ class Preparer:
         try:
             return self.pool.submit(self.task, path, name).result()
         except BrokenProcessPool:
-            log.warning("decoder_crashed", file=name)
+            log.warning(Event.DECODER_CRASHED, file=name)
             self.pool = self._start()
             return Prepared(sha256="", error="the image crashed the decoder")
 

@@ -22,9 +22,11 @@ from watchdog.events import (
 )
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver, InotifyWatchGroup
-from watchdog.observers.inotify_c import InotifyConstants
+from watchdog.observers.inotify_c import InotifyConstants, Mask
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 from watchdog.observers.polling import PollingObserver
+
+from watcher.vocabulary import Event
 
 log = structlog.get_logger()
 
@@ -172,7 +174,7 @@ class InboxEventHandler(FileSystemEventHandler):
         try:
             self._note(event)
         except Exception:
-            log.exception("event_handler_failed", watchdog_event=repr(event))
+            log.exception(Event.EVENT_HANDLER_FAILED, watchdog_event=repr(event))
 
     def _note(self, event: FileSystemEvent) -> None:
         if event.is_directory:
@@ -204,9 +206,9 @@ class InboxEmitter(InotifyFullEmitter):
     move (complete), not as a creation (maybe still being written).
     """
 
-    def get_event_mask_from_filter(self) -> int:
+    def get_event_mask_from_filter(self) -> Mask:
         constants = InotifyConstants
-        return (
+        return Mask(
             constants.IN_CREATE
             | constants.IN_MODIFY
             | constants.IN_CLOSE_WRITE

@@ -8,14 +8,16 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+
+from watcher.vocabulary import CANVAS_PX, DIGITS
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
 BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once
-DIGIT_SHAPE = (28, 28)
+DIGIT_SHAPE = (CANVAS_PX, CANVAS_PX)
 
 
 class Classifier(Protocol):
@@ -35,7 +37,8 @@ def digit_shares(probabilities: np.ndarray) -> np.ndarray:
     The chance of no digit helps the number reader choose its cuts; once a cut is chosen, it is a digit, and a
     share of its chance kept back for "no digit" would send sound digits to review.
     """
-    return probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
+    shares: np.ndarray = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
+    return shares
 
 
 class ModelError(Exception):
@@ -89,8 +92,8 @@ class LiteRTClassifier:
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         digits = np.asarray(digits, np.float32)
         if digits.ndim != 3 or digits.shape[1:] != DIGIT_SHAPE:
-            raise ValueError(f"expected digits of shape (n, 28, 28), got {digits.shape}")
-        results = [np.zeros((0, 10), np.float32)]
+            raise ValueError(f"expected digits of shape (n, {CANVAS_PX}, {CANVAS_PX}), got {digits.shape}")
+        results = [np.zeros((0, DIGITS), np.float32)]
         with self._lock:
             start = 0
             while start < len(digits):
@@ -115,7 +118,7 @@ def _chunk_size(remaining: int) -> int:
     return filled[-1] if filled[-1] > 1 else next(size for size in BATCH_SIZES if size >= remaining)
 
 
-def _interpreter(model_file: Path, *, batch_size: int):
+def _interpreter(model_file: Path, *, batch_size: int) -> Any:  # LiteRT ships no types
     """A LiteRT interpreter for model_file with its input fixed to batch_size digits."""
     with silenced_native_logs():
         from ai_edge_litert.interpreter import Interpreter

@@ -10,7 +10,7 @@ import numpy as np
 from watcher.model.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
 from watcher.model.dataset import DatasetError, load_mnist
 from watcher.vision.normalise import normalise
-from watcher.vocabulary import ExitCode
+from watcher.vocabulary import DIGITS, ExitCode
 
 BATCH = 256
 NO_INK_FOUND = -1  # the prediction recorded when normalisation finds no ink: never a true label
@@ -73,7 +73,7 @@ def _predict_normalised(classifier: Classifier, images: np.ndarray) -> np.ndarra
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """10x10 counts: rows are the true digit, columns the prediction."""
-    matrix = np.zeros((10, 10), np.int64)
+    matrix = np.zeros((DIGITS, DIGITS), np.int64)
     np.add.at(matrix, (truth.astype(np.int64), predicted.astype(np.int64)), 1)
     return matrix
 

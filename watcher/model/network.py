@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
-IMAGE_SIDE = 28
-NO_DIGIT = 10  # the class after the ten digits: a part of a digit, or two, as the number reader may cut them
-NUM_CLASSES = 11
+from watcher.vocabulary import CANVAS_PX, CLASSES
+
 AUGMENTATION = (
     "redrawn every epoch: rotation ±15°, scale 0.8–1.2, shear ±0.25, shift ±2.5 px, "
     "stroke thickness (dilate/erode 2x2, 25% each), blur (sigma ≤ 0.8, 20%), Gaussian noise (sigma ≤ 0.08, 20%)"
 )
 
 
-def import_tensorflow():
+def import_tensorflow() -> Any:  # TensorFlow ships no types
     """TensorFlow, imported without its start-up chatter on stderr."""
     from watcher.model.classify import silenced_native_logs
 
@@ -24,12 +25,12 @@ def import_tensorflow():
     return tf
 
 
-def build_model():
+def build_model() -> Any:  # a keras.Model; Keras ships no types
     """A small VGG-like CNN: about 186k parameters and 8 M multiply-adds per digit."""
     import keras
     from keras import layers
 
-    def conv(filters: int, padding: str = "same"):
+    def conv(filters: int, padding: str = "same") -> list[Any]:
         # Convolutions without bias: BatchNorm supplies the shift and makes training fast and stable.
         return [
             layers.Conv2D(filters, 3, padding=padding, use_bias=False),
@@ -39,7 +40,7 @@ def build_model():
 
     return keras.Sequential(
         [
-            keras.Input(shape=(IMAGE_SIDE, IMAGE_SIDE, 1)),
+            keras.Input(shape=(CANVAS_PX, CANVAS_PX, 1)),
             *conv(24),
             layers.MaxPooling2D(),
             *conv(48),
@@ -49,7 +50,7 @@ def build_model():
             *conv(128, "valid"),
             layers.GlobalAveragePooling2D(),
             layers.Dropout(0.3),
-            layers.Dense(NUM_CLASSES, activation="softmax"),
+            layers.Dense(CLASSES, activation="softmax"),
         ],
         name="mnist_cnn",
     )
@@ -58,7 +59,7 @@ def build_model():
 def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Randomly distorted copies of float32 (n, 28, 28) digits in [0, 1], as a pen and scanner would."""
     out = np.empty_like(images)
-    centre = IMAGE_SIDE / 2
+    centre = CANVAS_PX / 2
     for index, image in enumerate(images):
         angle = np.deg2rad(rng.uniform(-15, 15))
         scale = rng.uniform(0.8, 1.2)
@@ -68,7 +69,7 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         shift = rng.uniform(-2.5, 2.5, size=2)
         offset = np.array([centre, centre]) + shift - linear @ np.array([centre, centre])
         matrix = np.hstack([linear, offset[:, None]]).astype(np.float32)
-        warped = cv2.warpAffine(image, matrix, (IMAGE_SIDE, IMAGE_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0)
+        warped = cv2.warpAffine(image, matrix, (CANVAS_PX, CANVAS_PX), flags=cv2.INTER_LINEAR, borderValue=0.0)
         pen = rng.random()
         if pen < 0.25:
             warped = cv2.dilate(warped, np.ones((2, 2), np.uint8))
@@ -77,6 +78,6 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if rng.random() < 0.2:
             warped = cv2.GaussianBlur(warped, (3, 3), rng.uniform(0.3, 0.8))
         if rng.random() < 0.2:
-            warped = warped + rng.normal(0, rng.uniform(0.02, 0.08), warped.shape).astype(np.float32)
+            warped = warped + np.asarray(rng.normal(0, rng.uniform(0.02, 0.08), warped.shape), np.float32)
         out[index] = np.clip(warped, 0.0, 1.0)
     return out

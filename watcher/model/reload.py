@@ -15,6 +15,7 @@ import numpy as np
 import structlog
 
 from watcher.model.classify import Classifier, ModelError, latest_version, load_version
+from watcher.vocabulary import DIGITS, Event
 
 log = structlog.get_logger()
 
@@ -83,7 +84,7 @@ class ModelReloader:
         self._last_listed = candidate
         if candidate.folder.name == self._served_folder_name:
             if force:
-                log.info("model_unchanged", version=self._served.version)
+                log.info(Event.MODEL_UNCHANGED, version=self._served.version)
             return None
         # A refused version is tried again only once its files change, or when an operator asks with SIGHUP.
         if candidate == self._refused and not force:
@@ -99,7 +100,7 @@ class ModelReloader:
             fingerprint = _fingerprint(folder)
         except ModelError as error:
             if str(error) != self._listing_problem:
-                log.warning("model_refused", reason=str(error), serving=self._served.version)
+                log.warning(Event.MODEL_REFUSED, reason=str(error), serving=self._served.version)
             self._listing_problem = str(error)
             return None
         except OSError:
@@ -128,9 +129,9 @@ class ModelReloader:
         candidate, outcome = loading.candidate, loading.outcome
         if isinstance(outcome, str):
             self._refused = candidate
-            log.warning("model_refused", folder=str(candidate.folder), reason=outcome, serving=self._served.version)
+            log.warning(Event.MODEL_REFUSED, folder=str(candidate.folder), reason=outcome, serving=self._served.version)
             return None
-        log.info("model_reloaded", version=outcome.version, previous=self._served.version)
+        log.info(Event.MODEL_RELOADED, version=outcome.version, previous=self._served.version)
         self._served = outcome
         self._served_folder_name = candidate.folder.name
         self._refused = None
@@ -141,7 +142,7 @@ def known_digits_problem(classifier: Classifier) -> str | None:
     """Why the classifier may not be served, judged on a few known MNIST test digits; None when it reads them."""
     digits, labels = _known_digits()
     probabilities = np.asarray(classifier.probabilities(digits))
-    if probabilities.shape != (len(digits), 10) or not np.isfinite(probabilities).all():
+    if probabilities.shape != (len(digits), DIGITS) or not np.isfinite(probabilities).all():
         return f"answers {probabilities.shape} for {len(digits)} known digits, not 10 finite probabilities each"
     correct = int((probabilities.argmax(axis=1) == labels).sum())
     needed = math.ceil(MIN_KNOWN_CORRECT * len(labels))

@@ -121,7 +121,8 @@ def _lighting(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     ramp = (np.cos(direction) * xs / width + np.sin(direction) * ys / height) + 0.5
     strength = rng.uniform(0.2, 0.45)
     vignette = ((xs / width - 0.5) ** 2 + (ys / height - 0.5) ** 2) * rng.uniform(0.0, 0.4)
-    return np.clip(1.0 - strength * ramp - vignette, 0.3, 1.0).astype(np.float32)
+    light: np.ndarray = np.clip(1.0 - strength * ramp - vignette, 0.3, 1.0).astype(np.float32)
+    return light
 
 
 def _add_specks_and_edge(page: np.ndarray, rng: np.random.Generator, *, pen: float) -> np.ndarray:
@@ -163,7 +164,8 @@ def _coloured(page: np.ndarray, ink: np.ndarray, rng: np.random.Generator, *, pa
     if palette:
         levels = int(rng.integers(4, 9))
         bgr = np.round(bgr * (levels - 1)) / (levels - 1)
-    return np.clip(bgr, 0, 1)
+    clipped: np.ndarray = np.clip(bgr, 0, 1)
+    return clipped
 
 
 def compose_number(

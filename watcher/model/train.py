@@ -19,7 +19,7 @@ import numpy as np
 from watcher.model.classify import silenced_native_logs
 from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
-from watcher.vocabulary import CANVAS_PX, CLASSES, NO_DIGIT_CLASS, ExitCode
+from watcher.vocabulary import CANVAS_PX, CLASSES, DIGITS, NO_DIGIT_CLASS, ExitCode
 
 DEFAULT_OUT = Path("models/mnist-cnn")
 BATCH_SIZE = 128
@@ -175,7 +175,7 @@ def _numbers_through_segmentation(
         page = render_number_scan(ink, rng) if rng.random() < SCANNED_NUMBER_SHARE else ink
         found = candidates(page, mode="number")
         # With every image equally sure, the choice is the geometry's own reading, free of the model's say.
-        reading = choose(np.ones((len(found.images), 10), np.float32), found)
+        reading = choose(np.ones((len(found.images), DIGITS), np.float32), found)
         if len(reading) == len(digits):
             images.extend(found.images[reading])
             labels.extend(y_train[digits])

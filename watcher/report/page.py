@@ -11,10 +11,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from watcher.vocabulary import Status
+
 if TYPE_CHECKING:
     from watcher.report.summary import Summary, Thumbnail
 
-STATUS_COLOURS = {"ok": "#2e7d32", "low_confidence": "#e09c00", "no_digit": "#8d99a6", "error": "#c62828"}
+STATUS_COLOURS: dict[str, str] = {  # keyed by the CSV's text, which may hold statuses of other versions
+    Status.OK: "#2e7d32",
+    Status.LOW_CONFIDENCE: "#e09c00",
+    Status.NO_DIGIT: "#8d99a6",
+    Status.ERROR: "#c62828",
+}
 OTHER_COLOUR = "#6a1b9a"
 DIGIT_COLOUR = "#3f51b5"
 NUMBERS_COLOUR = "#9fa8da"
@@ -248,7 +255,7 @@ def duration(minutes: float) -> str:
 
 
 def sheet_section(summary: Summary, thumbnails: Sequence[Thumbnail]) -> str:
-    total = summary.by_status["low_confidence"] + summary.by_status["error"]
+    total = summary.by_status[Status.LOW_CONFIDENCE] + summary.by_status[Status.ERROR]
     if not thumbnails:
         return '<section id="sheet"><h2>Review and error files</h2><p class="note">None.</p></section>'
     tiles = "\n".join(tile(thumbnail) for thumbnail in thumbnails)

@@ -17,6 +17,7 @@ import numpy as np
 from watcher.intake.decode import Unreadable, decode, read_file
 from watcher.ledger.record import COLUMNS, FORMULA_STARTS
 from watcher.report.page import render
+from watcher.vocabulary import Status
 
 MAX_SHEET_ROWS = 200
 HISTOGRAM_BINS = 20
@@ -24,7 +25,7 @@ THROUGHPUT_MINUTES = 60
 THUMBNAIL_SIDE = 96
 MAX_BYTES = 50_000_000
 MAX_PIXELS = 40_000_000
-SHEET_STATUSES = ("low_confidence", "error")
+SHEET_STATUSES = (Status.LOW_CONFIDENCE, Status.ERROR)
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
 

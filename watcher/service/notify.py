@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from watcher.vocabulary import Event
+
 log = structlog.get_logger()
 
 
@@ -40,7 +42,7 @@ class Notifier:
         """A notifier for the socket and watchdog systemd describes in the environment (or a no-op one)."""
         address = environ.get("NOTIFY_SOCKET") or None
         if address is not None and not address.startswith(("/", "@")):
-            log.warning("notify_socket_unsupported", address=address)
+            log.warning(Event.NOTIFY_SOCKET_UNSUPPORTED, address=address)
             address = None
         return cls(address, watchdog_interval_s=_watchdog_interval(environ), clock=clock)
 
@@ -90,7 +92,7 @@ class Notifier:
         except OSError as error:
             # Losing a notification must never stop the work; say so once per outage, not every ping.
             if not self._failing:
-                log.warning("notify_failed", error=error.strerror or str(error), message=fields[0])
+                log.warning(Event.NOTIFY_FAILED, error=error.strerror or str(error), message=fields[0])
             self._failing = True
         else:
             self._failing = False

@@ -7,6 +7,8 @@ import functools
 import cv2
 import numpy as np
 
+from watcher.vocabulary import CANVAS_PX, DIGIT_BOX_PX
+
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
 POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long
 BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
@@ -26,7 +28,6 @@ RULED_LENGTH = 0.9  # a ruled paper line runs across at least 90 % of the page
 UNDERLINE_FLATNESS = 0.15  # a line under the digit is at most 15 % as tall as it is wide...
 UNDERLINE_WIDTH = 0.8  # ...and at least 80 % as wide as the ink above it
 SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
-BOX_SIDE, CANVAS_SIDE = 20, 28  # MNIST: the digit's longer side is 20 px inside a 28 px canvas
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
 TARGET_STROKE = 0.11  # MNIST strokes are about 11 % of the digit's longer side
 SURFACE_RIDGE = 1e-6 * np.eye(6)  # keeps the lighting fit solvable when the paper pixels leave it under-determined
@@ -76,21 +77,22 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
     """The MNIST recipe: crop to the ink, longer side to 20 px, centre of mass at the centre of 28x28."""
     cropped = _crop_to_ink(ink)
     if cropped.size == 0:  # no ink: labelling an empty image would crash OpenCV
-        return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
+        return np.zeros((CANVAS_PX, CANVAS_PX), np.float32)
     pieces = _digit_pieces(cropped)
     digit = cropped if pieces is cropped else _crop_to_ink(pieces)  # only dropped pieces can shrink the crop
     # Stroke width is judged at a fixed working size (4x the box), so its cost does not grow with the scan.
-    digit = _thicken_thin_strokes(_resize_longer_side(digit, 4 * BOX_SIDE))
-    small = _resize_longer_side(digit, BOX_SIDE)
+    digit = _thicken_thin_strokes(_resize_longer_side(digit, 4 * DIGIT_BOX_PX))
+    small = _resize_longer_side(digit, DIGIT_BOX_PX)
     moments = cv2.moments(small)
     if moments["m00"] <= 0:
-        return np.zeros((CANVAS_SIDE, CANVAS_SIDE), np.float32)
+        return np.zeros((CANVAS_PX, CANVAS_PX), np.float32)
     centre_x = moments["m10"] / moments["m00"]
     centre_y = moments["m01"] / moments["m00"]
     # Shift so the centre of mass lands on (14, 14), with sub-pixel precision like the MNIST recipe.
-    shift = np.float32([[1, 0, CANVAS_SIDE / 2 - centre_x - 0.5], [0, 1, CANVAS_SIDE / 2 - centre_y - 0.5]])
-    canvas = cv2.warpAffine(small, shift, (CANVAS_SIDE, CANVAS_SIDE), flags=cv2.INTER_LINEAR, borderValue=0.0)
-    return np.clip(canvas, 0.0, 1.0, out=canvas).astype(np.float32, copy=False)
+    shift = np.array([[1, 0, CANVAS_PX / 2 - centre_x - 0.5], [0, 1, CANVAS_PX / 2 - centre_y - 0.5]], np.float32)
+    canvas = cv2.warpAffine(small, shift, (CANVAS_PX, CANVAS_PX), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    centred: np.ndarray = np.clip(canvas, 0.0, 1.0, out=canvas).astype(np.float32, copy=False)
+    return centred
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
@@ -105,7 +107,7 @@ def _resize_longer_side(digit: np.ndarray, side: int) -> np.ndarray:
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(digit, size, interpolation=interpolation)
+    resized: np.ndarray = cv2.resize(digit, size, interpolation=interpolation)
     # Shrinking a fine pen line averages it towards grey; MNIST strokes peak at full brightness. Ink is never
     # negative and neither interpolation overshoots, so this lands in [0, 1].
     resized /= max(float(resized.max()), 1e-6)
@@ -325,8 +327,8 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     areas = stats[1:, cv2.CC_STAT_AREA]
     longer_sides = np.maximum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT])
     pieces = 1 + np.flatnonzero((longer_sides >= min_side) & (areas >= MIN_PIECE * areas.max()))
-    edges = [label for label in pieces if _is_border_line(*stats[label, :4].tolist(), height=height, width=width)]
-    edges += _underlines(stats, pieces=[label for label in pieces if label not in edges])
+    edges = [int(label) for label in pieces if _is_border_line(*stats[label, :4].tolist(), height=height, width=width)]
+    edges += _underlines(stats, pieces=[int(label) for label in pieces if label not in edges])
     keep = np.zeros(count, bool)
     keep[pieces] = True
     # A border-hugging component is only a scanner edge (and a line only an underline) when something else is left.
@@ -511,10 +513,10 @@ def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
     if area == 0:
         return digit
     inside = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    rim = area - np.count_nonzero(inside)
+    rim = int(area - np.count_nonzero(inside))
     # A stroke of width w and length L has area w*L and about 2*L rim pixels.
-    stroke = 2.0 * area / max(rim, 1)
-    wanted = TARGET_STROKE * max(digit.shape)
+    stroke = 2.0 * int(area) / max(rim, 1)
+    wanted = TARGET_STROKE * max(digit.shape[0], digit.shape[1])
     grow = round((wanted - stroke) / 2)
     if grow < 1 or stroke >= 0.7 * wanted:
         return digit
