@@ -65,6 +65,7 @@ def test_real_scans_are_read_correctly_and_placed(folder: Path) -> None:
     assert len(processed) == 41 and {"file", "status", "prediction", "confidence", "latency_ms"} <= set(processed[0])
 
 
+@pytest.mark.slow
 def test_two_daemons_share_an_inbox_and_one_header(folder: Path) -> None:
     config = write_e2e_config(folder)
     (folder / "inbox").mkdir()
@@ -113,6 +114,7 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_sighup_applies_a_new_log_section(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox = folder / "inbox"
@@ -277,6 +279,7 @@ def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
     assert (inbox / "review" / "smudge.png").exists()
 
 
+@pytest.mark.slow
 def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox, staging = folder / "inbox", folder / "staging"
@@ -302,6 +305,7 @@ def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
     assert correct >= 0.97 * 2000
 
 
+@pytest.mark.slow
 def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
     models = folder / "models" / "digits"
     shutil.copytree(SHIPPED_VERSION, models / "1")
@@ -333,6 +337,7 @@ def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
     assert rows["after.png"]["prediction"] == str(scans[1][0])
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once_and_a_restart_finishes_the_job(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox = folder / "inbox"
@@ -356,6 +361,7 @@ def test_a_second_signal_stops_at_once_and_a_restart_finishes_the_job(folder: Pa
     assert sorted(p.name for p in (inbox / "done").iterdir()) == names
 
 
+@pytest.mark.slow
 def test_metrics_are_served_on_localhost(folder: Path) -> None:
     # Port 0: the daemon binds any free port and logs where it serves, so no two tests race for one.
     config = write_e2e_config(folder, extra="metrics:\n  port: 0\n")
