@@ -1,4 +1,4 @@
-"""Helpers for tests: digit images as files, polling for results with a deadline."""
+"""Helpers for tests: digit images and MNIST scans as files, polling for results with a deadline."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from watcher.ledger.record import COLUMNS
 
 T = TypeVar("T")
 
+MNIST_SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+
 
 def digit_png(*, rows: int = 7, size: int = 56) -> bytes:
     """A light page with a dark bar-shaped 'digit' on it, as PNG bytes."""
@@ -25,6 +27,16 @@ def digit_png(*, rows: int = 7, size: int = 56) -> bytes:
     ok, data = cv2.imencode(".png", page)
     assert ok
     return data.tobytes()
+
+
+def mnist_scans(count: int) -> list[tuple[int, bytes]]:
+    """MNIST test digits from the committed sample, as dark-on-light PNG scans."""
+    sample = np.load(MNIST_SAMPLE)
+    scans = []
+    for image, label in zip(sample["x"][:count], sample["y"][:count], strict=True):
+        page = cv2.copyMakeBorder(255 - image, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
+        scans.append((int(label), cv2.imencode(".png", page)[1].tobytes()))
+    return scans
 
 
 def drop(inbox: Path, name: str, data: bytes) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from tests.daemons import DaemonProcess, write_e2e_config
 from tests.helpers import result_rows, wait_for
@@ -22,6 +23,7 @@ FILES = int(os.environ.get("DW_CRASH_FILES", "600"))
 KILLS = int(os.environ.get("DW_CRASH_KILLS", "6"))
 
 
+@pytest.mark.slow
 def test_exactly_once_across_kill_9(tmp_path: Path) -> None:
     config = write_e2e_config(tmp_path, extra="batch:\n  max_size: 16\n")
     inbox, staging = tmp_path / "inbox", tmp_path / "staging"

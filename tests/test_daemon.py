@@ -123,6 +123,7 @@ def test_the_daemon_exits_non_zero_rather_than_run_blind(config: Config, fake_cl
     assert "observer_died" in [entry["event"] for entry in logs]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["done not writable", "disk full on the CSV"])
 def test_faults_of_the_machine_are_retried_until_they_clear(
     config: Config, fake_classifier: FakeClassifier, monkeypatch: pytest.MonkeyPatch, fault: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,19 +19,8 @@ import numpy as np
 import pytest
 
 from tests.daemons import ROOT, SHIPPED_MODEL, SHIPPED_VERSION, DaemonProcess, write_e2e_config
-from tests.helpers import drop, result_rows, wait_for
-
-SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
-
-
-def mnist_scans(count: int) -> list[tuple[int, bytes]]:
-    """MNIST test digits from the committed sample, as dark-on-light PNG scans."""
-    sample = np.load(SAMPLE)
-    scans = []
-    for image, label in zip(sample["x"][:count], sample["y"][:count], strict=True):
-        page = cv2.copyMakeBorder(255 - image, 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
-        scans.append((int(label), cv2.imencode(".png", page)[1].tobytes()))
-    return scans
+from tests.helpers import MNIST_SAMPLE, drop, mnist_scans, result_rows, wait_for
+from watcher.vocabulary import Event
 
 
 @pytest.fixture
@@ -75,6 +65,7 @@ def test_real_scans_are_read_correctly_and_placed(folder: Path) -> None:
     assert len(processed) == 41 and {"file", "status", "prediction", "confidence", "latency_ms"} <= set(processed[0])
 
 
+@pytest.mark.slow
 def test_two_daemons_share_an_inbox_and_one_header(folder: Path) -> None:
     config = write_e2e_config(folder)
     (folder / "inbox").mkdir()
@@ -123,6 +114,7 @@ def test_sigterm_finishes_the_batch_in_hand_and_exits_0(folder: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_sighup_applies_a_new_log_section(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox = folder / "inbox"
@@ -259,7 +251,7 @@ def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
     )
     inbox = folder / "inbox"
     inbox.mkdir()
-    sample = np.load(SAMPLE)
+    sample = np.load(MNIST_SAMPLE)
     digits = [255 - sample["x"][index] for index in range(3)]
     number = cv2.copyMakeBorder(np.concatenate(digits, axis=1), 20, 20, 20, 20, cv2.BORDER_CONSTANT, value=255)
     (inbox / "number.png").write_bytes(cv2.imencode(".png", number)[1].tobytes())
@@ -287,6 +279,7 @@ def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
     assert (inbox / "review" / "smudge.png").exists()
 
 
+@pytest.mark.slow
 def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox, staging = folder / "inbox", folder / "staging"
@@ -312,6 +305,7 @@ def test_a_backlog_of_2000_files_renamed_in_at_once(folder: Path) -> None:
     assert correct >= 0.97 * 2000
 
 
+@pytest.mark.slow
 def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
     models = folder / "models" / "digits"
     shutil.copytree(SHIPPED_VERSION, models / "1")
@@ -343,6 +337,7 @@ def test_a_new_model_version_is_served_without_a_restart(folder: Path) -> None:
     assert rows["after.png"]["prediction"] == str(scans[1][0])
 
 
+@pytest.mark.slow
 def test_a_second_signal_stops_at_once_and_a_restart_finishes_the_job(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox = folder / "inbox"
@@ -366,20 +361,21 @@ def test_a_second_signal_stops_at_once_and_a_restart_finishes_the_job(folder: Pa
     assert sorted(p.name for p in (inbox / "done").iterdir()) == names
 
 
+@pytest.mark.slow
 def test_metrics_are_served_on_localhost(folder: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = write_e2e_config(folder, extra=f"metrics:\n  port: {port}\n")
+    # Port 0: the daemon binds any free port and logs where it serves, so no two tests race for one.
+    config = write_e2e_config(folder, extra="metrics:\n  port: 0\n")
     (folder / "inbox").mkdir()
     daemon = DaemonProcess(config)
     try:
         daemon.wait_started()
+        [url] = [e["url"] for e in daemon.events() if e.get("event") == Event.METRICS_SERVING]
+        assert isinstance(url, str) and re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*/metrics", url), url
         drop(folder / "inbox", "a.png", mnist_scans(1)[0][1])
         wait_for(lambda: result_rows(folder / "results.csv"), what="a row")
 
         def scrape() -> str:
-            page: bytes = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+            page: bytes = urllib.request.urlopen(url, timeout=5).read()
             return page.decode()
 
         text = wait_for(

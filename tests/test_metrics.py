@@ -12,17 +12,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from watcher.service.metrics import Metrics
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def served() -> Iterator[tuple[Metrics, int]]:
     metrics = Metrics()
-    port = free_port()
-    metrics.serve(port)
+    port = metrics.serve(0)  # any free port, bound at once: no other test can take it in between
+    assert port > 0
     yield metrics, port
     metrics.close()
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from watcher.vision.normalise import _erase_ruled_lines, fit_digit, ink_map, normalise
+from watcher.vision.normalise import WORK_SIDE, _erase_ruled_lines, fit_digit, ink_map, normalise
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
@@ -89,12 +88,11 @@ def test_off_centre_digit_is_centred(digit: np.ndarray) -> None:
     assert similarity(corner, middle) > 0.98
 
 
-def test_huge_canvas_is_fast_and_found(digit: np.ndarray) -> None:
+def test_huge_canvas_is_worked_on_shrunk_and_found(digit: np.ndarray) -> None:
     huge = to_uint8(page(digit, side=4000, at=(1000, 1500), height=1600))
-    started = time.perf_counter()
-    result = normalise(huge)
-    assert time.perf_counter() - started < 0.5
-    assert similarity(result, normalise(to_uint8(page(digit)))) > 0.9
+    # Its cost is measured in bench/normalise_cost.py; here, that the work happens at the working side.
+    assert max(ink_map(huge).shape) == WORK_SIDE
+    assert similarity(normalise(huge), normalise(to_uint8(page(digit)))) > 0.9
 
 
 @pytest.mark.parametrize(

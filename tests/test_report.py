@@ -337,6 +337,7 @@ def chromium(page: Path, profile: Path, *options: str) -> subprocess.CompletedPr
     return subprocess.run(command, capture_output=True, timeout=20, check=True)
 
 
+@pytest.mark.slow
 def test_browser_renders_counts_and_thumbnails(page: Path, tmp_path: Path) -> None:
     dumped = parse(chromium(page, tmp_path / "profile-dom", "--dump-dom").stdout.decode("utf-8"))
     assert dumped.iter("script") == []

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from watcher.model import train
 from watcher.model.classify import load_classifier
@@ -14,6 +15,7 @@ from watcher.model.dataset import VALIDATION_DIGITS, split_training, validation_
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
 
+@pytest.mark.slow
 def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     with np.load(SAMPLE) as data:
         x, y = data["x"], data["y"]
