@@ -27,6 +27,19 @@ def write_e2e_config(folder: Path, *, extra: str = "") -> Path:
     return path
 
 
+def run_once(config: Path) -> subprocess.CompletedProcess[str]:
+    """`digit-watcher run --once` to the end; it must exit 0."""
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
 class DaemonProcess:
     """`digit-watcher run` in the background, its JSON log lines collected in a file."""
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.daemons import ROOT, SHIPPED_MODEL, SHIPPED_VERSION, DaemonProcess, write_e2e_config
+from tests.daemons import ROOT, SHIPPED_MODEL, SHIPPED_VERSION, DaemonProcess, run_once, write_e2e_config
 from tests.helpers import MNIST_SAMPLE, drop, mnist_scans, result_rows, wait_for
 from watcher.vocabulary import Event
 
@@ -213,14 +213,7 @@ def test_run_once_processes_the_inbox_then_exits(folder: Path) -> None:
     (folder / "inbox").mkdir()
     for number, (_, data) in enumerate(mnist_scans(12)):
         (folder / "inbox" / f"{number}.png").write_bytes(data)
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_once(config)
     assert len(result_rows(folder / "results.csv")) == 12
     assert [p for p in (folder / "inbox").iterdir() if p.is_file()] == []
 
@@ -259,14 +252,7 @@ def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
     cv2.line(smudge, (10, 30), (50, 32), 0, 5)
     cv2.circle(smudge, (30, 30), 12, 0, 3)
     (inbox / "smudge.png").write_bytes(cv2.imencode(".png", smudge)[1].tobytes())
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    run_once(config)
     rows = {row["file"]: row for row in result_rows(folder / "results.csv")}
     expected = "".join(str(label) for label in sample["y"][:3])
     assert rows["number.png"]["prediction"] == expected

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.daemons import ROOT, write_e2e_config
+from tests.daemons import run_once, write_e2e_config
 from tests.helpers import result_rows
 
 SAMPLE = np.load(Path(__file__).parent / "data" / "mnist_sample.npz")
@@ -70,14 +68,7 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     (folder / "secret.txt").write_text("never read through a link")
     os.symlink(folder / "secret.txt", inbox / "link.png")
     (inbox / "folder.png").mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_once(config)
     assert "Traceback" not in result.stdout + result.stderr
     rows = result_rows(folder / "results.csv")
     by_file = {row["file"]: row for row in rows}
