@@ -300,6 +300,14 @@ def read_rows(path: Path) -> dict[str, dict[str, str]]:
 def compare(before: Path, after: Path, *, shown: int = 10) -> int:
     """Print how many rows match and the first differences; 0 when the two CSVs hold the same rows."""
     old, new = read_rows(before), read_rows(after)
+    # A column only one side has (a newer header's) is shown by its values, and the rest compared.
+    for rows, other, path in ((old, new, before), (new, old, after)):
+        only = sorted({key for row in rows.values() for key in row} - {key for row in other.values() for key in row})
+        for key in only:
+            values = sorted({row[key] for row in rows.values()})
+            print(f"column {key!r} only in {path}: values {values[:5]}")
+            for row in rows.values():
+                del row[key]
     differing = [name for name in old.keys() & new.keys() if old[name] != new[name]]
     print(
         f"{len(old.keys() & new.keys()) - len(differing)} identical rows; {len(differing)} differ, "

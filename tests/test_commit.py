@@ -75,6 +75,8 @@ def test_commit_writes_rows_then_places_files(config: Config) -> None:
             "250.0",
             "inbox/done/a-1.png",
             "",
+            "1",
+            "",
         ],
         [
             "2026-01-01T00:00:00.000Z",
@@ -88,6 +90,8 @@ def test_commit_writes_rows_then_places_files(config: Config) -> None:
             "250.0",
             "inbox/error/b.png",
             "not a PNG image",
+            "1",
+            "",
         ],
     ]
     assert not ledger.journal.exists()
@@ -166,7 +170,9 @@ def test_replay_after_the_link_but_before_the_unlink(config: Config) -> None:
     ledger = open_ledger(config)
     item = processed(ledger, config.paths.inbox, "a.png", Reading(status=Status.OK, prediction="1", confidence=0.9))
     destination = config.paths.done / "a.png"
-    data = record.encode([record.Row("t", "a.png", "ok", "1", "0.9", "", "m", "abc", "1", "inbox/done/a.png", "")])
+    data = record.encode(
+        [record.Row("t", "a.png", "ok", "1", "0.9", "", "m", "abc", "1", "inbox/done/a.png", "", "1", "")]
+    )
     with record.locked(config.paths.results) as results:
         offset = results.append(data)
     sheet = {"path": str(config.paths.results), "header": list(record.COLUMNS), "offset": offset, "rows": data.decode()}
@@ -182,14 +188,15 @@ def test_a_journal_of_the_version_before_sheets_is_replayed(config: Config) -> N
     ledger = open_ledger(config)
     item = processed(ledger, config.paths.inbox, "a.png", Reading(status=Status.OK, prediction="1", confidence=0.9))
     destination = config.paths.done / "a.png"
-    data = record.encode([record.Row("t", "a.png", "ok", "1", "0.9", "", "m", "abc", "1", "inbox/done/a.png", "")])
-    with record.locked(config.paths.results) as results:
+    # That version wrote one row per file, without the page and field columns.
+    data = record.encode([("t", "a.png", "ok", "1", "0.9", "", "m", "abc", "1", "inbox/done/a.png", "")])
+    with record.locked(config.paths.results, header=record.COLUMNS_BEFORE_PAGES) as results:
         offset = results.size
     old = {"results": str(config.paths.results), "offset": offset, "rows": data.decode()}
     ledger.journal.write_text(json.dumps({**old, "moves": [[str(item.claim.path), str(destination)]]}))
     assert ledgers.replay(ledger.journal) == 1
     assert destination.read_bytes() == b"a.png"
-    assert config.paths.results.read_bytes() == record.HEADER + data
+    assert config.paths.results.read_bytes() == record.encode([record.COLUMNS_BEFORE_PAGES]) + data
     ledger.close()
 
 

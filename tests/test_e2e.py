@@ -208,6 +208,20 @@ def test_a_missing_model_exits_78(folder: Path) -> None:
     assert "no-such-model" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_results_file_with_the_old_header_is_set_aside_once(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    (folder / "inbox").mkdir()
+    old = b"time,file,status,prediction,confidence,top3,model,sha256,latency_ms,moved_to,detail\r\n"
+    (folder / "results.csv").write_bytes(old + b"2026-01-01T00:00:00.000Z,a.png,ok,7,,,m,,,,\r\n")
+    for number, (_, data) in enumerate(mnist_scans(3)):
+        (folder / "inbox" / f"{number}.png").write_bytes(data)
+    result = run_once(config)
+    assert (folder / "results.old.csv").read_bytes().startswith(old), "the old rows are kept, whole"
+    assert len(result_rows(folder / "results.csv")) == 3, "a new file with this version's header"
+    said = [json.loads(line) for line in result.stdout.splitlines() if Event.RESULTS_SET_ASIDE in line]
+    assert [line["moved_to"] for line in said] == [str(folder / "results.old.csv")], "said once, where it went"
+
+
 def test_run_once_processes_the_inbox_then_exits(folder: Path) -> None:
     config = write_e2e_config(folder)
     (folder / "inbox").mkdir()

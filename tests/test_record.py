@@ -27,6 +27,8 @@ def a_row(**changes: str) -> Row:
                 "1.0",
                 "inbox/done/a.png",
                 "",
+                "1",
+                "",
             ],
             strict=True,
         )
@@ -48,8 +50,25 @@ def test_columns_are_in_the_spec_order() -> None:
         "latency_ms",
         "moved_to",
         "detail",
+        "page",
+        "field",
     )
-    assert record.HEADER == b"time,file,status,prediction,confidence,top3,model,sha256,latency_ms,moved_to,detail\r\n"
+    assert record.HEADER == (
+        b"time,file,status,prediction,confidence,top3,model,sha256,latency_ms,moved_to,detail,page,field\r\n"
+    )
+
+
+def test_a_file_with_another_header_is_set_aside_not_appended_to(tmp_path: Path) -> None:
+    path = tmp_path / "results.csv"
+    old = record.encode([record.COLUMNS_BEFORE_PAGES, ["t", "a.png", "ok", "7", "", "", "m", "", "", "", ""]])
+    path.write_bytes(old)
+    (tmp_path / "results.old.csv").write_bytes(b"an older one")
+    with record.locked(path) as results:
+        results.append(record.encode([a_row()]))
+    assert (tmp_path / "results.old-1.csv").read_bytes() == old, "moved aside whole, nothing overwritten"
+    assert path.read_bytes() == record.HEADER + record.encode([a_row()])
+    with record.locked(path) as results:
+        assert results.size == len(path.read_bytes()), "this version's file is appended to"
 
 
 def test_timestamp_is_utc_with_milliseconds() -> None:

@@ -96,7 +96,9 @@ def row(
     """A results row; it was moved to the folder its status implies unless `moved_to` says otherwise."""
     top3 = f"{prediction}:{confidence}" if prediction else ""
     moved_to = moved_to or f"inbox/{FOLDER_BY_STATUS[status]}/{file}"
-    return Row(time, file, status, prediction, confidence, top3, "mnist-cnn/1", "0" * 64, "12.3", moved_to, detail)
+    return Row(
+        time, file, status, prediction, confidence, top3, "mnist-cnn/1", "0" * 64, "12.3", moved_to, detail, "1", ""
+    )
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

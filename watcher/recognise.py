@@ -50,6 +50,8 @@ class Reading:
     confidence: float | None = None
     top3: tuple[tuple[tuple[int, float], ...], ...] = ()  # per digit, its three likeliest (digit, probability)
     detail: str = ""
+    page: int = 1  # 1-based, as the CSV counts pages
+    field: str = ""  # the form field's name; empty on a page without a template
 
 
 def prepare(path: Path, name: str, *, limits: LimitsConfig, mode: str) -> Prepared:

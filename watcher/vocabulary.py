@@ -50,6 +50,7 @@ class Event(StrEnum):
     CONFIG_NEEDS_RESTART = "config_needs_restart"
     CONFIG_RELOADED = "config_reloaded"
     RESULTS_REPAIRED = "results_repaired"
+    RESULTS_SET_ASIDE = "results_set_aside"
     MODEL_RELOADED = "model_reloaded"
     MODEL_UNCHANGED = "model_unchanged"
     MODEL_REFUSED = "model_refused"

@@ -202,7 +202,12 @@ def _parts(entry: dict[str, Any]) -> list[dict[str, Any]]:
         sheets: list[dict[str, Any]] = entry["sheets"]
         return sheets
     return [
-        {"path": entry["results"], "header": list(record.COLUMNS), "offset": entry["offset"], "rows": entry["rows"]}
+        {
+            "path": entry["results"],
+            "header": list(record.COLUMNS_BEFORE_PAGES),
+            "offset": entry["offset"],
+            "rows": entry["rows"],
+        }
     ]
 
 
@@ -286,4 +291,6 @@ def _results_row(
         latency_ms=f"{latency_s * 1000:.1f}",
         moved_to=moved_to,
         detail=cells.detail,
+        page=str(reading.page),
+        field=reading.field,
     )

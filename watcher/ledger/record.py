@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-from watcher.vocabulary import Status
+import structlog
+
+from watcher.ledger import place
+from watcher.vocabulary import Event, Status
+
+log = structlog.get_logger()
 
 COLUMNS = (
     "time",
@@ -26,7 +31,11 @@ COLUMNS = (
     "latency_ms",
     "moved_to",
     "detail",
+    "page",
+    "field",
 )
+COLUMNS_BEFORE_PAGES = COLUMNS[:-2]  # the header of versions that read one image per file, for their journals
+SET_ASIDE_MARK = ".old"  # results.csv with another header is moved to results.old.csv (then -1, -2, ...)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -42,6 +51,8 @@ class Row(NamedTuple):
     latency_ms: str
     moved_to: str
     detail: str
+    page: str
+    field: str
 
 
 class Readout(Protocol):
@@ -57,6 +68,10 @@ class Readout(Protocol):
     def top3(self) -> Sequence[Sequence[tuple[int, float]]]: ...
     @property
     def detail(self) -> str: ...
+    @property
+    def page(self) -> int: ...
+    @property
+    def field(self) -> str: ...
 
 
 class ReadingCells(NamedTuple):
@@ -159,14 +174,38 @@ def locked(path: Path, *, header: Sequence[str] = COLUMNS) -> Iterator[LockedRes
     """Open a CSV file for appending under an exclusive lock, writing its header if it is new.
 
     The file is opened afresh each time, so a results file renamed away (rotated) is followed
-    by a new one with its own header.
+    by a new one with its own header; one whose header is another is set aside, never appended to.
     """
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
+    wanted = encode([header])
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         results = LockedResults(fd)
-        if results.size == 0:
-            results.append(encode([header]))
+        # Another daemon may have set the file aside while this one waited for the lock: open the new one.
+        if _still_at(fd, path):
+            if results.size == 0:
+                results.append(wanted)
+                break
+            if results.read(0, len(wanted)) == wanted:
+                break
+            _set_aside(path)
+        os.close(fd)
+    try:
         yield results
     finally:
         os.close(fd)
+
+
+def _still_at(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _set_aside(path: Path) -> None:
+    """Move a CSV written with another header out of the way, saying once where it went."""
+    aside = path.parent / place.free_name(path.parent, f"{path.stem}{SET_ASIDE_MARK}{path.suffix}")
+    os.rename(path, aside)
+    place.sync_folders([path.parent])
+    log.warning(Event.RESULTS_SET_ASIDE, file=str(path), moved_to=str(aside), reason="its header is another version's")

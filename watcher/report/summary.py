@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from watcher.intake.decode import Unreadable, decode, read_file
-from watcher.ledger.record import COLUMNS, FORMULA_STARTS
+from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES, FORMULA_STARTS
 from watcher.report.page import render
 from watcher.vocabulary import Status
 
@@ -77,8 +77,9 @@ class Summary:
     sheet_rows: deque[SheetRow] = field(default_factory=lambda: deque(maxlen=MAX_SHEET_ROWS))
 
     def add(self, cells: list[str]) -> None:
+        """One row, whether of this version's header or of the one before pages (its first columns)."""
         time, file, status, prediction, confidence, _top3, _model, _sha, _latency, moved_to, detail = map(
-            unguard, cells
+            unguard, cells[: len(COLUMNS_BEFORE_PAGES)]
         )
         self.rows += 1
         self.by_status[status] += 1
@@ -163,12 +164,12 @@ def summarise(results: Path) -> Summary:
         with open(results, encoding="utf-8", errors="replace", newline="") as file:
             reader = csv.reader(file)
             header = next(reader, None)
-            if header is not None and tuple(header) != COLUMNS:
+            if header is not None and tuple(header) not in (COLUMNS, COLUMNS_BEFORE_PAGES):
                 raise ReportError(
                     f"{results}: not a results file (its first line is not the header {','.join(COLUMNS)})"
                 )
             for cells in reader:
-                if len(cells) == len(COLUMNS):
+                if header is not None and len(cells) == len(header):
                     summary.add(cells)
                 else:
                     summary.malformed_rows += 1
