@@ -14,9 +14,7 @@ from common import bench_parser, set_up
 
 from watcher.intake.decode import decode
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number
-from watcher.recognise import Prepared, read
-from watcher.vision.segment import candidates
-from watcher.vision.sheet import sheet_crops
+from watcher.recognise import Prepared, page_digits, read
 
 TARGET, BLANK_TARGET = 0.97, 0.99
 MODES = ("number", "auto")
@@ -56,7 +54,11 @@ def main() -> int:
         decode_s += time.perf_counter() - started
         for mode in MODES:
             started = time.perf_counter()
-            readings[mode].append(read([prepare(image, mode=mode)], classifier, review_below=None)[0].prediction)
+            readings[mode].append(
+                read([Prepared(sha256="", digits=page_digits(image, mode=mode))], classifier, review_below=None)[
+                    0
+                ].prediction
+            )
             read_s[mode] += time.perf_counter() - started
         sheets.append(Sheet(data=b"", truth=sheet.truth, dpi=sheet.dpi, paper=sheet.paper, layout=sheet.layout))
     passed = True
@@ -68,14 +70,6 @@ def main() -> int:
         passed &= report(sheets, readings[mode])
     print(f"targets {TARGET:.0%} whole-number, blank {BLANK_TARGET:.0%} no_digit: {'met' if passed else 'NOT met'}")
     return 0 if passed else 1
-
-
-def prepare(image: np.ndarray, *, mode: str) -> Prepared:
-    """The page's digits: the sheet's handwriting when it is a sheet, else the page as a cut-out field."""
-    crops = sheet_crops(image)
-    if crops is None:
-        return Prepared(sha256="", digits=candidates(image, mode=mode))
-    return Prepared(sha256="", digits=candidates(crops[0], mode=mode) if crops else None)
 
 
 def report(sheets: list[Sheet], readings: list[str]) -> bool:

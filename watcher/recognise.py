@@ -23,6 +23,7 @@ from watcher.model.classify import Classifier, digit_shares
 from watcher.service.config import LimitsConfig
 from watcher.vision.options import choose
 from watcher.vision.segment import Candidates, candidates
+from watcher.vision.sheet import sheet_crops
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
@@ -62,12 +63,21 @@ def prepare(path: Path, name: str, *, limits: LimitsConfig, mode: str) -> Prepar
         return Prepared(sha256="", error=str(exc))
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        digits = candidates(decode(data, name=name, max_pixels=limits.max_pixels), mode=mode)
+        digits = page_digits(decode(data, name=name, max_pixels=limits.max_pixels), mode=mode)
     except Unreadable as exc:
         return Prepared(sha256=sha256, error=str(exc))
     except Exception as exc:
         return Prepared(sha256=sha256, error=f"cannot process image: {type(exc).__name__}: {exc}".splitlines()[0])
     return Prepared(sha256=sha256, digits=digits)
+
+
+def page_digits(image: np.ndarray, *, mode: str) -> Candidates | None:
+    """A page's candidate digits: a whole sheet's handwriting, found at its own size, or a cut-out field as it is."""
+    crops = sheet_crops(image)
+    if crops is None:
+        return candidates(image, mode=mode)
+    # One written number per sheet: its largest line of writing (none on a blank sheet).
+    return candidates(crops[0], mode=mode) if crops else None
 
 
 class Preparer:
