@@ -112,7 +112,7 @@ def encode(rows: Sequence[Sequence[str]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows([guard(cell) for cell in row] for row in rows)
-    # A name that is not valid UTF-8 keeps its odd bytes visible as \\xNN escapes.
+    # A name that is not valid UTF-8 keeps its odd bytes visible, as \\udcNN escapes (Python's surrogates).
     return buffer.getvalue().encode("utf-8", errors="backslashreplace")
 
 
