@@ -87,9 +87,9 @@ def read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) ->
     for data in encoded:
         decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
         started = time.perf_counter()
-        prepared.append(Prepared(sha256="", digits=candidates(decoded, mode=mode)))
+        prepared.append(Prepared.one_page(candidates(decoded, mode=mode)))
         seconds += time.perf_counter() - started
-    return [reading.prediction for reading in read(prepared, classifier, review_below=None)], seconds
+    return [reading.prediction for (reading,) in read(prepared, classifier, review_below=None)], seconds
 
 
 if __name__ == "__main__":

@@ -54,11 +54,8 @@ def main() -> int:
         decode_s += time.perf_counter() - started
         for mode in MODES:
             started = time.perf_counter()
-            readings[mode].append(
-                read([Prepared(sha256="", digits=page_digits(image, mode=mode))], classifier, review_below=None)[
-                    0
-                ].prediction
-            )
+            ((reading,),) = read([Prepared.one_page(page_digits(image, mode=mode))], classifier, review_below=None)
+            readings[mode].append(reading.prediction)
             read_s[mode] += time.perf_counter() - started
         sheets.append(Sheet(data=b"", truth=sheet.truth, dpi=sheet.dpi, paper=sheet.paper, layout=sheet.layout))
     passed = True

@@ -56,10 +56,29 @@ def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path)
     (dead_folder,) = claim.workspaces(root, own=mine)
     with claim.dead_workspace(dead_folder) as dead:
         assert dead
-        (claimed,) = claim.claimed_files(dead_folder)
-        adopted = mine.adopt(claimed, ready_at=2.0)
+        (claim_folder,) = claim.claim_folders(dead_folder)
+        (adopted,) = mine.adopt(claim_folder, ready_at=2.0)
         claim.remove_workspace(dead_folder)
-    assert adopted is not None and adopted.name == "a.png" and adopted.path.read_bytes() == b"x"
+    assert adopted.name == "a.png" and adopted.path.read_bytes() == b"x"
     assert claim.workspaces(root, own=mine) == []
     mine.close()
     assert mine.folder.exists(), "a workspace still holding a claim is left for recovery"
+
+
+def test_a_claim_folder_is_taken_over_whole_with_what_was_kept_beside_its_files(tmp_path: Path) -> None:
+    root = tmp_path / ".digit-watcher"
+    dead_folder = root / "host-1-abc" / "3"
+    dead_folder.mkdir(parents=True)
+    (dead_folder / "a.pdf").write_bytes(b"a")
+    (dead_folder / "b.png").write_bytes(b"b")
+    (dead_folder / ".a.pdf.pages.jsonl").write_bytes(b"{}\n")
+    leftovers = root / "host-1-abc" / "4"
+    leftovers.mkdir()
+    (leftovers / ".c.pdf.pages.jsonl").write_bytes(b"{}\n")
+    mine = claim.Workspace(root, inbox=tmp_path)
+    adopted = mine.adopt(dead_folder, ready_at=1.0)
+    assert [c.name for c in adopted] == ["a.pdf", "b.png"]
+    assert (adopted[0].path.parent / ".a.pdf.pages.jsonl").read_bytes() == b"{}\n"
+    assert mine.adopt(leftovers, ready_at=1.0) == [] and not leftovers.exists()
+    assert sorted(p.name for p in mine.folder.iterdir()) == ["1", "lock"], "the leftovers' folder is not kept"
+    mine.close()

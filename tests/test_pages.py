@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -11,125 +9,14 @@ from typing import Any
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_raw
 import pytest
 
+from tests.documents import add_scan, encrypted_pdf, saved, scan, scanned_pdf, tiff, vector_pdf
 from watcher.intake.decode import Unreadable, decode
-from watcher.intake.pages import Page, pages
+from watcher.intake.pages import Page, open_pages
 
 MAX_PIXELS = 40_000_000
 LETTER = (612.0, 792.0)  # points
-
-
-def saved(document: Any) -> bytes:
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
-def add_scan(
-    document: Any, image: np.ndarray, page_size: tuple[float, float], place: tuple[float, ...] | None = None
-) -> None:
-    """A page holding one BGR image, drawn at `place` (left, bottom, width, height in points), else page-wide."""
-    left, bottom, wide_points, high_points = place or (0, 0, *page_size)
-    page = document.new_page(*page_size)
-    high, wide = image.shape[:2]
-    bitmap = pdfium.PdfBitmap.new_native(wide, high, pdfium_raw.FPDFBitmap_BGR)
-    np.frombuffer(bitmap.buffer, np.uint8).reshape(high, wide, 3)[:] = image
-    picture = pdfium.PdfImage.new(document)
-    picture.set_bitmap(bitmap)
-    picture.set_matrix(pdfium.PdfMatrix().scale(wide_points, high_points).translate(left, bottom))
-    page.insert_obj(picture)
-    page.gen_content()
-
-
-def add_vector_page(document: Any, size: tuple[float, float], box: tuple[float, float, float, float]) -> None:
-    """A page with no image: a black rectangle (left, bottom, width, height in points) drawn as a path."""
-    page = document.new_page(*size)
-    path = pdfium_raw.FPDFPageObj_CreateNewRect(*box)
-    pdfium_raw.FPDFPageObj_SetFillColor(path, 0, 0, 0, 255)
-    pdfium_raw.FPDFPath_SetDrawMode(path, pdfium_raw.FPDF_FILLMODE_ALTERNATE, False)
-    pdfium_raw.FPDFPage_InsertObject(page.raw, path)
-    page.gen_content()
-
-
-def scan(number: int, wide: int, high: int) -> np.ndarray:
-    """White paper with a black square whose height on the page tells which page it is."""
-    image = np.full((high, wide, 3), 255, np.uint8)
-    image[100 * number : 100 * number + 50, 100:150] = 0
-    return image
-
-
-def scanned_pdf(count: int, *, inches: tuple[float, float] = (4.25, 5.5), dpi: int = 200) -> bytes:
-    document = pdfium.PdfDocument.new()
-    for number in range(1, count + 1):
-        add_scan(
-            document, scan(number, round(inches[0] * dpi), round(inches[1] * dpi)), (inches[0] * 72, inches[1] * 72)
-        )
-    return saved(document)
-
-
-def vector_pdf(sizes: list[tuple[float, float]]) -> bytes:
-    document = pdfium.PdfDocument.new()
-    for size in sizes:
-        add_vector_page(document, size, (72, 72, 72, 72))
-    return saved(document)
-
-
-def encrypted_pdf(user_password: str) -> bytes:
-    """A one-page PDF under the standard security handler, revision 2 (40-bit RC4), written by hand."""
-    padding = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
-    padded = (user_password.encode() + padding)[:32]
-    file_id = hashlib.md5(b"digit-watcher").digest()
-    owner_entry = rc4(hashlib.md5((b"owner" + padding)[:32]).digest()[:5], padded)
-    permissions = -4
-    key = hashlib.md5(padded + owner_entry + struct.pack("<i", permissions) + file_id).digest()[:5]
-    user_entry = rc4(key, padding)
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
-        b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >>"
-        % (owner_entry.hex().encode(), user_entry.hex().encode(), permissions),
-    ]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    identifier = file_id.hex().encode()
-    out += b"trailer\n<< /Size %d /Root 1 0 R /Encrypt 4 0 R /ID [<%s> <%s>] >>\n" % (
-        len(objects) + 1,
-        identifier,
-        identifier,
-    )
-    out += b"startxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
-
-
-def rc4(key: bytes, data: bytes) -> bytes:
-    state = list(range(256))
-    j = 0
-    for i in range(256):
-        j = (j + state[i] + key[i % len(key)]) % 256
-        state[i], state[j] = state[j], state[i]
-    out = bytearray()
-    i = j = 0
-    for byte in data:
-        i = (i + 1) % 256
-        j = (j + state[i]) % 256
-        state[i], state[j] = state[j], state[i]
-        out.append(byte ^ state[(state[i] + state[j]) % 256])
-    return bytes(out)
-
-
-def tiff(images: list[np.ndarray]) -> bytes:
-    ok, data = cv2.imencodemulti(".tiff", images)
-    assert ok
-    return data.tobytes()
 
 
 def tiff_directories(data: bytes) -> list[int]:
@@ -151,7 +38,7 @@ def with_next_directory(data: bytes, page: int, offset: int) -> bytes:
 
 
 def read_all(data: bytes, *, name: str = "scan.pdf", max_pixels: int = MAX_PIXELS, max_pages: int = 1000) -> list[Page]:
-    return list(pages(data, name=name, max_pixels=max_pixels, max_pages=max_pages))
+    return list(open_pages(data, name=name, max_pixels=max_pixels, max_pages=max_pages).pages)
 
 
 def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, attribute: str) -> list[tuple[Any, ...]]:
@@ -196,7 +83,7 @@ def test_a_page_without_a_scan_is_rendered_at_the_pdf_dpi() -> None:
 
 
 def test_the_pdf_dpi_is_the_callers() -> None:
-    (page,) = list(pages(vector_pdf([LETTER]), name="a.pdf", max_pixels=MAX_PIXELS, max_pages=10, pdf_dpi=150))
+    (page,) = open_pages(vector_pdf([LETTER]), name="a.pdf", max_pixels=MAX_PIXELS, max_pages=10, pdf_dpi=150).pages
     assert page.image is not None and page.image.shape == (1650, 1275, 3)
 
 
@@ -213,7 +100,7 @@ def test_an_encrypted_pdf_is_unreadable_and_says_so() -> None:
     data = encrypted_pdf("secret")
     assert len(pdfium.PdfDocument(data, password="secret")) == 1  # the sample really is encrypted, not broken
     with pytest.raises(Unreadable, match=r"^PDF is encrypted \(a password is needed\)$"):
-        pages(data, name="locked.pdf", max_pixels=MAX_PIXELS, max_pages=10)
+        open_pages(data, name="locked.pdf", max_pixels=MAX_PIXELS, max_pages=10)
 
 
 def test_a_pdf_locked_only_against_editing_is_read() -> None:
@@ -225,12 +112,12 @@ def test_a_pdf_locked_only_against_editing_is_read() -> None:
 def test_a_truncated_pdf_is_unreadable(kept: float) -> None:
     data = scanned_pdf(3)
     with pytest.raises(Unreadable, match=r"^damaged or truncated PDF"):
-        pages(data[: int(len(data) * kept)], name="cut.pdf", max_pixels=MAX_PIXELS, max_pages=10)
+        open_pages(data[: int(len(data) * kept)], name="cut.pdf", max_pixels=MAX_PIXELS, max_pages=10)
 
 
 def test_a_pdf_without_pages_is_unreadable() -> None:
     with pytest.raises(Unreadable, match=r"^PDF has no pages$"):
-        pages(saved(pdfium.PdfDocument.new()), name="empty.pdf", max_pixels=MAX_PIXELS, max_pages=10)
+        open_pages(saved(pdfium.PdfDocument.new()), name="empty.pdf", max_pixels=MAX_PIXELS, max_pages=10)
 
 
 def test_a_huge_page_is_refused_before_rendering_and_its_siblings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,13 +151,13 @@ def test_a_scan_whose_resolution_makes_the_page_too_large_is_refused() -> None:
 def test_more_pages_than_the_limit_is_unreadable_with_the_count() -> None:
     data = vector_pdf([(72, 72)] * 5)
     with pytest.raises(Unreadable, match=r"^PDF has 5 pages; limits.max_pages is 4$"):
-        pages(data, name="long.pdf", max_pixels=MAX_PIXELS, max_pages=4)
+        open_pages(data, name="long.pdf", max_pixels=MAX_PIXELS, max_pages=4)
     assert len(read_all(data, max_pages=5)) == 5
 
 
 def test_pdf_pages_are_rendered_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     renders = counting(monkeypatch, pdfium.PdfPage, "render")
-    reading = pages(scanned_pdf(3), name="a.pdf", max_pixels=MAX_PIXELS, max_pages=10)
+    reading = open_pages(scanned_pdf(3), name="a.pdf", max_pixels=MAX_PIXELS, max_pages=10).pages
     assert renders == []
     assert next(reading).number == 1 and len(renders) == 1
     assert next(reading).number == 2 and len(renders) == 2
@@ -305,7 +192,9 @@ def test_a_tiff_page_too_large_is_refused_from_its_header_and_its_siblings_are_r
 
 def test_tiff_pages_are_decoded_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     decodes = counting(monkeypatch, cv2, "imdecode")
-    reading = pages(tiff([np.zeros((20, 20), np.uint8)] * 3), name="a.tif", max_pixels=MAX_PIXELS, max_pages=10)
+    reading = open_pages(
+        tiff([np.zeros((20, 20), np.uint8)] * 3), name="a.tif", max_pixels=MAX_PIXELS, max_pages=10
+    ).pages
     assert decodes == []
     assert next(reading).number == 1 and len(decodes) == 1
     assert next(reading).number == 2 and len(decodes) == 2
@@ -325,7 +214,7 @@ def test_tiff_pages_that_loop_end_in_a_page_error() -> None:
 def test_more_tiff_pages_than_the_limit_is_unreadable() -> None:
     data = tiff([np.zeros((20, 20), np.uint8)] * 3)
     with pytest.raises(Unreadable, match=r"^TIFF has more than 2 pages; limits.max_pages is 2$"):
-        pages(data, name="a.tif", max_pixels=MAX_PIXELS, max_pages=2)
+        open_pages(data, name="a.tif", max_pixels=MAX_PIXELS, max_pages=2)
 
 
 def test_a_single_page_tiff_is_one_page() -> None:
@@ -352,4 +241,17 @@ def test_the_bytes_decide_not_the_name() -> None:
 )
 def test_a_file_that_is_not_what_it_says_is_unreadable(data: bytes, name: str, reason: str) -> None:
     with pytest.raises(Unreadable, match=f"^{reason}$"):
-        pages(data, name=name, max_pixels=MAX_PIXELS, max_pages=10)
+        open_pages(data, name=name, max_pixels=MAX_PIXELS, max_pages=10)
+
+
+def test_a_file_opened_at_a_later_page_says_its_count_and_reads_from_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    renders = counting(monkeypatch, pdfium.PdfPage, "render")
+    opened = open_pages(scanned_pdf(3), name="a.pdf", max_pixels=MAX_PIXELS, max_pages=10, first=3)
+    assert opened.page_count == 3
+    assert [page.number for page in opened.pages] == [3] and len(renders) == 1
+    stack = open_pages(
+        tiff([np.zeros((20, 20), np.uint8)] * 3), name="a.tif", max_pixels=MAX_PIXELS, max_pages=10, first=2
+    )
+    assert stack.page_count == 3 and [page.number for page in stack.pages] == [2, 3]
+    single = open_pages(tiff([np.zeros((20, 20), np.uint8)]), name="a.tif", max_pixels=MAX_PIXELS, max_pages=10)
+    assert single.page_count == 1 and [page.number for page in single.pages] == [1]

@@ -1,25 +1,27 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import FakeClassifier
-from watcher.recognise import Prepared, Preparer, read
+from watcher.recognise import Prepared, PreparedPage, Preparer, prepare, read
+from watcher.service.config import LimitsConfig
 from watcher.vision.options import Option, choose
 from watcher.vision.segment import Candidates
 
 
-def crash_on_a_bomb(path: Path, name: str) -> Prepared:
+def crash_on_a_bomb(path: Path, name: str, first_page: int) -> Prepared:
     """A task standing in for a decoder that dies on one file."""
     if name == "bomb.png":
         os._exit(11)
-    return Prepared(sha256=name, digits=Candidates.row(np.zeros((1, 28, 28), np.float32)))
+    return Prepared.one_page(Candidates.row(np.zeros((1, 28, 28), np.float32)), sha256=name)
 
 
-def report_opencv_threads(path: Path, name: str) -> Prepared:
+def report_opencv_threads(path: Path, name: str, first_page: int) -> Prepared:
     """A task that tells how many threads OpenCV may use in the worker running it."""
     import cv2
 
@@ -29,7 +31,7 @@ def report_opencv_threads(path: Path, name: str) -> Prepared:
 def test_workers_run_opencv_on_one_thread_each(tmp_path: Path) -> None:
     preparer = Preparer(report_opencv_threads, workers=2)
     try:
-        assert [p.error for p in preparer.submit([tmp_path / "a.png"] * 4, ["a.png"] * 4)()] == ["1"] * 4
+        assert [p.error for p in preparer.submit([(tmp_path / "a.png", "a.png", 1)] * 4)()] == ["1"] * 4
     finally:
         preparer.close()
 
@@ -38,10 +40,10 @@ def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: 
     preparer = Preparer(crash_on_a_bomb, workers=2)
     try:
         names = ["a.png", "bomb.png", "b.png"]
-        prepared = preparer.submit([tmp_path / n for n in names], names)()
+        prepared = preparer.submit([(tmp_path / n, n, 1) for n in names])()
         assert [p.error for p in prepared] == ["", "the image crashed the decoder", ""]
         assert [p.sha256 for p in prepared] == ["a.png", "", "b.png"]
-        again = preparer.submit([tmp_path / "c.png"], ["c.png"])()
+        again = preparer.submit([(tmp_path / "c.png", "c.png", 1)])()
         assert again[0].sha256 == "c.png", "the pool is whole again"
     finally:
         preparer.close()
@@ -53,14 +55,24 @@ def test_a_batch_is_one_model_call_and_numbers_read_left_to_right() -> None:
     one[10, :] = 1
     three[10:13, :] = 1
     prepared = [
-        Prepared(sha256="a", digits=Candidates.row(np.stack([one]))),
+        Prepared.one_page(Candidates.row(np.stack([one]))),
         Prepared(sha256="b", error="empty file"),
-        Prepared(sha256="c", digits=Candidates.row(np.zeros((0, 28, 28), np.float32))),
-        Prepared(sha256="d", digits=Candidates.row(np.stack([three, one]))),
+        Prepared.one_page(Candidates.row(np.zeros((0, 28, 28), np.float32))),
+        Prepared(
+            sha256="d",
+            pages=(PreparedPage(1, Candidates.row(np.stack([three, one]))), PreparedPage(2, error="damaged PDF page")),
+            page_count=2,
+        ),
     ]
-    readings = read(prepared, classifier, review_below=0.85)
+    readings = [reading for file_readings in read(prepared, classifier, review_below=0.85) for reading in file_readings]
     assert classifier.calls == [3]
-    assert [r.status for r in readings] == ["ok", "error", "no_digit", "low_confidence"]
+    assert [(r.status, r.page) for r in readings] == [
+        ("ok", 1),
+        ("error", 1),
+        ("no_digit", 1),
+        ("low_confidence", 1),
+        ("error", 2),
+    ]
     assert readings[0].prediction == "1" and readings[0].confidence == pytest.approx(0.9)
     assert readings[1].detail == "empty file"
     assert readings[3].prediction == "31" and readings[3].confidence == pytest.approx(0.81)
@@ -92,10 +104,10 @@ def test_a_batch_of_candidates_is_one_model_call() -> None:
     one[10, :] = 1
     options = (Option(0, 1, (0,), 0.0), Option(0, 1, (1, 2), -0.7))
     found = Candidates(images=np.stack([one, one, one]), options=options, pieces=1)
-    prepared = [Prepared(sha256="a", digits=found), Prepared(sha256="b", digits=Candidates.row(np.stack([one])))]
+    prepared = [Prepared.one_page(found), Prepared.one_page(Candidates.row(np.stack([one])))]
     readings = read(prepared, classifier, review_below=None)
     assert classifier.calls == [4]
-    assert [r.prediction for r in readings] == ["1", "1"]
+    assert [[r.prediction for r in file_readings] for file_readings in readings] == [["1"], ["1"]]
 
 
 def test_a_part_of_a_digit_loses_while_a_chosen_digit_is_reported_among_the_ten() -> None:
@@ -117,6 +129,29 @@ def test_a_part_of_a_digit_loses_while_a_chosen_digit_is_reported_among_the_ten(
         def probabilities(self, digits: np.ndarray) -> np.ndarray:
             return probabilities[: len(digits)]
 
-    reading = read([Prepared(sha256="a", digits=found)], Unsure(), review_below=0.7)[0]
+    ((reading,),) = read([Prepared.one_page(found)], Unsure(), review_below=0.7)
     assert (reading.prediction, reading.status) == ("8", "ok") and reading.confidence == pytest.approx(0.75)
     assert [digit for digit, _ in reading.top3[0][:2]] == [8, 3] and reading.top3[0][1][1] == pytest.approx(0.25)
+
+
+def test_a_page_that_takes_too_long_is_an_error_and_the_next_run_of_pages_starts_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.documents import scanned_pdf
+    from watcher import recognise
+
+    def slow_on_page_two(image: np.ndarray, *, mode: str) -> None:
+        if image[200:250, 100:150].mean() < 128:  # the black square of page 2 (see tests.documents.scan)
+            time.sleep(5)
+
+    monkeypatch.setattr(recognise, "page_digits", slow_on_page_two)
+    path = tmp_path / "three.pdf"
+    path.write_bytes(scanned_pdf(3))
+    limits = LimitsConfig(page_timeout_s=0.5)
+    prepared = prepare(path, path.name, limits=limits, mode="auto", pdf_dpi=300, pictures=False)
+    assert [(page.number, page.error) for page in prepared.pages] == [
+        (1, ""),
+        (2, "page took longer than 0.5 s to read (limits.page_timeout_s)"),
+    ]
+    rest = prepare(path, path.name, 3, limits=limits, mode="auto", pdf_dpi=300, pictures=False)
+    assert [(page.number, page.error) for page in rest.pages] == [(3, "")] and rest.page_count == 3

@@ -59,8 +59,8 @@ def geometry_reading(page: np.ndarray, *, mode: str) -> np.ndarray:
 def read_number(page: np.ndarray, classifier: Classifier, *, mode: str) -> str:
     """The page read as the daemon reads it, after a PNG round trip."""
     decoded = cv2.imdecode(cv2.imencode(".png", page)[1], cv2.IMREAD_UNCHANGED)
-    prepared = Prepared(sha256="", digits=candidates(decoded, mode=mode))
-    return read([prepared], classifier, review_below=None)[0].prediction
+    ((reading,),) = read([Prepared.one_page(candidates(decoded, mode=mode))], classifier, review_below=None)
+    return reading.prediction
 
 
 def same_digit(first: np.ndarray, second: np.ndarray) -> bool:
@@ -169,7 +169,8 @@ class UnsureOf:
 
 
 def read_with(page: np.ndarray, classifier: UnsureOf, *, mode: str) -> str:
-    return read([Prepared(sha256="", digits=candidates(page, mode=mode))], classifier, review_below=None)[0].prediction
+    ((reading,),) = read([Prepared.one_page(candidates(page, mode=mode))], classifier, review_below=None)
+    return reading.prediction
 
 
 def test_auto_reads_a_lone_digit_as_one_when_the_model_is_as_sure_of_it(sample: tuple[np.ndarray, np.ndarray]) -> None:

@@ -20,6 +20,8 @@ from watcher.service.config import ConfigError
 from watcher.vocabulary import Event, ExitCode
 
 if TYPE_CHECKING:
+    from watcher.model.classify import Classifier
+    from watcher.recognise import Reading
     from watcher.service.daemon import Daemon
 
 DEFAULT_MODEL = Path("models/mnist-cnn")
@@ -174,22 +176,44 @@ def _predict(args: argparse.Namespace) -> int:
     model_path = args.model or model_path
     from watcher.ledger.record import reading_cells
     from watcher.model.classify import load_classifier
-    from watcher.recognise import prepare, read
-    from watcher.service.config import LimitsConfig
 
     classifier = load_classifier(model_path)
-    files = [path.resolve() if path.is_symlink() else path for path in args.files]
-    prepared = [prepare(path, path.name, limits=LimitsConfig(), mode=mode) for path in files]
-    for given, reading in zip(args.files, read(prepared, classifier, review_below=None), strict=True):
-        cells = reading_cells(reading)
-        if args.json:
-            line = {"file": os.fspath(given), "model": classifier.version, **cells._asdict()}
-            print(json.dumps(line, ensure_ascii=False))
-        else:
-            confidence = f" ({cells.confidence})" if cells.confidence else ""
-            detail = f" - {cells.detail}" if cells.detail else ""
-            print(f"{given}: {cells.prediction or cells.status}{confidence}{detail}")
+    for given in args.files:
+        path = given.resolve() if given.is_symlink() else given
+        for page_count, reading in _read_in_place(path, classifier, mode=mode):
+            cells = reading_cells(reading)
+            if args.json:
+                line = {"file": os.fspath(given), "page": reading.page, "model": classifier.version, **cells._asdict()}
+                print(json.dumps(line, ensure_ascii=False))
+            else:
+                page = f" page {reading.page}" if page_count > 1 else ""
+                confidence = f" ({cells.confidence})" if cells.confidence else ""
+                detail = f" - {cells.detail}" if cells.detail else ""
+                print(f"{given}{page}: {cells.prediction or cells.status}{confidence}{detail}")
     return 0
+
+
+def _read_in_place(path: Path, classifier: Classifier, *, mode: str) -> Iterator[tuple[int, Reading]]:
+    """Every page of one file, read as the daemon reads it: (the file's page count, a page's reading)."""
+    from watcher.recognise import prepare, read
+    from watcher.service.config import LimitsConfig, RecognitionConfig
+
+    first_page = 1
+    while True:
+        prepared = prepare(
+            path,
+            path.name,
+            first_page,
+            limits=LimitsConfig(),
+            mode=mode,
+            pdf_dpi=RecognitionConfig().pdf_dpi,
+            pictures=False,
+        )
+        (readings,) = read([prepared], classifier, review_below=None)
+        yield from ((prepared.page_count, reading) for reading in readings)
+        if prepared.error or not prepared.pages or prepared.pages[-1].number >= prepared.page_count:
+            return
+        first_page = prepared.pages[-1].number + 1
 
 
 def _configured_model(given_config: Path | None) -> tuple[Path, str]:

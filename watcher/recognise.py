@@ -1,4 +1,4 @@
-"""From a file to a reading: read, decode, find the digits, then classify a whole batch in one call."""
+"""From a file to readings: read, open its pages, find the digits, then classify a whole batch in one call."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import ctypes
 import hashlib
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -18,7 +20,8 @@ import cv2
 import numpy as np
 import structlog
 
-from watcher.intake.decode import Unreadable, decode, read_file
+from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
 from watcher.service.config import LimitsConfig
 from watcher.vision.options import choose
@@ -29,22 +32,39 @@ from watcher.vocabulary import Event, Status
 log = structlog.get_logger()
 
 PR_SET_PDEATHSIG = 1
+PAGES_PER_TASK = 8  # pages a worker reads of a file before they are kept and the next run of pages begins
+REVIEW_PICTURE_SIDE = 2000  # px: an A4 page's picture for review/ at about 170 dpi
 
 
-class Prepared(NamedTuple):
-    """A file made ready for the model: its candidate digits (none for a blank page), or why there are none.
+class PreparedPage(NamedTuple):
+    """A page made ready for the model: its candidate digits (none when blank), or why there are none.
 
     A named tuple, like `Candidates`, for the trip back from the worker processes.
     """
 
-    sha256: str
+    number: int
     digits: Candidates | None = None
     error: str = ""
+    picture: bytes = b""  # the page as a PNG for review/, when it is one page of several
+
+
+class Prepared(NamedTuple):
+    """A run of a file's pages made ready for the model, or why the file cannot be read at all."""
+
+    sha256: str
+    pages: tuple[PreparedPage, ...] = ()
+    error: str = ""
+    page_count: int = 1
+
+    @classmethod
+    def one_page(cls, digits: Candidates | None, *, sha256: str = "") -> Prepared:
+        """A single image made ready, as benches and tests prepare a decoded picture."""
+        return cls(sha256=sha256, pages=(PreparedPage(1, digits),))
 
 
 @dataclass(frozen=True)
 class Reading:
-    """What the model read in one file, in numbers; the ledger formats it once, for the CSV and `predict`."""
+    """What the model read in one page, in numbers; the ledger formats it once, for the CSV and `predict`."""
 
     status: Status
     prediction: str = ""
@@ -55,20 +75,44 @@ class Reading:
     field: str = ""  # the form field's name; empty on a page without a template
 
 
-def prepare(path: Path, name: str, *, limits: LimitsConfig, mode: str) -> Prepared:
-    """Read one file and find its digits; any failure becomes a one-line reason, never an exception."""
+class PageTimeout(BaseException):
+    """A page took longer than limits.page_timeout_s: an interruption, like Ctrl-C, that no `except Exception`
+    on the way (a page's own failure) may take for the page's error."""
+
+
+def prepare(
+    path: Path, name: str, first_page: int = 1, *, limits: LimitsConfig, mode: str, pdf_dpi: int, pictures: bool
+) -> Prepared:
+    """Read up to PAGES_PER_TASK pages of one file from `first_page` on, and find their digits.
+
+    Any failure becomes a one-line reason, never an exception: the file's when it cannot be opened at
+    all, else the page's. With `pictures`, each page of a file of several pages comes with its picture.
+    """
     try:
         data = read_file(path, max_bytes=limits.max_bytes)
     except Unreadable as exc:
         return Prepared(sha256="", error=str(exc))
     sha256 = hashlib.sha256(data).hexdigest()
     try:
-        digits = page_digits(decode(data, name=name, max_pixels=limits.max_pixels), mode=mode)
+        opened = open_pages(
+            data, name=name, max_pixels=limits.max_pixels, max_pages=limits.max_pages, pdf_dpi=pdf_dpi, first=first_page
+        )
     except Unreadable as exc:
         return Prepared(sha256=sha256, error=str(exc))
     except Exception as exc:
-        return Prepared(sha256=sha256, error=f"cannot process image: {type(exc).__name__}: {exc}".splitlines()[0])
-    return Prepared(sha256=sha256, digits=digits)
+        return Prepared(sha256=sha256, error=_failure(exc))
+    pages: list[PreparedPage] = []
+    for number in range(first_page, min(opened.page_count, first_page + PAGES_PER_TASK - 1) + 1):
+        try:
+            with _time_limit(limits.page_timeout_s):
+                page = next(opened.pages)
+                pages.append(_prepare_page(page, mode=mode, picture=pictures and opened.page_count > 1))
+        except PageTimeout:
+            took = f"page took longer than {limits.page_timeout_s:g} s to read (limits.page_timeout_s)"
+            pages.append(PreparedPage(number, error=took))
+            # The page reader was stopped in the middle: the next run of pages opens the file afresh.
+            break
+    return Prepared(sha256=sha256, pages=tuple(pages), page_count=opened.page_count)
 
 
 def page_digits(image: np.ndarray, *, mode: str) -> Candidates | None:
@@ -80,23 +124,72 @@ def page_digits(image: np.ndarray, *, mode: str) -> Candidates | None:
     return candidates(crops[0], mode=mode) if crops else None
 
 
+def review_picture(image: np.ndarray) -> bytes:
+    """A page as a person checks it in review/: 8-bit, its longer side at most REVIEW_PICTURE_SIDE, as PNG."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    longer = max(image.shape[:2])
+    if longer > REVIEW_PICTURE_SIDE:
+        scale = REVIEW_PICTURE_SIDE / longer
+        image = cv2.resize(np.ascontiguousarray(image), None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    encoded: np.ndarray = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 3])[1]
+    return encoded.tobytes()
+
+
+def _prepare_page(page: Page, *, mode: str, picture: bool) -> PreparedPage:
+    if page.image is None:
+        return PreparedPage(page.number, error=page.error)
+    try:
+        digits = page_digits(page.image, mode=mode)
+    except Exception as exc:
+        return PreparedPage(page.number, error=_failure(exc))
+    return PreparedPage(page.number, digits, picture=review_picture(page.image) if picture else b"")
+
+
+def _failure(exc: Exception) -> str:
+    return f"cannot process image: {type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise PageTimeout in the block after `seconds`: on the main thread (the workers'), else no limit.
+
+    A signal is seen between Python steps, so one long call into a C library finishes before it stops.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise PageTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class Preparer:
     """Runs a `prepare` task in worker processes: every core decodes, and a file that crashes the
     image decoder takes down a worker, never the daemon.
     """
 
-    def __init__(self, task: Callable[[Path, str], Prepared], *, workers: int | None = None) -> None:
+    def __init__(self, task: Callable[[Path, str, int], Prepared], *, workers: int | None = None) -> None:
         self.task = task
         self.workers = workers or os.cpu_count() or 1
         self.pool = self._start()
         # Start the workers now, not on the first file: spawning them and their imports take a second.
-        self.submit([Path(os.devnull)] * self.workers, ["warm-up.png"] * self.workers)()
+        self.submit([(Path(os.devnull), "warm-up.png", 1)] * self.workers)()
 
-    def submit(self, paths: Sequence[Path], names: Sequence[str]) -> Callable[[], list[Prepared]]:
-        """Start reading the files in the workers; the call returned waits for the results."""
-        chunk = max(1, -(-len(paths) // self.workers))
+    def submit(self, files: Sequence[tuple[Path, str, int]]) -> Callable[[], list[Prepared]]:
+        """Start reading each (path, name, first page) in the workers; the call returned waits for the results."""
+        chunk = max(1, -(-len(files) // self.workers))
+        paths, names, first_pages = zip(*files, strict=True)
         try:
-            results: Iterator[Prepared] | None = self.pool.map(self.task, paths, names, chunksize=chunk)
+            results: Iterator[Prepared] | None = self.pool.map(self.task, paths, names, first_pages, chunksize=chunk)
         except BrokenProcessPool:
             results = None
 
@@ -107,20 +200,20 @@ class Preparer:
             except BrokenProcessPool:
                 pass
             # One of these files killed a worker: find it by trying each alone in a fresh pool.
-            return [self._prepare_alone(path, name) for path, name in zip(paths, names, strict=True)]
+            return [self._prepare_alone(*file) for file in files]
 
         return wait
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _prepare_alone(self, path: Path, name: str) -> Prepared:
+    def _prepare_alone(self, path: Path, name: str, first_page: int) -> Prepared:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._start()
         try:
-            return self.pool.submit(self.task, path, name).result()
+            return self.pool.submit(self.task, path, name, first_page).result()
         except BrokenProcessPool:
-            log.warning(Event.DECODER_CRASHED, file=name)
+            log.warning(Event.DECODER_CRASHED, file=name, page=first_page)
             self.pool = self._start()
             return Prepared(sha256="", error="the image crashed the decoder")
 
@@ -145,26 +238,36 @@ def _serve_daemon(daemon_pid: int) -> None:
     cv2.setNumThreads(1)
 
 
-def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: float | None) -> list[Reading]:
-    """Classify every candidate digit of the batch in one model call and turn the best choices into readings."""
-    stacks = [p.digits.images for p in prepared if p.digits is not None and len(p.digits.images)]
+def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: float | None) -> list[list[Reading]]:
+    """Classify every candidate digit of the batch in one model call; per file, a reading per page read."""
+    pages = [page for item in prepared for page in item.pages]
+    stacks = [p.digits.images for p in pages if p.digits is not None and len(p.digits.images)]
     probabilities = classifier.probabilities(np.concatenate(stacks)) if stacks else np.zeros((0, 10), np.float32)
-    readings, start = [], 0
+    readings: list[list[Reading]] = []
+    start = 0
     for item in prepared:
         if item.error:
-            readings.append(Reading(status=Status.ERROR, detail=item.error))
-        elif item.digits is None or not len(item.digits.images):
-            readings.append(Reading(status=Status.NO_DIGIT))
-        else:
-            own = probabilities[start : start + len(item.digits.images)]
-            readings.append(_reading(own[choose(own, item.digits)], review_below=review_below))
-            start += len(item.digits.images)
+            readings.append([Reading(status=Status.ERROR, detail=item.error)])
+            continue
+        file_readings = []
+        for page in item.pages:
+            if page.error:
+                file_readings.append(Reading(status=Status.ERROR, detail=page.error, page=page.number))
+            elif page.digits is None or not len(page.digits.images):
+                file_readings.append(Reading(status=Status.NO_DIGIT, page=page.number))
+            else:
+                own = probabilities[start : start + len(page.digits.images)]
+                file_readings.append(
+                    _reading(own[choose(own, page.digits)], review_below=review_below, page=page.number)
+                )
+                start += len(page.digits.images)
+        readings.append(file_readings)
     return readings
 
 
-def _reading(probabilities: np.ndarray, *, review_below: float | None) -> Reading:
+def _reading(probabilities: np.ndarray, *, review_below: float | None, page: int) -> Reading:
     if not len(probabilities):
-        return Reading(status=Status.NO_DIGIT)
+        return Reading(status=Status.NO_DIGIT, page=page)
     probabilities = digit_shares(probabilities)
     best = probabilities.argmax(axis=1)
     confidence = float(np.prod(probabilities.max(axis=1)))
@@ -176,4 +279,5 @@ def _reading(probabilities: np.ndarray, *, review_below: float | None) -> Readin
         prediction="".join(map(str, best)),
         confidence=confidence,
         top3=top3,
+        page=page,
     )

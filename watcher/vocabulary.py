@@ -39,6 +39,7 @@ class Event(StrEnum):
 
     STARTED = "started"
     FILE_PROCESSED = "file_processed"
+    PAGES_KEPT = "pages_kept"
     STOPPING = "stopping"
     RECOVERED = "recovered"
     RESCAN_FOUND = "rescan_found"

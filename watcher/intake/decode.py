@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from watcher.service.config import IMAGE_KINDS
+from watcher.service.config import FILE_KINDS
 
 
 class Unreadable(Exception):
@@ -46,7 +46,7 @@ def decode(data: bytes, *, name: str, max_pixels: int) -> np.ndarray:
         raise Unreadable("empty file")
     kind = image_kind(data)
     if kind is None:
-        named = IMAGE_KINDS.get(os.path.splitext(name)[1].lower())
+        named = FILE_KINDS.get(os.path.splitext(name)[1].lower())
         raise Unreadable(f"not a {named} image" if named else "not an image (PNG, JPEG, TIFF or BMP)")
     size = header_size(data, kind)
     if size is None:

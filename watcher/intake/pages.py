@@ -44,23 +44,33 @@ class Page:
     error: str = ""
 
 
-def pages(data: bytes, *, name: str, max_pixels: int, max_pages: int, pdf_dpi: int = 300) -> Iterator[Page]:
-    """The file's pages, each read only when asked for and never kept.
+class PagedFile(NamedTuple):
+    """A file opened for its pages: how many it has, and its pages from the first asked for."""
+
+    page_count: int
+    pages: Iterator[Page]
+
+
+def open_pages(
+    data: bytes, *, name: str, max_pixels: int, max_pages: int, pdf_dpi: int = 300, first: int = 1
+) -> PagedFile:
+    """The file's pages from page `first` on, each read only when asked for and never kept.
 
     A file that cannot be opened at all raises Unreadable here, before any page; a page that cannot be
     read is a Page with an `error`, and the pages after it are still read. The bytes say what the file
     is, whatever its name says.
     """
     if data.startswith(PDF_MAGIC):
-        return _pdf_pages(_open_pdf(data, max_pages=max_pages), max_pixels=max_pixels, dpi=pdf_dpi)
+        document = _open_pdf(data, max_pages=max_pages)
+        return PagedFile(len(document), _pdf_pages(document, max_pixels=max_pixels, dpi=pdf_dpi, first=first))
     kind = image_kind(data)
     if kind == "TIFF":
         directories = _tiff_directories(data, max_pages=max_pages)
         if len(directories) > 1:
-            return _tiff_pages(data, directories, max_pixels=max_pixels)
+            return PagedFile(len(directories), _tiff_pages(data, directories, max_pixels=max_pixels, first=first))
     if data and kind is None and os.path.splitext(name)[1].lower() == ".pdf":
         raise Unreadable("not a PDF document")
-    return iter([Page(1, decode(data, name=name, max_pixels=max_pixels))])
+    return PagedFile(1, iter([Page(1, decode(data, name=name, max_pixels=max_pixels))] if first == 1 else []))
 
 
 def _open_pdf(data: bytes, *, max_pages: int) -> pdfium.PdfDocument:
@@ -85,9 +95,9 @@ def _pdf_open_error(data: bytes) -> str:
     return _PDF_OPEN_ERRORS.get(pdfium_raw.FPDF_GetLastError(), "damaged PDF (it cannot be opened)")
 
 
-def _pdf_pages(document: pdfium.PdfDocument, *, max_pixels: int, dpi: int) -> Iterator[Page]:
+def _pdf_pages(document: pdfium.PdfDocument, *, max_pixels: int, dpi: int, first: int) -> Iterator[Page]:
     try:
-        for index in range(len(document)):
+        for index in range(first - 1, len(document)):
             try:
                 yield Page(index + 1, _render(document, index, max_pixels=max_pixels, dpi=dpi))
             except Unreadable as exc:
@@ -219,11 +229,11 @@ def _byte_order(data: bytes) -> str:
     return "<" if data[:2] == b"II" else ">"
 
 
-def _tiff_pages(data: bytes, directories: list[_Directory], *, max_pixels: int) -> Iterator[Page]:
+def _tiff_pages(data: bytes, directories: list[_Directory], *, max_pixels: int, first: int) -> Iterator[Page]:
     # One copy of the file, its header pointed at each page in turn: OpenCV reads that page as a single
     # image, without stepping over every page before it (a cost that grows with the square of the pages).
     pointed = bytearray(data)
-    for number, directory in enumerate(directories, 1):
+    for number, directory in enumerate(directories[first - 1 :], first):
         struct.pack_into(_byte_order(data) + "I", pointed, 4, directory.offset)
         try:
             yield Page(number, _decode_tiff_page(pointed, directory.size, max_pixels=max_pixels))

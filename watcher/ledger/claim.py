@@ -53,9 +53,18 @@ class Workspace:
         """Take `name` from the inbox; None when it is gone (another daemon took it, or it was deleted)."""
         return self._take(self.inbox / name, name=name, ready_at=ready_at)
 
-    def adopt(self, path: Path, *, ready_at: float) -> Claim | None:
-        """Take over a file claimed by a dead daemon."""
-        return self._take(path, name=path.name, ready_at=ready_at)
+    def adopt(self, folder: Path, *, ready_at: float) -> list[Claim]:
+        """Take over a dead daemon's claim folder whole, in one rename: its files and what was kept beside them."""
+        own = self.folder / str(next(self._numbers))
+        try:
+            os.rename(folder, own)
+        except FileNotFoundError:
+            return []
+        files = sorted(entry.name for entry in os.scandir(own) if not entry.name.startswith("."))
+        if not files:
+            # Only leftovers of a file already committed (its kept pages): nothing to take over.
+            shutil.rmtree(own, ignore_errors=True)
+        return [Claim(name=name, path=own / name, ready_at=ready_at) for name in files]
 
     def new_batch(self) -> None:
         """Claims from now on go into a fresh claim folder: one mkdir and one rmdir per batch, not per file."""
@@ -131,10 +140,9 @@ def workspaces(root: Path, *, own: Workspace) -> list[Path]:
     ]
 
 
-def claimed_files(folder: Path) -> list[Path]:
-    """The files waiting in a workspace's claim folders, oldest claim first."""
-    claims = sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
-    return [file for claim in claims for file in claim.iterdir()]
+def claim_folders(folder: Path) -> list[Path]:
+    """A workspace's claim folders, oldest first."""
+    return sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
 def remove_workspace(folder: Path) -> None:

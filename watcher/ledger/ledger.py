@@ -10,16 +10,16 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import structlog
 
-from watcher.ledger import claim, place, record
+from watcher.ledger import claim, place, progress, record
 from watcher.ledger.claim import Claim
 from watcher.vocabulary import Event, Status
 
@@ -55,12 +55,19 @@ class Folders:
 
 @dataclass(frozen=True)
 class Processed:
-    """A claimed file with what was read in it: a results row per reading, and any rows for other sheets."""
+    """A claimed file with what was read in it: a results row per reading, and any rows for other sheets.
+
+    A file of several pages (`paged`) is placed page by page: the file goes to done/ and each unsure page's
+    picture (from `pictures`, or kept with its earlier pages) to review/. Its earlier pages' readings, kept
+    by `Ledger.keep_pages`, are committed with these.
+    """
 
     claim: Claim
     sha256: str
     readings: Sequence[record.Readout]
     sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = ()
+    paged: bool = False
+    pictures: Mapping[int, bytes] = field(default_factory=dict)  # page number -> PNG, for review
 
 
 class Recorded(NamedTuple):
@@ -117,8 +124,12 @@ class Ledger:
                     continue
                 journal = folder / JOURNAL_NAME
                 finished = replay(journal) if journal.exists() else 0
-                taken = [self.workspace.adopt(path, ready_at=self.clock()) for path in claim.claimed_files(folder)]
-                adopted.extend(c for c in taken if c is not None)
+                taken = [
+                    adopted_claim
+                    for claim_folder in claim.claim_folders(folder)
+                    for adopted_claim in self.workspace.adopt(claim_folder, ready_at=self.clock())
+                ]
+                adopted.extend(taken)
                 claim.remove_workspace(folder)
                 log.info(Event.RECOVERED, workspace=folder.name, rows_finished=finished, files_taken_over=len(taken))
         return adopted
@@ -128,6 +139,14 @@ class Ledger:
 
     def claim(self, name: str, *, ready_at: float) -> Claim | None:
         return self.workspace.claim(name, ready_at=ready_at)
+
+    def keep_pages(self, claimed: Claim, readings: Sequence[record.Readout], pictures: Mapping[int, bytes]) -> None:
+        """Keep the readings of a run of a file's pages (and their pictures) until its last page is committed."""
+        progress.keep(claimed.path, readings, pictures)
+
+    def next_page(self, claimed: Claim) -> int:
+        """The first page of a claimed file not read yet: 1, or after the pages kept before a restart."""
+        return max((reading.page for reading in progress.kept(claimed.path)), default=0) + 1
 
     def commit(self, batch: Sequence[Processed], *, model: str) -> list[Recorded]:
         """Write the batch's rows and move its files, exactly once; returns its results rows.
@@ -140,12 +159,24 @@ class Ledger:
         else:
             self._commit(batch, model=model)
         recorded, self._journaled = self._journaled, []
+        # What was kept beside the files goes first, so their claim folders are empty when released.
+        for item in batch:
+            progress.forget(item.claim.path)
         for item in batch:
             self.workspace.release(item.claim)
         return recorded
 
     def close(self) -> None:
         self.workspace.close()
+
+    def _picture(self, item: Processed, reading: record.Readout) -> Path | None:
+        """An unsure page's picture beside the claimed file (written there now if it came with this commit)."""
+        if reading.status != Status.LOW_CONFIDENCE:
+            return None
+        if reading.page in item.pictures:
+            return progress.keep_picture(item.claim.path, reading.page, item.pictures[reading.page])
+        kept = progress.picture_path(item.claim.path, reading.page)
+        return kept if kept.exists() else None
 
     def _commit(self, batch: Sequence[Processed], *, model: str) -> None:
         sheets = sorted(
@@ -159,14 +190,26 @@ class Ledger:
             rows: dict[Sheet, list[Sequence[str]]] = {sheet: [] for sheet in sheets}
             recorded, moves = [], []
             written_at, written_clock = record.timestamp(self.now()), self.clock()
-            for item in batch:
-                folder = self.folders.destination({reading.status for reading in item.readings})
-                name = place.free_name(folder, item.claim.name, taken=taken.setdefault(folder, set()))
+
+            def place_as(source: Path, folder: Path, wanted: str) -> str:
+                """Add the move of `source` into `folder` under a free name; returns its `moved_to`."""
+                name = place.free_name(folder, wanted, taken=taken.setdefault(folder, set()))
                 taken[folder].add(name)
-                moves.append((item.claim.path, folder / name))
-                moved_to = os.path.join(shown.setdefault(folder, os.path.relpath(folder, self.shown_from)), name)
+                moves.append((source, folder / name))
+                return os.path.join(shown.setdefault(folder, os.path.relpath(folder, self.shown_from)), name)
+
+            for item in batch:
+                readings = [*progress.kept(item.claim.path), *item.readings] if item.paged else list(item.readings)
+                statuses = {reading.status for reading in readings}
+                folder = self.folders.done if item.paged else self.folders.destination(statuses)
+                file_moved_to = place_as(item.claim.path, folder, item.claim.name)
                 latency_s = max(written_clock - item.claim.ready_at, 0.0)
-                for reading in item.readings:
+                for reading in readings:
+                    moved_to = file_moved_to
+                    picture = self._picture(item, reading) if item.paged else None
+                    if picture is not None and self.folders.review is not None:
+                        wanted = progress.picture_name(item.claim.name, reading.page)
+                        moved_to = place_as(picture, self.folders.review, wanted)
                     recorded.append(Recorded(item.claim.name, reading, latency_s, moved_to))
                     rows[self.results].append(
                         _results_row(item, reading, model=model, at=written_at, latency_s=latency_s, moved_to=moved_to)

@@ -270,7 +270,7 @@ def sheet_section(summary: Summary, thumbnails: Sequence[Thumbnail]) -> str:
 
 def tile(thumbnail: Thumbnail) -> str:
     row = thumbnail.row
-    name = text(row.file)
+    name = text(row.file) + (f" · page {row.page}" if row.page > 1 else "")
     if thumbnail.png_data_uri:
         picture = f'<img src="{thumbnail.png_data_uri}" alt="{name}" title="{text(row.moved_to)}">'
     else:

@@ -14,7 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from watcher.intake.decode import Unreadable, decode, read_file
+from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.pages import open_pages
 from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES, FORMULA_STARTS
 from watcher.report.page import render
 from watcher.vocabulary import Status
@@ -25,6 +26,7 @@ THROUGHPUT_MINUTES = 60
 THUMBNAIL_SIDE = 96
 MAX_BYTES = 50_000_000
 MAX_PIXELS = 40_000_000
+MAX_PAGES = 100_000  # a page is looked up, never the whole file read
 SHEET_STATUSES = (Status.LOW_CONFIDENCE, Status.ERROR)
 MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -44,6 +46,7 @@ class SheetRow:
     confidence: str
     moved_to: str
     detail: str
+    page: int = 1
 
     @property
     def moment(self) -> datetime | None:
@@ -91,7 +94,9 @@ class Summary:
         self._add_confidence(status, confidence)
         self._add_time(time)
         if status in SHEET_STATUSES:
-            self.sheet_rows.append(SheetRow(time, file, status, prediction, confidence, moved_to, detail))
+            page = cells[COLUMNS.index("page")] if len(cells) == len(COLUMNS) else "1"
+            number = int(page) if page.isdigit() and page.isascii() else 1
+            self.sheet_rows.append(SheetRow(time, file, status, prediction, confidence, moved_to, detail, number))
 
     def _add_confidence(self, status: str, confidence: str) -> None:
         try:
@@ -183,14 +188,21 @@ def summarise(results: Path) -> Summary:
 
 
 def thumbnail(row: SheetRow, *, root: Path) -> Thumbnail:
-    """A ≤96 px PNG of the file where the row says it went, or why it cannot be shown."""
+    """A ≤96 px PNG of the row's page where the row says it went (a page's own picture, or the page in its
+    file), or why it cannot be shown."""
     if not row.moved_to:
         return Thumbnail(row, None, "no location recorded")
     path = root / row.moved_to
     try:
         os.lstat(path)
-        image = decode(read_file(path, max_bytes=MAX_BYTES), name=path.name, max_pixels=MAX_PIXELS)
-        png = to_thumbnail_png(image)
+        data = read_file(path, max_bytes=MAX_BYTES)
+        # A page's picture in review/ holds that page alone; a file of several pages is opened at the row's page.
+        first = 1 if path.suffix.lower() == ".png" else row.page
+        opened = open_pages(data, name=path.name, max_pixels=MAX_PIXELS, max_pages=MAX_PAGES, first=first)
+        page = next(opened.pages, None)
+        if page is None or page.image is None:
+            return Thumbnail(row, None, page.error if page else f"the file has no page {row.page}")
+        png = to_thumbnail_png(page.image)
     except FileNotFoundError:
         return Thumbnail(row, None, "no longer there (moved or deleted since)")
     except Unreadable as exc:

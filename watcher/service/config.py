@@ -13,7 +13,15 @@ from typing import Any, Literal
 import yaml
 
 DEFAULT_CONFIG = Path("config.yaml")
-IMAGE_KINDS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+FILE_KINDS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".pdf": "PDF",
+}
 CONFIG_ENV = "DIGIT_WATCHER_CONFIG"
 
 
@@ -51,8 +59,10 @@ class BatchConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # per page, as decoded or rendered
     max_bytes: int = 50_000_000
+    max_pages: int = 2000
+    page_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class ReviewConfig:
 @dataclass(frozen=True)
 class RecognitionConfig:
     mode: Literal["digit", "number", "auto"] = "auto"
+    pdf_dpi: int = 300  # a PDF page without a scan on it is drawn at this resolution
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,16 @@ class Config:
 
 
 SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
-POSITIVE = {"watch.settle_ms", "watch.rescan_s", "batch.max_size", "limits.max_pixels", "limits.max_bytes"}
+POSITIVE = {
+    "watch.settle_ms",
+    "watch.rescan_s",
+    "batch.max_size",
+    "limits.max_pixels",
+    "limits.max_bytes",
+    "limits.max_pages",
+    "limits.page_timeout_s",
+    "recognition.pdf_dpi",
+}
 
 
 def config_path(given: Path | None) -> Path:
@@ -197,8 +217,8 @@ def _value(hint: Any, value: Any, *, key: str, root: Path) -> Any:
 
 def _extension(value: str, *, key: str) -> str:
     extension = value.lower() if value.startswith(".") else f".{value.lower()}"
-    if extension not in IMAGE_KINDS:
-        raise ConfigError(f"{key}: unsupported file type {value!r} (png, jpg, jpeg, tif, tiff, bmp)")
+    if extension not in FILE_KINDS:
+        raise ConfigError(f"{key}: unsupported file type {value!r} ({', '.join(k[1:] for k in FILE_KINDS)})")
     return extension
 
 
@@ -218,6 +238,8 @@ def _check_consistency(config: Config) -> None:
     # 0 asks the system for a free port, which the daemon then logs.
     if config.metrics.port is not None and not 0 <= config.metrics.port < 65536:
         raise ConfigError(f"metrics.port: must be between 0 and 65535, got {config.metrics.port}")
+    if not 50 <= config.recognition.pdf_dpi <= 1200:
+        raise ConfigError(f"recognition.pdf_dpi: must be between 50 and 1200, got {config.recognition.pdf_dpi}")
     if config.batch.max_size > 4096:
         raise ConfigError(f"batch.max_size: must be at most 4096, got {config.batch.max_size}")
 

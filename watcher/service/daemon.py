@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import NamedTuple, TypeVar
 
 import structlog
 from watchdog.observers.api import BaseObserver
 
 from watcher.intake.observe import Inbox, observer_alive, start_observer, stop_observer
 from watcher.ledger.claim import Claim
-from watcher.ledger.ledger import Folders, Ledger, Processed, Recorded
+from watcher.ledger.ledger import Folders, Ledger, Processed
 from watcher.model.classify import Classifier
 from watcher.model.reload import ModelReloader
-from watcher.recognise import Prepared, Preparer, prepare, read
+from watcher.recognise import Prepared, Preparer, Reading, prepare, read
 from watcher.service import config as configuration
 from watcher.service import logs
 from watcher.service.config import Config
 from watcher.service.metrics import Metrics
 from watcher.service.notify import Notifier
-from watcher.vocabulary import Event, ExitCode
+from watcher.vocabulary import Event, ExitCode, Status
 
 log = structlog.get_logger()
 
@@ -35,11 +36,21 @@ LONGEST_RETRY_S = 30.0
 BATCHES_AHEAD = 2  # batches the workers may be reading while the oldest one in hand is committed
 
 
+T = TypeVar("T")
+
+
+class Task(NamedTuple):
+    """A claimed file and the first of its pages still to read."""
+
+    claim: Claim
+    first_page: int = 1
+
+
 @dataclass(frozen=True)
 class InHand:
-    """A claimed batch whose files the workers are reading."""
+    """A batch of tasks whose files the workers are reading."""
 
-    claims: list[Claim]
+    tasks: list[Task]
     prepared: Callable[[], list[Prepared]]
 
 
@@ -78,7 +89,8 @@ class Daemon:
         self.observer: BaseObserver | None = None
         self.ledger: Ledger
         self.preparer: Preparer
-        self._adopted: deque[Claim] = deque()
+        # Read before new arrivals: files taken over from dead daemons, and the next pages of files in hand.
+        self._waiting: deque[Task] = deque()
         self._in_hand: deque[InHand] = deque()
         self._stopping = False
         self._hangup = False
@@ -121,8 +133,16 @@ class Daemon:
             now=self.now,
         )
         running.callback(self.ledger.close)
-        self._adopted.extend(self.ledger.start())
-        self.preparer = Preparer(partial(prepare, limits=self.config.limits, mode=self.config.recognition.mode))
+        self._take_over(self.ledger.start())
+        self.preparer = Preparer(
+            partial(
+                prepare,
+                limits=self.config.limits,
+                mode=self.config.recognition.mode,
+                pdf_dpi=self.config.recognition.pdf_dpi,
+                pictures=paths.review is not None,
+            )
+        )
         running.callback(self.preparer.close)
         if not once:
             self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
@@ -140,7 +160,7 @@ class Daemon:
             review=str(paths.review) if paths.review else None,
             results=str(paths.results),
             model=self.classifier.version,
-            queued=len(self.inbox) + len(self._adopted),
+            queued=len(self.inbox) + len(self._waiting),
             once=once,
         )
 
@@ -154,16 +174,15 @@ class Daemon:
                 log.error(Event.OBSERVER_DIED, detail="the folder watcher stopped; exiting rather than running blind")
                 return ExitCode.FAILURE
             self._housekeeping()
-            claims = self._next_batch(once=once, busy=bool(self._in_hand))
-            if claims:
-                self._in_hand.append(
-                    InHand(claims, self.preparer.submit([c.path for c in claims], [c.name for c in claims]))
-                )
+            tasks = self._next_batch(once=once, busy=bool(self._in_hand))
+            if tasks:
+                files = [(task.claim.path, task.claim.name, task.first_page) for task in tasks]
+                self._in_hand.append(InHand(tasks, self.preparer.submit(files)))
             # The workers read the next batches while the oldest is classified and committed, so they are never
             # idle while this process waits on the disk; with nothing more to take, the oldest is finished at once.
-            if self._in_hand and (len(self._in_hand) > BATCHES_AHEAD or not claims):
+            if self._in_hand and (len(self._in_hand) > BATCHES_AHEAD or not tasks):
                 self._finish(self._in_hand.popleft(), progress=progress)
-            if not self._in_hand and once and not len(self.inbox) and not self._adopted:
+            if not self._in_hand and once and not len(self.inbox) and not self._waiting:
                 break
         return ExitCode.OK
 
@@ -174,32 +193,36 @@ class Daemon:
             log.info(
                 Event.STOPPING,
                 processed=sum(self.counts.values()),
-                finishing=sum(len(batch.claims) for batch in self._in_hand),
+                finishing=sum(len(batch.tasks) for batch in self._in_hand),
             )
         while self._in_hand:
             self._finish(self._in_hand.popleft(), progress=progress)
 
-    def _next_batch(self, *, once: bool, busy: bool) -> list[Claim]:
+    def _next_batch(self, *, once: bool, busy: bool) -> list[Task]:
         """Claim the next batch: what is ready now, waiting only when idle (nothing in hand)."""
         limit = self.config.batch.max_size
         self.ledger.new_batch()
-        claims = [self._adopted.popleft() for _ in range(min(limit, len(self._adopted)))]
-        wait = 0.0 if claims or busy else self._idle_wait(once=once)
-        arrivals = self.inbox.take(limit - len(claims), timeout=wait)
+        tasks = [self._waiting.popleft() for _ in range(min(limit, len(self._waiting)))]
+        wait = 0.0 if tasks or busy else self._idle_wait(once=once)
+        arrivals = self.inbox.take(limit - len(tasks), timeout=wait)
         if len(arrivals) > 1:
             # Files arriving together wait a moment for the rest of their burst, to share one model call;
             # a lone file is read at once.
             deadline = arrivals[0].ready_at + self.config.batch.max_wait_ms / 1000
-            while len(claims) + len(arrivals) < limit and not self._stopping and (left := deadline - self.clock()) > 0:
-                more = self.inbox.take(limit - len(claims) - len(arrivals), timeout=left)
+            while len(tasks) + len(arrivals) < limit and not self._stopping and (left := deadline - self.clock()) > 0:
+                more = self.inbox.take(limit - len(tasks) - len(arrivals), timeout=left)
                 if not more:
                     break
                 arrivals.extend(more)
         for arrival in arrivals:
             taken = self.ledger.claim(arrival.name, ready_at=arrival.ready_at)
             if taken is not None:
-                claims.append(taken)
-        return claims
+                tasks.append(Task(taken))
+        return tasks
+
+    def _take_over(self, claims: Iterable[Claim]) -> None:
+        """Queue files taken over from dead daemons, each from its first page not kept yet."""
+        self._waiting.extend(Task(taken, self.ledger.next_page(taken)) for taken in claims)
 
     def _idle_wait(self, *, once: bool) -> float:
         if once:
@@ -210,21 +233,44 @@ class Daemon:
         return min(waits)
 
     def _finish(self, batch_in_hand: InHand, *, progress: Callable[[int], object] | None) -> None:
-        """Classify a batch the workers have read, record its rows and place its files."""
-        claims, prepared = batch_in_hand.claims, batch_in_hand.prepared()
+        """Classify a batch the workers have read; commit the files read to their last page, keep the others' pages."""
+        tasks, prepared = batch_in_hand.tasks, batch_in_hand.prepared()
         review_below = self.config.review.threshold if self.config.paths.review is not None else None
-        readings = read(prepared, self.classifier, review_below=review_below)
-        batch = [
-            Processed(claim=c, sha256=p.sha256, readings=(r,))
-            for c, p, r in zip(claims, prepared, readings, strict=True)
-        ]
-        recorded = self._commit(batch)
+        finished: list[Processed] = []
+        for task, item, readings in zip(
+            tasks, prepared, read(prepared, self.classifier, review_below=review_below), strict=True
+        ):
+            last_page = readings[-1].page if item.pages else task.first_page - 1
+            pictures = _pictures_to_review(item, readings)
+            if item.error and task.first_page > 1:
+                # Its first pages are kept: they are committed, with the reason the rest could not be read.
+                cut_short = f"{item.error}; pages from {task.first_page} on were not read"
+                lost = Reading(status=Status.ERROR, detail=cut_short, page=task.first_page)
+                finished.append(Processed(task.claim, item.sha256, (lost,), paged=True))
+            elif item.error or last_page >= item.page_count:
+                paged = item.page_count > 1 and not item.error
+                finished.append(Processed(task.claim, item.sha256, readings, paged=paged, pictures=pictures))
+            else:
+                self._retrying(partial(self.ledger.keep_pages, task.claim, readings, pictures))
+                self._waiting.appendleft(Task(task.claim, last_page + 1))
+                log.info(
+                    Event.PAGES_KEPT,
+                    file=task.claim.name,
+                    pages=f"{task.first_page}-{last_page}",
+                    page_count=item.page_count,
+                    unsure=[r.page for r in readings if r.status == Status.LOW_CONFIDENCE] or None,
+                    errors=[r.page for r in readings if r.status == Status.ERROR] or None,
+                )
+        recorded = (
+            self._retrying(partial(self.ledger.commit, finished, model=self.classifier.version)) if finished else []
+        )
         for entry in recorded:
             reading = entry.reading
             self.counts[reading.status] += 1
             log.info(
                 Event.FILE_PROCESSED,
                 file=entry.file,
+                page=reading.page,
                 status=reading.status,
                 prediction=reading.prediction,
                 confidence=reading.confidence,
@@ -239,14 +285,14 @@ class Daemon:
         )
         self.notifier.progress()
         if progress is not None:
-            progress(len(recorded))
+            progress(len(finished))
 
-    def _commit(self, batch: Sequence[Processed]) -> list[Recorded]:
-        """Commit, retrying with backoff while the machine is at fault (disk full, folder not writable)."""
+    def _retrying(self, step: Callable[[], T]) -> T:
+        """Run a ledger step, retrying with backoff while the machine is at fault (disk full, folder not writable)."""
         delay = FIRST_RETRY_S
         while True:
             try:
-                return self.ledger.commit(batch, model=self.classifier.version)
+                return step()
             except OSError as exc:
                 log.warning(
                     Event.COMMIT_FAILED,
@@ -274,10 +320,10 @@ class Daemon:
             found = self.inbox.scan()
             if found:
                 log.info(Event.RESCAN_FOUND, files=found)
-            self._adopted.extend(self.ledger.recover())
+            self._take_over(self.ledger.recover())
         if now >= self._next_status:
             self._next_status = now + STATUS_EVERY_S
-            queued = len(self.inbox) + len(self._adopted)
+            queued = len(self.inbox) + len(self._waiting)
             self.metrics.queue_depth(queued)
             self.notifier.status(
                 f"processed {sum(self.counts.values())}, errors {self.counts['error']}, "
@@ -305,3 +351,9 @@ class Daemon:
             Event.CONFIG_RELOADED, config=str(fresh.source), log_format=fresh.log.format, log_level=fresh.log.level
         )
         logs.configure(format=fresh.log.format, level=fresh.log.level)
+
+
+def _pictures_to_review(prepared: Prepared, readings: Sequence[Reading]) -> dict[int, bytes]:
+    """The pictures of the pages that wait for a person; the others are dropped here."""
+    pictures = {page.number: page.picture for page in prepared.pages if page.picture}
+    return {r.page: pictures[r.page] for r in readings if r.status == Status.LOW_CONFIDENCE and r.page in pictures}
