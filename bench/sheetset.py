@@ -1,5 +1,5 @@
 """Whole sheets at any resolution (issue 15 item 3): one written number anywhere on a page, read through the sheet
-finder, by resolution and by paper format; blank sheets must give no_digit."""
+finder, by resolution, paper size, ruling and file format; blank sheets must give no_digit."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
 from common import bench_parser, set_up
 
-from watcher.intake.decode import decode
+from tests.documents import POINTS_PER_INCH, add_scan, saved
+from watcher.intake.pages import open_pages
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number
 from watcher.recognise import Prepared, page_digits, read
 
@@ -25,6 +27,7 @@ HEIGHT_MM = ((5.0, 15.0), (4.0, 25.0))  # most numbers 5-15 mm tall, some anywhe
 BLANK_SHARE = 0.1
 TRAIL_SHARE = 0.25  # numbers followed by a full stop or a comma
 TINTS = ((1.0, 1.0, 1.0), (0.86, 0.95, 1.0), (0.95, 1.0, 0.93), (1.0, 0.96, 0.9))  # BGR: white, cream, green, blue
+FORMATS = ("PNG", "JPEG", "TIFF", "PDF")
 MAX_PIXELS = 64_000_000  # A4 at 600 dpi is 35 Mpx
 
 
@@ -35,6 +38,7 @@ class Sheet:
     dpi: int
     paper: str
     layout: str
+    format: str
 
 
 def main() -> int:
@@ -50,14 +54,16 @@ def main() -> int:
     for _ in range(args.sheets):
         sheet = make_sheet(digits, labels, rng)
         started = time.perf_counter()
-        image = decode(sheet.data, name="sheet", max_pixels=MAX_PIXELS)
+        (page,) = open_pages(sheet.data, name="sheet", max_pixels=MAX_PIXELS, max_pages=1).pages
+        assert page.image is not None, page.error
+        image = page.image
         decode_s += time.perf_counter() - started
         for mode in MODES:
             started = time.perf_counter()
             ((reading,),) = read([Prepared.one_page(page_digits(image, mode=mode))], classifier, review_below=None)
             readings[mode].append(reading.prediction)
             read_s[mode] += time.perf_counter() - started
-        sheets.append(Sheet(data=b"", truth=sheet.truth, dpi=sheet.dpi, paper=sheet.paper, layout=sheet.layout))
+        sheets.append(Sheet(b"", sheet.truth, sheet.dpi, sheet.paper, sheet.layout, sheet.format))
     passed = True
     for mode in MODES:
         print(
@@ -72,7 +78,13 @@ def main() -> int:
 def report(sheets: list[Sheet], readings: list[str]) -> bool:
     """Whole-number accuracy by resolution and by format and layout, and the blank sheets' no_digit rate."""
     passed = True
-    for title, key in (("dpi", lambda s: str(s.dpi)), ("paper", lambda s: s.paper), ("layout", lambda s: s.layout)):
+    keys = {
+        "dpi": lambda s: str(s.dpi),
+        "paper": lambda s: s.paper,
+        "layout": lambda s: s.layout,
+        "format": lambda s: s.format,
+    }
+    for title, key in keys.items():
         groups: dict[str, list[bool]] = defaultdict(list)
         for sheet, reading in zip(sheets, readings, strict=True):
             if sheet.truth:
@@ -103,7 +115,10 @@ def make_sheet(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator)
     for _ in range(int(rng.integers(0, 6))):  # the scanner's dust: specks well under a millimetre
         centre = (int(rng.integers(0, shape[1])), int(rng.integers(0, shape[0])))
         cv2.circle(darkness, centre, max(1, round(rng.uniform(0.05, 0.3) * per_mm)), 0.7, -1)
-    return Sheet(data=_scan(darkness, per_mm=per_mm, rng=rng), truth=truth, dpi=dpi, paper=paper, layout=layout)
+    kind = str(rng.choice(FORMATS))
+    return Sheet(
+        _file(_scan(darkness, per_mm=per_mm, rng=rng), kind, dpi=dpi, rng=rng), truth, dpi, paper, layout, kind
+    )
 
 
 def _draw_lines(darkness: np.ndarray, layout: str, *, per_mm: float, rng: np.random.Generator) -> None:
@@ -154,8 +169,8 @@ def _write_number(
             cv2.line(darkness, centre, tail, pen, max(1, radius // 2))
 
 
-def _scan(darkness: np.ndarray, *, per_mm: float, rng: np.random.Generator) -> bytes:
-    """The page as a scanner writes it: tinted paper, uneven light, slight blur, noise, edge band, PNG or JPEG."""
+def _scan(darkness: np.ndarray, *, per_mm: float, rng: np.random.Generator) -> np.ndarray:
+    """The page as a scanner sees it: tinted paper, uneven light, slight blur, noise, edge band."""
     height, width = darkness.shape
     if rng.random() < 0.5:
         darkness = cv2.GaussianBlur(darkness, (0, 0), rng.uniform(0.3, 0.8) * per_mm / 11.8)
@@ -172,10 +187,21 @@ def _scan(darkness: np.ndarray, *, per_mm: float, rng: np.random.Generator) -> b
     page += noise
     grey = np.clip(page * 255, 0, 255).astype(np.uint8)
     tint = TINTS[int(rng.integers(len(TINTS)))]
-    image = grey if tint == TINTS[0] else cv2.merge([cv2.convertScaleAbs(grey, alpha=channel) for channel in tint])
-    if rng.random() < 0.5:
-        return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 95))])[1].tobytes()
-    return cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+    return grey if tint == TINTS[0] else cv2.merge([cv2.convertScaleAbs(grey, alpha=channel) for channel in tint])
+
+
+def _file(image: np.ndarray, kind: str, *, dpi: int, rng: np.random.Generator) -> bytes:
+    """The page as a scanner writes it: PNG, JPEG, TIFF, or a PDF holding the (JPEG-marked) scan at its resolution."""
+    if kind in ("JPEG", "PDF"):
+        jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 95))])[1]
+        if kind == "JPEG":
+            return jpeg.tobytes()
+        image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+        document = pdfium.PdfDocument.new()
+        height, width = image.shape[:2]
+        add_scan(document, image, (width / dpi * POINTS_PER_INCH, height / dpi * POINTS_PER_INCH))
+        return saved(document)
+    return cv2.imencode(".png" if kind == "PNG" else ".tif", image)[1].tobytes()
 
 
 if __name__ == "__main__":

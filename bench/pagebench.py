@@ -1,0 +1,187 @@
+"""Pages through the real daemon (issue 15): a backlog of A4 300-dpi sheets as PNG, JPEG and PDF against the
+decode floor, a lone A4 JPEG's drop-to-row time, and peak memory while one long PDF is read.
+
+    .venv/bin/python bench/pagebench.py                      # 40 sheets a format, a 2,000-page PDF
+    .venv/bin/python bench/pagebench.py --long-pages 200     # a shorter long file
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import pypdfium2 as pdfium
+
+from bench import MODEL, ROOT, CsvTail, RssSampler, percentile
+from tests.documents import A4_MM, MM_PER_INCH, POINTS_PER_INCH, a4_pdf, add_vector_page, saved, written_sheet
+from watcher.intake.decode import read_file
+from watcher.intake.pages import open_pages
+
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "PDF": ".pdf"}
+DPI = 300
+LONE_DROPS = 5
+TARGETS = {"vs decode floor": 0.70, "lone JPEG ms": 250.0, "long PDF RSS MB": 700.0}
+LIMITS = "limits:\n  max_pages: 5000\n  max_bytes: 200000000\n"
+
+
+def write_sheets(folder: Path, kind: str, count: int) -> list[str]:
+    """`count` A4 sheets at 300 dpi, each with a written number somewhere, in one format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for number in range(count):
+        page, _ = written_sheet(number * 3 % 90, 3, dpi=DPI, seed=number)
+        if kind == "PDF":
+            data = a4_pdf([page], dpi=DPI)
+        else:
+            data = cv2.imencode(FORMATS[kind], page, [cv2.IMWRITE_JPEG_QUALITY, 85] if kind == "JPEG" else [])[1]
+        name = f"{kind.lower()}-{number:04}{FORMATS[kind]}"
+        (folder / name).write_bytes(bytes(data))
+        names.append(name)
+    return names
+
+
+def long_pdf(pages: int) -> bytes:
+    """A PDF of `pages` A4 pages of drawings (no scan on them), each drawn at the daemon's 300 dpi."""
+    document = pdfium.PdfDocument.new()
+    size = (A4_MM[0] / MM_PER_INCH * POINTS_PER_INCH, A4_MM[1] / MM_PER_INCH * POINTS_PER_INCH)
+    for number in range(pages):
+        add_vector_page(document, size, (100 + number % 300, 300, 8, 30))
+    return saved(document)
+
+
+def decode_one(path: Path) -> int:
+    (page,) = open_pages(
+        read_file(path, max_bytes=200_000_000), name=path.name, max_pixels=40_000_000, max_pages=1
+    ).pages
+    return 0 if page.image is None else page.image.size
+
+
+def decode_floor(folder: Path, names: list[str]) -> float:
+    """Pages per second for reading and decoding (or drawing) alone, on every core, as the daemon's workers do."""
+    with ProcessPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(decode_one, [folder / names[0]] * (os.cpu_count() or 1)))
+        began = time.monotonic()
+        list(pool.map(decode_one, [folder / name for name in names]))
+        return len(names) / (time.monotonic() - began)
+
+
+class Daemon:
+    """The real daemon on a work folder, started and READY, its rows followed."""
+
+    def __init__(self, work: Path) -> None:
+        self.inbox = work / "inbox"
+        self.inbox.mkdir(parents=True)
+        self.results = work / "results.csv"
+        config = work / "config.yaml"
+        extensions = "watch:\n  extensions: [.png, .jpg, .pdf]\n"
+        config.write_text(f"model:\n  path: {MODEL}\nlog:\n  format: json\n  level: warning\n{extensions}{LIMITS}")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.notify.bind(str(work / "notify.sock"))
+        self.notify.settimeout(120)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "run", "--config", str(config)],
+            cwd=ROOT,
+            env={**os.environ, "NOTIFY_SOCKET": str(work / "notify.sock")},
+            stdout=subprocess.DEVNULL,
+        )
+        while b"READY=1" not in self.notify.recv(4096):
+            pass
+        self.tail = CsvTail(self.results)
+
+    def rows(self) -> int:
+        try:
+            return self.results.read_bytes().count(b"\r\n") - 1
+        except FileNotFoundError:
+            return 0
+
+    def wait_rows(self, count: int) -> None:
+        while self.rows() < count:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.tail.close()
+        self.process.terminate()
+        self.process.wait(timeout=120)
+        self.notify.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sheets", type=int, default=40, help="sheets per format in the backlog (default 40)")
+    parser.add_argument("--long-pages", type=int, default=2000, help="pages of the long PDF (default 2000)")
+    args = parser.parse_args()
+    measured: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="dw-pages-", dir=ROOT / "bench") as temporary:
+        work = Path(temporary)
+        print(f"backlog of {args.sheets} A4 {DPI}-dpi sheets per format, renamed in at once\n")
+        print(f"{'format':8}{'decode floor p/s':>18}{'daemon p/s':>12}{'share':>8}")
+        shares = []
+        for kind in FORMATS:
+            staging = work / f"staging-{kind}"
+            names = write_sheets(staging, kind, args.sheets)
+            floor = decode_floor(staging, names)
+            daemon = Daemon(work / f"daemon-{kind}")
+            try:
+                began = time.monotonic()
+                for name in names:
+                    os.rename(staging / name, daemon.inbox / name)
+                daemon.wait_rows(len(names))
+                pages_per_s = len(names) / (time.monotonic() - began)
+            finally:
+                daemon.close()
+            shares.append(pages_per_s / floor)
+            print(f"{kind:8}{floor:>18.2f}{pages_per_s:>12.2f}{pages_per_s / floor:>8.0%}")
+        measured["vs decode floor"] = min(shares)
+        staging = work / "staging-lone"
+        lone = write_sheets(staging, "JPEG", LONE_DROPS)
+        daemon = Daemon(work / "daemon-lone")
+        try:
+            latencies = []
+            for name in lone:
+                dropped = time.monotonic()
+                os.rename(staging / name, daemon.inbox / name)
+                while name not in daemon.tail.seen:
+                    time.sleep(0.001)
+                latencies.append((daemon.tail.seen[name] - dropped) * 1000)
+                time.sleep(1.0)
+        finally:
+            daemon.close()
+        measured["lone JPEG ms"] = percentile(latencies, 0.5)
+        print(f"\nlone A4 JPEG dropped in, drop to row: {', '.join(f'{ms:.0f}' for ms in latencies)} ms")
+        daemon = Daemon(work / "daemon-long")
+        try:
+            rss = RssSampler(daemon.process.pid)
+            (work / "long.pdf").write_bytes(long_pdf(args.long_pages))
+            began = time.monotonic()
+            os.rename(work / "long.pdf", daemon.inbox / "long.pdf")
+            daemon.wait_rows(args.long_pages)
+            took = time.monotonic() - began
+            measured["long PDF RSS MB"] = rss.close()
+        finally:
+            daemon.close()
+        print(
+            f"{args.long_pages}-page PDF: {took:.0f} s ({args.long_pages / took:.1f} pages/s, one file on one worker)"
+        )
+        print(f"\n{'measure':22}{'value':>10}{'target':>10}  met")
+        all_met = True
+        for measure, value in measured.items():
+            target = TARGETS[measure]
+            met = value >= target if measure.startswith("vs") else value <= target
+            all_met &= met
+            shown = f"{value:.0%}" if measure.startswith("vs") else f"{value:.0f}"
+            shown_target = f"≥ {target:.0%}" if measure.startswith("vs") else f"≤ {target:g}"
+            print(f"{measure:22}{shown:>10}{shown_target:>10}  {'yes' if met else 'NO'}")
+        print("\nall targets met" if all_met else "\nsome targets NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
