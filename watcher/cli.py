@@ -1,4 +1,4 @@
-"""The `digit-watcher` command: run, predict, train, evaluate, check, report."""
+"""The `digit-watcher` command: run, predict, train, evaluate, check, report, review."""
 
 from __future__ import annotations
 
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)"
     )
     report.set_defaults(command=_report)
+
+    review = commands.add_parser("review", help="serve the review queue to a browser (prints its URL with a token)")
+    review.add_argument("--config", type=Path, help=config_help)
+    review.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: 8765)")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    review.add_argument("--reviewer", help="the name decisions are recorded under (default: the OS user)")
+    review.set_defaults(command=_review)
     return parser
 
 
@@ -255,3 +262,11 @@ def _report(args: argparse.Namespace) -> int:
     except report.ReportError as exc:
         print(f"digit-watcher: {exc}", file=sys.stderr)
         return 1
+
+
+def _review(args: argparse.Namespace) -> int:
+    # The URL goes to stdout alone, where a person (or a test) reads it; the log lines to stderr.
+    config = _ready_config(args, log_to=sys.stderr)
+    from watcher.review import serve
+
+    return serve.run(config, host=args.host, port=args.port, reviewer=args.reviewer)

@@ -59,3 +59,7 @@ class Event(StrEnum):
     NOTIFY_FAILED = "notify_failed"
     NOTIFY_SOCKET_UNSUPPORTED = "notify_socket_unsupported"
     METRICS_SERVING = "metrics_serving"
+    REVIEW_SERVING = "review_serving"
+    REVIEW_DECIDED = "review_decided"
+    REVIEW_UNDONE = "review_undone"
+    REVIEW_GIVEN_BACK = "review_given_back"

@@ -55,12 +55,16 @@ class Folders:
 
 @dataclass(frozen=True)
 class Processed:
-    """A claimed file with what was read in it: a results row per reading, and any rows for other sheets."""
+    """A claimed file with what was read in it: a results row per reading, and any rows for other sheets.
+
+    `file` is the name its rows give, when that is not the claimed name (a review item that is a page of `file`).
+    """
 
     claim: Claim
     sha256: str
     readings: Sequence[record.Readout]
     sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = ()
+    file: str | None = None
 
 
 class Recorded(NamedTuple):
@@ -281,7 +285,7 @@ def _results_row(
     cells = record.reading_cells(reading)
     return record.Row(
         time=at,
-        file=item.claim.name,
+        file=item.claim.name if item.file is None else item.file,
         status=cells.status,
         prediction=cells.prediction,
         confidence=cells.confidence,
