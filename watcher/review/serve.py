@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import secrets
+import signal
 import socket
 import time
 from datetime import UTC, datetime
@@ -66,6 +67,10 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None) -> int:
             log.info(Event.REVIEW_SERVING, url=url, reviewer=name, waiting=len(queue.items()))
             print(f"Review station for person:{name}, open: {url}?token={token}", flush=True)
             server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+            # uvicorn stops on SIGTERM/SIGINT, then raises the signal again for the handler it found: let that
+            # one be a no-op, so the desk closes its workspace and the command exits 0.
+            for stop in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(stop, lambda signum, frame: None)
             server.run(sockets=[listening])
         finally:
             desk.close()
