@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +19,7 @@ from watcher.service import config as configuration
 from watcher.service.config import Config
 from watcher.vocabulary import Status
 
+ROOT = Path(__file__).resolve().parent.parent
 TOP3 = ((7, 0.55), (1, 0.30), (2, 0.10))
 
 
@@ -86,3 +91,34 @@ def die_deciding(config_path: str, stage: str) -> None:
         ledgers._finish_moves = lambda moves: os._exit(9)  # type: ignore[assignment]
         desk.decide(item.id, "")
     os._exit(9)
+
+
+class ReviewServer:
+    """`digit-watcher review --port 0` as a real subprocess; `url` is the one it printed, token and all."""
+
+    def __init__(self, config: Path, *, reviewer: str = "tester") -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "review", "--config", str(config), "--port", "0", "--reviewer", reviewer],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:(\d+)/)\?token=[\w-]+", line)
+        if not found:
+            self.process.kill()
+            raise AssertionError(f"no URL printed: {line!r} {self.process.communicate()[1]}")
+        self.url, self.base, self.port = found[0], found[1], int(found[2])
+
+    def stop(self) -> int:
+        """SIGTERM, as a person's Ctrl-C or systemd would; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(timeout=30)

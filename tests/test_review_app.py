@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,8 +12,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from tests.helpers import digit_png, result_rows, wait_for
-from tests.reviewing import open_desk, review_config, send_to_review
+from tests.helpers import digit_png, result_rows
+from tests.reviewing import ReviewServer, open_desk, review_config, send_to_review
 from watcher.review.app import COOKIE, create_app, csrf_token
 from watcher.review.decide import Desk
 from watcher.service.config import Config
@@ -203,27 +202,16 @@ def request(port: int, path: str, *, host: str | None = None, cookie: str | None
 @pytest.mark.slow
 def test_the_real_server_prints_its_url_and_keeps_its_gate(config: Config) -> None:
     send_to_review(config, "a.png", digit_png())
-    server = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "review", "--config", str(config.source), "--port", "0", "--reviewer", "t"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = ReviewServer(config.source, reviewer="t")
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=([\w-]+)", line)
-        assert found, line + server.stderr.read() if server.poll() is not None else line
-        port, token = int(found[1]), found[2]
-        assert request(port, "/").status == 403
-        assert request(port, f"/?token={token}", host=f"evil.example:{port}").status == 403
-        welcome = request(port, f"/?token={token}")
+        token = server.url.split("token=")[1]
+        assert request(server.port, "/").status == 403
+        assert request(server.port, f"/?token={token}", host=f"evil.example:{server.port}").status == 403
+        welcome = request(server.port, f"/?token={token}")
         assert welcome.status == 303
         cookie = welcome.getheader("set-cookie", "").split(";")[0]
-        assert request(port, "/api/queue", cookie=cookie).status == 200
+        assert request(server.port, "/api/queue", cookie=cookie).status == 200
     finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=30) == 0
+        assert server.stop() == 0
     assert config.paths.review is not None
-    assert wait_for(lambda: not list((config.paths.review / ".digit-watcher").iterdir()), what="workspace removed")
+    assert list((config.paths.review / ".digit-watcher").iterdir()) == []
