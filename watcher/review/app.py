@@ -69,7 +69,8 @@ class Gate(BaseHTTPMiddleware):
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await self._answer(request, call_next)
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response
 
     async def _answer(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -114,7 +115,8 @@ def create_app(
             data, kind = _as_png(data), "image/png"
         if data is None:
             return PlainTextResponse("this scan cannot be shown as a picture", status_code=415)
-        return Response(data, media_type=kind)
+        # An id names one reading of one file: its picture never changes, so the grid need not fetch it twice.
+        return Response(data, media_type=kind, headers={"cache-control": "private, max-age=3600, immutable"})
 
     async def decide(request: Request) -> Response:
         wanted = request.path_params["item"]

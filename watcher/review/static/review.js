@@ -16,6 +16,7 @@
     sending: new Set(), // decided here, its POST not answered yet: hidden from the polled queue meanwhile
     decidedAt: [],
   };
+  const tiles = new Map(); // item id -> its tile in the grid
   let chain = Promise.resolve(); // decisions are sent one after the other, in the order they were made
 
   const byValueRead = (a, b) =>
@@ -56,7 +57,22 @@
     $("current-why").textContent = item ? item.why : "";
   }
 
+  function tileOf(item) {
+    // Made once per item and moved about after, so its picture is not fetched again at each key.
+    if (!tiles.has(item.id)) {
+      const tile = element("div", "tile");
+      const picture = element("img");
+      picture.src = imageUrl(item);
+      picture.alt = where(item);
+      tile.append(picture, element("span", "", where(item)));
+      tiles.set(item.id, tile);
+    }
+    return tiles.get(item.id);
+  }
+
   function renderGrid() {
+    const live = new Set(state.items.map((item) => item.id));
+    for (const id of tiles.keys()) if (!live.has(id)) tiles.delete(id);
     const groups = new Map();
     for (const item of state.items) {
       if (!groups.has(item.prediction)) groups.set(item.prediction, []);
@@ -67,12 +83,8 @@
       const heading = element("h2", "", `read as ${value || "(nothing)"}: ${items.length}`);
       const group = element("div", "group");
       for (const item of items) {
-        const tile = element("div", item.id === state.currentId ? "tile current" : "tile");
-        tile.dataset.id = item.id;
-        const picture = element("img");
-        picture.src = imageUrl(item);
-        picture.alt = where(item);
-        tile.append(picture, element("span", "", where(item)));
+        const tile = tileOf(item);
+        tile.classList.toggle("current", item.id === state.currentId);
         group.append(tile);
       }
       sections.push(heading, group);
@@ -90,10 +102,12 @@
     $("typed").textContent = state.typed;
     $("view-name").textContent = state.view === "single" ? "one at a time" : "grid";
     $("empty").hidden = state.items.length > 0;
-    $("single").hidden = state.view !== "single" || !item;
+    // The current item's reading stays in view in both; the grid shows the whole queue instead of its big picture.
+    document.body.classList.toggle("grid-view", state.view === "grid");
+    $("single").hidden = !item;
     $("grid").hidden = state.view !== "grid" || !item;
-    if (state.view === "single") renderSingle(item);
-    else renderGrid();
+    renderSingle(item);
+    if (state.view === "grid") renderGrid();
   }
 
   function rate() {
