@@ -16,6 +16,10 @@ class Status(StrEnum):
     CORRECTED = "corrected"
 
 
+DECISIONS = frozenset({Status.VERIFIED, Status.CORRECTED})  # the statuses of a person's review decision
+PERSON = "person:"  # a review decision's `model` is person:NAME
+
+
 class ExitCode(IntEnum):
     """What the `digit-watcher` command exits with (SPEC "Commands")."""
 

@@ -15,8 +15,8 @@ from watcher.ledger import place
 from watcher.ledger.claim import Claim
 from watcher.ledger.ledger import Folders, Ledger, Processed
 from watcher.ledger.record import Row
-from watcher.review.queue import PERSON, Queue
-from watcher.vocabulary import Event, Status
+from watcher.review.queue import Queue
+from watcher.vocabulary import PERSON, Event, Status
 
 log = structlog.get_logger()
 

@@ -12,20 +12,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcher.ledger.record import COLUMNS, FORMULA_STARTS, Row
-from watcher.vocabulary import Status
-
-PERSON = "person:"  # a review decision's `model` is person:NAME (SPEC "Results CSV")
-REVIEW_STATUSES = {Status.VERIFIED, Status.CORRECTED}
-
-
-def unguard(cell: str) -> str:
-    """A cell as it was before `record.guard` stopped a spreadsheet from running it as a formula."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+from watcher.ledger.record import COLUMNS, Row, unguard
+from watcher.vocabulary import DECISIONS, PERSON, Status
 
 
 def is_decision(row: Row) -> bool:
-    return row.status in REVIEW_STATUSES and row.model.startswith(PERSON)
+    return row.status in DECISIONS and row.model.startswith(PERSON)
 
 
 @dataclass(frozen=True)
