@@ -59,7 +59,15 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
-    train.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24, as the shipped model)")
+    train.add_argument(
+        "--epochs", type=int, help="training epochs (default: 24, as the shipped model; 4 with --corrections)"
+    )
+    train.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="RESULTS",
+        help="fine-tune the served version on the review decisions in this results CSV (or folder of them)",
+    )
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
@@ -228,9 +236,14 @@ def _require(command: str, *modules: str) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     _require("train", "tensorflow", "keras")
+    if args.corrections is not None:
+        from watcher.model import finetune
+
+        epochs = finetune.DEFAULT_EPOCHS if args.epochs is None else args.epochs
+        return finetune.run(corrections=args.corrections, data=args.data, epochs=epochs, seed=args.seed, out=args.out)
     from watcher.model import train
 
-    return train.run(data=args.data, epochs=args.epochs, seed=args.seed, out=args.out)
+    return train.run(data=args.data, epochs=24 if args.epochs is None else args.epochs, seed=args.seed, out=args.out)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

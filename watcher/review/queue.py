@@ -46,6 +46,7 @@ class Results:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.latest: dict[str, Row] = {}
+        self.last_of: dict[tuple[str, str, str, str], Row] = {}
         self.readings: dict[tuple[str, str, str, str], Row] = {}
         self.decisions: list[Row] = []
         self._identity: tuple[int, int] | None = None
@@ -87,15 +88,20 @@ class Results:
         """The model's reading that a review decision decided."""
         return self.readings.get(_key(decision))
 
+    def stands(self, decision: Row) -> bool:
+        """Whether a decision is still the last word on its reading and on the file where it put it (not undone)."""
+        return self.latest.get(decision.moved_to) == decision and self.last_of.get(_key(decision)) == decision
+
     def _take(self, row: Row) -> None:
         self.latest[row.moved_to] = row
+        self.last_of[_key(row)] = row
         if row.status == Status.LOW_CONFIDENCE:
             self.readings[_key(row)] = row
         elif is_decision(row):
             self.decisions.append(row)
 
     def _reset(self, identity: tuple[int, int] | None) -> None:
-        self.latest, self.readings, self.decisions = {}, {}, []
+        self.latest, self.last_of, self.readings, self.decisions = {}, {}, {}, []
         self._identity, self._offset = identity, 0
 
 
@@ -130,12 +136,11 @@ class Queue:
         """`model`'s decisions whose file is still where they put it, newest first, each with the reading it decided."""
         with self._lock:
             self.results.refresh()
-            latest = self.results.latest
             return [
                 (decision, reading)
                 for decision in reversed(self.results.decisions)
                 if decision.model == model
-                and latest.get(decision.moved_to) == decision
+                and self.results.stands(decision)
                 and (reading := self.results.reading_before(decision)) is not None
             ]
 
