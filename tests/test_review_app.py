@@ -83,6 +83,9 @@ def test_another_host_name_is_refused_even_with_the_cookie(signed_in: TestClient
     assert signed_in.get("/api/queue", headers={"host": "evil.example:8765"}).status_code == 403
     assert signed_in.get("/api/queue", headers={"host": "localhost:8765"}).status_code == 200
     assert signed_in.get("/api/queue", headers={"host": "[::1]:8765"}).status_code == 403
+    for malformed in ("127.0.0.1:8765@evil.example", "127.0.0.1:x", "127.0.0.1:80:80", ""):
+        assert signed_in.get("/api/queue", headers={"host": malformed}).status_code == 403, malformed
+    assert signed_in.get("/api/queue", headers={"host": "LOCALHOST"}).status_code == 200
 
 
 def test_the_host_given_with_host_is_let_in(desk: Desk) -> None:

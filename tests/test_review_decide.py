@@ -12,6 +12,7 @@ import pytest
 
 from tests.helpers import digit_png, result_rows
 from tests.reviewing import open_desk, review_config, send_to_review
+from watcher.review import queue as queues
 from watcher.review.decide import AlreadyDecided, Desk, NothingToUndo
 from watcher.review.queue import Queue
 from watcher.service.config import Config
@@ -190,3 +191,26 @@ def test_results_appended_meanwhile_are_read_incrementally_and_a_new_file_read_a
     assert [item.name for item in queue.items()] == ["a.png", "b.png"]
     os.rename(config.paths.results, config.root / "results.old.csv")
     assert queue.items() == []
+
+
+def test_the_results_file_is_read_in_chunks_cut_only_between_rows(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Names may hold quotes and line breaks: a chunk must never end inside one.
+    names = ['a"\r\nb.png', "c,\r\nd.png", 'e"".png', "f\n.png", "plain.png"]
+    for name in names:
+        send_to_review(config, name, name.encode())
+    monkeypatch.setattr(queues, "READ_CHUNK", 200)
+    assert config.paths.review is not None
+    queue = Queue(review=config.paths.review, results=config.paths.results, root=config.root, secret=b"k")
+    assert sorted(item.name for item in queue.items()) == sorted(names)
+    assert {item.row.file for item in queue.items()} == set(names)
+
+
+def test_a_torn_last_line_is_not_read_and_another_header_holds_no_items(config: Config, desk: Desk) -> None:
+    send_to_review(config, "a.png", b"a")
+    with open(config.paths.results, "ab") as results:
+        results.write(b"2026-12-02T00:00:00.000Z,b.png,low_confidence,7")
+    assert [item.name for item in desk.queue.items()] == ["a.png"]
+    config.paths.results.write_bytes(b"name,value\r\na.png,1\r\n")
+    assert desk.queue.items() == []

@@ -47,11 +47,13 @@ def csrf_token(token: str) -> str:
     return hmac.new(token.encode(), b"csrf", hashlib.sha256).hexdigest()
 
 
+HOST_HEADER = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](?::\d+)?|(?P<name>[^:\[\]]+)(?::\d+)?")
+
+
 def host_name(header: str) -> str:
-    """The host part of a Host header: `127.0.0.1:8765` -> `127.0.0.1`, `[::1]:8765` -> `::1`."""
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else ""
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    """The host part of a Host header: `127.0.0.1:8765` -> `127.0.0.1`, `[::1]:8765` -> `::1`; empty if malformed."""
+    found = HOST_HEADER.fullmatch(header)
+    return (found["v6"] or found["name"]).lower() if found else ""
 
 
 def same(given: str, wanted: str) -> bool:
@@ -74,7 +76,7 @@ class Gate(BaseHTTPMiddleware):
         return response
 
     async def _answer(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if host_name(request.headers.get("host", "")).lower() not in self.hosts:
+        if host_name(request.headers.get("host", "")) not in self.hosts:
             return PlainTextResponse("refused: unknown host name", status_code=403)
         given = request.query_params.get("token")
         if given is not None and same(given, self.token) and request.method in ("GET", "HEAD"):
