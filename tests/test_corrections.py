@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers import mnist_scans
 from tests.reviewing import open_desk, review_config, send_to_review
-from watcher.model import finetune
+from watcher.model import evaluate, finetune
 from watcher.model.classify import load_classifier
 from watcher.model.corrections import CorrectionsError, load_corrections
 from watcher.service.config import Config
@@ -112,3 +112,13 @@ def test_a_fine_tune_that_costs_mnist_accuracy_writes_no_version(
     assert finetune.run(corrections=config.paths.results, data=tiny, epochs=1, seed=2, out=out, max_mnist_drop=-1) == 1
     assert "not written: MNIST test accuracy fell" in capsys.readouterr().err
     assert sorted(entry.name for entry in out.iterdir()) == ["4"]
+
+
+def test_evaluate_reports_the_held_back_corrections(
+    tuning: tuple[Config, Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, tiny, out = tuning
+    held_back = int(load_corrections(config.paths.results).held_back.sum())
+    assert evaluate.run(data=tiny, model=out, report=None, corrections=config.paths.results) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("held-back corrections"))
+    assert line.endswith(f"of {held_back} digits)")

@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model", type=Path, default=DEFAULT_MODEL, help="model folder or version folder (default: models/mnist-cnn)"
     )
     evaluate.add_argument("--report", type=Path, help="write the confusion matrix picture here (PNG)")
+    evaluate.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="RESULTS",
+        help="also the accuracy on the review decisions `train --corrections` holds back (results CSV or folder)",
+    )
     evaluate.set_defaults(command=_evaluate)
 
     check = commands.add_parser("check", help="validate the config, load the model, check the folders")
@@ -254,7 +260,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         _require("evaluate --report", "matplotlib")
     from watcher.model import evaluate
 
-    return evaluate.run(data=args.data, model=args.model, report=args.report)
+    return evaluate.run(data=args.data, model=args.model, report=args.report, corrections=args.corrections)
 
 
 def _check(args: argparse.Namespace) -> int:
