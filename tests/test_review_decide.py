@@ -214,3 +214,12 @@ def test_a_torn_last_line_is_not_read_and_another_header_holds_no_items(config: 
     assert [item.name for item in desk.queue.items()] == ["a.png"]
     config.paths.results.write_bytes(b"name,value\r\na.png,1\r\n")
     assert desk.queue.items() == []
+
+
+def test_a_reading_of_nothing_must_be_typed(config: Config, desk: Desk) -> None:
+    send_to_review(config, "a.png", b"a", prediction="")
+    (item,) = desk.queue.items()
+    with pytest.raises(ValueError, match="type the value"):
+        desk.decide(item.id, "")
+    assert review_files(config) == ["a.png"]
+    assert desk.decide(item.id, "5").status == "corrected"

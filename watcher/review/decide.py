@@ -101,11 +101,14 @@ class Desk:
         with self._lock:
             self._finish_unfinished()
             item = self.queue.find(item_id)
-            final = value or (item.row.prediction if item else "")
-            if item is not None and not final:
+            if item is None:
+                raise AlreadyDecided("already decided")
+            final = value or item.row.prediction
+            if not final:
                 raise ValueError("the model read nothing here: type the value")
-            claim = self._claim(self.deciding, item.name) if item else None
-            if item is None or claim is None:
+            # The rename is the decision's turnstile: of two reviewers (or stations), one alone gets the file.
+            claim = self._claim(self.deciding, item.name)
+            if claim is None:
                 raise AlreadyDecided("already decided")
             status = Status.VERIFIED if final == item.row.prediction else Status.CORRECTED
             detail = "" if status == Status.VERIFIED else f"read as {item.row.prediction or 'nothing'}"
