@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import digit_png, result_rows
+from tests.daemons import DaemonProcess, write_e2e_config
+from tests.helpers import digit_png, drop, mnist_scans, result_rows, wait_for
 from tests.reviewing import open_desk, review_config, send_to_review
 from watcher.review import queue as queues
 from watcher.review.decide import AlreadyDecided, Desk, NothingToUndo
 from watcher.review.queue import Queue
+from watcher.service import config as configuration
 from watcher.service.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,3 +225,37 @@ def test_a_reading_of_nothing_must_be_typed(config: Config, desk: Desk) -> None:
         desk.decide(item.id, "")
     assert review_files(config) == ["a.png"]
     assert desk.decide(item.id, "5").status == "corrected"
+
+
+@pytest.mark.slow
+def test_decisions_while_the_daemon_writes_each_scan_one_reading_and_at_most_one_decision(tmp_path: Path) -> None:
+    (tmp_path / "inbox").mkdir()
+    config = configuration.load(
+        write_e2e_config(tmp_path, extra="paths:\n  review: inbox/review\nreview:\n  threshold: 1.0\n")
+    )
+    configuration.prepare_folders(config)
+    daemon = DaemonProcess(config.source)
+    desk = open_desk(config)
+    names = [f"scan-{number:02d}.png" for number in range(60)]
+    try:
+        daemon.wait_started()
+        for name, (_, data) in zip(names, mnist_scans(60), strict=True):
+            drop(config.paths.inbox, name, data)
+
+        def all_placed() -> bool:
+            # Decide whatever waits, as a person keeping up with the daemon would.
+            for item in desk.queue.items():
+                desk.decide(item.id, "")
+            return sorted(os.listdir(config.paths.done)) == names
+
+        wait_for(all_placed, timeout=60, what="every scan in done/, by the daemon or by a decision")
+    finally:
+        desk.close()
+        assert daemon.terminate() == 0
+    rows = result_rows(config.paths.results)
+    readings = [row["file"] for row in rows if not row["model"].startswith("person:")]
+    decided = [row["file"] for row in decisions(config)]
+    assert sorted(readings) == names
+    assert len(decided) == len(set(decided)) > 0
+    assert set(decided) == {row["file"] for row in rows if row["status"] == "low_confidence"}
+    assert review_files(config) == []
