@@ -13,7 +13,7 @@ import pytest
 from tests.daemons import DaemonProcess, write_e2e_config
 from tests.helpers import digit_png, drop, mnist_scans, result_rows, wait_for
 from tests.reviewing import open_desk, review_config, send_to_review
-from watcher.review import queue as queues
+from watcher.ledger import history
 from watcher.review.decide import AlreadyDecided, Desk, NothingToUndo
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
@@ -202,7 +202,7 @@ def test_the_results_file_is_read_in_chunks_cut_only_between_rows(
     names = ['a"\r\nb.png', "c,\r\nd.png", 'e"".png', "f\n.png", "plain.png"]
     for name in names:
         send_to_review(config, name, name.encode())
-    monkeypatch.setattr(queues, "READ_CHUNK", 200)
+    monkeypatch.setattr(history, "READ_CHUNK", 200)
     assert config.paths.review is not None
     queue = Queue(review=config.paths.review, results=config.paths.results, root=config.root, secret=b"k")
     assert sorted(item.name for item in queue.items()) == sorted(names)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from watcher.ledger.history import Results
 from watcher.ledger.record import Row
-from watcher.review.queue import Results
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 HELD_BACK_ONE_IN = 5  # this share of the decided scans is never trained on, to measure the gain on
