@@ -26,12 +26,11 @@ from common import DEFAULT_DATA, ROOT
 
 from watcher.model.classify import latest_version, load_version
 from watcher.model.dataset import load_mnist, split_training
-from watcher.recognise import prepare, read
+from watcher.recognise import page_digits
 from watcher.review.decide import Desk
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
 from watcher.service import logs
-from watcher.service.config import LimitsConfig
 
 WIDTH_PER_HEIGHT = 3
 
@@ -76,7 +75,7 @@ def main() -> int:
         print(f"{count} corrections (of the daemon's review queue), fresh digits {args.fresh} from MNIST test")
         print(f"{'version':<14} {'fresh wide-box digits':>22} {'MNIST test':>11}")
         for version in (models / served.name, new):
-            style = style_accuracy(version, fresh_x, fresh_y, folder / f"fresh-{version.name}")
+            style = style_accuracy(version, fresh_x, fresh_y)
             mnist = mnist_accuracy(version, x_test, y_test)
             print(f"{version.parent.name}/{version.name:<4} {style:>22.2%} {mnist:>11.2%}")
         metadata = json.loads((new / "metadata.json").read_text())
@@ -133,16 +132,13 @@ def corrections_made(config: Path, digits: np.ndarray, labels: np.ndarray, args:
     return len(waiting)
 
 
-def style_accuracy(version: Path, digits: np.ndarray, labels: np.ndarray, folder: Path) -> float:
-    """Fresh digits of the style written as scans and read as the daemon reads them (one digit per scan)."""
-    folder.mkdir()
-    prepared = []
-    for number, digit in enumerate(digits):
-        path = folder / f"fresh-{number:04d}.png"
-        cv2.imwrite(str(path), wide_scan(digit))
-        prepared.append(prepare(path, path.name, limits=LimitsConfig(), mode="digit"))
-    readings = read(prepared, load_version(version), review_below=None)
-    return float(np.mean([reading.prediction == str(label) for reading, label in zip(readings, labels, strict=True)]))
+def style_accuracy(version: Path, digits: np.ndarray, labels: np.ndarray) -> float:
+    """Fresh digits of the style read as the daemon reads a scan in `recognition.mode: digit`."""
+    found = [page_digits(wide_scan(digit), mode="digit") for digit in digits]
+    images = np.concatenate([candidates.images for candidates in found if candidates is not None])
+    assert len(images) == len(digits), "every fresh digit has ink"
+    read = load_version(version).probabilities(images)[:, :10].argmax(axis=1)
+    return float(np.mean(read == labels))
 
 
 def mnist_accuracy(version: Path, x_test: np.ndarray, y_test: np.ndarray) -> float:

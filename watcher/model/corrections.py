@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from watcher.intake.decode import Unreadable, decode, read_file
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
+from watcher.service.config import LimitsConfig
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 HELD_BACK_ONE_IN = 5  # this share of the decided scans is never trained on, to measure the gain on
@@ -57,10 +59,6 @@ def standing_decisions(results: Path) -> list[Row]:
 
 def load_corrections(path: Path) -> Corrections:
     """Every standing decision under `path`: its scan (where the row says it went, beside the CSV) read as served."""
-    from watcher.recognise import prepare
-    from watcher.service.config import LimitsConfig
-    from watcher.vision.options import choose
-
     images: list[np.ndarray] = []
     labels: list[int] = []
     held_back: list[bool] = []
@@ -68,20 +66,18 @@ def load_corrections(path: Path) -> Corrections:
     scans = skipped = 0
     for results in results_files(path):
         for row in standing_decisions(results):
-            scan = results.parent / row.moved_to
             value = row.prediction
-            # The mode serving would read it in: one digit as one, a number as a row of digits.
-            prepared = prepare(scan, scan.name, limits=LimitsConfig(), mode="digit" if len(value) == 1 else "number")
-            digits = prepared.digits
-            chosen = choose(np.ones((len(digits.images), DIGITS), np.float32), digits) if digits else []
-            if prepared.error or digits is None or len(chosen) != len(value) or not value.isdigit():
+            digits = decided_digits(results.parent / row.moved_to, value) if value.isdigit() else None
+            if digits is None:
                 skipped += 1
                 continue
             scans += 1
-            images.extend(digits.images[chosen])
+            decision = f"{row.sha256} {row.page} {row.field} {value}\n".encode("utf-8", "surrogateescape")
+            digest.update(decision)
+            images.extend(digits)
             labels.extend(int(digit) for digit in value)
-            held_back.extend([int(prepared.sha256[:8], 16) % HELD_BACK_ONE_IN == 0] * len(value))
-            digest.update(f"{prepared.sha256} {value}\n".encode())
+            # Chosen by the decision's own hash, so the same scans are held back at every fine-tune.
+            held_back.extend([int(hashlib.sha256(decision).hexdigest()[:8], 16) % HELD_BACK_ONE_IN == 0] * len(value))
     if not images:
         raise CorrectionsError(f"{path}: no review decisions whose scans are still there")
     return Corrections(
@@ -92,3 +88,25 @@ def load_corrections(path: Path) -> Corrections:
         scans=scans,
         skipped=skipped,
     )
+
+
+def decided_digits(scan: Path, value: str) -> np.ndarray | None:
+    """The digits serving finds in a decided scan (a single image, or a page's picture), one per digit of `value`.
+
+    None when the scan is gone or unreadable, or is cut into another count of digits than the person wrote.
+    """
+    from watcher.recognise import page_digits
+    from watcher.vision.options import choose
+
+    limits = LimitsConfig()
+    try:
+        image = decode(read_file(scan, max_bytes=limits.max_bytes), name=scan.name, max_pixels=limits.max_pixels)
+        # The mode serving would read it in: one digit as one, a number as a row of digits.
+        digits = page_digits(image, mode="digit" if len(value) == 1 else "number")
+    except Unreadable:
+        return None
+    if digits is None:
+        return None
+    # With every candidate equally sure, the choice is the geometry's own reading (as training cuts numbers).
+    chosen = choose(np.ones((len(digits.images), DIGITS), np.float32), digits)
+    return digits.images[chosen] if len(chosen) == len(value) else None
