@@ -163,6 +163,7 @@ def test_names_and_values_go_to_the_page_as_data_and_the_page_escapes_its_own(
     send_to_review(config, "page.png", digit_png(), file=hostile, page=2)
     (shown,) = signed_in.get("/api/queue").json()["items"]
     assert shown["file"] == hostile
+    assert shown["one_of_pages"] is True
     page = signed_in.get("/")
     assert "<b>ann</b>" not in page.text
     assert "&lt;b&gt;ann&lt;/b&gt;" in page.text

@@ -170,6 +170,7 @@ def test_a_hostile_file_name_shows_as_text(browser: Browser, folder: Path) -> No
     (folder / "inbox" / "review").mkdir()
     send_to_review(config, "<img src=x onerror=alert(1)>.png", digit_png(rows=2), prediction="2")
     send_to_review(config, "page.png", digit_png(rows=3), prediction="3", file="<script>alert(1)</script>.png", page=2)
+    send_to_review(config, "scan.pdf.page-1.png", digit_png(rows=4), prediction="4", file="scan.pdf", page=1)
     server = ReviewServer(folder / "config.yaml")
     try:
         page = browser.new_page()
@@ -179,8 +180,9 @@ def test_a_hostile_file_name_shows_as_text(browser: Browser, folder: Path) -> No
         page.keyboard.press("ArrowRight")
         expect(page.locator("#current-file")).to_have_text("<script>alert(1)</script>.png, page 2")
         page.keyboard.press("g")
-        expect(page.locator("#grid .tile")).to_have_count(2)
+        expect(page.locator("#grid .tile")).to_have_count(3)
         expect(page.locator("#grid")).to_contain_text("<script>alert(1)</script>.png")
+        expect(page.locator("#grid")).to_contain_text("scan.pdf, page 1")  # a page's picture names its page
         assert page.locator("script").count() == 1
         assert page.locator("img[src=x]").count() == 0
         page.close()

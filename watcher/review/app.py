@@ -157,13 +157,14 @@ def create_app(
     )
 
 
-def _shown(item: Item, threshold: float) -> dict[str, str]:
+def _shown(item: Item, threshold: float) -> dict[str, str | bool]:
     """An item as the page shows it: named by id; its name and values are text for the page to escape."""
     row = item.row
     return {
         "id": item.id,
         "file": row.file,
         "page": row.page,
+        "one_of_pages": item.name != row.file,  # a page's picture: its page number is shown, even page 1
         "field": row.field,
         "prediction": row.prediction,
         "confidence": row.confidence,

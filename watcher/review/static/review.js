@@ -32,7 +32,7 @@
 
   function where(item) {
     const parts = [item.file];
-    if (item.page && item.page !== "1") parts.push(`page ${item.page}`);
+    if (item.one_of_pages || item.page !== "1") parts.push(`page ${item.page}`);
     if (item.field) parts.push(`field ${item.field}`);
     return parts.join(", ");
   }
