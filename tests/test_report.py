@@ -357,3 +357,39 @@ def test_browser_renders_counts_and_thumbnails(page: Path, tmp_path: Path) -> No
     pure_blue = (blue > 230) & (green < 30) & (red < 30)
     # Only the blue.png thumbnail (96 by 96 on screen) is pure blue: the browser decoded the embedded PNG.
     assert 80 * 80 < pure_blue.sum() < 100 * 100
+
+
+def test_review_decisions_per_person_and_day_with_the_share_corrected(tmp_path: Path) -> None:
+    decisions = [
+        ("2026-11-24T09:00:00.000Z", "ann", "verified"),
+        ("2026-11-24T09:01:00.000Z", "ann", "corrected"),
+        ("2026-11-24T09:02:00.000Z", "ann", "verified"),
+        ("2026-11-24T09:03:00.000Z", "ann", "verified"),
+        ("2026-11-24T10:00:00.000Z", "<b>bob</b>", "corrected"),
+        ("2026-11-25T08:00:00.000Z", "ann", "corrected"),
+    ]
+    rows = [row("2026-11-24T08:00:00.000Z", "a.png", status="low_confidence", prediction="7", confidence="0.5")]
+    rows += [
+        row(time, "a.png", status=status, prediction="7", moved_to="inbox/done/a.png")._replace(
+            model=f"person:{person}"
+        )
+        for time, person, status in decisions
+    ]
+    (tmp_path / "results.csv").write_bytes(HEADER + encode(rows))
+    run(results=tmp_path / "results.csv", out=tmp_path / "report.html", root=tmp_path)
+    document = parse((tmp_path / "report.html").read_text(encoding="utf-8"))
+    section = document.by_id("review")
+    table = [[cell.text() for cell in line.iter("td")] for line in section.iter("tbody")[0].iter("tr")]
+    assert table == [
+        ["2026-11-25", "ann", "1", "0", "1", "100.0 %"],
+        ["2026-11-24", "ann", "4", "3", "1", "25.0 %"],
+        ["2026-11-24", "<b>bob</b>", "1", "0", "1", "100.0 %"],
+    ]
+    assert " ".join(document.by_id("review-summary").text().split()) == (
+        "6 decisions by 2 people: 50.0 % corrected (the model read them wrong), 50.0 % verified."
+    )
+    assert document.by_id("status-corrected").by_class("count")[0].text() == "3"
+
+
+def test_no_review_decisions_yet(page: Path) -> None:
+    assert parse(page.read_text(encoding="utf-8")).by_id("review").text() == "Review decisionsNone yet."

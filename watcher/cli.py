@@ -1,4 +1,4 @@
-"""The `digit-watcher` command: run, predict, train, evaluate, check, report."""
+"""The `digit-watcher` command: run, predict, train, evaluate, check, report, review."""
 
 from __future__ import annotations
 
@@ -61,7 +61,15 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
-    train.add_argument("--epochs", type=int, default=24, help="training epochs (default: 24, as the shipped model)")
+    train.add_argument(
+        "--epochs", type=int, help="training epochs (default: 24, as the shipped model; 4 with --corrections)"
+    )
+    train.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="RESULTS",
+        help="fine-tune the served version on the review decisions in this results CSV (or folder of them)",
+    )
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
@@ -74,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         "--model", type=Path, default=DEFAULT_MODEL, help="model folder or version folder (default: models/mnist-cnn)"
     )
     evaluate.add_argument("--report", type=Path, help="write the confusion matrix picture here (PNG)")
+    evaluate.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="RESULTS",
+        help="also the accuracy on the review decisions `train --corrections` holds back (results CSV or folder)",
+    )
     evaluate.set_defaults(command=_evaluate)
 
     check = commands.add_parser("check", help="validate the config, load the model, check the folders")
@@ -87,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)"
     )
     report.set_defaults(command=_report)
+
+    review = commands.add_parser("review", help="serve the review queue to a browser (prints its URL with a token)")
+    review.add_argument("--config", type=Path, help=config_help)
+    review.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: 8765)")
+    review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    review.add_argument("--reviewer", help="the name decisions are recorded under (default: the OS user)")
+    review.set_defaults(command=_review)
     return parser
 
 
@@ -245,9 +266,14 @@ def _require(command: str, *modules: str) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     _require("train", "tensorflow", "keras")
+    if args.corrections is not None:
+        from watcher.model import finetune
+
+        epochs = finetune.DEFAULT_EPOCHS if args.epochs is None else args.epochs
+        return finetune.run(corrections=args.corrections, data=args.data, epochs=epochs, seed=args.seed, out=args.out)
     from watcher.model import train
 
-    return train.run(data=args.data, epochs=args.epochs, seed=args.seed, out=args.out)
+    return train.run(data=args.data, epochs=24 if args.epochs is None else args.epochs, seed=args.seed, out=args.out)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -258,7 +284,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         _require("evaluate --report", "matplotlib")
     from watcher.model import evaluate
 
-    return evaluate.run(data=args.data, model=args.model, report=args.report)
+    return evaluate.run(data=args.data, model=args.model, report=args.report, corrections=args.corrections)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -279,3 +305,11 @@ def _report(args: argparse.Namespace) -> int:
     except report.ReportError as exc:
         print(f"digit-watcher: {exc}", file=sys.stderr)
         return 1
+
+
+def _review(args: argparse.Namespace) -> int:
+    # The URL goes to stdout alone, where a person (or a test) reads it; the log lines to stderr.
+    config = _ready_config(args, log_to=sys.stderr)
+    from watcher.review import serve
+
+    return serve.run(config, host=args.host, port=args.port, reviewer=args.reviewer)

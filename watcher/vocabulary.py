@@ -16,6 +16,10 @@ class Status(StrEnum):
     CORRECTED = "corrected"
 
 
+DECISIONS = frozenset({Status.VERIFIED, Status.CORRECTED})  # the statuses of a person's review decision
+PERSON = "person:"  # a review decision's `model` is person:NAME
+
+
 class ExitCode(IntEnum):
     """What the `digit-watcher` command exits with (SPEC "Commands")."""
 
@@ -60,3 +64,7 @@ class Event(StrEnum):
     NOTIFY_FAILED = "notify_failed"
     NOTIFY_SOCKET_UNSUPPORTED = "notify_socket_unsupported"
     METRICS_SERVING = "metrics_serving"
+    REVIEW_SERVING = "review_serving"
+    REVIEW_DECIDED = "review_decided"
+    REVIEW_UNDONE = "review_undone"
+    REVIEW_GIVEN_BACK = "review_given_back"

@@ -60,6 +60,8 @@ class Processed:
     A file of several pages (`paged`) is placed page by page: the file goes to done/ and each unsure page's
     picture (from `pictures`, or kept with its earlier pages) to review/. Its earlier pages' readings, kept
     by `Ledger.keep_pages`, are committed with these.
+
+    `file` is the name its rows give, when that is not the claimed name (a review item that is a page of `file`).
     """
 
     claim: Claim
@@ -68,6 +70,7 @@ class Processed:
     sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = ()
     paged: bool = False
     pictures: Mapping[int, bytes] = field(default_factory=dict)  # page number -> PNG, for review
+    file: str | None = None
 
 
 class Recorded(NamedTuple):
@@ -210,7 +213,7 @@ class Ledger:
                     if picture is not None and self.folders.review is not None:
                         wanted = progress.picture_name(item.claim.name, reading.page)
                         moved_to = place_as(picture, self.folders.review, wanted)
-                    recorded.append(Recorded(item.claim.name, reading, latency_s, moved_to))
+                    recorded.append(Recorded(item.file or item.claim.name, reading, latency_s, moved_to))
                     rows[self.results].append(
                         _results_row(item, reading, model=model, at=written_at, latency_s=latency_s, moved_to=moved_to)
                     )
@@ -324,7 +327,7 @@ def _results_row(
     cells = record.reading_cells(reading)
     return record.Row(
         time=at,
-        file=item.claim.name,
+        file=item.claim.name if item.file is None else item.file,
         status=cells.status,
         prediction=cells.prediction,
         confidence=cells.confidence,

@@ -107,6 +107,11 @@ def guard(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
+def unguard(cell: str) -> str:
+    """The cell as it was before `guard` protected it from spreadsheets."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+
+
 def encode(rows: Sequence[Sequence[str]]) -> bytes:
     """RFC 4180 lines (CRLF, minimal quoting) for the rows, each cell formula-guarded."""
     buffer = io.StringIO()

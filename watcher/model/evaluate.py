@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from watcher.model.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
+from watcher.model.corrections import CorrectionsError, load_corrections
 from watcher.model.dataset import DatasetError, load_mnist
 from watcher.vision.normalise import normalise
 from watcher.vocabulary import DIGITS, ExitCode
@@ -16,12 +17,16 @@ BATCH = 256
 NO_INK_FOUND = -1  # the prediction recorded when normalisation finds no ink: never a true label
 
 
-def run(*, data: Path | None, model: Path, report: Path | None) -> int:
-    """Print accuracy (as given and through normalise) and per-digit figures; draw the matrix to report."""
+def run(*, data: Path | None, model: Path, report: Path | None, corrections: Path | None = None) -> int:
+    """Print accuracy (as given and through normalise) and per-digit figures; draw the matrix to report.
+
+    With `corrections`, also the accuracy on the review decisions `train --corrections` never trains on.
+    """
     try:
         _, _, x_test, y_test = load_mnist(data)
         classifier = _load(Path(model))
-    except (DatasetError, ModelError) as error:
+        held_back = load_corrections(corrections).part(held_back=True) if corrections is not None else None
+    except (DatasetError, ModelError, CorrectionsError) as error:
         print(f"digit-watcher evaluate: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
     as_given = _predict(classifier, x_test.astype(np.float32) / 255.0)
@@ -32,6 +37,10 @@ def run(*, data: Path | None, model: Path, report: Path | None) -> int:
     print(f"model {classifier.version}, {len(y_test)} MNIST test digits")
     print(f"accuracy                    {accuracy:.2%}  ({int(np.sum(as_given != y_test))} wrong)")
     print(f"accuracy through normalise  {pipeline_accuracy:.2%}  ({int(np.sum(through_pipeline != y_test))} wrong)")
+    if held_back is not None:
+        digits, labels = held_back
+        right = int(np.sum(_predict(classifier, digits) == labels)) if len(labels) else 0
+        print(f"held-back corrections       {right / max(1, len(labels)):.2%}  ({right} of {len(labels)} digits)")
     matrix = confusion_matrix(y_test, as_given)
     print("digit  precision  recall  support")
     for digit in range(10):

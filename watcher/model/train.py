@@ -134,7 +134,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
         "command": _reproduce_command(data=data, epochs=epochs, seed=seed, out=out),
     }
-    version_dir = _write_version(out, model=model, metadata=metadata)
+    version_dir = write_version(out, model=model, metadata=metadata)
     print(f"wrote {version_dir}")
     return ExitCode.OK
 
@@ -225,7 +225,7 @@ def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path) 
     return shlex.join(words)
 
 
-def _write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Path:
+def write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Path:
     """Build the version under a hidden name, then rename it to the next number: readers never see half."""
     import tensorflow as tf
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,8 @@ STATUS_COLOURS: dict[str, str] = {  # keyed by the CSV's text, which may hold st
     Status.LOW_CONFIDENCE: "#e09c00",
     Status.NO_DIGIT: "#8d99a6",
     Status.ERROR: "#c62828",
+    Status.VERIFIED: "#1565c0",
+    Status.CORRECTED: "#ad1457",
 }
 OTHER_COLOUR = "#6a1b9a"
 DIGIT_COLOUR = "#3f51b5"
@@ -66,6 +69,9 @@ svg .grid { stroke: #e4e7eb; }
 .status { color: var(--colour); font-weight: 600; }
 .detail { color: #52606d; white-space: pre-wrap; overflow-wrap: anywhere; }
 time { display: block; color: #7b8794; }
+table { border-collapse: collapse; font-size: 14px; margin-top: 10px; }
+th, td { text-align: right; padding: 4px 12px; border-bottom: 1px solid #e4e7eb; }
+th:nth-child(-n+2), td:nth-child(-n+2) { text-align: left; }
 """
 
 
@@ -102,6 +108,7 @@ def render(summary: Summary, thumbnails: Sequence[Thumbnail], *, results: Path, 
 {confidence_section(summary)}
 </div>
 {throughput_section(summary)}
+{review_section(summary)}
 {sheet_section(summary, thumbnails)}
 </body>
 </html>
@@ -240,6 +247,42 @@ def throughput_section(summary: Summary) -> str:
 <h2>Throughput</h2>
 <p class="note" id="throughput-summary">{" ".join(lines)}</p>
 {bar_chart(bars, ticks=ticks, width=1060, height=180, title="Rows per minute, last hour")}
+</section>"""
+
+
+def review_section(summary: Summary) -> str:
+    """Review decisions per person and per day, and the share the person corrected (the model read it wrong)."""
+    if not summary.reviews:
+        return '<section id="review"><h2>Review decisions</h2><p class="note">None yet.</p></section>'
+    days: dict[tuple[str, str], Counter[str]] = {}
+    for (person, day, status), number in summary.reviews.items():
+        days.setdefault((day, person), Counter())[status] += number
+    total = Counter[str]()
+    for counts in days.values():
+        total.update(counts)
+    lines = []
+    for (day, person), counts in sorted(days.items(), reverse=True):
+        decided = counts[Status.VERIFIED] + counts[Status.CORRECTED]
+        lines.append(
+            f'<tr><td>{text(day)}</td><td class="name">{text(person)}</td><td>{count(decided)}</td>'
+            f"<td>{count(counts[Status.VERIFIED])}</td><td>{count(counts[Status.CORRECTED])}</td>"
+            f"<td>{100 * counts[Status.CORRECTED] / decided:.1f} %</td></tr>"
+        )
+    decided = total[Status.VERIFIED] + total[Status.CORRECTED]
+    people = len({person for _, person in days})
+    who = f"{count(people)} {'person' if people == 1 else 'people'}"
+    return f"""<section id="review">
+<h2>Review decisions</h2>
+<p class="note" id="review-summary">{count(decided)} decisions by {who}:
+{100 * total[Status.CORRECTED] / decided:.1f} % corrected (the model read them wrong),
+{100 * total[Status.VERIFIED] / decided:.1f} % verified.</p>
+<table>
+<thead><tr><th>day (UTC)</th><th>person</th><th>decisions</th><th>verified</th><th>corrected</th>
+<th>share corrected</th></tr></thead>
+<tbody>
+{"".join(lines)}
+</tbody>
+</table>
 </section>"""
 
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.pages import open_pages
-from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES, FORMULA_STARTS
+from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES, unguard
 from watcher.report.page import render
-from watcher.vocabulary import Status
+from watcher.vocabulary import DECISIONS, PERSON, Status
 
 MAX_SHEET_ROWS = 200
 HISTOGRAM_BINS = 20
@@ -78,14 +78,18 @@ class Summary:
     latest_minute: datetime | None = None
     per_minute: dict[str, int] = field(default_factory=dict)
     sheet_rows: deque[SheetRow] = field(default_factory=lambda: deque(maxlen=MAX_SHEET_ROWS))
+    # Review decisions by (person, UTC day, verified or corrected).
+    reviews: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
     def add(self, cells: list[str]) -> None:
         """One row, whether of this version's header or of the one before pages (its first columns)."""
-        time, file, status, prediction, confidence, _top3, _model, _sha, _latency, moved_to, detail = map(
+        time, file, status, prediction, confidence, _top3, model, _sha, _latency, moved_to, detail = map(
             unguard, cells[: len(COLUMNS_BEFORE_PAGES)]
         )
         self.rows += 1
         self.by_status[status] += 1
+        if status in DECISIONS and model.startswith(PERSON):
+            self.reviews[(model[len(PERSON) :], time[:10], status)] += 1
         if prediction.isdigit() and prediction.isascii():
             if len(prediction) == 1:
                 self.by_digit[prediction] += 1
@@ -143,13 +147,6 @@ class Summary:
             return []
         minutes = [self.latest_minute - timedelta(minutes=back) for back in range(THROUGHPUT_MINUTES - 1, -1, -1)]
         return [(minute, self.per_minute.get(minute.strftime(MINUTE_FORMAT), 0)) for minute in minutes]
-
-
-def unguard(cell: str) -> str:
-    """The cell as it was before record.guard() protected it from spreadsheets."""
-    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
-        return cell[1:]
-    return cell
 
 
 def parse_time(value: str) -> datetime | None:

@@ -1,0 +1,112 @@
+"""What people decided in the review station, as training digits: each scan cut as serving cuts it, with their value."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from watcher.intake.decode import Unreadable, decode, read_file
+from watcher.ledger.history import Results
+from watcher.ledger.record import Row
+from watcher.service.config import LimitsConfig
+from watcher.vocabulary import CANVAS_PX, DIGITS
+
+HELD_BACK_ONE_IN = 5  # this share of the decided scans is never trained on, to measure the gain on
+
+
+class CorrectionsError(Exception):
+    """No usable decisions at the path given; str() is one line naming it."""
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """Digits people decided (verified or corrected), as serving's candidates, split into trained-on and held back."""
+
+    images: np.ndarray  # (n, 28, 28) float32, ink bright on black, as serving feeds the model
+    labels: np.ndarray  # (n,) the digit the person gave
+    held_back: np.ndarray  # (n,) bool: a scan chosen by its hash to be measured on, never trained on
+    sha256: str  # of every scan's hash and value, in order: which decisions a version learnt from
+    scans: int  # decided scans whose digits were used
+    skipped: int  # decided scans not used: moved or deleted since, or cut into another count of digits
+
+    def part(self, *, held_back: bool) -> tuple[np.ndarray, np.ndarray]:
+        chosen = self.held_back == held_back
+        return self.images[chosen], self.labels[chosen]
+
+
+def results_files(path: Path) -> list[Path]:
+    """A results CSV, or the results files in a folder (results.csv and those set aside beside it)."""
+    if path.is_dir():
+        # A file of another version's header is read as holding no rows (watcher.review.queue.Results).
+        found = sorted(path.glob("results*.csv"))
+        if not found:
+            raise CorrectionsError(f"{path}: no results CSV in this folder")
+        return found
+    if not path.is_file():
+        raise CorrectionsError(f"{path}: results file not found")
+    return [path]
+
+
+def standing_decisions(results: Path) -> list[Row]:
+    """The review decisions in a results file that still stand (not undone since), oldest first."""
+    reader = Results(results)
+    reader.refresh()
+    return [row for row in reader.decisions if reader.stands(row)]
+
+
+def load_corrections(path: Path) -> Corrections:
+    """Every standing decision under `path`: its scan (where the row says it went, beside the CSV) read as served."""
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    held_back: list[bool] = []
+    digest = hashlib.sha256()
+    scans = skipped = 0
+    for results in results_files(path):
+        for row in standing_decisions(results):
+            value = row.prediction
+            digits = decided_digits(results.parent / row.moved_to, value) if value.isdigit() else None
+            if digits is None:
+                skipped += 1
+                continue
+            scans += 1
+            decision = f"{row.sha256} {row.page} {row.field} {value}\n".encode("utf-8", "surrogateescape")
+            digest.update(decision)
+            images.extend(digits)
+            labels.extend(int(digit) for digit in value)
+            # Chosen by the decision's own hash, so the same scans are held back at every fine-tune.
+            held_back.extend([int(hashlib.sha256(decision).hexdigest()[:8], 16) % HELD_BACK_ONE_IN == 0] * len(value))
+    if not images:
+        raise CorrectionsError(f"{path}: no review decisions whose scans are still there")
+    return Corrections(
+        images=np.asarray(images, np.float32).reshape(-1, CANVAS_PX, CANVAS_PX),
+        labels=np.asarray(labels, np.uint8),
+        held_back=np.asarray(held_back, bool),
+        sha256=digest.hexdigest(),
+        scans=scans,
+        skipped=skipped,
+    )
+
+
+def decided_digits(scan: Path, value: str) -> np.ndarray | None:
+    """The digits serving finds in a decided scan (a single image, or a page's picture), one per digit of `value`.
+
+    None when the scan is gone or unreadable, or is cut into another count of digits than the person wrote.
+    """
+    from watcher.recognise import page_digits
+    from watcher.vision.options import choose
+
+    limits = LimitsConfig()
+    try:
+        image = decode(read_file(scan, max_bytes=limits.max_bytes), name=scan.name, max_pixels=limits.max_pixels)
+        # The mode serving would read it in: one digit as one, a number as a row of digits.
+        digits = page_digits(image, mode="digit" if len(value) == 1 else "number")
+    except Unreadable:
+        return None
+    if digits is None:
+        return None
+    # With every candidate equally sure, the choice is the geometry's own reading (as training cuts numbers).
+    chosen = choose(np.ones((len(digits.images), DIGITS), np.float32), digits)
+    return digits.images[chosen] if len(chosen) == len(value) else None

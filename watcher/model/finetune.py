@@ -1,0 +1,162 @@
+"""`train --corrections`: fine-tune the served version on what people decided, mixed with MNIST, and write the next one.
+
+A short, gentle run from the served weights: each epoch is a fresh draw of MNIST training digits (augmented as in
+training, so nothing is forgotten) with the corrections repeated among them. The version is written only when
+MNIST test accuracy holds (it may not drop by more than MAX_MNIST_DROP); a fifth of the decided scans is held back
+and the gain on them printed and kept in the metadata.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from watcher.model.classify import ModelError, latest_version
+from watcher.model.corrections import Corrections, CorrectionsError, load_corrections
+from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
+from watcher.vocabulary import CLASSES, NO_DIGIT_CLASS, ExitCode
+
+DEFAULT_EPOCHS = 4
+MNIST_PER_EPOCH = 20_000  # training digits drawn afresh each epoch, so the corrections stay a small share
+CORRECTION_SHARE = 0.15  # of each epoch: the corrections repeated (and augmented) to this share
+LEARNING_RATE = 3e-4  # a tenth of training's peak: the served weights are moved, not relearnt
+BATCH_SIZE = 128
+AUGMENTED_SHARE = 0.85  # as in training
+MAX_MNIST_DROP = 0.001  # 0.1 point of MNIST test accuracy, the most a fine-tune may cost
+
+
+def run(
+    *, corrections: Path, data: Path | None, epochs: int, seed: int, out: Path, max_mnist_drop: float = MAX_MNIST_DROP
+) -> int:
+    """Fine-tune the newest version under `out` on `corrections`, write out/<next>/; 0 on success, 78 on bad input.
+
+    1 when MNIST test accuracy fell by more than `max_mnist_drop`: then nothing is written.
+    """
+    try:
+        decided = load_corrections(corrections)
+        base = latest_version(out)
+        x_train, y_train, x_test, y_test = load_mnist(data)
+    except (CorrectionsError, ModelError, DatasetError) as error:
+        print(f"digit-watcher train: {error}", file=sys.stderr)
+        return ExitCode.BAD_CONFIG
+    (x_train, y_train), _ = split_training(x_train, y_train)
+    trained_on, held_back = decided.part(held_back=False), decided.part(held_back=True)
+    print(
+        f"{decided.scans} decided scans ({len(decided.labels)} digits, {decided.skipped} skipped): "
+        f"{len(trained_on[1])} digits to learn from, {len(held_back[1])} held back",
+        flush=True,
+    )
+    started = time.monotonic()
+
+    from watcher.model.network import augment, import_tensorflow
+
+    tf = import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = keras.models.load_model(base / "model.keras")
+    mnist_test = x_test.astype(np.float32) / 255.0
+    before = {"mnist_test": accuracy(model, mnist_test, y_test), "held_back": accuracy(model, *held_back)}
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss="categorical_crossentropy",
+        metrics=["categorical_accuracy"],
+    )
+    for epoch in range(epochs):
+        images, labels = _epoch(x_train, y_train, trained_on, rng=rng, augment=augment)
+        targets = np.eye(CLASSES, dtype=np.float32)[labels]
+        model.fit(
+            images[..., None], targets, batch_size=BATCH_SIZE, epochs=epoch + 1, initial_epoch=epoch, shuffle=True
+        )
+    after = {"mnist_test": accuracy(model, mnist_test, y_test), "held_back": accuracy(model, *held_back)}
+    minutes = (time.monotonic() - started) / 60
+    for name, what in (("mnist_test", "MNIST test"), ("held_back", "held-back corrections")):
+        print(f"{what:<22} {before[name]:.2%} -> {after[name]:.2%}")
+    if after["mnist_test"] < before["mnist_test"] - max_mnist_drop:
+        print(
+            f"digit-watcher train: not written: MNIST test accuracy fell by more than {max_mnist_drop:.1%}",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILURE
+    from watcher.model.train import write_version
+
+    metadata = _metadata(
+        decided, corrections=corrections, base=base, data=data, epochs=epochs, seed=seed, out=out, minutes=minutes
+    )
+    metadata.update(
+        {f"{name}_accuracy_before": round(value, 6) for name, value in before.items()}
+        | {f"{name}_accuracy_after": round(value, 6) for name, value in after.items()}
+        | {"test_accuracy": round(after["mnist_test"], 6), "tensorflow": tf.__version__, "keras": keras.__version__}
+    )
+    version_dir = write_version(out, model=model, metadata=metadata)
+    print(f"wrote {version_dir}")
+    return ExitCode.OK
+
+
+def accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
+    """The share read right, served as the classifier serves: the likeliest of the ten digits."""
+    if not len(labels):
+        return float("nan")
+    probabilities = model.predict(images[..., None], batch_size=1024, verbose=0)
+    return float(np.mean(probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1) == labels))
+
+
+def _epoch(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    corrections: tuple[np.ndarray, np.ndarray],
+    *,
+    rng: np.random.Generator,
+    augment: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's digits: a fresh MNIST draw and the corrections repeated, each augmented as training does."""
+    drawn = rng.choice(len(x_train), size=min(MNIST_PER_EPOCH, len(x_train)), replace=False)
+    mnist = x_train[drawn].astype(np.float32) / 255.0
+    repeats = rng.choice(len(corrections[1]), size=int(len(drawn) * CORRECTION_SHARE / (1 - CORRECTION_SHARE)))
+    images = np.concatenate([mnist, corrections[0][repeats]])
+    chosen = rng.random(len(images)) < AUGMENTED_SHARE
+    images[chosen] = augment(images[chosen], rng)
+    return images, np.concatenate([y_train[drawn], corrections[1][repeats]]).astype(np.int64)
+
+
+def _metadata(
+    decided: Corrections,
+    *,
+    corrections: Path,
+    base: Path,
+    data: Path | None,
+    epochs: int,
+    seed: int,
+    out: Path,
+    minutes: float,
+) -> dict[str, object]:
+    command = ["digit-watcher", "train", "--corrections", str(corrections)]
+    command += ["--data", str(data)] if data is not None else []
+    command += ["--epochs", str(epochs), "--seed", str(seed), "--out", str(out)]
+    return {
+        "name": out.name,
+        "fine_tuned_from": f"{base.parent.name}/{base.name}",
+        "corrections": str(corrections),
+        "corrections_sha256": decided.sha256,
+        "corrections_count": len(decided.labels),
+        "corrections_scans": decided.scans,
+        "corrections_skipped": decided.skipped,
+        "corrections_held_back": int(decided.held_back.sum()),
+        "data": str(data) if data is not None else "keras.datasets.mnist",
+        "data_sha256": sha256_of(data) if data is not None else None,
+        "epochs": epochs,
+        "seed": seed,
+        "mix": f"each epoch {MNIST_PER_EPOCH} MNIST training digits drawn afresh and the corrections repeated to "
+        f"{CORRECTION_SHARE:.0%} of it, {AUGMENTED_SHARE:.0%} augmented; Adam at {LEARNING_RATE}",
+        "training_minutes": round(minutes, 1),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
+        "command": shlex.join(command),
+    }

@@ -1,0 +1,197 @@
+"""A person's decisions, each committed through the ledger exactly once: claimed by rename, one row, one move."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from watcher.ledger import place
+from watcher.ledger.claim import Claim
+from watcher.ledger.ledger import Folders, Ledger, Processed
+from watcher.ledger.record import Row
+from watcher.review.queue import Queue
+from watcher.vocabulary import PERSON, Event, Status
+
+log = structlog.get_logger()
+
+DECIDING_WORK = ".digit-watcher"  # in review/: hidden, so never shown as an item
+UNDOING_WORK = ".digit-watcher-undo"  # apart, as its claims come from done/ and go back there
+
+
+class AlreadyDecided(Exception):
+    """The item is no longer waiting: another reviewer decided it, or it was undone and is a new item."""
+
+
+class NothingToUndo(Exception):
+    """This reviewer has no decision left whose file is still where the decision put it."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A reading as the ledger writes it (record.Readout), made by a person or given back to review."""
+
+    status: Status
+    prediction: str
+    page: int
+    field: str
+    detail: str = ""
+    confidence: float | None = None
+    top3: Sequence[Sequence[tuple[int, float]]] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a decision or an undo did: the row's status and value, and where the file went."""
+
+    name: str
+    status: Status
+    prediction: str
+    moved_to: str
+
+
+class Desk:
+    """One reviewer's decisions and undos, with the ledgers that commit them.
+
+    Opening it recovers dead reviewers' workspaces: a decision whose journal was written is
+    finished, a claim without one was never decided and goes back where it was taken from.
+    """
+
+    def __init__(
+        self,
+        *,
+        queue: Queue,
+        results: Path,
+        review: Path,
+        done: Path,
+        error: Path,
+        root: Path,
+        reviewer: str,
+        clock: Callable[[], float],
+        now: Callable[[], datetime],
+    ) -> None:
+        self.queue = queue
+        self.done = done
+        self.root = root
+        self.model = f"{PERSON}{reviewer}"
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._unfinished: tuple[Ledger, Processed, str] | None = None
+
+        def ledger(*, inbox: Path, folders: Folders, work: Path) -> Ledger:
+            return Ledger(
+                results=results, folders=folders, inbox=inbox, work=work, shown_from=root, clock=clock, now=now
+            )
+
+        self.deciding = ledger(inbox=review, folders=Folders(done=done, error=error), work=review / DECIDING_WORK)
+        self.undoing = ledger(
+            inbox=done, folders=Folders(done=done, error=error, review=review), work=review / UNDOING_WORK
+        )
+        for opened in (self.deciding, self.undoing):
+            for claim in opened.start():
+                _give_back(opened, claim)
+
+    def decide(self, item_id: str, value: str) -> Outcome:
+        """Accept the reading (`value` empty) or correct it to `value`; raises AlreadyDecided."""
+        with self._lock:
+            self._finish_unfinished()
+            item = self.queue.find(item_id)
+            if item is None:
+                raise AlreadyDecided("already decided")
+            final = value or item.row.prediction
+            if not final:
+                raise ValueError("the model read nothing here: type the value")
+            # The rename is the decision's turnstile: of two reviewers (or stations), one alone gets the file.
+            claim = self._claim(self.deciding, item.name)
+            if claim is None:
+                raise AlreadyDecided("already decided")
+            status = Status.VERIFIED if final == item.row.prediction else Status.CORRECTED
+            detail = "" if status == Status.VERIFIED else f"read as {item.row.prediction or 'nothing'}"
+            judgement = Judgement(
+                status=status, prediction=final, page=_page(item.row), field=item.row.field, detail=detail
+            )
+            moved_to = self._commit(self.deciding, claim, item.row, judgement, model=self.model)
+            log.info(Event.REVIEW_DECIDED, file=item.row.file, page=item.row.page, status=status, moved_to=moved_to)
+            return Outcome(name=item.name, status=status, prediction=final, moved_to=moved_to)
+
+    def undo(self) -> Outcome:
+        """Send this reviewer's last decision still standing back to review/, by a new row; raises NothingToUndo."""
+        with self._lock:
+            self._finish_unfinished()
+            for decision, reading in self.queue.decisions_standing(self.model):
+                decided = self.root / decision.moved_to
+                claim = self._claim(self.undoing, decided.name) if decided.parent == self.done else None
+                if claim is None:
+                    continue
+                judgement = Judgement(
+                    status=Status.LOW_CONFIDENCE,
+                    prediction=reading.prediction,
+                    detail=f"undone by {self.model}",
+                    confidence=float(reading.confidence) if reading.confidence else None,
+                    top3=_top3(reading.top3),
+                    page=_page(reading),
+                    field=reading.field,
+                )
+                moved_to = self._commit(self.undoing, claim, reading, judgement, model=reading.model)
+                log.info(Event.REVIEW_UNDONE, file=reading.file, page=reading.page, moved_to=moved_to)
+                return Outcome(
+                    name=os.path.basename(moved_to),
+                    status=judgement.status,
+                    prediction=reading.prediction,
+                    moved_to=moved_to,
+                )
+            raise NothingToUndo("nothing to undo")
+
+    def close(self) -> None:
+        self.deciding.close()
+        self.undoing.close()
+
+    def _claim(self, ledger: Ledger, name: str) -> Claim | None:
+        # Each decision in a claim folder of its own: the last one's folder went with its file.
+        ledger.new_batch()
+        return ledger.claim(name, ready_at=self.clock())
+
+    def _commit(self, ledger: Ledger, claim: Claim, row: Row, judgement: Judgement, *, model: str) -> str:
+        processed = Processed(claim=claim, sha256=row.sha256, readings=[judgement], file=row.file)
+        # Kept until committed: after an OS error the next call finishes it (its journal, or afresh) first.
+        self._unfinished = (ledger, processed, model)
+        (recorded,) = ledger.commit([processed], model=model)
+        self._unfinished = None
+        return recorded.moved_to
+
+    def _finish_unfinished(self) -> None:
+        if self._unfinished is not None:
+            ledger, processed, model = self._unfinished
+            ledger.commit([processed], model=model)
+            self._unfinished = None
+
+
+def _page(row: Row) -> int:
+    return int(row.page) if row.page.isdigit() else 1
+
+
+def _top3(cell: str) -> tuple[tuple[tuple[int, float], ...], ...]:
+    """`7:0.9812 1:0.0101 2:0.0050 | 3:…` (a digit's likeliest, digits apart by ` | `) back into numbers."""
+    try:
+        return tuple(
+            tuple((int(digit), float(probability)) for digit, probability in (pair.split(":") for pair in part.split()))
+            for part in cell.split(" | ")
+            if part
+        )
+    except ValueError:
+        return ()
+
+
+def _give_back(ledger: Ledger, claim: Claim) -> None:
+    """Return a claim a dead reviewer took but never decided to the folder it was taken from."""
+    folder = ledger.workspace.inbox
+    name = place.free_name(folder, claim.name)
+    place.move(claim.path, folder / name)
+    place.sync_folders([folder])
+    ledger.workspace.release(claim)
+    log.info(Event.REVIEW_GIVEN_BACK, name=name, taken=claim.name)

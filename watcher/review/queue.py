@@ -1,0 +1,91 @@
+"""What waits in review/: each file there whose latest results row says it was moved there, with that reading."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from watcher.ledger.history import Results
+from watcher.ledger.record import Row
+from watcher.vocabulary import Status
+
+
+@dataclass(frozen=True)
+class Item:
+    """A file waiting in review/, named to the browser only by its opaque `id`."""
+
+    id: str
+    name: str
+    row: Row
+
+    def why(self, threshold: float) -> str:
+        """Why a person is asked: the rule the reading broke, or its confidence under the threshold."""
+        if self.row.detail:
+            return self.row.detail
+        if self.row.confidence:
+            return f"confidence {self.row.confidence} below {threshold:g}"
+        return f"read as {self.row.status}"
+
+
+class Queue:
+    """The items in review/, joined to their rows by `moved_to` (never by parsing names)."""
+
+    def __init__(self, *, review: Path, results: Path, root: Path, secret: bytes) -> None:
+        self.review = review
+        self.results = Results(results)
+        self.root = root
+        self.secret = secret
+        self._lock = threading.Lock()
+
+    def items(self) -> list[Item]:
+        """What waits now, oldest reading first."""
+        shown = os.path.relpath(self.review, self.root)
+        items = []
+        # Pages poll from the server's threads while decisions are made: one refresh of the index at a time.
+        with self._lock:
+            self.results.refresh()
+            for entry in _regular_files(self.review):
+                row = self.results.latest.get(os.path.join(shown, entry))
+                if row is not None and row.status == Status.LOW_CONFIDENCE:
+                    items.append(Item(id=self._id(entry, row), name=entry, row=row))
+        return sorted(items, key=lambda item: (item.row.time, item.name))
+
+    def decisions_standing(self, model: str) -> list[tuple[Row, Row]]:
+        """`model`'s decisions whose file is still where they put it, newest first, each with the reading it decided."""
+        with self._lock:
+            self.results.refresh()
+            return [
+                (decision, reading)
+                for decision in reversed(self.results.decisions)
+                if decision.model == model
+                and self.results.stands(decision)
+                and (reading := self.results.reading_before(decision)) is not None
+            ]
+
+    def find(self, item_id: str) -> Item | None:
+        return next((item for item in self.items() if item.id == item_id), None)
+
+    def _id(self, name: str, row: Row) -> str:
+        # Keyed by the row too: a new file under a decided one's name is a new item, and a stale page's id is refused.
+        message = "\0".join((name, row.time, row.sha256, row.page, row.field)).encode("utf-8", "surrogateescape")
+        return hashlib.blake2b(message, key=self.secret, digest_size=12).hexdigest()
+
+
+def _regular_files(folder: Path) -> list[str]:
+    """The names of the plain files in `folder`: no hidden ones (the reviewers' workspaces), no links."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return []
+    return [e.name for e in entries if not e.name.startswith(".") and _is_plain_file(e)]
+
+
+def _is_plain_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return stat.S_ISREG(entry.stat(follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False  # decided, by another reviewer, while the folder was listed
