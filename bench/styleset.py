@@ -12,17 +12,16 @@ import cv2
 import numpy as np
 from common import bench_parser, set_up
 
-from watcher.model.calibration import ECE_BINS, confident_error_share, expected_calibration_error
+from watcher.model.calibration import ECE_BINS, SURE, confident_error_share, expected_calibration_error
 from watcher.model.classify import Classifier
 from watcher.model.styles import STYLES, compose_styled_number, draw_digit, draw_writer, with_margins
 from watcher.model.synthetic import NUMBER_LENGTHS, print_on_paper
 from watcher.recognise import Prepared, Reading, read
+from watcher.service.config import ReviewConfig
 from watcher.vision.segment import candidates
 
 SINGLE_TARGET = 0.98  # issue #18: every style at least 98 % single digits...
 NUMBER_TARGET = 0.95  # ...and 95 % whole numbers of 2-6 digits
-REVIEW_THRESHOLD = 0.9  # review.threshold's default: errors read at or above it never reach a person
-SURE = 0.99
 
 
 def main() -> int:
@@ -74,7 +73,7 @@ def main() -> int:
     )
     print(
         f"\nECE: expected calibration error over {ECE_BINS} bins; err≥p: share of the wrong readings read at p or "
-        f"more (at {REVIEW_THRESHOLD}, the review default, they never reach review)"
+        f"more (at {ReviewConfig().threshold}, the review default, they never reach review)"
     )
     print(
         f"targets {SINGLE_TARGET:.0%} single digits and {NUMBER_TARGET:.0%} whole numbers in every style: "
@@ -113,7 +112,7 @@ def _pooled(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.
 def _calibration_figures(confidence: np.ndarray, correct: np.ndarray) -> str:
     ece = expected_calibration_error(confidence, correct)
     sure = confident_error_share(confidence, correct, at_least=SURE)
-    unreviewed = confident_error_share(confidence, correct, at_least=REVIEW_THRESHOLD)
+    unreviewed = confident_error_share(confidence, correct, at_least=ReviewConfig().threshold)
     return f"{ece:>6.2%} {sure:>8.1%} {unreviewed:>8.1%}"
 
 

@@ -6,10 +6,10 @@ import numpy as np
 
 from watcher.vocabulary import DIGITS
 
+SURE = 0.99  # a reading this sure should be right 99 times in 100: the errors above it are the ones to count
 ECE_BINS = 15  # the usual count (Guo et al. 2017): bins of 6.7 points of confidence
 TEMPERATURE_RANGE = (0.25, 20.0)  # searched for the best fit; 1 leaves the model as trained
 FIT_STEPS = 60  # golden-section steps on log T: far finer than the fit's own sampling error
-LOG_FLOOR = 1e-30  # a probability the model rounds to 0 stays 0 at any temperature, without a log of 0
 
 
 def temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -20,7 +20,9 @@ def temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """
     if temperature == 1.0:
         return probabilities
-    logs = np.log(np.maximum(np.asarray(probabilities, np.float64), LOG_FLOOR)) / temperature
+    # A class the model rounds to 0 has a log of minus infinity, and stays 0 at any temperature.
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.asarray(probabilities, np.float64)) / temperature
     logs -= logs.max(axis=1, keepdims=True)
     scaled = np.exp(logs)
     tempered: np.ndarray = (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
@@ -28,7 +30,11 @@ def temper(probabilities: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def with_no_digit(digit_probabilities: np.ndarray) -> np.ndarray:
-    """The model's full rows from a classifier's ten digit columns: the eleventh, no digit, is what they lack of 1."""
+    """The model's full rows from a classifier's ten digit columns: the eleventh, no digit, is what they lack of 1.
+
+    Exact enough for the digits' shares, which do not depend on it; a no-digit chance under float32's rounding
+    (about 1e-7) comes back as that rounding.
+    """
     rest = np.clip(1.0 - digit_probabilities.sum(axis=1, keepdims=True), 0.0, 1.0)
     full: np.ndarray = np.hstack([digit_probabilities, rest]).astype(np.float32)
     return full

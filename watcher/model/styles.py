@@ -73,7 +73,8 @@ def draw_digit(digit: np.ndarray, writer: Writer, rng: np.random.Generator) -> n
     """Float32 ink coverage (1 = full ink, 0 = paper), cropped to the ink: an MNIST digit as `writer` writes it."""
     shape = _shaped(digit, writer)
     centre_line = skeleton(shape > 0.5)
-    width_px = max(1, round(writer.pen_width * WORK_HEIGHT_PX))
+    # The pen adds its own width to the digit's height: a share s of the drawn height is s / (1 - s) of the line's.
+    width_px = max(1, round(writer.pen_width / (1 - writer.pen_width) * WORK_HEIGHT_PX))
     # A chisel-tipped marker leaves blocky strokes, a round one round strokes.
     kernel_shape = cv2.MORPH_RECT if writer.pen == "marker" and rng.random() < 0.5 else cv2.MORPH_ELLIPSE
     pad = width_px + 1
@@ -83,12 +84,12 @@ def draw_digit(digit: np.ndarray, writer: Writer, rng: np.random.Generator) -> n
     else:
         ink = centre_line.astype(np.float32)
     if writer.pen == "ballpoint":
-        ink *= _skips(ink.shape, rng)
+        ink *= _skips(ink, rng)
     ink = _crop(ink)
     if writer.grid is not None:
         return _crop(_coarse_capture(ink, writer))
     height, width = ink.shape
-    scale = writer.height_px / WORK_HEIGHT_PX
+    scale = writer.height_px / height
     # A line finer than a pixel on the scan stays as faint grey, as a scanner averages it.
     sized = cv2.resize(ink, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
     return _crop(np.clip(sized, 0.0, 1.0))
@@ -127,6 +128,26 @@ def compose_styled_number(digits: np.ndarray, writer: Writer, rng: np.random.Gen
         np.maximum(spot, ink, out=spot)
         x = max(0, x + ink.shape[1] + gaps[index])
     return with_margins(_crop(canvas), rng)
+
+
+def styled_digits(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, *, per_style: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`per_style` of the digits `x` in each of STYLES, each by its own writer, on paper and normalised as the
+    daemon reads a single digit: (n, 28, 28) float32 images, their labels, and each one's index in STYLES."""
+    from watcher.model.synthetic import print_on_paper
+    from watcher.vision.normalise import normalise
+
+    images, labels, styles = [], [], []
+    for index, style in enumerate(STYLES):
+        for digit in rng.choice(len(x), size=per_style, replace=len(x) < per_style):
+            ink = with_margins(draw_digit(x[digit], draw_writer(style, rng), rng), rng)
+            image = normalise(print_on_paper(ink, rng, effects=set()))
+            if image is not None:
+                images.append(image)
+                labels.append(int(y[digit]))
+                styles.append(index)
+    return np.asarray(images, np.float32), np.asarray(labels, np.int64), np.asarray(styles, np.int64)
 
 
 def with_margins(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -200,11 +221,11 @@ def _own_shear(coverage: np.ndarray) -> float:
     return float(moments["mu11"] / moments["mu02"])
 
 
-def _skips(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """A multiplier for a ballpoint's ink: smooth pressure, and patches where the ball skipped."""
-    field = cv2.GaussianBlur(rng.standard_normal(shape).astype(np.float32), (0, 0), 0.04 * WORK_HEIGHT_PX)
-    cut = np.quantile(field, 1 - rng.uniform(*SKIPPED_INK))
-    pressure = rng.uniform(0.75, 1.0, shape).astype(np.float32)
+def _skips(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A multiplier for a ballpoint's ink: uneven pressure, and patches of the stroke where the ball skipped."""
+    field = cv2.GaussianBlur(rng.standard_normal(ink.shape).astype(np.float32), (0, 0), 0.04 * WORK_HEIGHT_PX)
+    cut = np.quantile(field[ink > 0.5], 1 - rng.uniform(*SKIPPED_INK))
+    pressure = rng.uniform(0.75, 1.0, ink.shape).astype(np.float32)
     skips: np.ndarray = np.where(field > cut, np.float32(rng.uniform(*SKIP_DEPTH)), pressure)
     return skips
 

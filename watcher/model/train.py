@@ -229,16 +229,27 @@ def _write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Pat
     """Build the version under a hidden name, then rename it to the next number: readers never see half."""
     import tensorflow as tf
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".incomplete-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = staging_folder(out)
     model.save(staging / "model.keras")
     # Serving runs the LiteRT interpreter: no TensorFlow import, and far less per-call overhead.
     with silenced_native_logs(), contextlib.redirect_stdout(io.StringIO()):
         tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     (staging / "model.tflite").write_bytes(tflite)
     (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return publish_version(staging, out)
+
+
+def staging_folder(out: Path) -> Path:
+    """An empty hidden folder in `out` to build a version in: the model folder never lists it as a version."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".incomplete-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def publish_version(staging: Path, out: Path) -> Path:
+    """Rename a built version folder to the next number in `out`, in one step: readers never see half of it."""
     while True:
         number = 1 + max((int(entry.name) for entry in out.iterdir() if entry.name.isdigit()), default=0)
         try:
