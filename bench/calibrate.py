@@ -75,7 +75,8 @@ def main() -> int:
                 _print_row(f"  {style}", temperature, rows[own], truth[own])
     print(f"\nECE over {ECE_BINS} bins; err≥p: share of the errors read at p or more")
     if args.write:
-        print(f"wrote {_write_calibrated(version, temperature=temperature, source=source)}")
+        command = f"python bench/calibrate.py --write --seed {args.seed} --per-style {args.per_style}"
+        print(f"wrote {_write_calibrated(version, temperature=temperature, source=source, command=command)}")
     return 0
 
 
@@ -92,7 +93,7 @@ def _print_row(name: str, temperature: float, rows: np.ndarray, truth: np.ndarra
     )
 
 
-def _write_calibrated(version: Path, *, temperature: float, source: str) -> Path:
+def _write_calibrated(version: Path, *, temperature: float, source: str, command: str) -> Path:
     """The next version: `version`'s model files as they are, its metadata with the temperature."""
     staging = staging_folder(version.parent)
     for entry in version.iterdir():
@@ -101,10 +102,11 @@ def _write_calibrated(version: Path, *, temperature: float, source: str) -> Path
     metadata = json.loads((version / METADATA_FILE).read_text())
     metadata[TEMPERATURE_KEY] = temperature
     metadata["calibration"] = (
-        f"temperature scaling of version {version.name}'s model, unchanged: T {source} "
-        f"(`python bench/calibrate.py --write`), minimising the negative log-likelihood"
+        f"temperature scaling of version {version.name}'s model, unchanged: T {source}, "
+        "minimising the negative log-likelihood"
     )
     metadata["calibrated_from"] = f"{version.parent.name}/{version.name}"
+    metadata["calibration_command"] = command  # `command` still trains the model itself; this calibrates it
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return publish_version(staging, version.parent)
 
