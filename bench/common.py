@@ -39,7 +39,7 @@ def bench_parser(description: str | None) -> argparse.ArgumentParser:
         "--split",
         choices=SPLITS,
         default="validation",
-        help=f"validation: the {VALIDATION_DIGITS:,} training digits models from v5 on are not trained on, for tuning "
+        help=f"validation: the {VALIDATION_DIGITS:,} training digits models trained after v4 never see, for tuning "
         "(the default); test: MNIST's test split, for reporting only",
     )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "mnist-cnn")

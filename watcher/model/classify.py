@@ -12,10 +12,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from watcher.model.calibration import temper
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 MODEL_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
+TEMPERATURE_KEY = "temperature"  # metadata.json's calibration temperature; absent: the model's own probabilities
 BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once
 DIGIT_SHAPE = (CANVAS_PX, CANVAS_PX)
 
@@ -72,19 +74,32 @@ def load_version(version_dir: Path) -> Classifier:
     """The classifier for one version folder, checked by running it once."""
     version_dir = Path(version_dir)
     try:
-        json.loads((version_dir / METADATA_FILE).read_text())
+        metadata = json.loads((version_dir / METADATA_FILE).read_text())
     except (OSError, ValueError) as error:
         raise ModelError(f"{version_dir / METADATA_FILE}: unreadable model metadata ({error})") from None
-    classifier = LiteRTClassifier(version_dir / MODEL_FILE, version=f"{version_dir.parent.name}/{version_dir.name}")
+    classifier = LiteRTClassifier(
+        version_dir / MODEL_FILE,
+        version=f"{version_dir.parent.name}/{version_dir.name}",
+        temperature=_temperature(metadata, version_dir / METADATA_FILE),
+    )
     classifier.probabilities(np.zeros((1, *DIGIT_SHAPE), np.float32))
     return classifier
+
+
+def _temperature(metadata: object, where: Path) -> float:
+    """The version's calibration temperature (watcher.model.calibration); 1, the model as trained, when it has none."""
+    temperature = metadata.get(TEMPERATURE_KEY, 1.0) if isinstance(metadata, dict) else 1.0
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < 1e3:
+        raise ModelError(f"{where}: {TEMPERATURE_KEY} must be a positive number, got {temperature!r}")
+    return float(temperature)
 
 
 class LiteRTClassifier:
     """Runs the exported .tflite model in the LiteRT interpreter, one invoke per padded batch."""
 
-    def __init__(self, model_file: Path, *, version: str) -> None:
+    def __init__(self, model_file: Path, *, version: str, temperature: float = 1.0) -> None:
         self.version = version
+        self.temperature = temperature
         # One interpreter per batch size, set up now: resizing one would re-plan memory on every change.
         self._interpreters = {size: _interpreter(model_file, batch_size=size) for size in BATCH_SIZES}
         self._lock = threading.Lock()  # an interpreter must not be invoked from two threads at once
@@ -106,8 +121,9 @@ class LiteRTClassifier:
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], padded)
                 interpreter.invoke()
                 # A model with an eleventh class, no digit, leaves its share out of the ten digits' chances.
-                output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-                results.append(output[: len(chunk), :10])
+                output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[: len(chunk)]
+                # Calibrated over every class, no digit included, as dividing the logits by T would.
+                results.append(temper(output, self.temperature)[:, :DIGITS])
         return np.concatenate(results).astype(np.float32)
 
 

@@ -1,4 +1,5 @@
-"""Train the digit CNN on augmented MNIST plus MNIST rendered as scans, and write the next model version."""
+"""Train the digit CNN on augmented MNIST plus MNIST rendered as scans and in handwriting styles, calibrate it, and
+write the next model version."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from watcher.model.classify import silenced_native_logs
+from watcher.model.classify import TEMPERATURE_KEY, silenced_native_logs
 from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
+from watcher.model.styles import STYLES
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
 from watcher.vocabulary import CANVAS_PX, CLASSES, DIGITS, NO_DIGIT_CLASS, ExitCode
 
@@ -37,6 +40,9 @@ FRAGMENT_SHARE = 0.1  # ...and a tenth as many of the segmenter's own candidates
 WHOLE_INK = 0.6  # candidates holding under 60 % of any one digit's ink...
 SPILL_INK = 0.3  # ...or 30 % or more of each of two digits' ink
 FRAGMENTS_PER_NUMBER = 3  # drawn from many numbers, not all from a few
+STYLE_SHARE = 1 / 3  # this share of the training digits is also drawn in a style MNIST lacks (watcher.model.styles)
+STYLED_NUMBER_DIGITS = 15_000  # ...and this many written as numbers in one writer's style, cut apart again
+CALIBRATION_PER_STYLE = 1_000  # validation digits drawn in each style to fit the temperature on, with the plain ones
 
 
 def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: int | None = None) -> int:
@@ -53,7 +59,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         return ExitCode.BAD_CONFIG
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
-    (x_train, y_train), (x_validation, _) = split_training(x_train, y_train)
+    (x_train, y_train), (x_validation, y_validation) = split_training(x_train, y_train)
     print(f"held out {len(x_validation)} training digits for validation", flush=True)
     started = time.monotonic()
 
@@ -70,15 +76,17 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
     print(f"rendered {len(scans)} training digits as scans and normalised them back", flush=True)
     cut, cut_labels = _numbers_through_segmentation(x_train, y_train, rng=rng)
     print(f"wrote training digits as numbers and cut {len(cut)} digits back out", flush=True)
+    styled, styled_labels = _styled(x_train, y_train, rng=rng)
+    print(f"drew {len(styled)} training digits in handwriting styles, alone and in numbers", flush=True)
     pairs = _touching_pairs(x_train, rng=rng)
     print(f"drew {len(pairs)} scans of two digits touching", flush=True)
     fragments = _fragments(x_train, rng=rng)
     print(f"kept {len(fragments)} candidates that are parts of digits or spill over two", flush=True)
     # No digit is a class of its own, so the number reader (watcher.vision.options.choose) can tell a part of a digit
     # from a digit, while the ten digits' shares among themselves stay what review's threshold was chosen on.
-    extra = np.concatenate([scans, cut, pairs, fragments])
+    extra = np.concatenate([scans, cut, styled, pairs, fragments])
     no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT_CLASS)
-    extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, no_digit]))
+    extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, no_digit]))
 
     model = build_model()
     steps_per_epoch = -(-(len(mnist) + len(extra)) // BATCH_SIZE)
@@ -99,8 +107,9 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
     # Served as the classifier serves it: the likeliest of the ten digits.
     test_probabilities = model.predict(x_test.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
     test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1) == y_test))
+    temperature, calibration_digits = _fit_temperature(model, x_validation, y_validation, rng=rng)
     minutes = (time.monotonic() - started) / 60
-    print(f"test accuracy {test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min)")
+    print(f"test accuracy {test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min), temperature {temperature}")
     metadata = {
         "name": out.name,
         "data": str(data) if data is not None else "keras.datasets.mnist",
@@ -121,6 +130,16 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]} to "
         f"{NUMBER_LENGTHS[-1]} digits by watcher.model.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut "
         "apart by watcher.vision.segment's own reading (numbers cut into the wrong count of digits are left out)",
+        "styled_digits": len(styled),
+        "styles": f"{STYLE_SHARE:.0%} of the training digits drawn once each by a writer of one of "
+        f"watcher.model.styles.STYLES ({', '.join(STYLES)}), on paper and passed back through "
+        f"watcher.vision.normalise; and {STYLED_NUMBER_DIGITS} written as numbers of {NUMBER_LENGTHS[0]} to "
+        f"{NUMBER_LENGTHS[-1]} digits by one writer each, cut apart by watcher.vision.segment's own reading "
+        "(numbers cut into the wrong count are left out)",
+        TEMPERATURE_KEY: temperature,
+        "calibration": "temperature scaling fitted after training (watcher.model.calibration, negative "
+        f"log-likelihood) on {calibration_digits} validation digits: up to {CALIBRATION_PER_STYLE} drawn in each "
+        "style, and the plain ones",
         "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
         f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT_CLASS} (no digit)",
         "fragments": f"{len(fragments)} of watcher.vision.segment's candidates in numbers written from training digits "
@@ -156,24 +175,78 @@ def _scans_through_normalise(
     return np.asarray(images, np.float32).reshape(-1, CANVAS_PX, CANVAS_PX), np.asarray(labels, np.uint8)
 
 
+def _styled(x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Training digits drawn in the styles MNIST lacks: alone (as the daemon normalises a single digit), and written
+    as numbers by one writer, cut back out (as the number reader sees them)."""
+    from watcher.model.styles import compose_styled_number, draw_writer, styled_digits
+    from watcher.model.synthetic import print_on_paper
+
+    per_style = int(len(x_train) * STYLE_SHARE / len(STYLES))
+    images, labels, _ = styled_digits(x_train, y_train, rng, per_style=per_style)
+    cut, cut_labels = _cut_numbers(
+        x_train,
+        y_train,
+        count=min(STYLED_NUMBER_DIGITS, len(x_train)),
+        write=lambda digits: print_on_paper(
+            compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng), rng, effects=set()
+        ),
+        rng=rng,
+    )
+    return np.concatenate([images, cut]), np.concatenate([labels, cut_labels]).astype(np.uint8)
+
+
+def _fit_temperature(
+    model: Any, x_validation: np.ndarray, y_validation: np.ndarray, *, rng: np.random.Generator
+) -> tuple[float, int]:
+    """The temperature that calibrates the model on validation digits in every style and plain; and their count."""
+    from watcher.model.calibration import fit_temperature
+    from watcher.model.styles import styled_digits
+    from watcher.vision.normalise import normalise
+
+    per_style = min(CALIBRATION_PER_STYLE, len(x_validation))
+    styled, labels, _ = styled_digits(x_validation, y_validation, rng, per_style=per_style)
+    plain = [normalise(digit) for digit in x_validation]
+    inked = [image for image in plain if image is not None]
+    images = np.concatenate([styled, np.asarray(inked, np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)])
+    truths = np.concatenate([labels, y_validation[[image is not None for image in plain]]])
+    probabilities = model.predict(images[..., None], batch_size=1024, verbose=0)
+    return fit_temperature(probabilities, truths.astype(np.int64)), len(images)
+
+
 def _numbers_through_segmentation(
     x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training digits written side by side, some scanned, and cut apart again: a digit as serving sees it inside
     a number, small, with slivers of its neighbours and cut where it touched them."""
+
+    def write(digits: np.ndarray) -> np.ndarray:
+        ink, _ = compose_number(digits, rng)
+        return render_number_scan(ink, rng) if rng.random() < SCANNED_NUMBER_SHARE else ink
+
+    return _cut_numbers(x_train, y_train, count=NUMBER_DIGITS, write=write, rng=rng)
+
+
+def _cut_numbers(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    count: int,
+    write: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` training digits written as numbers by `write` (MNIST digits -> a page) and cut apart by the segmenter's
+    own reading; numbers cut into the wrong count of digits are left out."""
     from watcher.vision.options import choose
     from watcher.vision.segment import candidates
 
-    picked = rng.permutation(len(x_train))[:NUMBER_DIGITS]
+    picked = rng.permutation(len(x_train))[:count]
     images: list[np.ndarray] = []
     labels: list[np.uint8] = []
     start = 0
     while start < len(picked):
         digits = picked[start : start + int(rng.choice(NUMBER_LENGTHS))]
         start += len(digits)
-        ink, _ = compose_number(x_train[digits], rng)
-        page = render_number_scan(ink, rng) if rng.random() < SCANNED_NUMBER_SHARE else ink
-        found = candidates(page, mode="number")
+        found = candidates(write(x_train[digits]), mode="number")
         # With every image equally sure, the choice is the geometry's own reading, free of the model's say.
         reading = choose(np.ones((len(found.images), DIGITS), np.float32), found)
         if len(reading) == len(digits):
@@ -229,16 +302,27 @@ def write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Path
     """Build the version under a hidden name, then rename it to the next number: readers never see half."""
     import tensorflow as tf
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = out / f".incomplete-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = staging_folder(out)
     model.save(staging / "model.keras")
     # Serving runs the LiteRT interpreter: no TensorFlow import, and far less per-call overhead.
     with silenced_native_logs(), contextlib.redirect_stdout(io.StringIO()):
         tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     (staging / "model.tflite").write_bytes(tflite)
     (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    return publish_version(staging, out)
+
+
+def staging_folder(out: Path) -> Path:
+    """An empty hidden folder in `out` to build a version in: the model folder never lists it as a version."""
+    out.mkdir(parents=True, exist_ok=True)
+    staging = out / f".incomplete-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    return staging
+
+
+def publish_version(staging: Path, out: Path) -> Path:
+    """Rename a built version folder to the next number in `out`, in one step: readers never see half of it."""
     while True:
         number = 1 + max((int(entry.name) for entry in out.iterdir() if entry.name.isdigit()), default=0)
         try:
