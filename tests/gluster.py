@@ -33,6 +33,7 @@ class Volume:
 
     name: str
     mounts: tuple[Path, ...]
+    brick: Path  # the volume's files as the server stores them: what every client will see once its caches expire
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Shared:
     """A fresh folder on the volume for one test: `through[n]` is it seen through client n."""
 
     through: tuple[Path, ...]
+    on_brick: Path  # the same folder on the brick, read only, to check what was really written
 
 
 def unavailable() -> str | None:
@@ -156,7 +158,7 @@ def gluster_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Volume]
         started = True
         for number, mounted in enumerate(mounts):
             mount(host, name, mounted, log_file=folder / "glusterd" / "log" / f"client{number}.log")
-        yield Volume(name, mounts)
+        yield Volume(name, mounts, folder / "brick")
     finally:
         for mounted in mounts:
             unmount(mounted)
@@ -174,5 +176,5 @@ def shared(gluster_volume: Volume, request: pytest.FixtureRequest) -> Iterator[S
     (gluster_volume.mounts[0] / relative).mkdir()
     through = tuple(mounted / relative for mounted in gluster_volume.mounts)
     wait_for(lambda: all(path.is_dir() for path in through), timeout=10, what="the folder on every client")
-    yield Shared(through)
+    yield Shared(through, gluster_volume.brick / relative)
     shutil.rmtree(through[0], ignore_errors=True)

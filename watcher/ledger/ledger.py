@@ -189,9 +189,9 @@ def replay(journal: Path) -> int:
     parts = _parts(entry)
     with ExitStack() as held:
         for part in sorted(parts, key=lambda p: p["path"]):
-            sheet = held.enter_context(record.locked(Path(part["path"]), header=part["header"]))
+            sheet = held.enter_context(record.locked(_located(journal, part["path"]), header=part["header"]))
             _restore(sheet, offset=part["offset"], data=part["rows"].encode("utf-8"))
-        _finish_moves([(Path(source), Path(destination)) for source, destination in entry["moves"]])
+        _finish_moves([(_located(journal, source), _located(journal, target)) for source, target in entry["moves"]])
         _remove_journal(journal)
     return sum(len(list(csv.reader(io.StringIO(part["rows"], newline="")))) for part in parts)
 
@@ -222,18 +222,28 @@ def _restore(sheet: record.LockedResults, *, offset: int, data: bytes) -> None:
     sheet.append(data)
 
 
+def _located(journal: Path, path: str) -> Path:
+    """A path the journal names: relative to its folder (older journals hold absolute ones, kept as they are)."""
+    return Path(os.path.normpath(os.path.join(journal.parent, path)))
+
+
 def _write_journal(path: Path, *, parts: list[tuple[Sheet, int, bytes]], moves: list[tuple[Path, Path]]) -> None:
+    # Paths relative to the journal, so a daemon on another host, with the share mounted elsewhere, replays
+    # it through its own mount.
+    def relative(target: Path) -> str:
+        return os.path.relpath(target, path.parent)
+
     entry = {
         "sheets": [
             {
-                "path": os.fspath(sheet.path),
+                "path": relative(sheet.path),
                 "header": list(sheet.header),
                 "offset": offset,
                 "rows": data.decode("utf-8"),
             }
             for sheet, offset, data in parts
         ],
-        "moves": [[os.fspath(source), os.fspath(destination)] for source, destination in moves],
+        "moves": [[relative(source), relative(destination)] for source, destination in moves],
     }
     partial = path.with_name(path.name + ".part")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -260,18 +270,24 @@ def _finish_moves(moves: list[tuple[Path, Path]]) -> None:
 
 
 def _finish_move(source: Path, destination: Path) -> bool:
-    # A claimed file can be gone: deleted while it was read, or moved before a crash.
-    if not os.path.lexists(source):
-        return False
-    if os.path.lexists(destination):
-        if os.path.samestat(os.lstat(source), os.lstat(destination)):
-            os.unlink(source)
-            return True
-        # Another daemon took the name after this one died; the row's moved_to is then stale.
-        taken = destination
-        destination = destination.parent / place.free_name(destination.parent, destination.name)
-        log.warning(Event.DESTINATION_TAKEN, wanted=str(taken), used=str(destination))
-    place.move(source, destination)
+    # The server's answer to the move decides, not this client's cache of names: on a network filesystem that
+    # can lag another host's renames by a second either way.
+    wanted, tried = destination, {destination.name}
+    while True:
+        try:
+            place.move(source, destination)
+            break
+        except FileNotFoundError:
+            return False  # deleted while it was read, or moved before a crash
+        except FileExistsError:
+            if os.path.samestat(os.lstat(source), os.lstat(destination)):
+                os.unlink(source)  # linked before a crash, not yet unlinked
+                break
+            # Another daemon took the name after this one died; the row's moved_to is then stale.
+            destination = destination.parent / place.free_name(destination.parent, wanted.name, taken=tried)
+            tried.add(destination.name)
+    if destination != wanted:
+        log.warning(Event.DESTINATION_TAKEN, wanted=str(wanted), used=str(destination))
     return True
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +39,7 @@ COLUMNS = (
 COLUMNS_BEFORE_PAGES = COLUMNS[:-2]  # the header of versions that read one image per file, for their journals
 SET_ASIDE_MARK = ".old"  # results.csv with another header is moved to results.old.csv (then -1, -2, ...)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+DIRECT_BLOCK = 65536  # what one O_DIRECT read takes: a multiple of every device's block size, so aligned
 
 
 class Row(NamedTuple):
@@ -125,14 +128,36 @@ HEADER = encode([Row(*COLUMNS)])
 
 
 class LockedResults:
-    """The results file while this process holds its lock: rows appended here never interleave."""
+    """The results file while this process holds its lock: rows appended here never interleave.
+
+    Every decision taken under the lock (where rows start, whether a journal's rows are there,
+    whether the last line is torn, whether the header is ours) reads the file as the server has
+    it. On a network or FUSE filesystem this client's cached size and pages can lag what another
+    host appended a moment ago by a second or so (Gluster's client caches, NFS's attribute cache),
+    and neither fstat nor a plain read asks the server; a read with O_DIRECT does. Local
+    filesystems that refuse O_DIRECT are coherent anyway and are read plainly.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self._direct = _open_direct(fd)
+        self._block = mmap.mmap(-1, DIRECT_BLOCK)  # page-aligned, as O_DIRECT wants its buffer
 
     @property
     def size(self) -> int:
-        return os.fstat(self.fd).st_size
+        """The file's length on the server: read on from this client's idea of it to the end."""
+        if self._direct is None:
+            return os.fstat(self.fd).st_size
+        cached = os.fstat(self.fd).st_size
+        start = cached - cached % DIRECT_BLOCK
+        got = self._read_block(start)
+        if got == 0 and start > 0:
+            # Shorter than this client believed: another host cut it back (a torn line repaired).
+            start, got = 0, self._read_block(0)
+        while got == DIRECT_BLOCK:
+            start += DIRECT_BLOCK
+            got = self._read_block(start)
+        return start + got
 
     def append(self, data: bytes) -> int:
         """Write `data` at the end and make it durable; returns the offset it was written at."""
@@ -142,7 +167,19 @@ class LockedResults:
         return offset
 
     def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
+        """Up to `length` bytes at `offset`, as the server has them."""
+        if self._direct is None:
+            return os.pread(self.fd, length, offset)
+        start = offset - offset % DIRECT_BLOCK
+        chunks = []
+        while start < offset + length:
+            got = self._read_block(start)
+            chunks.append(self._block[:got])
+            start += got
+            if got < DIRECT_BLOCK:
+                break
+        skip = offset % DIRECT_BLOCK
+        return b"".join(chunks)[skip : skip + length]
 
     def truncate(self, length: int) -> None:
         os.ftruncate(self.fd, length)
@@ -160,6 +197,26 @@ class LockedResults:
         keep = size - len(tail) + end + 2 if end >= 0 else 0
         self.truncate(keep)
         return size - keep
+
+    def close(self) -> None:
+        self._block.close()
+        if self._direct is not None:
+            os.close(self._direct)
+        os.close(self.fd)
+
+    def _read_block(self, offset: int) -> int:
+        assert self._direct is not None
+        return os.preadv(self._direct, [self._block], offset)
+
+
+def _open_direct(fd: int) -> int | None:
+    """A second descriptor on the same file that reads past this client's caches; None where O_DIRECT is refused."""
+    try:
+        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return None
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -189,11 +246,11 @@ def locked(path: Path, *, header: Sequence[str] = COLUMNS) -> Iterator[LockedRes
             if results.read(0, len(wanted)) == wanted:
                 break
             _set_aside(path)
-        os.close(fd)
+        results.close()
     try:
         yield results
     finally:
-        os.close(fd)
+        results.close()
 
 
 def _still_at(fd: int, path: Path) -> bool:
