@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from watcher.ledger import claim, place, record
+from watcher.ledger import claim, lease, place, record
 from watcher.ledger.claim import Claim
 from watcher.vocabulary import Event, Status
 
@@ -96,6 +96,8 @@ class Ledger:
         self.clock = clock
         self.now = now
         self.workspace = claim.Workspace(work, inbox=inbox)
+        self.lease = lease.Lease(self.workspace.folder, clock=clock)
+        self.leases = lease.Leases(clock=clock)
         self.journal = self.workspace.folder / JOURNAL_NAME
         self._journaled: list[Recorded] = []
 
@@ -111,8 +113,10 @@ class Ledger:
     def recover(self) -> list[Claim]:
         """Finish the journal of each dead daemon and take over its other claims, to be processed as new."""
         adopted: list[Claim] = []
-        for folder in claim.workspaces(self.work, own=self.workspace):
-            with claim.dead_workspace(folder) as dead:
+        folders = claim.workspaces(self.work, own=self.workspace)
+        self.leases.keep(folders)
+        for folder in folders:
+            with claim.dead_workspace(folder, leases=self.leases) as dead:
                 if not dead:
                     continue
                 journal = folder / JOURNAL_NAME
@@ -122,6 +126,10 @@ class Ledger:
                 claim.remove_workspace(folder)
                 log.info(Event.RECOVERED, workspace=folder.name, rows_finished=finished, files_taken_over=len(taken))
         return adopted
+
+    def renew(self) -> None:
+        """Say this daemon is alive to daemons on other hosts (cheap: it writes at most once a second)."""
+        self.lease.renew()
 
     def new_batch(self) -> None:
         self.workspace.new_batch()
@@ -145,6 +153,7 @@ class Ledger:
         return recorded
 
     def close(self) -> None:
+        self.lease.close()
         self.workspace.close()
 
     def _commit(self, batch: Sequence[Processed], *, model: str) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import errno
 import fcntl
 import io
-import mmap
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,7 +14,7 @@ from typing import NamedTuple, Protocol
 
 import structlog
 
-from watcher.ledger import place
+from watcher.ledger import coherent, place
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
@@ -39,7 +37,6 @@ COLUMNS = (
 COLUMNS_BEFORE_PAGES = COLUMNS[:-2]  # the header of versions that read one image per file, for their journals
 SET_ASIDE_MARK = ".old"  # results.csv with another header is moved to results.old.csv (then -1, -2, ...)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-DIRECT_BLOCK = 65536  # what one O_DIRECT read takes: a multiple of every device's block size, so aligned
 
 
 class Row(NamedTuple):
@@ -132,32 +129,16 @@ class LockedResults:
 
     Every decision taken under the lock (where rows start, whether a journal's rows are there,
     whether the last line is torn, whether the header is ours) reads the file as the server has
-    it. On a network or FUSE filesystem this client's cached size and pages can lag what another
-    host appended a moment ago by a second or so (Gluster's client caches, NFS's attribute cache),
-    and neither fstat nor a plain read asks the server; a read with O_DIRECT does. Local
-    filesystems that refuse O_DIRECT are coherent anyway and are read plainly.
+    it (`coherent.ServerView`): another host may have appended to it a moment ago.
     """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self._direct = _open_direct(fd)
-        self._block = mmap.mmap(-1, DIRECT_BLOCK)  # page-aligned, as O_DIRECT wants its buffer
+        self._server = coherent.ServerView(fd)
 
     @property
     def size(self) -> int:
-        """The file's length on the server: read on from this client's idea of it to the end."""
-        if self._direct is None:
-            return os.fstat(self.fd).st_size
-        cached = os.fstat(self.fd).st_size
-        start = cached - cached % DIRECT_BLOCK
-        got = self._read_block(start)
-        if got == 0 and start > 0:
-            # Shorter than this client believed: another host cut it back (a torn line repaired).
-            start, got = 0, self._read_block(0)
-        while got == DIRECT_BLOCK:
-            start += DIRECT_BLOCK
-            got = self._read_block(start)
-        return start + got
+        return self._server.size()
 
     def append(self, data: bytes) -> int:
         """Write `data` at the end and make it durable; returns the offset it was written at."""
@@ -167,19 +148,7 @@ class LockedResults:
         return offset
 
     def read(self, offset: int, length: int) -> bytes:
-        """Up to `length` bytes at `offset`, as the server has them."""
-        if self._direct is None:
-            return os.pread(self.fd, length, offset)
-        start = offset - offset % DIRECT_BLOCK
-        chunks = []
-        while start < offset + length:
-            got = self._read_block(start)
-            chunks.append(self._block[:got])
-            start += got
-            if got < DIRECT_BLOCK:
-                break
-        skip = offset % DIRECT_BLOCK
-        return b"".join(chunks)[skip : skip + length]
+        return self._server.read(offset, length)
 
     def truncate(self, length: int) -> None:
         os.ftruncate(self.fd, length)
@@ -199,24 +168,8 @@ class LockedResults:
         return size - keep
 
     def close(self) -> None:
-        self._block.close()
-        if self._direct is not None:
-            os.close(self._direct)
+        self._server.close()
         os.close(self.fd)
-
-    def _read_block(self, offset: int) -> int:
-        assert self._direct is not None
-        return os.preadv(self._direct, [self._block], offset)
-
-
-def _open_direct(fd: int) -> int | None:
-    """A second descriptor on the same file that reads past this client's caches; None where O_DIRECT is refused."""
-    try:
-        return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        return None
 
 
 def write_all(fd: int, data: bytes) -> None:
