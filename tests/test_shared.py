@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import fcntl
+import io
 import os
+import random
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,16 +20,20 @@ from structlog.testing import capture_logs
 from watchdog.observers.polling import PollingObserver
 
 from tests.conftest import write_config
+from tests.daemons import DaemonProcess, write_e2e_config
 from tests.gluster import Shared
+from tests.helpers import drop, mnist_scans, wait_for
 from tests.test_commit import open_ledger, processed, rows_of
 from watcher.intake.observe import Inbox, start_observer, stop_observer
 from watcher.ledger import ledger as ledgers
 from watcher.ledger.ledger import Ledger, Processed
+from watcher.ledger.record import COLUMNS
 from watcher.recognise import Reading
 from watcher.service import config as configuration
 from watcher.vocabulary import Status
 
 pytestmark = pytest.mark.gluster
+KILLS = 3
 
 
 def test_auto_polls_on_gluster_and_sees_another_clients_file(shared: Shared) -> None:
@@ -85,3 +99,160 @@ def test_a_journal_replayed_through_another_client_writes_its_rows_once(
     assert sorted(p.name for p in (shared.on_brick / "inbox" / "done").iterdir()) == sorted(
         f"{n}.png" for n in range(12)
     )
+
+
+class Hosts:
+    """Daemons on one shared folder, each through its own client mount, as on separate hosts."""
+
+    def __init__(self, shared: Shared, *, files: int) -> None:
+        self.shared = shared
+        write_e2e_config(shared.through[0], extra="batch:\n  max_size: 16\n")
+        scans = mnist_scans(10)
+        self.names = [f"scan-{number:04}.png" for number in range(files)]
+        self.scans = {name: scans[number % 10][1] for number, name in enumerate(self.names)}
+        (shared.through[0] / "inbox").mkdir()
+        self.daemons: list[DaemonProcess] = []
+
+    def start(self, client: int) -> DaemonProcess:
+        daemon = DaemonProcess(self.shared.through[client] / "config.yaml", name=f"client{client}")
+        self.daemons.append(daemon)
+        daemon.wait_started()
+        return daemon
+
+    def drop(self, names: list[str], *, client: int) -> None:
+        """Written beside the inbox and renamed in, through one client."""
+        for name in names:
+            drop(self.shared.through[client] / "inbox", name, self.scans[name])
+
+    def rows(self) -> list[dict[str, str]]:
+        """The complete rows of the results as the server holds them (a write may be under way)."""
+        results = self.shared.on_brick / "results.csv"
+        text = results.read_bytes() if results.exists() else b""
+        table = list(csv.reader(io.StringIO(text[: text.rfind(b"\r\n") + 2].decode("utf-8"), newline="")))
+        assert not table or table[0] == list(COLUMNS)
+        return [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]
+
+    def wait_for_rows(self, count: int) -> list[dict[str, str]]:
+        return wait_for(lambda: (rows := self.rows()) and len(rows) >= count and rows, timeout=60, what=f"{count} rows")
+
+    def check_exactly_once(self) -> None:
+        rows = self.rows()
+        counted = Counter(row["file"] for row in rows)
+        assert [name for name, count in counted.items() if count > 1] == [], "a file with two rows"
+        assert sorted(counted) == self.names
+        done = self.shared.on_brick / "inbox" / "done"
+        assert sorted(p.name for p in done.iterdir()) == self.names, "each file placed once, under its own name"
+        assert (self.shared.on_brick / "results.csv").read_bytes().count(b"time,file,status") == 1
+        assert list((self.shared.on_brick / "inbox" / ".digit-watcher").iterdir()) == [], "no claim left behind"
+
+    def close(self) -> None:
+        for daemon in self.daemons:
+            daemon.close()
+
+
+@pytest.fixture
+def hosts(shared: Shared) -> Iterator[Hosts]:
+    made = Hosts(shared, files=300)
+    yield made
+    made.close()
+
+
+@pytest.mark.slow
+def test_two_hosts_take_a_stream_from_three_clients_exactly_once(hosts: Hosts) -> None:
+    daemons = [hosts.start(0), hosts.start(1)]
+    for client in range(3):
+        hosts.drop(hosts.names[client::3], client=client)
+    hosts.wait_for_rows(len(hosts.names))
+    assert [daemon.terminate() for daemon in daemons] == [0, 0]
+    hosts.check_exactly_once()
+    taken = [{e["file"] for e in d.events() if e["event"] == "file_processed"} for d in daemons]
+    assert all(taken), f"each daemon took files: {[len(files) for files in taken]}"
+
+
+@pytest.mark.slow
+def test_a_host_killed_mid_stream_leaves_no_row_twice_and_no_claim(hosts: Hosts) -> None:
+    survivor = hosts.start(1)
+    chance = random.Random(19)
+    feeding = threading.Thread(target=feed, args=(hosts,))
+    feeding.start()
+    try:
+        for _ in range(KILLS):
+            victim = hosts.start(0)
+            before = len(victim.events())
+            wait_for(
+                lambda victim=victim, before=before: (
+                    any(e["event"] == "file_processed" for e in victim.events()[before:]) or not feeding.is_alive()
+                ),
+                timeout=60,
+                what="the victim's first rows",
+            )
+            time.sleep(chance.uniform(0, 0.3))  # a random instant of its stream, for the kill
+            victim.kill()
+    finally:
+        feeding.join()
+    hosts.wait_for_rows(len(hosts.names))
+    # The survivor recovers the last victim's workspace at a rescan once its lock is free: only its own is left.
+    work = hosts.shared.on_brick / "inbox" / ".digit-watcher"
+    wait_for(lambda: len(list(work.iterdir())) == 1, what="the killed daemons' workspaces recovered")
+    assert survivor.terminate() == 0
+    hosts.check_exactly_once()
+    recovered = [e for e in survivor.events() if e["event"] == "recovered"]
+    print(
+        f"\n{len(hosts.names)} files, {KILLS} kills: {len(recovered)} workspaces recovered, "
+        f"{sum(e['rows_finished'] for e in recovered)} journaled rows finished, "
+        f"{sum(e['files_taken_over'] for e in recovered)} claimed files taken over"
+    )
+    assert len(recovered) == KILLS, "the survivor finished each killed daemon's work"
+
+
+def feed(hosts: Hosts) -> None:
+    """Rename files in through the third client in bursts of ten, about a tenth of a second apart."""
+    for start in range(0, len(hosts.names), 10):
+        hosts.drop(hosts.names[start : start + 10], client=2)
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_frozen_host_keeps_its_claims_while_its_lock_and_lease_hold(hosts: Hosts) -> None:
+    frozen = hosts.start(0)
+    work = hosts.shared.on_brick / "inbox" / ".digit-watcher"
+    hosts.drop(hosts.names, client=2)
+    try:
+        held = wait_for(lambda: freeze_holding_claims(hosts, frozen), timeout=60, what="a freeze with claims held")
+        other = hosts.start(1)
+        hosts.wait_for_rows(len(hosts.names) - len(held))
+        renewals = lease_count(hosts, other)
+        # Through several of its rescans (one a second) and lease renewals, it leaves the frozen host's claims.
+        wait_for(lambda: lease_count(hosts, other) >= renewals + 5, timeout=30, what="five more renewals of its lease")
+        assert sorted(p.name for p in work.glob("*/*/*.png")) == held
+        assert {row["file"] for row in hosts.rows()}.isdisjoint(held)
+        assert not [e for e in other.events() if e["event"] == "recovered"]
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+    hosts.wait_for_rows(len(hosts.names))
+    assert [frozen.terminate(), other.terminate()] == [0, 0]
+    hosts.check_exactly_once()
+
+
+def freeze_holding_claims(hosts: Hosts, daemon: DaemonProcess) -> list[str]:
+    """SIGSTOP the daemon while it holds claimed files but not the results lock; [] (and resumed) if it did not."""
+    daemon.process.send_signal(signal.SIGSTOP)
+    # Frozen inside a commit, it would hold the lock every host needs to write rows: no host could go on.
+    fd = os.open(hosts.shared.through[2] / "results.csv", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = sorted(p.name for p in (hosts.shared.on_brick / "inbox" / ".digit-watcher").glob("*/*/*.png"))
+    except BlockingIOError:
+        held = []
+    finally:
+        os.close(fd)
+    if not held:
+        daemon.process.send_signal(signal.SIGCONT)
+    return held
+
+
+def lease_count(hosts: Hosts, daemon: DaemonProcess) -> int:
+    """The counter of a daemon's lease (its workspace is named after its host and pid), as the server holds it."""
+    work = hosts.shared.on_brick / "inbox" / ".digit-watcher"
+    (lease,) = work.glob(f"{socket.gethostname()}-{daemon.process.pid}-*/lease")
+    return int(lease.read_text(encoding="ascii").split()[1])
