@@ -6,6 +6,7 @@ import csv
 import fcntl
 import io
 import os
+import platform
 import random
 import signal
 import socket
@@ -33,7 +34,7 @@ from watcher.service import config as configuration
 from watcher.vocabulary import Status
 
 pytestmark = pytest.mark.gluster
-KILLS = 3
+KILLS = 2
 
 
 def test_auto_polls_on_gluster_and_sees_another_clients_file(shared: Shared) -> None:
@@ -113,11 +114,13 @@ class Hosts:
         (shared.through[0] / "inbox").mkdir()
         self.daemons: list[DaemonProcess] = []
 
-    def start(self, client: int) -> DaemonProcess:
-        daemon = DaemonProcess(self.shared.through[client] / "config.yaml", name=f"client{client}")
-        self.daemons.append(daemon)
-        daemon.wait_started()
-        return daemon
+    def start(self, *clients: int) -> list[DaemonProcess]:
+        """A daemon on each client given, started side by side."""
+        daemons = [DaemonProcess(self.shared.through[n] / "config.yaml", name=f"client{n}") for n in clients]
+        self.daemons += daemons
+        for daemon in daemons:
+            daemon.wait_started()
+        return daemons
 
     def drop(self, names: list[str], *, client: int) -> None:
         """Written beside the inbox and renamed in, through one client."""
@@ -133,7 +136,13 @@ class Hosts:
         return [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]
 
     def wait_for_rows(self, count: int) -> list[dict[str, str]]:
-        return wait_for(lambda: (rows := self.rows()) and len(rows) >= count and rows, timeout=60, what=f"{count} rows")
+        try:
+            return wait_for(
+                lambda: (rows := self.rows()) and len(rows) >= count and rows, timeout=60, what=f"{count} rows"
+            )
+        except AssertionError as exc:
+            said = [f"{d.log_path.name}: {e}" for d in self.daemons for e in d.events() if e.get("level") != "info"]
+            raise AssertionError(f"{exc}; {len(self.rows())} rows; the daemons said: {said}") from None
 
     def check_exactly_once(self) -> None:
         rows = self.rows()
@@ -151,15 +160,16 @@ class Hosts:
 
 
 @pytest.fixture
-def hosts(shared: Shared) -> Iterator[Hosts]:
-    made = Hosts(shared, files=300)
+def hosts(shared: Shared, request: pytest.FixtureRequest) -> Iterator[Hosts]:
+    """Hosts for 300 files; `@pytest.mark.parametrize("hosts", [N], indirect=True)` for N (bench/shared.py: 2,000)."""
+    made = Hosts(shared, files=getattr(request, "param", 300))
     yield made
     made.close()
 
 
 @pytest.mark.slow
 def test_two_hosts_take_a_stream_from_three_clients_exactly_once(hosts: Hosts) -> None:
-    daemons = [hosts.start(0), hosts.start(1)]
+    daemons = hosts.start(0, 1)
     for client in range(3):
         hosts.drop(hosts.names[client::3], client=client)
     hosts.wait_for_rows(len(hosts.names))
@@ -170,14 +180,16 @@ def test_two_hosts_take_a_stream_from_three_clients_exactly_once(hosts: Hosts) -
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("hosts", [200], indirect=True)
 def test_a_host_killed_mid_stream_leaves_no_row_twice_and_no_claim(hosts: Hosts) -> None:
-    survivor = hosts.start(1)
+    survivor, victim = hosts.start(1, 0)
     chance = random.Random(19)
     feeding = threading.Thread(target=feed, args=(hosts,))
     feeding.start()
     try:
-        for _ in range(KILLS):
-            victim = hosts.start(0)
+        for kill in range(KILLS):
+            if kill:
+                (victim,) = hosts.start(0)
             before = len(victim.events())
             wait_for(
                 lambda victim=victim, before=before: (
@@ -213,17 +225,18 @@ def feed(hosts: Hosts) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("hosts", [100], indirect=True)
 def test_a_frozen_host_keeps_its_claims_while_its_lock_and_lease_hold(hosts: Hosts) -> None:
-    frozen = hosts.start(0)
+    (frozen,) = hosts.start(0)
     work = hosts.shared.on_brick / "inbox" / ".digit-watcher"
     hosts.drop(hosts.names, client=2)
     try:
         held = wait_for(lambda: freeze_holding_claims(hosts, frozen), timeout=60, what="a freeze with claims held")
-        other = hosts.start(1)
+        (other,) = hosts.start(1)
         hosts.wait_for_rows(len(hosts.names) - len(held))
         renewals = lease_count(hosts, other)
         # Through several of its rescans (one a second) and lease renewals, it leaves the frozen host's claims.
-        wait_for(lambda: lease_count(hosts, other) >= renewals + 5, timeout=30, what="five more renewals of its lease")
+        wait_for(lambda: lease_count(hosts, other) >= renewals + 3, timeout=30, what="three more renewals of its lease")
         assert sorted(p.name for p in work.glob("*/*/*.png")) == held
         assert {row["file"] for row in hosts.rows()}.isdisjoint(held)
         assert not [e for e in other.events() if e["event"] == "recovered"]
@@ -234,21 +247,40 @@ def test_a_frozen_host_keeps_its_claims_while_its_lock_and_lease_hold(hosts: Hos
     hosts.check_exactly_once()
 
 
+FLOCK_SYSCALL = {"x86_64": 73, "aarch64": 32}[platform.machine()]
+
+
 def freeze_holding_claims(hosts: Hosts, daemon: DaemonProcess) -> list[str]:
-    """SIGSTOP the daemon while it holds claimed files but not the results lock; [] (and resumed) if it did not."""
-    daemon.process.send_signal(signal.SIGSTOP)
-    # Frozen inside a commit, it would hold the lock every host needs to write rows: no host could go on.
+    """SIGSTOP the daemon holding claimed files, neither holding nor awaiting the results lock; [] if it could not be.
+
+    Frozen with the lock, or with its request for it queued at the server (granted once free), it would hold
+    the lock every host needs to write rows, and no host could go on. So the test holds the lock itself while
+    the daemon stops, and resumes it if any of its threads was waiting in flock.
+    """
     fd = os.open(hosts.shared.through[2] / "results.csv", os.O_RDONLY | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held = sorted(p.name for p in (hosts.shared.on_brick / "inbox" / ".digit-watcher").glob("*/*/*.png"))
-    except BlockingIOError:
-        held = []
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        daemon.process.send_signal(signal.SIGSTOP)
+        tasks = list(Path(f"/proc/{daemon.process.pid}/task").iterdir())
+        wait_for(lambda: all(stopped(task) for task in tasks), timeout=10, what="every thread stopped")
+        awaiting = any(int((task / "syscall").read_text().split()[0]) == FLOCK_SYSCALL for task in tasks)
+        held = (
+            []
+            if awaiting
+            else sorted(p.name for p in (hosts.shared.on_brick / "inbox" / ".digit-watcher").glob("*/*/*.png"))
+        )
     finally:
         os.close(fd)
     if not held:
         daemon.process.send_signal(signal.SIGCONT)
     return held
+
+
+def stopped(task: Path) -> bool:
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except FileNotFoundError:
+        return True  # a thread that ended
 
 
 def lease_count(hosts: Hosts, daemon: DaemonProcess) -> int:
