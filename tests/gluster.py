@@ -10,18 +10,22 @@ here — ended.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import wait_for
+from watcher.ledger.record import COLUMNS
 
 GLUSTERD_PORT = 24007  # the management port clients fetch the volume's layout from; Gluster fixes it
 CLIENTS = 3
@@ -42,6 +46,14 @@ class Shared:
 
     through: tuple[Path, ...]
     on_brick: Path  # the same folder on the brick, read only, to check what was really written
+
+
+def complete_rows(results: Path) -> list[dict[str, str]]:
+    """The complete rows of a results CSV read on the brick, where a client's write may be under way."""
+    text = results.read_bytes() if results.exists() else b""
+    table = list(csv.reader(io.StringIO(text[: text.rfind(b"\r\n") + 2].decode("utf-8"), newline="")))
+    assert not table or table[0] == list(COLUMNS)
+    return [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]
 
 
 def unavailable() -> str | None:
@@ -140,13 +152,9 @@ def unmount(folder: Path) -> None:
         subprocess.run(["umount", "-l", os.fspath(folder)], check=False, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def gluster_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Volume]:
-    """One volume and three client mounts for the whole session (set up in about a second)."""
-    reason = unavailable()
-    if reason is not None:
-        pytest.skip(f"GlusterFS unavailable: {reason}")
-    folder = tmp_path_factory.mktemp("gluster")
+@contextmanager
+def volume(folder: Path) -> Iterator[Volume]:
+    """glusterd, a one-brick volume and its client mounts under `folder`, all torn down on leaving."""
     host, name = socket.gethostname(), f"dw{secrets.token_hex(3)}"
     daemon = Glusterd(folder / "glusterd")
     mounts = tuple(folder / f"client{number}" for number in range(CLIENTS))
@@ -167,6 +175,16 @@ def gluster_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Volume]
         if created:
             daemon.cli("volume", "delete", name)
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def gluster_volume(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Volume]:
+    """One volume and three client mounts for the whole session (set up in about a second)."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(f"GlusterFS unavailable: {reason}")
+    with volume(tmp_path_factory.mktemp("gluster")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import os
 import platform
 import random
@@ -22,13 +20,12 @@ from watchdog.observers.polling import PollingObserver
 
 from tests.conftest import write_config
 from tests.daemons import DaemonProcess, write_e2e_config
-from tests.gluster import Shared
+from tests.gluster import Shared, complete_rows
 from tests.helpers import drop, mnist_scans, wait_for
 from tests.test_commit import open_ledger, processed, rows_of
 from watcher.intake.observe import Inbox, start_observer, stop_observer
 from watcher.ledger import ledger as ledgers
 from watcher.ledger.ledger import Ledger, Processed
-from watcher.ledger.record import COLUMNS
 from watcher.recognise import Reading
 from watcher.service import config as configuration
 from watcher.vocabulary import Status
@@ -129,11 +126,7 @@ class Hosts:
 
     def rows(self) -> list[dict[str, str]]:
         """The complete rows of the results as the server holds them (a write may be under way)."""
-        results = self.shared.on_brick / "results.csv"
-        text = results.read_bytes() if results.exists() else b""
-        table = list(csv.reader(io.StringIO(text[: text.rfind(b"\r\n") + 2].decode("utf-8"), newline="")))
-        assert not table or table[0] == list(COLUMNS)
-        return [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]
+        return complete_rows(self.shared.on_brick / "results.csv")
 
     def wait_for_rows(self, count: int) -> list[dict[str, str]]:
         try:
