@@ -201,13 +201,14 @@ def test_a_host_killed_mid_stream_leaves_no_row_twice_and_no_claim(hosts: Hosts)
     wait_for(lambda: len(list(work.iterdir())) == 1, what="the killed daemons' workspaces recovered")
     assert survivor.terminate() == 0
     hosts.check_exactly_once()
-    recovered = [e for e in survivor.events() if e["event"] == "recovered"]
+    # A restarted victim may recover the one before it, at its start; the survivor recovers the last.
+    recovered = [e for d in hosts.daemons for e in d.events() if e["event"] == "recovered"]
     print(
         f"\n{len(hosts.names)} files, {KILLS} kills: {len(recovered)} workspaces recovered, "
         f"{sum(e['rows_finished'] for e in recovered)} journaled rows finished, "
         f"{sum(e['files_taken_over'] for e in recovered)} claimed files taken over"
     )
-    assert len(recovered) == KILLS, "the survivor finished each killed daemon's work"
+    assert len(recovered) == KILLS, "each killed daemon's work was finished"
 
 
 def feed(hosts: Hosts) -> None:

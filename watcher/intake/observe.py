@@ -27,7 +27,7 @@ from watchdog.observers.inotify_c import InotifyConstants, Mask
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 from watchdog.observers.polling import PollingObserver
 
-from watcher.intake.filesystem import shared_filesystem
+from watcher.filesystem import shared_filesystem
 from watcher.vocabulary import Event
 
 log = structlog.get_logger()

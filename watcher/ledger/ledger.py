@@ -197,7 +197,8 @@ def replay(journal: Path) -> int:
     entry = json.loads(journal.read_text(encoding="utf-8"))
     parts = _parts(entry)
     with ExitStack() as held:
-        for part in sorted(parts, key=lambda p: p["path"]):
+        # Locked in the order of the paths they name, as a commit locks them, so the two can never deadlock.
+        for part in sorted(parts, key=lambda p: _located(journal, p["path"])):
             sheet = held.enter_context(record.locked(_located(journal, part["path"]), header=part["header"]))
             _restore(sheet, offset=part["offset"], data=part["rows"].encode("utf-8"))
         _finish_moves([(_located(journal, source), _located(journal, target)) for source, target in entry["moves"]])

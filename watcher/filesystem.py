@@ -1,4 +1,4 @@
-"""Which kind of filesystem a folder is on: a network or FUSE one, where inotify sees only this host's changes."""
+"""Which kind of filesystem a file is on: a network or FUSE one, shared by hosts whose clients cache apart."""
 
 from __future__ import annotations
 
@@ -28,15 +28,16 @@ _STATFS_BYTES = 256  # larger than struct statfs on every Linux architecture; f_
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
-def filesystem_type(folder: Path) -> int:
-    """The statfs(2) type number of the filesystem `folder` is on."""
+def filesystem_type(where: Path | int) -> int:
+    """The statfs(2) type number of the filesystem a path, or an open file descriptor, is on."""
     buffer = ctypes.create_string_buffer(_STATFS_BYTES)
-    if _libc.statfs(os.fsencode(folder), buffer) != 0:
+    failed = _libc.fstatfs(where, buffer) if isinstance(where, int) else _libc.statfs(os.fsencode(where), buffer)
+    if failed:
         number = ctypes.get_errno()
-        raise OSError(number, os.strerror(number), os.fspath(folder))
+        raise OSError(number, os.strerror(number), os.fspath(where) if isinstance(where, Path) else None)
     return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
 
 
-def shared_filesystem(folder: Path) -> str | None:
-    """The name of the network or FUSE filesystem `folder` is on; None for a local one."""
-    return SHARED_FILESYSTEMS.get(filesystem_type(folder))
+def shared_filesystem(where: Path | int) -> str | None:
+    """The name of the network or FUSE filesystem a path or open file is on; None for a local one."""
+    return SHARED_FILESYSTEMS.get(filesystem_type(where))
