@@ -25,6 +25,7 @@ from tests.helpers import drop, mnist_scans, wait_for
 from tests.test_commit import open_ledger, processed, rows_of
 from watcher.intake.observe import Inbox, start_observer, stop_observer
 from watcher.ledger import ledger as ledgers
+from watcher.ledger import record
 from watcher.ledger.ledger import Ledger, Processed
 from watcher.recognise import Reading
 from watcher.service import config as configuration
@@ -282,3 +283,14 @@ def lease_count(hosts: Hosts, daemon: DaemonProcess) -> int:
     work = hosts.shared.on_brick / "inbox" / ".digit-watcher"
     (lease,) = work.glob(f"{socket.gethostname()}-{daemon.process.pid}-*/lease")
     return int(lease.read_text(encoding="ascii").split()[1])
+
+
+def test_a_header_another_client_just_wrote_is_not_written_again(shared: Shared) -> None:
+    here, elsewhere = shared.through[0] / "results.csv", shared.through[1] / "results.csv"
+    here.touch()
+    assert elsewhere.stat().st_size == 0  # the other client now holds the file's size, 0, for a second
+    with record.locked(here):
+        pass  # writes the header
+    with record.locked(elsewhere):
+        pass  # finds it there, though its client still believes the file empty
+    assert (shared.on_brick / "results.csv").read_bytes() == record.HEADER

@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import time
 
 from watcher.filesystem import shared_filesystem
 
 BLOCK = 65536  # what one O_DIRECT read takes: a multiple of every device's block size, so aligned
+EMPTY_CONFIRM_S = 2.0  # twice FUSE's default attribute timeout: how long a file seen empty is watched for more
 
 
 class ServerView:
@@ -31,6 +33,12 @@ class ServerView:
         cached = os.fstat(self.fd).st_size
         if self._direct is None:
             return cached
+        # FUSE answers a read at or past the size it has cached with nothing, without asking, so a file this
+        # client believes empty may hold another host's header: only its attributes expiring tell (1 s on Gluster).
+        deadline = time.monotonic() + EMPTY_CONFIRM_S
+        while cached == 0 and time.monotonic() < deadline:
+            time.sleep(EMPTY_CONFIRM_S / 40)
+            cached = os.fstat(self.fd).st_size
         start = cached - cached % BLOCK
         got = self._read_block(start)
         if got == 0 and start > 0:
