@@ -1,10 +1,16 @@
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from watcher.ledger import claim
+from watcher.ledger.lease import Leases
 
 
 def test_a_claim_moves_the_file_into_the_workspace(tmp_path: Path) -> None:
@@ -35,7 +41,7 @@ def test_a_live_workspace_is_not_taken_for_dead(tmp_path: Path) -> None:
     mine = claim.Workspace(root, inbox=tmp_path)
     other = claim.Workspace(root, inbox=tmp_path)
     assert claim.workspaces(root, own=mine) == [other.folder]
-    with claim.dead_workspace(other.folder) as dead:
+    with claim.dead_workspace(other.folder, leases=Leases(clock=time.monotonic)) as dead:
         assert not dead
     other.close()
     mine.close()
@@ -45,8 +51,9 @@ def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path)
     root = tmp_path / ".digit-watcher"
     (tmp_path / "a.png").write_bytes(b"x")
     script = (
-        "import os, sys; from pathlib import Path; from watcher.ledger import claim\n"
+        "import os, sys, time; from pathlib import Path; from watcher.ledger import claim, lease\n"
         "w = claim.Workspace(Path(sys.argv[1]), inbox=Path(sys.argv[2])); w.claim('a.png', ready_at=0.0)\n"
+        "lease.Lease(w.folder, clock=time.monotonic)\n"
         "os._exit(9)\n"
     )
     subprocess.run(
@@ -54,7 +61,7 @@ def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path)
     )
     mine = claim.Workspace(root, inbox=tmp_path)
     (dead_folder,) = claim.workspaces(root, own=mine)
-    with claim.dead_workspace(dead_folder) as dead:
+    with claim.dead_workspace(dead_folder, leases=Leases(clock=time.monotonic)) as dead:
         assert dead
         (claim_folder,) = claim.claim_folders(dead_folder)
         (adopted,) = mine.adopt(claim_folder, ready_at=2.0)
@@ -82,3 +89,14 @@ def test_a_claim_folder_is_taken_over_whole_with_what_was_kept_beside_its_files(
     assert mine.adopt(leftovers, ready_at=1.0) == [] and not leftovers.exists()
     assert sorted(p.name for p in mine.folder.iterdir()) == ["1", "lock"], "the leftovers' folder is not kept"
     mine.close()
+
+
+def test_workspace_ids_name_the_host_and_never_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "scanner")  # two hosts of one name, as containers often are
+    root = tmp_path / ".digit-watcher"
+    ids = set()
+    for _ in range(50):
+        workspace = claim.Workspace(root, inbox=tmp_path)
+        ids.add(workspace.id)
+        workspace.close()
+    assert len(ids) == 50 and all(id.startswith(f"scanner-{os.getpid()}-") for id in ids)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from watcher.ledger import ledger as ledgers
 from watcher.ledger import record
@@ -212,4 +213,20 @@ def test_replay_into_a_rotated_results_file_appends_without_padding(
     text = config.paths.results.read_bytes()
     assert b"\0" not in text and text.startswith(record.HEADER)
     assert [r[1] for r in rows_of(config.paths.results)] == ["0.png", "1.png", "2.png"]
+    ledger.close()
+
+
+def test_replay_gives_a_destination_taken_meanwhile_the_next_free_name(config: Config) -> None:
+    ledger = open_ledger(config)
+    item = processed(ledger, config.paths.inbox, "a.png", Reading(status=Status.OK, prediction="1", confidence=0.9))
+    (config.paths.done / "a.png").write_bytes(b"another daemon's a.png")
+    (config.paths.done / "a-1.png").write_bytes(b"and its a-1.png")
+    journal = {"sheets": [], "moves": [[os.path.relpath(item.claim.path, ledger.journal.parent), "../../done/a.png"]]}
+    ledger.journal.write_text(json.dumps(journal))
+    with capture_logs() as logs:
+        ledgers.replay(ledger.journal)
+    assert (config.paths.done / "a-2.png").read_bytes() == b"a.png"
+    assert (config.paths.done / "a.png").read_bytes() == b"another daemon's a.png"
+    (taken,) = [entry for entry in logs if entry["event"] == "destination_taken"]
+    assert taken["used"] == str(config.paths.done / "a-2.png")
     ledger.close()

@@ -21,6 +21,12 @@ def test_defaults_resolve_against_the_config_folder(tmp_path: Path) -> None:
     assert loaded.watch.extensions == (".png",)
 
 
+@pytest.mark.parametrize(("text", "polling"), [("", "auto"), ("auto", "auto"), ("true", True), ("false", False)])
+def test_polling_is_auto_unless_forced(tmp_path: Path, text: str, polling: object) -> None:
+    loaded = configuration.load(write_config(tmp_path, f"watch:\n  polling: {text}\n" if text else "watch: {}\n"))
+    assert loaded.watch.polling == polling
+
+
 def test_the_shipped_config_loads() -> None:
     loaded = configuration.load(Path(__file__).parent.parent / "config.yaml")
     assert loaded.paths.inbox.name == "inbox"
@@ -40,7 +46,7 @@ def test_config_is_immutable(tmp_path: Path) -> None:
         ("batch:\n  max_size: many\n", "batch.max_size: expected a whole number, got str 'many'"),
         ("batch:\n  max_size: 0\n", "batch.max_size: must be above 0"),
         ("batch:\n  max_size: true\n", "batch.max_size: expected a whole number"),
-        ("watch:\n  polling: 'yes'\n", "watch.polling: expected true or false"),
+        ("watch:\n  polling: 'yes'\n", "watch.polling: expected true or false or auto, got str 'yes'"),
         ("watch:\n  extensions: [.gif]\n", "watch.extensions: unsupported file type"),
         ("paths:\n  inbox: 3\n", "paths.inbox: expected a path, got int 3"),
         ("paths: [a, b]\n", "paths: expected a mapping, got list"),

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 from watchdog.events import (
     DirCreatedEvent,
     FileClosedEvent,
@@ -18,6 +19,7 @@ from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGroupe
 from watcher.intake.observe import (
     Inbox,
     InboxEventHandler,
+    InboxObserver,
     _UnpairedMoves,
     is_candidate,
     observer_alive,
@@ -133,8 +135,6 @@ def test_an_exception_in_the_handler_is_caught_and_logged(tmp_path: Path) -> Non
         def ready(self, name: str) -> None:
             raise RuntimeError("boom")
 
-    from structlog.testing import capture_logs
-
     handler = InboxEventHandler(Broken(tmp_path, extensions=(".png",), settle_s=0.5))
     with capture_logs() as logs:
         handler.dispatch(FileClosedEvent(str(tmp_path / "a.png")))
@@ -159,6 +159,17 @@ def test_the_real_observer_sees_a_renamed_in_file(tmp_path: Path, polling: bool)
     finally:
         stop_observer(observer)
     assert not observer_alive(observer)
+
+
+def test_auto_watches_a_local_inbox_with_inotify(tmp_path: Path) -> None:
+    inbox = Inbox(tmp_path, extensions=(".png",), settle_s=0.2)
+    with capture_logs() as logs:
+        observer = start_observer(inbox, polling="auto")
+    try:
+        assert isinstance(observer, InboxObserver)
+    finally:
+        stop_observer(observer)
+    assert [entry for entry in logs if entry["event"] == "polling_chosen"] == []
 
 
 def test_a_move_in_is_reported_without_pairing() -> None:

@@ -51,6 +51,7 @@ class Event(StrEnum):
     DESTINATION_TAKEN = "destination_taken"
     INBOX_GONE = "inbox_gone"
     OBSERVER_DIED = "observer_died"
+    POLLING_CHOSEN = "polling_chosen"
     CONFIG_REFUSED = "config_refused"
     CONFIG_NEEDS_RESTART = "config_needs_restart"
     CONFIG_RELOADED = "config_reloaded"

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import structlog
 from watchdog.events import (
@@ -26,6 +27,7 @@ from watchdog.observers.inotify_c import InotifyConstants, Mask
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 from watchdog.observers.polling import PollingObserver
 
+from watcher.filesystem import shared_filesystem
 from watcher.vocabulary import Event
 
 log = structlog.get_logger()
@@ -253,8 +255,22 @@ class InboxObserver(InotifyObserver):
         self._emitter_class = InboxEmitter
 
 
-def start_observer(inbox: Inbox, *, polling: bool) -> BaseObserver:
-    """Start watching the inbox's top level; the caller must check `observer_alive` now and then."""
+def start_observer(inbox: Inbox, *, polling: bool | Literal["auto"]) -> BaseObserver:
+    """Start watching the inbox's top level; the caller must check `observer_alive` now and then.
+
+    `auto` polls where the inbox is on a network or FUSE filesystem: there inotify reports only
+    this host's own changes, never a file another host drops in.
+    """
+    if polling == "auto":
+        filesystem = shared_filesystem(inbox.folder)
+        polling = filesystem is not None
+        if polling:
+            log.info(
+                Event.POLLING_CHOSEN,
+                inbox=str(inbox.folder),
+                filesystem=filesystem,
+                reason="inotify sees no other host's files on a network or FUSE filesystem",
+            )
     observer: BaseObserver = PollingObserver(timeout=0.5) if polling else InboxObserver()
     observer.schedule(InboxEventHandler(inbox), os.fspath(inbox.folder), recursive=False)
     observer.daemon = True

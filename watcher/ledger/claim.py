@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from watcher.ledger.lease import LEASE_NAME, Leases
+
 LOCK_NAME = "lock"
 
 
@@ -36,7 +38,9 @@ class Workspace:
     def __init__(self, root: Path, *, inbox: Path) -> None:
         self.root = root
         self.inbox = inbox
-        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        # 64 random bits: hosts may share a name and pid (containers all run as pid 1). Were two ids ever alike, the
+        # server's atomic rename below would refuse the second (a folder holding a lock is never renamed over).
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(8)}"
         self.folder = root / self.id
         self._numbers = itertools.count(1)
         self._batch_folder: Path | None = None
@@ -84,8 +88,11 @@ class Workspace:
         """Remove the workspace if it holds no claims; otherwise leave it for the next daemon to recover."""
         try:
             self.new_batch()
-            if os.listdir(self.folder) == [LOCK_NAME]:
-                os.unlink(self.folder / LOCK_NAME)
+            left = set(os.listdir(self.folder))
+            if left <= {LOCK_NAME, LEASE_NAME}:
+                # The lock last: a workspace left without one (a crash in between) would never be recovered.
+                for name in sorted(left, key=lambda name: name == LOCK_NAME):
+                    os.unlink(self.folder / name)
                 os.rmdir(self.folder)
         except FileNotFoundError:
             pass  # the whole inbox was removed from under the daemon
@@ -107,8 +114,12 @@ class Workspace:
 
 
 @contextmanager
-def dead_workspace(folder: Path) -> Iterator[bool]:
-    """Hold a workspace's lock if its daemon is dead; yields whether it is (and so now ours)."""
+def dead_workspace(folder: Path, *, leases: Leases) -> Iterator[bool]:
+    """Hold a workspace's lock if its daemon is dead; yields whether it is (and so now ours).
+
+    A free lock is not enough on its own: on some network mounts locks are local to each host
+    (lease.py); the owner's lease must say it is gone too.
+    """
     try:
         fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -122,7 +133,7 @@ def dead_workspace(folder: Path) -> Iterator[bool]:
                 raise
             yield False
             return
-        yield (folder / LOCK_NAME).exists()
+        yield (folder / LOCK_NAME).exists() and leases.owner_gone(folder)
     finally:
         os.close(fd)
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from watcher.ledger import claim, place, progress, record
+from watcher.ledger import claim, lease, place, progress, record
 from watcher.ledger.claim import Claim
 from watcher.vocabulary import Event, Status
 
@@ -106,6 +106,8 @@ class Ledger:
         self.clock = clock
         self.now = now
         self.workspace = claim.Workspace(work, inbox=inbox)
+        self.lease = lease.Lease(self.workspace.folder, clock=clock)
+        self.leases = lease.Leases(clock=clock)
         self.journal = self.workspace.folder / JOURNAL_NAME
         self._journaled: list[Recorded] = []
 
@@ -121,8 +123,10 @@ class Ledger:
     def recover(self) -> list[Claim]:
         """Finish the journal of each dead daemon and take over its other claims, to be processed as new."""
         adopted: list[Claim] = []
-        for folder in claim.workspaces(self.work, own=self.workspace):
-            with claim.dead_workspace(folder) as dead:
+        folders = claim.workspaces(self.work, own=self.workspace)
+        self.leases.keep(folders)
+        for folder in folders:
+            with claim.dead_workspace(folder, leases=self.leases) as dead:
                 if not dead:
                     continue
                 journal = folder / JOURNAL_NAME
@@ -136,6 +140,10 @@ class Ledger:
                 claim.remove_workspace(folder)
                 log.info(Event.RECOVERED, workspace=folder.name, rows_finished=finished, files_taken_over=len(taken))
         return adopted
+
+    def renew(self) -> None:
+        """Say this daemon is alive to daemons on other hosts (cheap: it writes at most once a second)."""
+        self.lease.renew()
 
     def new_batch(self) -> None:
         self.workspace.new_batch()
@@ -170,6 +178,7 @@ class Ledger:
         return recorded
 
     def close(self) -> None:
+        self.lease.close()
         self.workspace.close()
 
     def _picture(self, item: Processed, reading: record.Readout) -> Path | None:
@@ -234,10 +243,11 @@ def replay(journal: Path) -> int:
     entry = json.loads(journal.read_text(encoding="utf-8"))
     parts = _parts(entry)
     with ExitStack() as held:
-        for part in sorted(parts, key=lambda p: p["path"]):
-            sheet = held.enter_context(record.locked(Path(part["path"]), header=part["header"]))
+        # Locked in the order of the paths they name, as a commit locks them, so the two can never deadlock.
+        for part in sorted(parts, key=lambda p: _located(journal, p["path"])):
+            sheet = held.enter_context(record.locked(_located(journal, part["path"]), header=part["header"]))
             _restore(sheet, offset=part["offset"], data=part["rows"].encode("utf-8"))
-        _finish_moves([(Path(source), Path(destination)) for source, destination in entry["moves"]])
+        _finish_moves([(_located(journal, source), _located(journal, target)) for source, target in entry["moves"]])
         _remove_journal(journal)
     return sum(len(list(csv.reader(io.StringIO(part["rows"], newline="")))) for part in parts)
 
@@ -268,18 +278,28 @@ def _restore(sheet: record.LockedResults, *, offset: int, data: bytes) -> None:
     sheet.append(data)
 
 
+def _located(journal: Path, path: str) -> Path:
+    """A path the journal names: relative to its folder (older journals hold absolute ones, kept as they are)."""
+    return Path(os.path.normpath(os.path.join(journal.parent, path)))
+
+
 def _write_journal(path: Path, *, parts: list[tuple[Sheet, int, bytes]], moves: list[tuple[Path, Path]]) -> None:
+    # Paths relative to the journal, so a daemon on another host, with the share mounted elsewhere, replays
+    # it through its own mount.
+    def relative(target: Path) -> str:
+        return os.path.relpath(target, path.parent)
+
     entry = {
         "sheets": [
             {
-                "path": os.fspath(sheet.path),
+                "path": relative(sheet.path),
                 "header": list(sheet.header),
                 "offset": offset,
                 "rows": data.decode("utf-8"),
             }
             for sheet, offset, data in parts
         ],
-        "moves": [[os.fspath(source), os.fspath(destination)] for source, destination in moves],
+        "moves": [[relative(source), relative(destination)] for source, destination in moves],
     }
     partial = path.with_name(path.name + ".part")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -306,18 +326,24 @@ def _finish_moves(moves: list[tuple[Path, Path]]) -> None:
 
 
 def _finish_move(source: Path, destination: Path) -> bool:
-    # A claimed file can be gone: deleted while it was read, or moved before a crash.
-    if not os.path.lexists(source):
-        return False
-    if os.path.lexists(destination):
-        if os.path.samestat(os.lstat(source), os.lstat(destination)):
-            os.unlink(source)
-            return True
-        # Another daemon took the name after this one died; the row's moved_to is then stale.
-        taken = destination
-        destination = destination.parent / place.free_name(destination.parent, destination.name)
-        log.warning(Event.DESTINATION_TAKEN, wanted=str(taken), used=str(destination))
-    place.move(source, destination)
+    # The server's answer to the move decides, not this client's cache of names: on a network filesystem that
+    # can lag another host's renames by a second either way.
+    wanted, tried = destination, {destination.name}
+    while True:
+        try:
+            place.move(source, destination)
+            break
+        except FileNotFoundError:
+            return False  # deleted while it was read, or moved before a crash
+        except FileExistsError:
+            if os.path.samestat(os.lstat(source), os.lstat(destination)):
+                os.unlink(source)  # linked before a crash, not yet unlinked
+                break
+            # Another daemon took the name after this one died; the row's moved_to is then stale.
+            destination = destination.parent / place.free_name(destination.parent, wanted.name, taken=tried)
+            tried.add(destination.name)
+    if destination != wanted:
+        log.warning(Event.DESTINATION_TAKEN, wanted=str(wanted), used=str(destination))
     return True
 
 

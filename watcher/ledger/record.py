@@ -14,7 +14,7 @@ from typing import NamedTuple, Protocol
 
 import structlog
 
-from watcher.ledger import place
+from watcher.ledger import coherent, place
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
@@ -130,14 +130,20 @@ HEADER = encode([Row(*COLUMNS)])
 
 
 class LockedResults:
-    """The results file while this process holds its lock: rows appended here never interleave."""
+    """The results file while this process holds its lock: rows appended here never interleave.
+
+    Every decision taken under the lock (where rows start, whether a journal's rows are there,
+    whether the last line is torn, whether the header is ours) reads the file as the server has
+    it (`coherent.ServerView`): another host may have appended to it a moment ago.
+    """
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self._server = coherent.ServerView(fd)
 
     @property
     def size(self) -> int:
-        return os.fstat(self.fd).st_size
+        return self._server.size()
 
     def append(self, data: bytes) -> int:
         """Write `data` at the end and make it durable; returns the offset it was written at."""
@@ -147,7 +153,7 @@ class LockedResults:
         return offset
 
     def read(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
+        return self._server.read(offset, length)
 
     def truncate(self, length: int) -> None:
         os.ftruncate(self.fd, length)
@@ -165,6 +171,10 @@ class LockedResults:
         keep = size - len(tail) + end + 2 if end >= 0 else 0
         self.truncate(keep)
         return size - keep
+
+    def close(self) -> None:
+        self._server.close()
+        os.close(self.fd)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -194,11 +204,11 @@ def locked(path: Path, *, header: Sequence[str] = COLUMNS) -> Iterator[LockedRes
             if results.read(0, len(wanted)) == wanted:
                 break
             _set_aside(path)
-        os.close(fd)
+        results.close()
     try:
         yield results
     finally:
-        os.close(fd)
+        results.close()
 
 
 def _still_at(fd: int, path: Path) -> bool:

@@ -45,7 +45,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class WatchConfig:
-    polling: bool = False
+    polling: bool | Literal["auto"] = "auto"
     settle_ms: int = 500
     rescan_s: float = 30.0
     extensions: tuple[str, ...] = (".png",)
@@ -184,8 +184,16 @@ def _value(hint: Any, value: Any, *, key: str, root: Path) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _value(inner, value, key=key, root=root)
+        arms = [a for a in args if a is not type(None)]
+        if len(arms) == 1:
+            return _value(arms[0], value, key=key, root=root)
+        # Each arm in turn (`true`, `false` or `auto`); the error names every one.
+        for arm in arms:
+            try:
+                return _value(arm, value, key=key, root=root)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {' or '.join(map(_expected, arms))}, got {_kind(value)}")
     if origin is Literal:
         if value not in args:
             choices = ", ".join(map(str, args))
@@ -220,6 +228,12 @@ def _extension(value: str, *, key: str) -> str:
     if extension not in FILE_KINDS:
         raise ConfigError(f"{key}: unsupported file type {value!r} ({', '.join(k[1:] for k in FILE_KINDS)})")
     return extension
+
+
+def _expected(hint: Any) -> str:
+    if hint is bool:
+        return "true or false"
+    return ", ".join(map(str, typing.get_args(hint))) if typing.get_origin(hint) is Literal else str(hint)
 
 
 def _is_path(hint: Any) -> bool:

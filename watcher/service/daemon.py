@@ -302,11 +302,13 @@ class Daemon:
             deadline = self.clock() + delay
             while self.clock() < deadline:
                 self.notifier.progress()
+                self.ledger.renew()
                 self.inbox.take(0, timeout=min(deadline - self.clock(), IDLE_WAKE_S))
             delay = min(delay * 2, LONGEST_RETRY_S)
 
     def _housekeeping(self) -> None:
         now = self.clock()
+        self.ledger.renew()
         hangup, self._hangup = self._hangup, False
         if hangup:
             self._reread_config()
