@@ -63,7 +63,9 @@ def test_kept_pages_are_committed_with_the_last_ones_and_unsure_pages_go_to_revi
     assert (config.paths.done / "scan.pdf").read_bytes() == b"scan.pdf"
     assert (config.paths.review / "scan.pdf.page-2.png").read_bytes() == b"picture of page 2"
     assert (config.paths.review / "scan.pdf.page-4.png").read_bytes() == b"picture of page 4"
-    assert sorted(p.name for p in ledger.workspace.folder.iterdir()) == ["lock"], "nothing is left of the claim"
+    assert sorted(p.name for p in ledger.workspace.folder.iterdir()) == ["lease", "lock"], (
+        "nothing is left of the claim"
+    )
 
 
 def test_a_single_image_is_placed_whole_as_before(reviewed_config: Config) -> None:
