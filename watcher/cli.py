@@ -242,7 +242,16 @@ def _check(args: argparse.Namespace) -> int:
     from watcher.model.classify import load_classifier
 
     classifier = load_classifier(config.model.path)
-    print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version})")
+    forms = ""
+    if config.forms.templates is not None:
+        from watcher.forms.template import TemplateError, load_templates
+
+        try:
+            templates = load_templates(config.forms.templates)
+        except TemplateError as exc:
+            raise ConfigError(str(exc)) from None
+        forms = f", form templates {', '.join(template.name for template in templates)}"
+    print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version}{forms})")
     return 0
 
 

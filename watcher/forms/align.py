@@ -108,7 +108,8 @@ def _implausible(homography: np.ndarray, shape: tuple[int, ...]) -> str:
         return "the fit is degenerate"
     sides = np.linalg.norm(np.roll(on_page, -1, axis=0) - on_page, axis=1)
     edges = np.roll(on_page, -1, axis=0) - on_page
-    turns = np.cross(edges, np.roll(edges, -1, axis=0))
+    following = np.roll(edges, -1, axis=0)
+    turns = edges[:, 0] * following[:, 1] - edges[:, 1] * following[:, 0]
     if not (np.all(turns > 0) or np.all(turns < 0)):
         return "the fit folds the sheet"
     skew = max(sides[0] / sides[2], sides[2] / sides[0], sides[1] / sides[3], sides[3] / sides[1])

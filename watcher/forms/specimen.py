@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -80,6 +81,13 @@ EXAM = Layout(
         Box("year", "number", 150, 140, 40, 18, "Year", rules={"digits": 4}),
     ),
 )
+
+class Scanned(NamedTuple):
+    """A scanned page (8-bit grey) and the homography that took the page's pixels to the scan's."""
+
+    image: np.ndarray
+    warp: np.ndarray
+
 
 LAYOUTS = {layout.name: layout for layout in (METER, EXAM)}
 
@@ -180,10 +188,10 @@ def scan(
     quarter_turns: int = 0,
     perspective: float = 0.0,
     noise: float = 2.0,
-) -> np.ndarray:
+) -> Scanned:
     """The page as a scanner or camera sees it: resized by `scale`, tilted `angle` degrees, turned by quarter
     turns, its corners pulled by up to `perspective` of its size, on a slightly larger bed, a little blurred and
-    noisy. 8-bit grey."""
+    noisy."""
     height, width = page.shape
     corners = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
     moved = corners + rng.uniform(-perspective, perspective, corners.shape).astype(np.float32) * [width, height]
@@ -199,8 +207,7 @@ def scan(
     scanned = cv2.warpPerspective(source, warp, (int(size[0]), int(size[1])), borderValue=bed)
     scanned = cv2.GaussianBlur(scanned, (0, 0), 0.6)
     noisy = scanned.astype(np.float32) + np.asarray(rng.normal(0.0, noise, scanned.shape), np.float32)
-    out: np.ndarray = np.clip(noisy, 0, 255).astype(np.uint8)
-    return out
+    return Scanned(np.clip(noisy, 0, 255).astype(np.uint8), warp)
 
 
 def _write_in_cell(
