@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
@@ -20,7 +18,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Template]:
 
 
 def _filled(layout: specimen.Layout, seed: int) -> np.ndarray:
-    """The layout at the reference's resolution with every field written in (the writing is what the reference lacks)."""
+    """The layout at the reference's resolution, every field written in: writing the reference lacks."""
     images, _ = sample_digits()
     rng = np.random.default_rng(seed)
     writing = {

@@ -119,12 +119,12 @@ def test_a_reference_too_plain_to_align_to_is_refused(folder: Path) -> None:
 
 def test_a_reference_that_is_not_an_image_is_refused(folder: Path) -> None:
     (folder / "notes.png").write_text("not an image")
-    with pytest.raises(TemplateError, match="reference: notes.png: not a PNG image"):
+    with pytest.raises(TemplateError, match=r"reference: notes\.png: not a PNG image"):
         load_template(_template(folder, "reference: notes.png\nfields:\n" + VALID_FIELD))
 
 
 def test_a_folder_without_templates_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(TemplateError, match="forms.templates: no .yaml templates in"):
+    with pytest.raises(TemplateError, match=r"forms\.templates: no \.yaml templates in"):
         load_templates(tmp_path)
     with pytest.raises(TemplateError, match="is not a folder"):
         load_templates(tmp_path / "nowhere")
@@ -136,7 +136,7 @@ def test_the_config_names_a_templates_folder_relative_to_itself(tmp_path: Path) 
     (tmp_path / "config.yaml").write_text("")
     assert configuration.load(tmp_path / "config.yaml").forms.templates is None
     (tmp_path / "config.yaml").write_text("forms:\n  template: forms\n")
-    with pytest.raises(configuration.ConfigError, match="forms.template: unknown key"):
+    with pytest.raises(configuration.ConfigError, match=r"forms\.template: unknown key"):
         configuration.load(tmp_path / "config.yaml")
 
 

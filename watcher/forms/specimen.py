@@ -82,6 +82,7 @@ EXAM = Layout(
     ),
 )
 
+
 class Scanned(NamedTuple):
     """A scanned page (8-bit grey) and the homography that took the page's pixels to the scan's."""
 
