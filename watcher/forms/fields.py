@@ -19,13 +19,13 @@ from watcher.forms.features import features, grey
 from watcher.forms.template import Field, Template
 from watcher.vision.segment import Candidates, candidates
 
-MARGIN = 0.35  # the region read around a box reaches this share of a cell's smaller side beyond it
+MARGIN = 0.6  # the region read around a box reaches this share of a cell's smaller side beyond it
 MAX_ZOOM = 4.0  # fields are read at the page's own resolution, up to four times the reference's
 INK = 0.3  # a pixel this much darker than its paper is ink (print and pen alike)
 NUDGE_PX = 2  # the field is nudged onto the reference's print by up to the fit's residual and this many px more
 SLACK_PX = 1  # the reference's print is widened by the fit's residual and this many px before it is removed
 INSIDE_SHARE = 0.3  # a piece of ink belongs to the field when this share of it lies inside the box
-OWN_CELL_SHARE = 0.7  # ...and wholly to one comb cell when this share of its ink inside lies in that cell
+OWN_CELL_SHARE = 0.85  # ...and wholly to one comb cell when this share of its ink inside lies in that cell
 SPECK = 0.12  # a piece whose longer side is under 12 % of the cell's height is a speck
 EMPTY = 0.25  # a cell whose writing is shorter than a quarter of its height is empty
 PAD = 0.25  # the crop handed to the reader has this share of white around the cell
@@ -94,15 +94,12 @@ def field_crops(
     printed = _darkness(_reference_window(matched.image, region, zoom)) > INK
     window = _nudged(_page_window(page, alignment.homography, region, zoom, border=nudge), printed, nudge)
     darkness = _darkness(window)
-    writing, restorable = _without_print(
-        darkness > INK, printed, slack=SLACK_PX + math.ceil(alignment.residual_px * zoom)
-    )
+    writing = _without_print(darkness > INK, printed, slack=SLACK_PX + math.ceil(alignment.residual_px * zoom))
     inner = _scaled((margin, margin, w, h), zoom)
     cells = [_scaled((margin + cell * cell_width, margin, cell_width, h), zoom) for cell in range(field.cells)]
     owners = _owners(writing, inner, cells, speck=SPECK * h * zoom)
     return tuple(
-        _cell_crop(darkness, owners == index + 1, restorable, cell, empty=EMPTY * h * zoom)
-        for index, cell in enumerate(cells)
+        _cell_crop(darkness, owners == index + 1, cell, empty=EMPTY * h * zoom) for index, cell in enumerate(cells)
     )
 
 
@@ -147,11 +144,16 @@ def _darkness(window: np.ndarray) -> np.ndarray:
     return darkness
 
 
-def _without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ink that is not the form's print, and the removed ink a pen stroke may have drawn over a line."""
+def _without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int) -> np.ndarray:
+    """The ink that is not the form's print: the page's ink away from the reference's (widened by `slack`), and
+    where a pen stroke crosses a printed line, the line's pixels between its two sides."""
     side = 2 * slack + 1
     covered = cv2.dilate(printed.view(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
-    return ink & ~covered, ink & covered
+    writing = ink & ~covered
+    # A closing wider than the gap a removed line leaves joins a stroke's two sides, and only over the line.
+    bridge = np.ones((2 * side + 1, 2 * side + 1), np.uint8)
+    crossed = cv2.morphologyEx(writing.view(np.uint8), cv2.MORPH_CLOSE, bridge).astype(bool)
+    return writing | (crossed & ink & covered)
 
 
 def _scaled(rect: tuple[float, float, float, float], zoom: float) -> tuple[int, int, int, int]:
@@ -190,7 +192,7 @@ def _owners(
 
 
 def _cell_crop(
-    darkness: np.ndarray, own: np.ndarray, restorable: np.ndarray, cell: tuple[int, int, int, int], *, empty: float
+    darkness: np.ndarray, own: np.ndarray, cell: tuple[int, int, int, int], *, empty: float
 ) -> np.ndarray | None:
     """The cell's writing as dark ink on white, cropped around it with a white pad; None when the cell is empty."""
     if not own.any():
@@ -198,10 +200,8 @@ def _cell_crop(
     rows, columns = np.nonzero(own)
     if max(rows.max() - rows.min(), columns.max() - columns.min()) + 1 < empty:
         return None
-    # A stroke crossing a printed line lost the pixels over the line: they come back where the stroke closes
-    # over them, on this cell's writing alone (so two cells' digits are never joined across their wall).
-    gap = cv2.morphologyEx(own.view(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
-    kept = cv2.dilate((own | (gap & restorable)).view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    # The strokes' anti-aliased rims, a pixel wide, are kept as grey levels, as the reader expects them.
+    kept = cv2.dilate(own.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     rows, columns = np.nonzero(kept)
     top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
     ink = np.where(kept[top:bottom, left:right], darkness[top:bottom, left:right], 0.0)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.daemons import SHIPPED_MODEL
+from tests.forms import REFERENCE_DPI, sample_digits, specimen_template
+from watcher.forms import specimen
+from watcher.forms.fields import FieldCrop, FormPage, FormRefused, field_candidates, read_form
+from watcher.forms.template import Template
+from watcher.model.classify import digit_shares, load_classifier
+from watcher.vision.options import choose
+
+PAGE_DPI = 200  # pages are scanned finer than the 100-dpi references, as most are
+
+
+@pytest.fixture(scope="module")
+def templates(tmp_path_factory: pytest.TempPathFactory) -> list[Template]:
+    folder = tmp_path_factory.mktemp("templates")
+    return [specimen_template(folder, layout) for layout in (specimen.METER, specimen.EXAM)]
+
+
+def _scanned(page: np.ndarray, seed: int, **transform: float) -> np.ndarray:
+    return specimen.scan(page, np.random.default_rng(seed), **transform).image
+
+
+def _read(page: np.ndarray, templates: list[Template]) -> FormPage:
+    form = read_form(page, templates)
+    assert isinstance(form, FormPage), form
+    return form
+
+
+def _fields(form: FormPage) -> dict[str, FieldCrop]:
+    return {field.name: field for field in form.fields}
+
+
+@pytest.mark.parametrize(
+    "transform", [{"angle": 7.0}, {"angle": -4.0, "quarter_turns": 2}, {"scale": 0.5, "perspective": 0.02}]
+)
+def test_a_blank_form_has_no_writing_anywhere_its_walls_and_labels_removed(
+    templates: list[Template], transform: dict[str, float]
+) -> None:
+    # A cell wall or a box's edge left behind would be read as a 1: nothing of the print may be left.
+    for layout in (specimen.METER, specimen.EXAM):
+        form = _read(_scanned(specimen.draw(layout, PAGE_DPI), seed=1, **transform), templates)
+        assert form.template == layout.name
+        for field in form.fields:
+            assert field.crops == (None,) * len(field.crops), field.name
+
+
+def test_a_comb_gives_one_crop_per_cell_and_empty_cells_as_none(templates: list[Template]) -> None:
+    images, _ = sample_digits()
+    writing = {"account": [images[0], None, images[1], images[2], None, None, images[3], None], "meter": [images[4]]}
+    page = specimen.fill(
+        specimen.draw(specimen.METER, PAGE_DPI), specimen.METER, PAGE_DPI, writing, np.random.default_rng(2)
+    )
+    fields = _fields(_read(_scanned(page, seed=3, angle=-6.0), templates))
+    assert [crop is not None for crop in fields["account"].crops] == [
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert fields["account"].mode == "digit" and fields["reading"].mode == "number"
+    assert fields["meter"].crops[0] is not None and fields["reading"].crops == (None,)
+    assert all(crop is None for crop in fields["code"].crops)
+
+
+def test_ink_that_runs_over_the_box_edge_belongs_to_the_field(templates: list[Template]) -> None:
+    page = specimen.draw(specimen.METER, PAGE_DPI).copy()
+    x, y, w, h = specimen.box_pixels(next(box for box in specimen.METER.boxes if box.name == "meter"), PAGE_DPI)
+    stem = (y + h // 4, y + h + h // 2)  # a 1 that starts inside the box and ends half a box below it
+    page[stem[0] : stem[1], x + w // 2 - 2 : x + w // 2 + 2] = specimen.PEN
+    crop = _fields(_read(_scanned(page, seed=4, angle=3.0), templates))["meter"].crops[0]
+    assert crop is not None
+    reference_scale = REFERENCE_DPI / PAGE_DPI
+    zoom = 2.0  # the page is read at its own resolution: twice the reference's
+    written = (crop < 128).any(axis=1).sum()
+    assert written >= 0.9 * (stem[1] - stem[0]) * reference_scale * zoom
+
+
+def test_ink_written_in_the_next_field_stays_out(templates: list[Template]) -> None:
+    # A digit in the month box, right of the reading box, is never read as part of the reading.
+    images, _ = sample_digits()
+    writing = {"month": [images[5]]}
+    page = specimen.fill(
+        specimen.draw(specimen.METER, PAGE_DPI), specimen.METER, PAGE_DPI, writing, np.random.default_rng(5)
+    )
+    fields = _fields(_read(_scanned(page, seed=6), templates))
+    assert fields["reading"].crops == (None,) and fields["month"].crops[0] is not None
+
+
+def test_a_page_of_no_template_is_refused_naming_the_closest(templates: list[Template]) -> None:
+    other = specimen.Layout(
+        name="other",
+        title="SOMETHING ELSE ENTIRELY",
+        size=(148.0, 210.0),
+        boxes=(specimen.Box("x", "number", 30, 60, 60, 20, "Quantity ordered"),),
+        notes=("Not a form any template knows.",),
+    )
+    refused = read_form(_scanned(specimen.draw(other, PAGE_DPI), seed=7), templates)
+    assert isinstance(refused, FormRefused)
+    assert refused.reason.startswith("matches no form template (closest: ")
+
+
+def test_filled_forms_read_right_through_the_model(templates: list[Template]) -> None:
+    classifier = load_classifier(SHIPPED_MODEL)
+    images, labels = sample_digits()
+    rng = np.random.default_rng(8)
+    right = total = 0
+    for page_number, layout in enumerate((specimen.METER, specimen.EXAM, specimen.METER)):
+        writing, truth = {}, {}
+        for box in layout.boxes:
+            count = box.cells if box.kind == "comb" else 1 if box.kind == "digit" else 3
+            chosen = rng.choice(len(images), size=count, replace=False)
+            writing[box.name] = [images[i] for i in chosen]
+            truth[box.name] = "".join(str(labels[i]) for i in chosen)
+        page = specimen.fill(specimen.draw(layout, PAGE_DPI), layout, PAGE_DPI, writing, rng)
+        form = _read(_scanned(page, seed=page_number, angle=float(rng.uniform(-10, 10))), templates)
+        for field in form.fields:
+            read = ""
+            for digits in field_candidates(field):
+                assert digits is not None, field.name
+                probabilities = classifier.probabilities(digits.images)
+                read += "".join(map(str, digit_shares(probabilities[choose(probabilities, digits)]).argmax(axis=1)))
+            right += read == truth[field.name]
+            total += 1
+    assert right >= total - 2, f"{right} of {total} fields read right"
