@@ -153,7 +153,8 @@ def _without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int) -> np.nd
     # A closing wider than the gap a removed line leaves joins a stroke's two sides, and only over the line.
     bridge = np.ones((2 * side + 1, 2 * side + 1), np.uint8)
     crossed = cv2.morphologyEx(writing.view(np.uint8), cv2.MORPH_CLOSE, bridge).astype(bool)
-    return writing | (crossed & ink & covered)
+    joined: np.ndarray = writing | (crossed & ink & covered)
+    return joined
 
 
 def _scaled(rect: tuple[float, float, float, float], zoom: float) -> tuple[int, int, int, int]:
