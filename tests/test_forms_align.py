@@ -44,7 +44,7 @@ def _corner_error(alignment: Alignment, scanned: specimen.Scanned, template: Tem
         (1.5, 0.0, 0, 0.0),  # 150 dpi, shifted on the bed
         (3.0, 10.0, 0, 0.0),  # 300 dpi, tilted
         (1.5, -10.0, 0, 0.0),
-        (6.0, 2.0, 0, 0.0),  # 600 dpi
+        pytest.param(6.0, 2.0, 0, 0.0, marks=pytest.mark.slow),  # 600 dpi
         (1.5, 0.0, 2, 0.0),  # upside down
         (1.5, 4.0, 1, 0.0),  # sideways
         (1.5, -3.0, 3, 0.0),

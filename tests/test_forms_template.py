@@ -146,6 +146,7 @@ def _check(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_check_validates_every_template(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 REDUCED_SIDE = 1200  # the copy's longer side: about 4 px per mm on A4, fine enough for print, cheap to match
-MAX_FEATURES = 3000  # ORB keeps this many of the strongest corners
+MAX_FEATURES = 1500  # ORB keeps this many of the strongest corners
 MIN_REFERENCE_FEATURES = 150  # a reference with fewer features cannot be told from other pages or found tilted
 
 

@@ -20,7 +20,7 @@ from watcher.forms.template import Field, Template
 from watcher.vision.segment import Candidates, candidates
 
 MARGIN = 0.6  # the region read around a box reaches this share of a cell's smaller side beyond it
-MAX_ZOOM = 4.0  # fields are read at the page's own resolution, up to four times the reference's
+READ_PX = 56  # a field is read with its cells at most this many px across (or at the page's own resolution)
 INK = 0.3  # a pixel this much darker than its paper is ink (print and pen alike)
 NUDGE_PX = 2  # the field is nudged onto the reference's print by up to the fit's residual and this many px more
 SLACK_PX = 1  # the reference's print is widened by the fit's residual and this many px before it is removed
@@ -88,7 +88,7 @@ def field_crops(
     x, y, w, h = field.box
     cell_width = w / field.cells
     margin = math.ceil(MARGIN * min(cell_width, h))
-    zoom = _zoom(alignment.homography)
+    zoom = _zoom(alignment.homography, cell_side=min(cell_width, h))
     nudge = NUDGE_PX + math.ceil(alignment.residual_px * zoom)
     region = (x - margin, y - margin, w + 2 * margin, h + 2 * margin)
     printed = _darkness(_reference_window(matched.image, region, zoom)) > INK
@@ -103,10 +103,12 @@ def field_crops(
     )
 
 
-def _zoom(homography: np.ndarray) -> float:
-    """Page pixels per reference pixel (capped): fields are read at the page's own resolution."""
+def _zoom(homography: np.ndarray, *, cell_side: float) -> float:
+    """Window pixels per reference pixel: the page's own resolution, but no finer than READ_PX across a cell
+    (the reader fits a digit into 20 px; finer only costs) and never coarser than the reference."""
     linear = np.linalg.inv(homography)[:2, :2] / np.linalg.inv(homography)[2, 2]
-    return float(np.clip(math.sqrt(abs(np.linalg.det(linear))), 1.0, MAX_ZOOM))
+    page_zoom = math.sqrt(abs(np.linalg.det(linear)))
+    return max(min(page_zoom, READ_PX / cell_side), min(1.0, page_zoom))
 
 
 def _page_window(
@@ -139,7 +141,7 @@ def _nudged(window: np.ndarray, printed: np.ndarray, reach: int) -> np.ndarray:
 
 def _darkness(window: np.ndarray) -> np.ndarray:
     """How much darker than the window's paper each pixel is, 0-1 (the paper: its bright pixels)."""
-    paper = max(float(np.percentile(window, 90)), 1.0)
+    paper = max(float(np.percentile(window[::3, ::3], 90)), 1.0)  # every third pixel tells the paper as well
     darkness: np.ndarray = np.clip(1.0 - window.astype(np.float32) / paper, 0.0, 1.0)
     return darkness
 
@@ -173,22 +175,23 @@ def _owners(
     for index, (left, _, right, _) in enumerate(cells):
         column_cell[max(left, 0) : right] = index + 1
     left, top, right, bottom = inner
-    inside = np.zeros(writing.shape, bool)
-    inside[top:bottom, left:right] = True
-    owners = np.zeros(writing.shape, np.int32)
-    for label in range(1, count):
-        if max(stats[label, cv2.CC_STAT_WIDTH], stats[label, cv2.CC_STAT_HEIGHT]) < speck:
-            continue
-        piece = labels == label
-        within = piece & inside
-        if within.sum() < INSIDE_SHARE * stats[label, cv2.CC_STAT_AREA]:
-            continue
-        per_cell = np.bincount(column_cell[np.nonzero(within)[1]], minlength=len(cells) + 1)[1:]
-        main = int(per_cell.argmax())
-        if per_cell[main] >= OWN_CELL_SHARE * per_cell.sum():
-            owners[piece] = main + 1
-        else:
-            owners[piece] = np.broadcast_to(column_cell, writing.shape)[piece]
+    within = labels[top:bottom, left:right]
+    # Each piece's ink inside the box, cell by cell (column 0: inside the box, yet in no cell).
+    per_cell = np.bincount(
+        (within * (len(cells) + 1) + column_cell[left:right]).ravel(), minlength=count * (len(cells) + 1)
+    ).reshape(count, len(cells) + 1)[:, 1:]
+    inside = per_cell.sum(axis=1)
+    main = per_cell.argmax(axis=1)
+    belongs = (inside >= INSIDE_SHARE * stats[:, cv2.CC_STAT_AREA]) & (
+        stats[:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].max(axis=1) >= speck
+    )
+    belongs[0] = False  # the background
+    whole = per_cell[np.arange(count), main] >= OWN_CELL_SHARE * inside
+    # An owner per piece: its main cell's number, -1 for a piece cut at the walls, 0 for nobody.
+    owner = np.where(belongs, np.where(whole, main + 1, -1), 0)
+    owners = owner[labels]
+    cut = owners < 0
+    owners[cut] = np.broadcast_to(column_cell, writing.shape)[cut]
     return owners
 
 
