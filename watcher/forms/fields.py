@@ -189,7 +189,7 @@ def _owners(
     whole = per_cell[np.arange(count), main] >= OWN_CELL_SHARE * inside
     # An owner per piece: its main cell's number, -1 for a piece cut at the walls, 0 for nobody.
     owner = np.where(belongs, np.where(whole, main + 1, -1), 0)
-    owners = owner[labels]
+    owners: np.ndarray = owner[labels]
     cut = owners < 0
     owners[cut] = np.broadcast_to(column_cell, writing.shape)[cut]
     return owners
