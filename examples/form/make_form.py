@@ -17,8 +17,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_raw
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
@@ -30,7 +28,6 @@ from watcher.model.dataset import load_mnist, split_training  # noqa: E402
 LAYOUT = specimen.METER
 PRINT_DPI = 300
 REFERENCE_DPI = 150
-POINTS_PER_INCH = 72
 # Each scan: what is written per field, and how the scanner takes the sheet.
 SCANS = {
     "filled-1.png": (
@@ -51,7 +48,7 @@ def main() -> int:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     printed = specimen.draw(LAYOUT, PRINT_DPI)
-    _write_pdf(printed, HERE / "form.pdf")
+    (HERE / "form.pdf").write_bytes(specimen.pdf(printed, PRINT_DPI))
     cv2.imwrite(str(HERE / "form.png"), specimen.draw(LAYOUT, REFERENCE_DPI))
     (HERE / "form.yaml").write_text(
         "# The example meter-reading card: its boxes are in form.png's pixels (150 dpi).\n"
@@ -78,21 +75,6 @@ def main() -> int:
         table.writerows(rows)
     print(f"wrote form.pdf, form.png, form.yaml, {', '.join(SCANS)} and filled.csv in {HERE}")
     return 0
-
-
-def _write_pdf(page: np.ndarray, path: Path) -> None:
-    """A one-page PDF the size of the sheet, holding the form as a grey raster at PRINT_DPI."""
-    height, width = page.shape
-    document = pdfium.PdfDocument.new()
-    sheet = document.new_page(width * POINTS_PER_INCH / PRINT_DPI, height * POINTS_PER_INCH / PRINT_DPI)
-    bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_raw.FPDFBitmap_Gray)
-    bitmap.to_numpy()[:] = page
-    image = pdfium.PdfImage.new(document)
-    image.set_bitmap(bitmap)
-    image.set_matrix(pdfium.PdfMatrix().scale(sheet.get_width(), sheet.get_height()))
-    sheet.insert_obj(image)
-    sheet.gen_content()
-    document.save(path)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,19 @@ millimetres) and its template's boxes always match what is printed.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import cv2
 import numpy as np
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_raw
 import yaml
 
 MM_PER_INCH = 25.4
+POINTS_PER_INCH = 72
 PAPER = 250  # the specimen's paper, a little off white as scanned paper is
 PRINT = 70  # printed lines and labels: dark grey, lighter than a pen
 PEN = 25
@@ -209,6 +213,27 @@ def scan(
     scanned = cv2.GaussianBlur(scanned, (0, 0), 0.6)
     noisy = scanned.astype(np.float32) + np.asarray(rng.normal(0.0, noise, scanned.shape), np.float32)
     return Scanned(np.clip(noisy, 0, 255).astype(np.uint8), warp)
+
+
+def pdf(page: np.ndarray, dpi: float) -> bytes:
+    """A one-page PDF the size of the sheet holding the 8-bit grey page as a raster at `dpi`, as a scanner's
+    PDF (or a printer's file) does."""
+    height, width = page.shape
+    document = pdfium.PdfDocument.new()
+    try:
+        sheet = document.new_page(width * POINTS_PER_INCH / dpi, height * POINTS_PER_INCH / dpi)
+        bitmap = pdfium.PdfBitmap.new_native(width, height, pdfium_raw.FPDFBitmap_Gray)
+        bitmap.to_numpy()[:] = page
+        image = pdfium.PdfImage.new(document)
+        image.set_bitmap(bitmap)
+        image.set_matrix(pdfium.PdfMatrix().scale(sheet.get_width(), sheet.get_height()))
+        sheet.insert_obj(image)
+        sheet.gen_content()
+        written = io.BytesIO()
+        document.save(written)
+        return written.getvalue()
+    finally:
+        document.close()
 
 
 def _write_in_cell(
