@@ -133,13 +133,23 @@ def _writing(
         elif box.kind == "comb":
             count = int(rng.integers(1, box.cells + 1)) if rng.random() < SHORT_COMB else box.cells
         elif box.kind == "number":
-            count = int(rng.integers(1, 5))
+            count = _number_length(box, rng)
         else:
             count = 1
-        labels = rng.integers(0, 10, size=count)
-        writing[box.name] = [by_digit[label][rng.integers(len(by_digit[label]))] for label in labels]
-        truth[box.name] = "".join(map(str, labels))
+        written = "".join(map(str, rng.integers(0, 10, size=count)))
+        if count and "range" in box.rules:  # people write a month as a month: a value within its range
+            low, high = box.rules["range"]
+            written = str(int(rng.integers(low, high + 1)))
+        writing[box.name] = [by_digit[int(char)][rng.integers(len(by_digit[int(char)]))] for char in written]
+        truth[box.name] = written
     return writing, truth
+
+
+def _number_length(box: specimen.Box, rng: np.random.Generator) -> int:
+    """How many digits a number field gets: as its `digits` rule allows, else one to four."""
+    allowed = box.rules.get("digits", [1, 4])
+    low, high = (allowed, allowed) if isinstance(allowed, int) else allowed
+    return int(rng.integers(low, high + 1))
 
 
 def _quarter_turns(rng: np.random.Generator) -> int:
