@@ -16,7 +16,7 @@ import numpy as np
 
 from watcher.forms.align import Alignment, Reference, Refusal, best_alignment, reference
 from watcher.forms.features import features, grey
-from watcher.forms.template import Field, Template
+from watcher.forms.template import Field, Kind, Template
 from watcher.vision.segment import Candidates, candidates
 
 MARGIN = 0.6  # the region read around a box reaches this share of a cell's smaller side beyond it
@@ -39,7 +39,7 @@ class FieldCrop(NamedTuple):
     """
 
     name: str
-    kind: str
+    kind: Kind
     crops: tuple[np.ndarray | None, ...]
 
     @property
@@ -104,8 +104,9 @@ def field_crops(
 
 
 def _zoom(homography: np.ndarray, *, cell_side: float) -> float:
-    """Window pixels per reference pixel: the page's own resolution, but no finer than READ_PX across a cell
-    (the reader fits a digit into 20 px; finer only costs) and never coarser than the reference."""
+    """Window pixels per reference pixel: the page's own resolution where it is coarser than the reference's;
+    otherwise with a cell READ_PX across (the reader fits a digit into 20 px; finer only costs), but never coarser
+    than the reference, whose thin lines a coarser warp would break up."""
     linear = np.linalg.inv(homography)[:2, :2] / np.linalg.inv(homography)[2, 2]
     page_zoom = math.sqrt(abs(np.linalg.det(linear)))
     return max(min(page_zoom, READ_PX / cell_side), min(1.0, page_zoom))
