@@ -91,6 +91,11 @@ def main() -> int:
                 key = f"{box.kind} fields"
             tally[key][0] += right
             tally[key][1] += 1
+            if box.kind == "comb" and truth[box.name]:  # cell by cell, where the field's length was read right
+                said = verdict.prediction if verdict is not None else ""
+                same_length = len(said) == len(truth[box.name])
+                tally["comb cells"][0] += sum(a == b for a, b in zip(said, truth[box.name], strict=False)) * same_length
+                tally["comb cells"][1] += len(truth[box.name])
             page_right &= right
         tally["pages, every field right"][0] += page_right
         tally["pages, every field right"][1] += 1

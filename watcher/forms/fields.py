@@ -23,6 +23,7 @@ MARGIN = 0.6  # the region read around a box reaches this share of a cell's smal
 READ_PX = 56  # a field is read with its cells at most this many px across (or at the page's own resolution)
 INK = 0.3  # a pixel this much darker than its paper is ink (print and pen alike)
 NUDGE_PX = 2  # the field is nudged onto the reference's print by up to the fit's residual and this many px more
+LINE_SHARE = 0.5  # a printed line runs at least half a cell's smaller side (a box's sides are whole cells long)
 SLACK_PX = 1  # the reference's print is widened by the fit's residual and this many px before it is removed
 INSIDE_SHARE = 0.3  # a piece of ink belongs to the field when this share of it lies inside the box
 OWN_CELL_SHARE = 0.85  # ...and wholly to one comb cell when this share of its ink inside lies in that cell
@@ -94,7 +95,9 @@ def field_crops(
     printed = _darkness(_reference_window(matched.image, region, zoom)) > INK
     window = _nudged(_page_window(page, alignment.homography, region, zoom, border=nudge), printed, nudge)
     darkness = _darkness(window)
-    writing = _without_print(darkness > INK, printed, slack=SLACK_PX + math.ceil(alignment.residual_px * zoom))
+    slack = SLACK_PX + math.ceil(alignment.residual_px * zoom)
+    line_length = max(3, round(LINE_SHARE * min(cell_width, h) * zoom))
+    writing = _without_print(darkness > INK, printed, slack=slack, line_length=line_length)
     inner = _scaled((margin, margin, w, h), zoom)
     cells = [_scaled((margin + cell * cell_width, margin, cell_width, h), zoom) for cell in range(field.cells)]
     owners = _owners(writing, inner, cells, speck=SPECK * h * zoom)
@@ -147,17 +150,37 @@ def _darkness(window: np.ndarray) -> np.ndarray:
     return darkness
 
 
-def _without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int) -> np.ndarray:
+def _without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int, line_length: int) -> np.ndarray:
     """The ink that is not the form's print: the page's ink away from the reference's (widened by `slack`), and
-    where a pen stroke crosses a printed line, the line's pixels between its two sides."""
+    where a pen stroke crosses a printed line, the line's pixels between its two sides.
+
+    Beside a ruled line only the line is removed: the page's own straight run of ink there, and whatever lies on
+    the reference's line itself; a stroke running along beside it (a 9's loop over the box's top edge) stays.
+    """
     side = 2 * slack + 1
-    covered = cv2.dilate(printed.view(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+    ruled = _straight(printed, line_length)
+    beside_line = _grown(ruled, side) & (_grown(_straight(ink, line_length), 3) | _grown(ruled, 3))
+    covered = beside_line | _grown(printed & ~ruled, side)
     writing = ink & ~covered
     # A closing wider than the gap a removed line leaves joins a stroke's two sides, and only over the line.
     bridge = np.ones((2 * side + 1, 2 * side + 1), np.uint8)
     crossed = cv2.morphologyEx(writing.view(np.uint8), cv2.MORPH_CLOSE, bridge).astype(bool)
     joined: np.ndarray = writing | (crossed & ink & covered)
     return joined
+
+
+def _straight(mask: np.ndarray, length: int) -> np.ndarray:
+    """The mask's straight horizontal and vertical runs at least `length` px long: ruled lines, in reference
+    coordinates."""
+    along = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    down = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    straight: np.ndarray = np.logical_or(along, down)
+    return straight
+
+
+def _grown(mask: np.ndarray, side: int) -> np.ndarray:
+    grown: np.ndarray = cv2.dilate(mask.view(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+    return grown
 
 
 def _scaled(rect: tuple[float, float, float, float], zoom: float) -> tuple[int, int, int, int]:
