@@ -103,6 +103,7 @@ def main() -> int:
     for key in (
         "aligned",
         "comb fields",
+        "comb cells",
         "digit fields",
         "number fields",
         "empty -> no_digit",
