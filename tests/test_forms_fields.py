@@ -86,6 +86,24 @@ def test_ink_that_runs_over_the_box_edge_belongs_to_the_field(templates: list[Te
     assert crossing >= 0.9 * 2.5 * inside
 
 
+def test_a_stroke_running_along_beside_a_printed_line_stays(templates: list[Template]) -> None:
+    # A 7 whose bar runs just above the box's top edge, its stem down into the box: removing the box's edge
+    # must leave the bar, or the 7 becomes a 1.
+    x, y, w, h = specimen.box_pixels(next(box for box in specimen.METER.boxes if box.name == "meter"), PAGE_DPI)
+    line = specimen.px(specimen.LINE_MM, PAGE_DPI)
+
+    def written_width(bar: bool) -> int:
+        page = specimen.draw(specimen.METER, PAGE_DPI).copy()
+        page[y - 2 * line : y + 3 * h // 4, x + w // 2 : x + w // 2 + 4] = specimen.PEN
+        if bar:
+            page[y - 1 - line : y - 1, x + w // 4 : x + w // 2 + 4] = specimen.PEN
+        crop = _fields(_read(_scanned(page, seed=9, angle=2.0), templates))["meter"].crops[0]
+        assert crop is not None
+        return int((crop < 128).any(axis=0).sum())
+
+    assert written_width(bar=True) >= 3 * written_width(bar=False)
+
+
 def test_ink_written_in_the_next_field_stays_out(templates: list[Template]) -> None:
     # A digit in the month box, right of the reading box, is never read as part of the reading.
     images, _ = sample_digits()
