@@ -1,4 +1,4 @@
-"""The `digit-watcher` command: run, predict, train, evaluate, check, report."""
+"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report."""
 
 from __future__ import annotations
 
@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate the config, load the model, check the folders")
     check.add_argument("--config", type=Path, help=config_help)
     check.set_defaults(command=_check)
+
+    template = commands.add_parser(
+        "template", help="draft a form template from a blank form: its boxes and comb cells found and numbered"
+    )
+    template.add_argument("reference", type=Path, metavar="REFERENCE", help="the blank form (PNG, JPEG, TIFF or PDF)")
+    template.add_argument("--out", type=Path, help="the template to write (default: REFERENCE's name, .yaml)")
+    template.set_defaults(command=_template)
 
     report = commands.add_parser("report", help="write an HTML report of the results")
     report.add_argument("--config", type=Path, help=config_help)
@@ -266,7 +273,39 @@ def _check(args: argparse.Namespace) -> int:
     from watcher.model.classify import load_classifier
 
     classifier = load_classifier(config.model.path)
-    print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version})")
+    forms = ""
+    if config.forms.templates is not None:
+        from watcher.forms.template import TemplateError, load_templates
+
+        try:
+            templates = load_templates(config.forms.templates)
+        except TemplateError as exc:
+            raise ConfigError(str(exc)) from None
+        forms = f", form templates {', '.join(template.name for template in templates)}"
+    print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version}{forms})")
+    return 0
+
+
+def _template(args: argparse.Namespace) -> int:
+    from watcher.forms.draft import find_fields, write_draft
+    from watcher.forms.template import TemplateError, load_template, read_reference
+
+    out = args.out or args.reference.with_suffix(".yaml")
+    if out.exists():
+        raise ConfigError(f"{out}: already exists; remove it or give another --out")
+    try:
+        grey = read_reference(args.reference, where=args.reference)
+        if not find_fields(grey):
+            raise TemplateError(f"{args.reference}: no printed boxes found (a box is a ruled rectangle, empty)")
+        fields, picture = write_draft(args.reference, grey, out)
+        load_template(out)  # the draft must pass `check` as it is, its reference's features included
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from None
+    kinds = ", ".join(
+        f"field{number} {field.kind}" + (f" of {field.cells} cells" if field.kind == "comb" else "")
+        for number, field in enumerate(fields, start=1)
+    )
+    print(f"wrote {out}: {len(fields)} fields ({kinds}); {picture} shows each box numbered as its field")
     return 0
 
 

@@ -82,6 +82,11 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class FormsConfig:
+    templates: Path | None = None  # a folder of NAME.yaml form templates; no forms are read without it
+
+
+@dataclass(frozen=True)
 class LogConfig:
     format: Literal["auto", "console", "json"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -98,6 +103,7 @@ class Config:
     review: ReviewConfig = field(default_factory=ReviewConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    forms: FormsConfig = field(default_factory=FormsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
