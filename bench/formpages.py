@@ -26,7 +26,7 @@ from watcher.forms.fields import FormPage, read_form
 from watcher.forms.template import Template, load_template
 from watcher.forms.verdicts import form_verdicts
 from watcher.intake.decode import decode
-from watcher.intake.pages import pages
+from watcher.intake.pages import open_pages
 from watcher.vocabulary import Status
 
 PRINT_DPI = 300  # forms are filled at this resolution, then scanned at the page's own
@@ -175,7 +175,7 @@ def _saved(scanned: np.ndarray, dpi: int, rng: np.random.Generator) -> tuple[np.
         data = cv2.imencode(".jpg", scanned, [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
         return decode(data, name="scan.jpg", max_pixels=10**9), f"JPEG {quality}"
     if draw < JPEG + PDF:
-        (page,) = pages(specimen.pdf(scanned, dpi), name="scan.pdf", max_pixels=10**9, max_pages=1)
+        (page,) = open_pages(specimen.pdf(scanned, dpi), name="scan.pdf", max_pixels=10**9, max_pages=1).pages
         assert page.image is not None, page.error
         return page.image, "PDF"
     return scanned, "PNG"

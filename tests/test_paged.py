@@ -84,7 +84,7 @@ def test_a_page_cut_short_by_a_crash_is_not_kept_and_is_read_again(config: Confi
         torn.write(b'{"page": 2, "sta')
     assert ledger.next_page(item.claim) == 2
     ledger.keep_pages(item.claim, [page(SEVEN, 2)], {})
-    assert [reading.page for reading in progress.kept(item.claim.path)] == [1, 2]
+    assert [reading.page for reading in progress.kept(item.claim.path).readings] == [1, 2]
 
 
 def test_kept_pages_survive_a_takeover_of_their_claim(config: Config) -> None:

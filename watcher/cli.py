@@ -20,6 +20,7 @@ from watcher.service.config import ConfigError
 from watcher.vocabulary import Event, ExitCode
 
 if TYPE_CHECKING:
+    from watcher.forms.template import Template
     from watcher.model.classify import Classifier
     from watcher.recognise import Reading
     from watcher.service.daemon import Daemon
@@ -154,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     daemon = Daemon(
         config,
         classifier,
+        templates=_templates(config),
         notifier=Notifier.from_environ(),
         metrics=metrics,
         reloader=None if args.once else ModelReloader(config.model.path, classifier),
@@ -299,17 +301,22 @@ def _check(args: argparse.Namespace) -> int:
     from watcher.model.classify import load_classifier
 
     classifier = load_classifier(config.model.path)
-    forms = ""
-    if config.forms.templates is not None:
-        from watcher.forms.template import TemplateError, load_templates
-
-        try:
-            templates = load_templates(config.forms.templates)
-        except TemplateError as exc:
-            raise ConfigError(str(exc)) from None
-        forms = f", form templates {', '.join(template.name for template in templates)}"
+    templates = _templates(config)
+    forms = f", form templates {', '.join(template.name for template in templates)}" if templates else ""
     print(f"ok: {config.source} (inbox {config.paths.inbox}, model {classifier.version}{forms})")
     return 0
+
+
+def _templates(config: configuration.Config) -> tuple[Template, ...]:
+    """The config's form templates, each validated (none without forms.templates); a mistake is a ConfigError."""
+    if config.forms.templates is None:
+        return ()
+    from watcher.forms.template import TemplateError, load_templates
+
+    try:
+        return load_templates(config.forms.templates)
+    except TemplateError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _template(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ import hashlib
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -20,6 +20,9 @@ import cv2
 import numpy as np
 import structlog
 
+from watcher.forms.fields import FormRefused, field_candidates, read_form
+from watcher.forms.rules import CellReading, judge
+from watcher.forms.template import Field, Template
 from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
@@ -36,8 +39,24 @@ PAGES_PER_TASK = 8  # pages a worker reads of a file before they are kept and th
 REVIEW_PICTURE_SIDE = 2000  # px: an A4 page's picture for review/ at about 170 dpi
 
 
+class PreparedField(NamedTuple):
+    """A form field made ready for the model: each of its crops' candidate digits (None for an empty crop)."""
+
+    name: str
+    crops: tuple[Candidates | None, ...]
+
+
+class Alignment(NamedTuple):
+    """How well a form page aligned with its template, for the forms CSV."""
+
+    inliers: int
+    inlier_share: float
+    residual_px: float
+
+
 class PreparedPage(NamedTuple):
-    """A page made ready for the model: its candidate digits (none when blank), or why there are none.
+    """A page made ready for the model: its candidate digits (none when blank), or a form's fields, or why there
+    are none.
 
     A named tuple, like `Candidates`, for the trip back from the worker processes.
     """
@@ -46,6 +65,9 @@ class PreparedPage(NamedTuple):
     digits: Candidates | None = None
     error: str = ""
     picture: bytes = b""  # the page as a PNG for review/, when it is one page of several
+    form: str = ""  # the template the page matched, when templates are configured
+    alignment: Alignment | None = None
+    fields: tuple[PreparedField, ...] = ()
 
 
 class Prepared(NamedTuple):
@@ -81,12 +103,21 @@ class PageTimeout(BaseException):
 
 
 def prepare(
-    path: Path, name: str, first_page: int = 1, *, limits: LimitsConfig, mode: str, pdf_dpi: int, pictures: bool
+    path: Path,
+    name: str,
+    first_page: int = 1,
+    *,
+    limits: LimitsConfig,
+    mode: str,
+    pdf_dpi: int,
+    pictures: bool,
+    templates: tuple[Template, ...] = (),
 ) -> Prepared:
     """Read up to PAGES_PER_TASK pages of one file from `first_page` on, and find their digits.
 
     Any failure becomes a one-line reason, never an exception: the file's when it cannot be opened at
-    all, else the page's. With `pictures`, each page of a file of several pages comes with its picture.
+    all, else the page's. With `pictures`, each page of a file of several pages comes with its picture. With
+    `templates`, each page is read as the form it matches.
     """
     try:
         data = read_file(path, max_bytes=limits.max_bytes)
@@ -106,7 +137,8 @@ def prepare(
         try:
             with _time_limit(limits.page_timeout_s):
                 page = next(opened.pages)
-                pages.append(_prepare_page(page, mode=mode, picture=pictures and opened.page_count > 1))
+                picture = pictures and opened.page_count > 1
+                pages.append(_prepare_page(page, mode=mode, picture=picture, templates=templates))
         except PageTimeout:
             took = f"page took longer than {limits.page_timeout_s:g} s to read (limits.page_timeout_s)"
             pages.append(PreparedPage(number, error=took))
@@ -136,14 +168,26 @@ def review_picture(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def _prepare_page(page: Page, *, mode: str, picture: bool) -> PreparedPage:
+def _prepare_page(page: Page, *, mode: str, picture: bool, templates: tuple[Template, ...]) -> PreparedPage:
     if page.image is None:
         return PreparedPage(page.number, error=page.error)
+    shown = review_picture(page.image) if picture else b""
     try:
-        digits = page_digits(page.image, mode=mode)
+        if not templates:
+            return PreparedPage(page.number, page_digits(page.image, mode=mode), picture=shown)
+        form = read_form(page.image, templates)
     except Exception as exc:
         return PreparedPage(page.number, error=_failure(exc))
-    return PreparedPage(page.number, digits, picture=review_picture(page.image) if picture else b"")
+    if isinstance(form, FormRefused):
+        return PreparedPage(page.number, error=form.reason, picture=shown)
+    fit = form.alignment
+    return PreparedPage(
+        page.number,
+        picture=shown,
+        form=form.template,
+        alignment=Alignment(fit.inliers, fit.inlier_share, fit.residual_px),
+        fields=tuple(PreparedField(field.name, field_candidates(field)) for field in form.fields),
+    )
 
 
 def _failure(exc: Exception) -> str:
@@ -238,13 +282,35 @@ def _serve_daemon(daemon_pid: int) -> None:
     cv2.setNumThreads(1)
 
 
-def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: float | None) -> list[list[Reading]]:
-    """Classify every candidate digit of the batch in one model call; per file, a reading per page read."""
+def read(
+    prepared: Sequence[Prepared],
+    classifier: Classifier,
+    *,
+    review_below: float | None,
+    templates: Mapping[str, Template] | None = None,
+) -> list[list[Reading]]:
+    """Classify every candidate digit of the batch in one model call; per file, a reading per page read (per field
+    on a form page, its rules checked against its template in `templates`)."""
     pages = [page for item in prepared for page in item.pages]
-    stacks = [p.digits.images for p in pages if p.digits is not None and len(p.digits.images)]
+    stacks = [
+        digits.images
+        for page in pages
+        for digits in ([page.digits] if not page.fields else [d for field in page.fields for d in field.crops])
+        if digits is not None and len(digits.images)
+    ]
     probabilities = classifier.probabilities(np.concatenate(stacks)) if stacks else np.zeros((0, 10), np.float32)
-    readings: list[list[Reading]] = []
     start = 0
+
+    def chosen(digits: Candidates | None) -> np.ndarray:
+        """The shares of the digits the model's best reading of these candidates keeps, in order."""
+        nonlocal start
+        if digits is None or not len(digits.images):
+            return np.zeros((0, 10), np.float32)
+        own = probabilities[start : start + len(digits.images)]
+        start += len(digits.images)
+        return digit_shares(own[choose(own, digits)])
+
+    readings: list[list[Reading]] = []
     for item in prepared:
         if item.error:
             readings.append([Reading(status=Status.ERROR, detail=item.error)])
@@ -253,31 +319,52 @@ def read(prepared: Sequence[Prepared], classifier: Classifier, *, review_below: 
         for page in item.pages:
             if page.error:
                 file_readings.append(Reading(status=Status.ERROR, detail=page.error, page=page.number))
-            elif page.digits is None or not len(page.digits.images):
-                file_readings.append(Reading(status=Status.NO_DIGIT, page=page.number))
+            elif page.fields:
+                form = (templates or {})[page.form]
+                for field, definition in zip(page.fields, form.fields, strict=True):
+                    shares = [chosen(crop) for crop in field.crops]
+                    file_readings.append(
+                        _field_reading(definition, shares, review_below=review_below, page=page.number)
+                    )
             else:
-                own = probabilities[start : start + len(page.digits.images)]
-                file_readings.append(
-                    _reading(own[choose(own, page.digits)], review_below=review_below, page=page.number)
-                )
-                start += len(page.digits.images)
+                file_readings.append(_reading(chosen(page.digits), review_below=review_below, page=page.number))
         readings.append(file_readings)
     return readings
 
 
-def _reading(probabilities: np.ndarray, *, review_below: float | None, page: int) -> Reading:
-    if not len(probabilities):
+def _reading(shares: np.ndarray, *, review_below: float | None, page: int) -> Reading:
+    if not len(shares):
         return Reading(status=Status.NO_DIGIT, page=page)
-    probabilities = digit_shares(probabilities)
-    best = probabilities.argmax(axis=1)
-    confidence = float(np.prod(probabilities.max(axis=1)))
-    order = np.argsort(-probabilities, axis=1)[:, :3]
-    top3 = tuple(tuple((int(d), float(p[d])) for d in row) for row, p in zip(order, probabilities, strict=True))
+    confidence = float(np.prod(shares.max(axis=1)))
     unsure = review_below is not None and confidence < review_below
     return Reading(
         status=Status.LOW_CONFIDENCE if unsure else Status.OK,
-        prediction="".join(map(str, best)),
+        prediction="".join(map(str, shares.argmax(axis=1))),
         confidence=confidence,
-        top3=top3,
+        top3=_top3(shares),
         page=page,
     )
+
+
+def _field_reading(field: Field, shares: list[np.ndarray], *, review_below: float | None, page: int) -> Reading:
+    """A form field's reading: its crops' digits judged by the field's rules (SPEC "Form templates")."""
+    cells = [
+        CellReading("".join(map(str, own.argmax(axis=1))), float(np.prod(own.max(axis=1)))) if len(own) else None
+        for own in shares
+    ]
+    verdict = judge(field, cells, review_below=review_below)
+    return Reading(
+        status=verdict.status,
+        prediction=verdict.prediction,
+        confidence=verdict.confidence,
+        top3=_top3(np.concatenate(shares)) if verdict.prediction else (),
+        detail=verdict.detail,
+        page=page,
+        field=field.name,
+    )
+
+
+def _top3(shares: np.ndarray) -> tuple[tuple[tuple[int, float], ...], ...]:
+    """Per digit, its three likeliest (digit, probability)."""
+    order = np.argsort(-shares, axis=1)[:, :3]
+    return tuple(tuple((int(d), float(p[d])) for d in row) for row, p in zip(order, shares, strict=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -12,7 +11,7 @@ import yaml
 
 from watcher.forms.features import MIN_REFERENCE_FEATURES, features, grey
 from watcher.intake.decode import Unreadable
-from watcher.intake.pages import pages
+from watcher.intake.pages import open_pages
 
 Kind = Literal["digit", "number", "comb"]
 KINDS: tuple[str, ...] = get_args(Kind)
@@ -105,14 +104,14 @@ def read_reference(path: Path, *, where: Path) -> np.ndarray:
     except OSError as exc:
         raise TemplateError(f"{where}: reference: cannot read {path}: {exc.strerror}") from None
     try:
-        every = pages(data, name=path.name, max_pixels=REFERENCE_MAX_PIXELS, max_pages=2**16, pdf_dpi=REFERENCE_PDF_DPI)
-        # Two are enough to tell a one-page file; the rest are never rendered.
-        first_two = list(itertools.islice(every, 2))
+        opened = open_pages(
+            data, name=path.name, max_pixels=REFERENCE_MAX_PIXELS, max_pages=2**16, pdf_dpi=REFERENCE_PDF_DPI
+        )
     except Unreadable as exc:
         raise TemplateError(f"{where}: reference: {path.name}: {exc}") from None
-    if len(first_two) != 1:
+    if opened.page_count != 1:
         raise TemplateError(f"{where}: reference: {path.name} has several pages; a reference is one page")
-    (page,) = first_two
+    (page,) = opened.pages
     if page.image is None:
         raise TemplateError(f"{where}: reference: {path.name}: {page.error}")
     return grey(page.image)

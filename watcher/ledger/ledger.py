@@ -21,19 +21,12 @@ import structlog
 
 from watcher.ledger import claim, lease, place, progress, record
 from watcher.ledger.claim import Claim
+from watcher.ledger.record import Sheet
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
 
 JOURNAL_NAME = "journal.json"
-
-
-@dataclass(frozen=True)
-class Sheet:
-    """A CSV file rows are appended to; its header is written once, by whoever finds it empty."""
-
-    path: Path
-    header: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -151,13 +144,20 @@ class Ledger:
     def claim(self, name: str, *, ready_at: float) -> Claim | None:
         return self.workspace.claim(name, ready_at=ready_at)
 
-    def keep_pages(self, claimed: Claim, readings: Sequence[record.Readout], pictures: Mapping[int, bytes]) -> None:
-        """Keep the readings of a run of a file's pages (and their pictures) until its last page is committed."""
-        progress.keep(claimed.path, readings, pictures)
+    def keep_pages(
+        self,
+        claimed: Claim,
+        readings: Sequence[record.Readout],
+        pictures: Mapping[int, bytes],
+        sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = (),
+    ) -> None:
+        """Keep what a run of a file's pages gave (readings, pictures, other sheets' rows) until its last page
+        is committed."""
+        progress.keep(claimed.path, readings, pictures, sheet_rows)
 
     def next_page(self, claimed: Claim) -> int:
         """The first page of a claimed file not read yet: 1, or after the pages kept before a restart."""
-        return max((reading.page for reading in progress.kept(claimed.path)), default=0) + 1
+        return max((reading.page for reading in progress.kept(claimed.path).readings), default=0) + 1
 
     def commit(self, batch: Sequence[Processed], *, model: str) -> list[Recorded]:
         """Write the batch's rows and move its files, exactly once; returns its results rows.
@@ -191,8 +191,12 @@ class Ledger:
         return kept if kept.exists() else None
 
     def _commit(self, batch: Sequence[Processed], *, model: str) -> None:
+        kept = {item.claim: progress.kept(item.claim.path) for item in batch if item.paged}
+        sheet_rows = {
+            item.claim: [*(kept[item.claim].sheet_rows if item.paged else ()), *item.sheet_rows] for item in batch
+        }
         sheets = sorted(
-            {self.results, *(sheet for item in batch for sheet, _ in item.sheet_rows)}, key=lambda s: s.path
+            {self.results, *(sheet for rows in sheet_rows.values() for sheet, _ in rows)}, key=lambda s: s.path
         )
         with ExitStack() as held:
             # Locked in path order, so two daemons committing to the same sheets can never deadlock.
@@ -211,7 +215,7 @@ class Ledger:
                 return os.path.join(shown.setdefault(folder, os.path.relpath(folder, self.shown_from)), name)
 
             for item in batch:
-                readings = [*progress.kept(item.claim.path), *item.readings] if item.paged else list(item.readings)
+                readings = [*kept[item.claim].readings, *item.readings] if item.paged else list(item.readings)
                 statuses = {reading.status for reading in readings}
                 folder = self.folders.done if item.paged else self.folders.destination(statuses)
                 file_moved_to = place_as(item.claim.path, folder, item.claim.name)
@@ -226,7 +230,7 @@ class Ledger:
                     rows[self.results].append(
                         _results_row(item, reading, model=model, at=written_at, latency_s=latency_s, moved_to=moved_to)
                     )
-                for sheet, cells in item.sheet_rows:
+                for sheet, cells in sheet_rows[item.claim]:
                     rows[sheet].append(cells)
             parts = [(sheet, locked[sheet].size, record.encode(rows[sheet])) for sheet in sheets if rows[sheet]]
             # Kept before the journal exists, so a retry that finds the journal reports these rows.

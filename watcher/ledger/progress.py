@@ -1,8 +1,9 @@
 """The pages of a multi-page file read so far, kept beside its claim, so a restart goes on from the next page.
 
-A file's rows are still written once, by the commit of its last pages. Until then the readings of each
-run of pages are appended here, one JSON line per page, and the pictures of its pages lie beside them;
-a takeover moves them with the claim, since they share its claim folder.
+A file's rows are still written once, by the commit of its last pages. Until then what each run of pages
+gave is appended here, one JSON line per run (its readings and its rows for other sheets, such as a form's),
+and the pictures of its pages lie beside them; a takeover moves them with the claim, since they share its
+claim folder.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from watcher.ledger import place, record
+from watcher.ledger.record import Sheet
 from watcher.vocabulary import Status
 
 READINGS_SUFFIX = ".pages.jsonl"
@@ -34,6 +36,13 @@ class KeptReading:
     field: str
 
 
+class Kept(NamedTuple):
+    """What the runs of pages kept so far gave, in page order."""
+
+    readings: list[KeptReading]
+    sheet_rows: list[tuple[Sheet, list[str]]]
+
+
 def picture_path(claimed: Path, page: int) -> Path:
     """Where a page's picture waits beside the claimed file (hidden, so never taken for a claim)."""
     return claimed.with_name(f".{claimed.name}.page-{page}{PICTURE_SUFFIX}")
@@ -44,19 +53,31 @@ def picture_name(file: str, page: int) -> str:
     return f"{file}.page-{page}{PICTURE_SUFFIX}"
 
 
-def keep(claimed: Path, readings: Sequence[record.Readout], pictures: Mapping[int, bytes]) -> None:
-    """Make these pages' readings and pictures durable, pictures first: a kept reading always has its picture."""
+def keep(
+    claimed: Path,
+    readings: Sequence[record.Readout],
+    pictures: Mapping[int, bytes],
+    sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = (),
+) -> None:
+    """Make a run of pages durable, pictures first: a kept reading always has its picture."""
     for page, picture in pictures.items():
         keep_picture(claimed, page, picture)
-    lines = "".join(json.dumps(_as_json(reading)) + "\n" for reading in readings).encode("utf-8")
+    run = {
+        "readings": [_as_json(reading) for reading in readings],
+        "sheet_rows": [
+            {"path": os.fspath(sheet.path), "header": list(sheet.header), "cells": list(cells)}
+            for sheet, cells in sheet_rows
+        ],
+    }
+    line = (json.dumps(run) + "\n").encode("utf-8")
     path = _readings_path(claimed)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         size = os.fstat(fd).st_size
         whole = _whole_lines_length(os.pread(fd, size, 0))
-        # A line cut short by a crash is cut off: its page is read again and kept after the whole ones.
+        # A line cut short by a crash is cut off: its run of pages is read again and kept after the whole ones.
         os.ftruncate(fd, whole)
-        os.pwrite(fd, lines, whole)
+        os.pwrite(fd, line, whole)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -76,14 +97,21 @@ def keep_picture(claimed: Path, page: int, picture: bytes) -> Path:
     return path
 
 
-def kept(claimed: Path) -> list[KeptReading]:
-    """The pages kept so far, in page order; a line cut short by a crash is not a page."""
+def kept(claimed: Path) -> Kept:
+    """What the runs kept so far gave; a line cut short by a crash is not a run."""
     try:
         data = _readings_path(claimed).read_bytes()
     except FileNotFoundError:
-        return []
-    lines = data[: _whole_lines_length(data)].decode("utf-8").splitlines()
-    return [_from_json(json.loads(line)) for line in lines]
+        return Kept([], [])
+    runs = [json.loads(line) for line in data[: _whole_lines_length(data)].decode("utf-8").splitlines()]
+    return Kept(
+        readings=[_from_json(reading) for run in runs for reading in run["readings"]],
+        sheet_rows=[
+            (Sheet(Path(row["path"]), tuple(row["header"])), list(row["cells"]))
+            for run in runs
+            for row in run["sheet_rows"]
+        ],
+    )
 
 
 def forget(claimed: Path) -> None:

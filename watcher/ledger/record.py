@@ -8,6 +8,7 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -37,6 +38,14 @@ COLUMNS = (
 COLUMNS_BEFORE_PAGES = COLUMNS[:-2]  # the header of versions that read one image per file, for their journals
 SET_ASIDE_MARK = ".old"  # results.csv with another header is moved to results.old.csv (then -1, -2, ...)
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A CSV file rows are appended to; its header is written once, by whoever finds it empty."""
+
+    path: Path
+    header: tuple[str, ...]
 
 
 class Row(NamedTuple):

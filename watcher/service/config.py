@@ -112,6 +112,11 @@ class Config:
         return self.source.parent
 
     @property
+    def forms_folder(self) -> Path:
+        """Where each template's forms/NAME.csv goes: beside the results CSV."""
+        return self.paths.results.parent / "forms"
+
+    @property
     def work(self) -> Path:
         """The daemon's private folder inside the inbox (hidden, so never picked up)."""
         return self.paths.inbox / ".digit-watcher"
@@ -270,7 +275,10 @@ def prepare_folders(config: Config) -> None:
     places = {"paths.done": paths.done, "paths.error": paths.error}
     if paths.review is not None:
         places["paths.review"] = paths.review
-    for key, folder in {"paths.inbox": paths.inbox, **places, "paths.results": paths.results.parent}.items():
+    written = {"paths.inbox": paths.inbox, **places, "paths.results": paths.results.parent}
+    if config.forms.templates is not None:
+        written["forms.templates"] = config.forms_folder
+    for key, folder in written.items():
         _usable_folder(folder, key=key)
     _usable_folder(config.work, key="paths.inbox")
     inbox_device = paths.inbox.stat().st_dev

@@ -14,9 +14,11 @@ from typing import NamedTuple, TypeVar
 import structlog
 from watchdog.observers.api import BaseObserver
 
+from watcher.forms.template import PAGE_COLUMNS, TAIL_COLUMNS, Template
 from watcher.intake.observe import Inbox, observer_alive, start_observer, stop_observer
 from watcher.ledger.claim import Claim
 from watcher.ledger.ledger import Folders, Ledger, Processed
+from watcher.ledger.record import Sheet, timestamp
 from watcher.model.classify import Classifier
 from watcher.model.reload import ModelReloader
 from watcher.recognise import Prepared, Preparer, Reading, prepare, read
@@ -66,6 +68,7 @@ class Daemon:
         config: Config,
         classifier: Classifier,
         *,
+        templates: tuple[Template, ...] = (),
         notifier: Notifier,
         metrics: Metrics,
         reloader: ModelReloader | None = None,
@@ -74,6 +77,7 @@ class Daemon:
     ) -> None:
         self.config = config
         self.classifier = classifier
+        self.templates = {template.name: template for template in templates}
         self.notifier = notifier
         self.metrics = metrics
         self.reloader = reloader
@@ -141,6 +145,7 @@ class Daemon:
                 mode=self.config.recognition.mode,
                 pdf_dpi=self.config.recognition.pdf_dpi,
                 pictures=paths.review is not None,
+                templates=tuple(self.templates.values()),
             )
         )
         running.callback(self.preparer.close)
@@ -237,11 +242,11 @@ class Daemon:
         tasks, prepared = batch_in_hand.tasks, batch_in_hand.prepared()
         review_below = self.config.review.threshold if self.config.paths.review is not None else None
         finished: list[Processed] = []
-        for task, item, readings in zip(
-            tasks, prepared, read(prepared, self.classifier, review_below=review_below), strict=True
-        ):
+        read_all = read(prepared, self.classifier, review_below=review_below, templates=self.templates)
+        for task, item, readings in zip(tasks, prepared, read_all, strict=True):
             last_page = readings[-1].page if item.pages else task.first_page - 1
             pictures = _pictures_to_review(item, readings)
+            form_rows = self._form_rows(task.claim.name, item, readings)
             if item.error and task.first_page > 1:
                 # Its first pages are kept: they are committed, with the reason the rest could not be read.
                 cut_short = f"{item.error}; pages from {task.first_page} on were not read"
@@ -249,9 +254,9 @@ class Daemon:
                 finished.append(Processed(task.claim, item.sha256, (lost,), paged=True))
             elif item.error or last_page >= item.page_count:
                 paged = item.page_count > 1 and not item.error
-                finished.append(Processed(task.claim, item.sha256, readings, paged=paged, pictures=pictures))
+                finished.append(Processed(task.claim, item.sha256, readings, form_rows, paged=paged, pictures=pictures))
             else:
-                self._retrying(partial(self.ledger.keep_pages, task.claim, readings, pictures))
+                self._retrying(partial(self.ledger.keep_pages, task.claim, readings, pictures, form_rows))
                 self._waiting.appendleft(Task(task.claim, last_page + 1))
                 log.info(
                     Event.PAGES_KEPT,
@@ -286,6 +291,31 @@ class Daemon:
         self.notifier.progress()
         if progress is not None:
             progress(len(finished))
+
+    def _form_rows(self, file: str, item: Prepared, readings: Sequence[Reading]) -> list[tuple[Sheet, list[str]]]:
+        """forms/NAME.csv rows for the form pages whose fields are all final (none waits for a person)."""
+        rows = []
+        for page in item.pages:
+            fields = [reading for reading in readings if reading.page == page.number and reading.field]
+            if page.alignment is None or any(reading.status == Status.LOW_CONFIDENCE for reading in fields):
+                continue
+            template = self.templates[page.form]
+            header = (*PAGE_COLUMNS, *(field.name for field in template.fields), *TAIL_COLUMNS)
+            fit = page.alignment
+            cells = [
+                file,
+                str(page.number),
+                *(reading.prediction for reading in fields),
+                str(Status.OK),
+                "",
+                str(fit.inliers),
+                f"{fit.inlier_share:.3f}",
+                f"{fit.residual_px:.2f}",
+                timestamp(self.now()),
+                item.sha256,
+            ]
+            rows.append((Sheet(self.config.forms_folder / f"{template.name}.csv", header), cells))
+        return rows
 
     def _retrying(self, step: Callable[[], T]) -> T:
         """Run a ledger step, retrying with backoff while the machine is at fault (disk full, folder not writable)."""
