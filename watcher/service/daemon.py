@@ -371,7 +371,7 @@ class Daemon:
             return
         needs_restart = [
             name
-            for name in ("paths", "watch", "metrics", "limits", "recognition")
+            for name in ("paths", "watch", "metrics", "limits", "recognition", "forms")
             if getattr(fresh, name) != getattr(self.config, name)
         ]
         if needs_restart:
