@@ -7,10 +7,12 @@ import functools
 import cv2
 import numpy as np
 
+from watcher.vision.lines import erase_lines
 from watcher.vocabulary import CANVAS_PX, DIGIT_BOX_PX
 
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
-POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long
+POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long...
+POLARITY_RINGS = 3  # ...from the paper tone of its three outermost rings of pixels
 BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
 NOISE_GAP = 3  # pixels this far apart carry nearly independent noise, even after the light blur
 STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
@@ -58,7 +60,8 @@ def ink_map(image: np.ndarray) -> np.ndarray:
         return np.zeros(contrast.shape, np.float32)
     ink_level = _percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
-    kept = _clean_components(_erase_border_lines(_erase_ruled_lines(_erase_frame(strokes)), faint_ink=candidates))
+    lined = erase_lines(_erase_ruled_lines(_erase_frame(strokes)), faint=candidates)
+    kept = _clean_components(_erase_border_lines(lined, faint_ink=candidates))
     left, top, width, height = cv2.boundingRect(_mask(kept))
     if not width:
         return np.zeros(contrast.shape, np.float32)
@@ -211,9 +214,14 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     )
     values = small.ravel()
     # The image's outermost pixels are paper even when a fat digit fills most of it: their median is the
-    # first guess at the paper tone. Uneven light is then a smooth surface over the page, fitted to the pixels
-    # near that tone and taken away, so a shadowed half of the page does not pass for ink.
-    ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    # first guess at the paper tone. Three rings deep, so that a table's grid along the crop's edges, which
+    # may darken the outermost ring all round, is outvoted. Uneven light is then a smooth surface over the
+    # page, fitted to the pixels near that tone and taken away, so a shadowed half of the page does not pass
+    # for ink.
+    deep = min(POLARITY_RINGS, (min(small.shape) + 1) // 2)
+    ring = np.concatenate(
+        [np.concatenate([small[k], small[-1 - k], small[:, k], small[:, -1 - k]]) for k in range(deep)]
+    )
     level = _median(ring)
     spread = 1.4826 * _median(np.abs(ring - level))
     residual = values - level
