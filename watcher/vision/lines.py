@@ -1,6 +1,6 @@
 """Find the printed lines in a crop (a table's column or row line, a ruled line, a cell's grid), straight and far
 longer than the writing, across or down the page and tilted a little as scanned; clear them except where a
-stroke crosses them.
+stroke crosses or meets them.
 
 A line is found on a reduced copy by projecting the ink along every slight slope (a line is a bin that collects
 a line's length of ink), then measured at full size: its thickness, the columns it runs over and how straight
@@ -27,7 +27,8 @@ REST_SIZE = 0.25  # ...where the rest is at least a quarter of the line's length
 OFF_PAGE_REST = 0.1  # ...or a tenth, beside a line running off the page (a small digit in a large cell)
 LONE_THIN = 0.07  # with no other ink, a line running off the page is printed when this thin (a lone 1 is thicker)
 MAX_LINES = 6  # lines sought per direction (a grid's two and a ruled line or two)
-CROSS_REACH = 2  # a stroke crossing a line has ink within 2 px beyond both of its sides
+RIM = 2  # pixels within 2 px of a line are its soft rim, not other ink beside it
+CROSS_REACH = 2  # a stroke meeting a line has ink within 2 px beyond one of its sides
 
 
 class _Line(NamedTuple):
@@ -44,7 +45,7 @@ class _Line(NamedTuple):
 
 
 def erase_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
-    """The strokes without the page's printed lines, but where a stroke crosses one.
+    """The strokes without the page's printed lines, but where a stroke crosses or meets one.
 
     Lines are traced on the faint ink (`faint`), where a light line stays whole, and cleared from `strokes`.
     """
@@ -55,10 +56,12 @@ def erase_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
     for axis, line in found:
         _paint(bands if axis == 0 else bands.T, line)
     rest = strokes & ~bands
+    # The rest of the ink is judged without the lines' rims: a line's soft edge runs as far as the line does.
+    apart = rest & ~cv2.dilate(bands.view(np.uint8), np.ones((2 * RIM + 1, 2 * RIM + 1), np.uint8)).astype(bool)
     erased = strokes.copy()
     for axis, line in found:
-        view, rest_view = (erased, rest) if axis == 0 else (erased.T, rest.T)
-        if _is_printed(line, rest_view):
+        view, rest_view, apart_view = (erased, rest, apart) if axis == 0 else (erased.T, rest.T, apart.T)
+        if _is_printed(line, apart_view):
             _clear(view, line, rest=rest_view)
     return erased
 
@@ -76,31 +79,39 @@ def _lines(mask: np.ndarray) -> list[_Line]:
     if np.count_nonzero(small) < needed:  # most pages: not enough ink for any line
         return []
     ys, xs = np.nonzero(small)
-    # One slope step shifts the line's far end by a pixel; each bin counts the ink on one row along one slope.
+    # One slope step shifts the line's far end by a pixel; each bin counts the ink on one row along one slope. The
+    # rows a slope drops by, column by column, are a small table: the bins are then integer sums alone.
     steps = max(1, int(np.ceil(MAX_TILT * small_w)))
     slopes = np.arange(-steps, steps + 1) / small_w
-    rows = np.rint(ys[np.newaxis, :] - slopes[:, np.newaxis] * xs[np.newaxis, :]).astype(np.intp) + steps + 1
     span = small_h + 2 * steps + 2
-    counts = np.bincount((rows + span * np.arange(len(slopes))[:, np.newaxis]).ravel(), minlength=span * len(slopes))
+    drops = np.rint(slopes[:, np.newaxis] * np.arange(small_w)).astype(np.int32)
+    drops -= (steps + 1 + span * np.arange(len(slopes), dtype=np.int32))[:, np.newaxis]
+    counts = np.bincount((ys.astype(np.int32) - drops[:, xs]).ravel(), minlength=span * len(slopes))
     counts = counts.reshape(len(slopes), span)
     lines = []
     for _ in range(MAX_LINES):
-        slope_index, row = np.unravel_index(int(np.argmax(counts)), counts.shape)
-        if counts[slope_index, row] < needed:
+        peak = int(np.argmax(counts))
+        if counts.flat[peak] < needed:
             break
         # A thick line collects as much ink along a slightly wrong slope, across it: its own slope gathers the ink
         # on the fewest rows, the largest sum of squares near it.
-        near = counts[:, max(0, row - 2 * steps - 4) : row + 2 * steps + 5].astype(np.float64)
+        first = max(0, peak % span - 2 * steps - 4)
+        near = counts[:, first : peak % span + 2 * steps + 5].astype(np.float64)
         slope_index = int(np.argmax((near**2).sum(axis=1)))
-        row = max(0, row - 2 * steps - 4) + int(np.argmax(near[slope_index]))
-        line = _measure(mask, centre=(row - steps - 1 + 0.5) / shrink, slope=float(slopes[slope_index]), reach=1 / shrink)
+        row = first + int(np.argmax(near[slope_index]))
+        # Most candidates are a digit's bar, thick for its length: told on the reduced copy already, where the
+        # copy's rounding adds a pixel or two to a line.
+        low, high = _half_band(counts[slope_index], row)
+        thin = high - low + 1 <= max(3, THIN * counts[slope_index, row]) + 2
+        centre = (row - steps - 1 + 0.5) / shrink
+        line = _measure(mask, centre=centre, slope=float(slopes[slope_index]), reach=1 / shrink) if thin else None
         # Along every slope, the bins whose row meets the line (or the ink tried there) are spent: the same line
         # seen askew would otherwise be found again, as a thick band across it.
         ends = np.array([0.0, small_w - 1.0])
         first_last = (row - steps - 1) + slopes[slope_index] * ends
         spent = first_last[np.newaxis, :] - slopes[:, np.newaxis] * ends[np.newaxis, :] + steps + 1
-        for bins, (low, high) in zip(counts, np.sort(spent, axis=1), strict=True):
-            bins[max(0, int(low) - 2) : int(high) + 3] = 0
+        for bins, (lowest, highest) in zip(counts, np.sort(spent, axis=1), strict=True):
+            bins[max(0, int(lowest) + low - row - 2) : int(highest) + high - row + 3] = 0
         if line is not None:
             lines.append(line)
     return lines
@@ -115,25 +126,17 @@ def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> 
     height, width = mask.shape
     window = 2 * int(np.ceil(reach)) + 6  # room for the estimate's error and a printed line's thickness
     columns = np.arange(width)
-    best: tuple[int, float, np.ndarray] | None = None
-    for turn in np.arange(-np.ceil(reach), np.ceil(reach) + 1) / width:
-        tried = slope + turn
-        # The window of rows around the line in every column: its ink, row by row along the line.
-        rows = np.rint(centre + tried * columns)[np.newaxis, :] + np.arange(-window, window + 1)[:, np.newaxis]
-        inside = (rows >= 0) & (rows < height)
-        along = np.where(inside, mask[np.clip(rows, 0, height - 1).astype(np.intp), columns], False)
-        peak = int(along.sum(axis=1).max())
-        if best is None or peak > best[0]:
-            best = (peak, tried, along)
-    assert best is not None
-    peak, slope, along = best
+    # For every slope tried, the window of rows around the line in every column: its ink, row by row along the line.
+    tried = slope + np.arange(-np.ceil(reach), np.ceil(reach) + 1) / width
+    centres = np.rint(centre + tried[:, np.newaxis] * columns[np.newaxis, :]).astype(np.intp)
+    rows = centres[:, np.newaxis, :] + np.arange(-window, window + 1)[np.newaxis, :, np.newaxis]
+    inside = (rows >= 0) & (rows < height)
+    windows = mask[np.clip(rows, 0, height - 1), columns] & inside
+    peaks = windows.sum(axis=2).max(axis=1)
+    best = int(np.argmax(peaks))
+    slope, along = float(tried[best]), windows[best]
     profile = along.sum(axis=1)
-    top = int(np.argmax(profile))
-    low, high = top, top
-    while low > 0 and profile[low - 1] >= peak / 2:
-        low -= 1
-    while high < len(profile) - 1 and profile[high + 1] >= peak / 2:
-        high += 1
+    low, high = _half_band(profile, int(np.argmax(profile)))
     if low == 0 or high == len(profile) - 1:
         return None  # thicker than the window: a band of ink or a stroke, not a printed line
     thickness = high - low + 1
@@ -144,9 +147,20 @@ def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> 
     length = end - start
     if length < LINE_SHARE * width or np.count_nonzero(inked[start:end]) < STRAIGHT_FILL * length:
         return None
-    if thickness > max(3, THIN * length):
-        return None
-    return _Line(centre, slope, low, high, start, end, thickness)
+    line = _Line(centre, slope, low, high, start, end, thickness)
+    # A line running off the page is as long as the page, whatever its faded ends leave of it.
+    return line if thickness <= max(3, THIN * (width if _off_page(line, width) else length)) else None
+
+
+def _half_band(profile: np.ndarray, top: int) -> tuple[int, int]:
+    """The first and last row around `top` of the rows holding at least half as much ink as it."""
+    half = profile[top] / 2
+    low, high = top, top
+    while low > 0 and profile[low - 1] >= half:
+        low -= 1
+    while high < len(profile) - 1 and profile[high + 1] >= half:
+        high += 1
+    return low, high
 
 
 def _longest_run(inked: np.ndarray, *, gap: int) -> tuple[int, int]:
@@ -196,11 +210,12 @@ def _off_page(line: _Line, width: int) -> bool:
 
 
 def _clear(strokes: np.ndarray, line: _Line, *, rest: np.ndarray) -> None:
-    """Clear the line's band from the strokes, in every column but those where a stroke crosses it."""
+    """Clear the line's band from the strokes, in every column but those where a stroke meets it: one crossing it,
+    ending on it or running along it keeps its pixels there, so the digit is not cut or thinned."""
     height = strokes.shape[0]
     columns, rows = _band_rows(line, strokes.shape)
     beyond = np.arange(1, CROSS_REACH + 1)[:, np.newaxis]
     above = np.clip(rows[0] - beyond, 0, height - 1)
     below = np.clip(rows[-1] + beyond, 0, height - 1)
-    crossed = rest[above, columns].any(axis=0) & rest[below, columns].any(axis=0)
-    strokes[rows[:, ~crossed], columns[~crossed]] = False
+    met = rest[above, columns].any(axis=0) | rest[below, columns].any(axis=0)
+    strokes[rows[:, ~met], columns[~met]] = False
