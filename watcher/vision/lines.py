@@ -33,7 +33,8 @@ CROSS_REACH = 2  # a stroke meeting a line has ink within 2 px beyond one of its
 
 class _Line(NamedTuple):
     """A line in page coordinates of its direction (rows across it, columns along it): its centre row at column 0
-    and slope, its band of rows about the centre, and the columns it runs over."""
+    and slope, its band of rows about the centre (soft rim included), the columns it runs over, and its thickness
+    (its half-dark rows)."""
 
     centre: float
     slope: float

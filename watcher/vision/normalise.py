@@ -44,7 +44,7 @@ def normalise(image: np.ndarray) -> np.ndarray | None:
 
 
 def ink_map(image: np.ndarray) -> np.ndarray:
-    """Float32 HxW in [0, 1], ink bright on 0: polarity fixed, lighting, noise, specks and edges gone."""
+    """Float32 HxW in [0, 1], ink bright on 0: polarity fixed, lighting, noise, specks, edges and printed lines gone."""
     grey = _working_grey(image)
     raised = grey if _ink_is_light(grey) else 1.0 - grey
     # Lighting varies slowly and strokes are narrow, so an opening wider than a stroke sees only paper.
@@ -60,6 +60,8 @@ def ink_map(image: np.ndarray) -> np.ndarray:
         return np.zeros(contrast.shape, np.float32)
     ink_level = _percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
+    # A box's and ruled paper's lines first, as before; then any other straight line far longer than the writing
+    # (a table's grid or column line, tilted a little), traced on the faint ink where a light line stays whole.
     lined = erase_lines(_erase_ruled_lines(_erase_frame(strokes)), faint=candidates)
     kept = _clean_components(_erase_border_lines(lined, faint_ink=candidates))
     left, top, width, height = cv2.boundingRect(_mask(kept))
