@@ -12,7 +12,8 @@ from watcher.vocabulary import CANVAS_PX, DIGIT_BOX_PX
 
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
 POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long...
-POLARITY_RINGS = 3  # ...from the paper tone of its three outermost rings of pixels
+POLARITY_RINGS = 3  # ...from the paper tone of its outermost ring, or of three rings where a line runs along it:
+EDGE_RING_STEP = 0.15  # the outermost ring's median that far from the third ring's
 BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
 NOISE_GAP = 3  # pixels this far apart carry nearly independent noise, even after the light blur
 STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
@@ -216,14 +217,15 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     )
     values = small.ravel()
     # The image's outermost pixels are paper even when a fat digit fills most of it: their median is the
-    # first guess at the paper tone. Three rings deep, so that a table's grid along the crop's edges, which
-    # may darken the outermost ring all round, is outvoted. Uneven light is then a smooth surface over the
-    # page, fitted to the pixels near that tone and taken away, so a shadowed half of the page does not pass
-    # for ink.
+    # first guess at the paper tone. When the outermost ring's tone is far from that of the rings inside it, a
+    # table's grid may run along the crop's edges, all round: the three rings together outvote it. Uneven light
+    # is then a smooth surface over the page, fitted to the pixels near that tone and taken away, so a shadowed
+    # half of the page does not pass for ink.
     deep = min(POLARITY_RINGS, (min(small.shape) + 1) // 2)
-    ring = np.concatenate(
-        [np.concatenate([small[k], small[-1 - k], small[:, k], small[:, -1 - k]]) for k in range(deep)]
-    )
+    rings = [np.concatenate([small[k], small[-1 - k], small[:, k], small[:, -1 - k]]) for k in range(deep)]
+    ring = rings[0]
+    if abs(_median(rings[0].copy()) - _median(rings[-1].copy())) > EDGE_RING_STEP:
+        ring = np.concatenate(rings)
     level = _median(ring)
     spread = 1.4826 * _median(np.abs(ring - level))
     residual = values - level
