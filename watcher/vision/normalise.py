@@ -7,10 +7,13 @@ import functools
 import cv2
 import numpy as np
 
+from watcher.vision.lines import erase_lines
 from watcher.vocabulary import CANVAS_PX, DIGIT_BOX_PX
 
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
-POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long
+POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long...
+POLARITY_RINGS = 3  # ...from the paper tone of its outermost ring, or of three rings where a line runs along it:
+EDGE_RING_STEP = 0.15  # the outermost ring's median that far from the third ring's
 BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
 NOISE_GAP = 3  # pixels this far apart carry nearly independent noise, even after the light blur
 STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
@@ -42,7 +45,7 @@ def normalise(image: np.ndarray) -> np.ndarray | None:
 
 
 def ink_map(image: np.ndarray) -> np.ndarray:
-    """Float32 HxW in [0, 1], ink bright on 0: polarity fixed, lighting, noise, specks and edges gone."""
+    """Float32 HxW in [0, 1], ink bright on 0: polarity fixed, lighting, noise, specks, edges and printed lines gone."""
     grey = _working_grey(image)
     raised = grey if _ink_is_light(grey) else 1.0 - grey
     # Lighting varies slowly and strokes are narrow, so an opening wider than a stroke sees only paper.
@@ -58,7 +61,10 @@ def ink_map(image: np.ndarray) -> np.ndarray:
         return np.zeros(contrast.shape, np.float32)
     ink_level = _percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
-    kept = _clean_components(_erase_border_lines(_erase_ruled_lines(_erase_frame(strokes)), faint_ink=candidates))
+    # A box's and ruled paper's lines first, as before; then any other straight line far longer than the writing
+    # (a table's grid or column line, tilted a little), traced on the faint ink where a light line stays whole.
+    lined = erase_lines(_erase_ruled_lines(_erase_frame(strokes)), faint=candidates)
+    kept = _clean_components(_erase_border_lines(lined, faint_ink=candidates))
     left, top, width, height = cv2.boundingRect(_mask(kept))
     if not width:
         return np.zeros(contrast.shape, np.float32)
@@ -211,9 +217,15 @@ def _ink_is_light(grey: np.ndarray) -> bool:
     )
     values = small.ravel()
     # The image's outermost pixels are paper even when a fat digit fills most of it: their median is the
-    # first guess at the paper tone. Uneven light is then a smooth surface over the page, fitted to the pixels
-    # near that tone and taken away, so a shadowed half of the page does not pass for ink.
-    ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    # first guess at the paper tone. When the outermost ring's tone is far from that of the rings inside it, a
+    # table's grid may run along the crop's edges, all round: the three rings together outvote it. Uneven light
+    # is then a smooth surface over the page, fitted to the pixels near that tone and taken away, so a shadowed
+    # half of the page does not pass for ink.
+    deep = min(POLARITY_RINGS, (min(small.shape) + 1) // 2)
+    rings = [np.concatenate([small[k], small[-1 - k], small[:, k], small[:, -1 - k]]) for k in range(deep)]
+    ring = rings[0]
+    if abs(_median(rings[0].copy()) - _median(rings[-1].copy())) > EDGE_RING_STEP:
+        ring = np.concatenate(rings)
     level = _median(ring)
     spread = 1.4826 * _median(np.abs(ring - level))
     residual = values - level

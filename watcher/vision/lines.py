@@ -1,0 +1,222 @@
+"""Find the printed lines in a crop (a table's column or row line, a ruled line, a cell's grid), straight and far
+longer than the writing, across or down the page and tilted a little as scanned; clear them except where a
+stroke crosses or meets them.
+
+A line is found on a reduced copy by projecting the ink along every slight slope (a line is a bin that collects
+a line's length of ink), then measured at full size: its thickness, the columns it runs over and how straight
+it is. A digit's strokes are never both that straight and that long beside the rest of the ink.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+COARSE_SIDE = 128  # lines are sought on a copy at most this long: a line a pixel thick there still shows
+MAX_TILT = np.tan(np.radians(4.0))  # a scanned line runs within 4 degrees of the page's rows or columns
+LINE_SHARE = 0.5  # a line runs over at least half the page's width (or height)...
+STRAIGHT_FILL = 0.85  # ...inked along 85 % of the columns it runs over, within its band
+LINE_GAP = 0.04  # ...broken by gaps of at most 4 % of the page (a line fading in and out of the ink)
+THIN = 0.08  # a line is at most 8 % as thick as it is long (a 1's stem is thicker)
+EDGE_REACH = 0.2  # a line that runs to within 20 % of both edges runs off the page (its ends fade into the edge)...
+EDGE_LONGER = 1.2  # ...and is printed when it is 1.2 times as long as the rest of the ink spans along it (a 1 is not)
+LONGER = 1.6  # a line that stops short is printed when it is 1.6 times as long as the rest of the ink spans...
+REST_SIZE = 0.25  # ...where the rest is at least a quarter of the line's length (not the foot of a 1's stem)...
+OFF_PAGE_REST = 0.1  # ...or a tenth, beside a line running off the page (a small digit in a large cell)
+LONE_THIN = 0.07  # with no other ink, a line running off the page is printed when this thin (a lone 1 is thicker)
+MAX_LINES = 6  # lines sought per direction (a grid's two and a ruled line or two)
+RIM = 2  # pixels within 2 px of a line are its soft rim, not other ink beside it
+CROSS_REACH = 2  # a stroke meeting a line has ink within 2 px beyond one of its sides
+
+
+class _Line(NamedTuple):
+    """A line in page coordinates of its direction (rows across it, columns along it): its centre row at column 0
+    and slope, its band of rows about the centre (soft rim included), the columns it runs over, and its thickness
+    (its half-dark rows)."""
+
+    centre: float
+    slope: float
+    low: int
+    high: int
+    start: int
+    end: int
+    thickness: int
+
+
+def erase_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
+    """The strokes without the page's printed lines, but where a stroke crosses or meets one.
+
+    Lines are traced on the faint ink (`faint`), where a light line stays whole, and cleared from `strokes`.
+    """
+    found = [(axis, line) for axis in (0, 1) for line in _lines(faint if axis == 0 else np.ascontiguousarray(faint.T))]
+    if not found:
+        return strokes
+    bands = np.zeros(strokes.shape, bool)
+    for axis, line in found:
+        _paint(bands if axis == 0 else bands.T, line)
+    rest = strokes & ~bands
+    # The rest of the ink is judged without the lines' rims: a line's soft edge runs as far as the line does.
+    apart = rest & ~cv2.dilate(bands.view(np.uint8), np.ones((2 * RIM + 1, 2 * RIM + 1), np.uint8)).astype(bool)
+    erased = strokes.copy()
+    for axis, line in found:
+        view, rest_view, apart_view = (erased, rest, apart) if axis == 0 else (erased.T, rest.T, apart.T)
+        if _is_printed(line, apart_view):
+            _clear(view, line, rest=rest_view)
+    return erased
+
+
+def _lines(mask: np.ndarray) -> list[_Line]:
+    """The straight lines running along the rows of a mask (across the page), at most MAX_LINES of them."""
+    height, width = mask.shape
+    shrink = min(1.0, COARSE_SIDE / max(height, width))
+    small = mask.view(np.uint8)
+    if shrink < 1.0:  # any ink in a reduced pixel inks it, so a line a pixel thick is not averaged away
+        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        small = (cv2.resize(small * 255, size, interpolation=cv2.INTER_AREA) > 0).view(np.uint8)
+    small_h, small_w = small.shape
+    needed = LINE_SHARE * STRAIGHT_FILL * small_w
+    if np.count_nonzero(small) < needed:  # most pages: not enough ink for any line
+        return []
+    ys, xs = np.nonzero(small)
+    # One slope step shifts the line's far end by a pixel; each bin counts the ink on one row along one slope. The
+    # rows a slope drops by, column by column, are a small table: the bins are then integer sums alone.
+    steps = max(1, int(np.ceil(MAX_TILT * small_w)))
+    slopes = np.arange(-steps, steps + 1) / small_w
+    span = small_h + 2 * steps + 2
+    drops = np.rint(slopes[:, np.newaxis] * np.arange(small_w)).astype(np.int32)
+    drops -= (steps + 1 + span * np.arange(len(slopes), dtype=np.int32))[:, np.newaxis]
+    counts = np.bincount((ys.astype(np.int32) - drops[:, xs]).ravel(), minlength=span * len(slopes))
+    counts = counts.reshape(len(slopes), span)
+    lines = []
+    for _ in range(MAX_LINES):
+        peak = int(np.argmax(counts))
+        if counts.flat[peak] < needed:
+            break
+        # A thick line collects as much ink along a slightly wrong slope, across it: its own slope gathers the ink
+        # on the fewest rows, the largest sum of squares near it.
+        first = max(0, peak % span - 2 * steps - 4)
+        near = counts[:, first : peak % span + 2 * steps + 5].astype(np.float64)
+        slope_index = int(np.argmax((near**2).sum(axis=1)))
+        row = first + int(np.argmax(near[slope_index]))
+        # Most candidates are a digit's bar, thick for its length: told on the reduced copy already, where the
+        # copy's rounding adds a pixel or two to a line.
+        low, high = _half_band(counts[slope_index], row)
+        thin = high - low + 1 <= max(3, THIN * counts[slope_index, row]) + 2
+        centre = (row - steps - 1 + 0.5) / shrink
+        line = _measure(mask, centre=centre, slope=float(slopes[slope_index]), reach=1 / shrink) if thin else None
+        # Along every slope, the bins whose row meets the line (or the ink tried there) are spent: the same line
+        # seen askew would otherwise be found again, as a thick band across it.
+        ends = np.array([0.0, small_w - 1.0])
+        first_last = (row - steps - 1) + slopes[slope_index] * ends
+        spent = first_last[np.newaxis, :] - slopes[:, np.newaxis] * ends[np.newaxis, :] + steps + 1
+        for bins, (lowest, highest) in zip(counts, np.sort(spent, axis=1), strict=True):
+            bins[max(0, int(lowest) + low - row - 2) : int(highest) + high - row + 3] = 0
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> _Line | None:
+    """The line near a coarse estimate, measured at full size: its slope, band and run; None when it is not one.
+
+    The estimate is off by up to `reach` rows at either end: the slopes that far apart are tried, and the one that
+    gathers the most ink on one row is the line's.
+    """
+    height, width = mask.shape
+    window = 2 * int(np.ceil(reach)) + 6  # room for the estimate's error and a printed line's thickness
+    columns = np.arange(width)
+    # For every slope tried, the window of rows around the line in every column: its ink, row by row along the line.
+    tried = slope + np.arange(-np.ceil(reach), np.ceil(reach) + 1) / width
+    centres = np.rint(centre + tried[:, np.newaxis] * columns[np.newaxis, :]).astype(np.intp)
+    rows = centres[:, np.newaxis, :] + np.arange(-window, window + 1)[np.newaxis, :, np.newaxis]
+    inside = (rows >= 0) & (rows < height)
+    windows = mask[np.clip(rows, 0, height - 1), columns] & inside
+    peaks = windows.sum(axis=2).max(axis=1)
+    best = int(np.argmax(peaks))
+    slope, along = float(tried[best]), windows[best]
+    profile = along.sum(axis=1)
+    low, high = _half_band(profile, int(np.argmax(profile)))
+    if low == 0 or high == len(profile) - 1:
+        return None  # thicker than the window: a band of ink or a stroke, not a printed line
+    thickness = high - low + 1
+    # The band reaches a row beyond the half-full rows: the line's soft rim.
+    low, high = low - 1 - window, high + 1 - window
+    inked = along[low + window : high + window + 1].any(axis=0)
+    start, end = _longest_run(inked, gap=max(2, int(LINE_GAP * width)))
+    length = end - start
+    if length < LINE_SHARE * width or np.count_nonzero(inked[start:end]) < STRAIGHT_FILL * length:
+        return None
+    line = _Line(centre, slope, low, high, start, end, thickness)
+    # A line running off the page is as long as the page, whatever its faded ends leave of it.
+    return line if thickness <= max(3, THIN * (width if _off_page(line, width) else length)) else None
+
+
+def _half_band(profile: np.ndarray, top: int) -> tuple[int, int]:
+    """The first and last row around `top` of the rows holding at least half as much ink as it."""
+    half = profile[top] / 2
+    low, high = top, top
+    while low > 0 and profile[low - 1] >= half:
+        low -= 1
+    while high < len(profile) - 1 and profile[high + 1] >= half:
+        high += 1
+    return low, high
+
+
+def _longest_run(inked: np.ndarray, *, gap: int) -> tuple[int, int]:
+    """The first and past-the-last column of the longest run of inked columns, bridging gaps up to `gap` long."""
+    columns = np.flatnonzero(inked)
+    if not len(columns):
+        return 0, 0
+    breaks = np.flatnonzero(np.diff(columns) > gap + 1)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [len(columns) - 1]))
+    longest = int(np.argmax(columns[ends] - columns[starts]))
+    return int(columns[starts[longest]]), int(columns[ends[longest]]) + 1
+
+
+def _band_rows(line: _Line, page: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of the line's run and, per column, the rows of its band (clipped to the page): (n,), (k, n).
+
+    A line running off the page runs to both edges: its ends, faded into the edge, go with it.
+    """
+    height, width = page
+    columns = np.arange(width) if _off_page(line, width) else np.arange(line.start, line.end)
+    centres = np.rint(line.centre + line.slope * columns).astype(np.intp)
+    rows = centres[np.newaxis, :] + np.arange(line.low, line.high + 1)[:, np.newaxis]
+    return columns, np.clip(rows, 0, height - 1)
+
+
+def _paint(bands: np.ndarray, line: _Line) -> None:
+    """Mark the line's band on a page-sized mask."""
+    columns, rows = _band_rows(line, bands.shape)
+    bands[rows, columns] = True
+
+
+def _is_printed(line: _Line, rest: np.ndarray) -> bool:
+    """A line far longer than the rest of the ink spans along it; with no other ink, a thin one running off the page."""
+    off_page = _off_page(line, rest.shape[1])
+    length = rest.shape[1] if off_page else line.end - line.start  # faded ends included
+    rows, columns = (np.flatnonzero(rest.any(axis=axis)) for axis in (1, 0))
+    rest_size = max(np.ptp(rows), np.ptp(columns)) + 1 if len(columns) else 0
+    if rest_size < (OFF_PAGE_REST if off_page else REST_SIZE) * length:
+        return off_page and line.thickness <= LONE_THIN * length
+    return bool(length >= (EDGE_LONGER if off_page else LONGER) * (np.ptp(columns) + 1))
+
+
+def _off_page(line: _Line, width: int) -> bool:
+    """Whether the line runs (nearly) from one edge of the page to the other."""
+    return line.start <= EDGE_REACH * width and line.end >= (1 - EDGE_REACH) * width
+
+
+def _clear(strokes: np.ndarray, line: _Line, *, rest: np.ndarray) -> None:
+    """Clear the line's band from the strokes, in every column but those where a stroke meets it: one crossing it,
+    ending on it or running along it keeps its pixels there, so the digit is not cut or thinned."""
+    height = strokes.shape[0]
+    columns, rows = _band_rows(line, strokes.shape)
+    beyond = np.arange(1, CROSS_REACH + 1)[:, np.newaxis]
+    above = np.clip(rows[0] - beyond, 0, height - 1)
+    below = np.clip(rows[-1] + beyond, 0, height - 1)
+    met = rest[above, columns].any(axis=0) | rest[below, columns].any(axis=0)
+    strokes[rows[:, ~met], columns[~met]] = False
