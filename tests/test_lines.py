@@ -75,7 +75,8 @@ def grid(page: np.ndarray, *, tilt_px: int = 0) -> np.ndarray:
 
 
 def reading(page: np.ndarray, classifier: Classifier) -> Reading:
-    return read([Prepared(sha256="", digits=page_digits(page, mode="auto"))], classifier, review_below=None)[0]
+    ((reading,),) = read([Prepared.one_page(page_digits(page, mode="auto"))], classifier, review_below=None)
+    return reading
 
 
 @pytest.mark.parametrize(("side", "gap"), [("left", 0), ("left", 4), ("right", 0), ("right", 4)])
