@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import structlog
 
-from watcher.forms.fields import FormRefused, field_candidates, read_form
+from watcher.forms.fields import FormPage, FormRefused, field_candidates, read_form
 from watcher.forms.rules import CellReading, judge
 from watcher.forms.template import Field, Template
 from watcher.intake.decode import Unreadable, read_file
@@ -180,10 +180,15 @@ def _prepare_page(page: Page, *, mode: str, picture: bool, templates: tuple[Temp
         return PreparedPage(page.number, error=_failure(exc))
     if isinstance(form, FormRefused):
         return PreparedPage(page.number, error=form.reason, picture=shown)
+    return form_page(page.number, form, picture=shown)
+
+
+def form_page(number: int, form: FormPage, *, picture: bytes = b"") -> PreparedPage:
+    """A page aligned with its template, made ready: each field's candidate digits, crop by crop."""
     fit = form.alignment
     return PreparedPage(
-        page.number,
-        picture=shown,
+        number,
+        picture=picture,
         form=form.template,
         alignment=Alignment(fit.inliers, fit.inlier_share, fit.residual_px),
         fields=tuple(PreparedField(field.name, field_candidates(field)) for field in form.fields),
