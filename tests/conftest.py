@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.browsing import browser  # noqa: F401 -- the fixture for the tests of web pages
 from tests.gluster import gluster_volume, shared  # noqa: F401 -- fixtures for the gluster-marked tests
 from watcher.service import config as configuration
 

@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from watcher.forms.template import Template, load_templates
 from watcher.ledger.ledger import Folders, Ledger, Processed
 from watcher.review.decide import Desk, Judgement
+from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
 from watcher.service.config import Config
@@ -63,9 +66,14 @@ def send_to_review(
         ledger.close()
 
 
-def open_desk(config: Config, *, reviewer: str = "ann", secret: bytes = b"test") -> Desk:
+def open_desk(
+    config: Config, *, reviewer: str = "ann", secret: bytes = b"test", templates: Sequence[Template] = ()
+) -> Desk:
     paths = config.paths
     assert paths.review is not None
+    forms = FormPages(
+        templates, folder=config.forms_folder, max_pixels=config.limits.max_pixels, pdf_dpi=config.recognition.pdf_dpi
+    )
     return Desk(
         queue=Queue(review=paths.review, results=paths.results, root=config.root, secret=secret),
         results=paths.results,
@@ -74,6 +82,7 @@ def open_desk(config: Config, *, reviewer: str = "ann", secret: bytes = b"test")
         error=paths.error,
         root=config.root,
         reviewer=reviewer,
+        forms=forms,
         clock=time.monotonic,
         now=lambda: datetime.now(UTC),
     )
@@ -83,7 +92,9 @@ def die_deciding(config_path: str, stage: str) -> None:
     """In a child process: start deciding the first item, then die at `stage` as kill -9 would (no cleanup)."""
     from watcher.ledger import ledger as ledgers
 
-    desk = open_desk(configuration.load(Path(config_path)))
+    config = configuration.load(Path(config_path))
+    templates = load_templates(config.forms.templates) if config.forms.templates is not None else ()
+    desk = open_desk(config, templates=templates)
     (item, *_) = desk.queue.items()
     if stage == "claimed":
         desk._claim(desk.deciding, item.name)

@@ -39,6 +39,7 @@ def client_for(desk: Desk, *, host: str = "127.0.0.1:8765", given_host: str = "1
     app = create_app(
         desk=desk,
         queue=desk.queue,
+        forms=desk.forms,
         token=TOKEN,
         hosts={"127.0.0.1", "localhost", given_host},
         threshold=0.9,

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
+from tests.browsing import watched
 from tests.daemons import run_once, write_e2e_config
 from tests.helpers import digit_png, drop, mnist_scans, result_rows, wait_for
 from tests.reviewing import ReviewServer, send_to_review
@@ -21,20 +22,8 @@ from watcher.service import config as configuration
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_APT = "DEBIAN_FRONTEND=noninteractive apt-get install -y chromium"
 REVIEW_ON = "paths:\n  review: inbox/review\nreview:\n  threshold: 1.0\n"
 SCANS = 48
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail(f"chromium is missing; install it with: {CHROMIUM_APT}")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +61,6 @@ def rows_after(folder: Path, start: int, *, count: int) -> list[dict[str, str]]:
     rows = result_rows(folder / "results.csv")[start:]
     assert len(rows) <= count, rows
     return rows if len(rows) == count else []
-
-
-def watched(page: Page) -> list[str]:
-    """The page's own JavaScript errors and alerts, collected for the test to find none."""
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    return problems
 
 
 def test_a_person_reviews_twenty_items_with_the_keyboard_alone(

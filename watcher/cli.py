@@ -358,4 +358,4 @@ def _review(args: argparse.Namespace) -> int:
     config = _ready_config(args, log_to=sys.stderr)
     from watcher.review import serve
 
-    return serve.run(config, host=args.host, port=args.port, reviewer=args.reviewer)
+    return serve.run(config, host=args.host, port=args.port, reviewer=args.reviewer, templates=_templates(config))

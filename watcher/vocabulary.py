@@ -69,3 +69,4 @@ class Event(StrEnum):
     REVIEW_DECIDED = "review_decided"
     REVIEW_UNDONE = "review_undone"
     REVIEW_GIVEN_BACK = "review_given_back"
+    REVIEW_FORM_UNMATCHED = "review_form_unmatched"

@@ -30,6 +30,7 @@ OWN_CELL_SHARE = 0.85  # ...and wholly to one comb cell when this share of its i
 SPECK = 0.12  # a piece whose longer side is under 12 % of the cell's height is a speck
 EMPTY = 0.25  # a cell whose writing is shorter than a quarter of its height is empty
 PAD = 0.25  # the crop handed to the reader has this share of white around the cell
+VIEW_PX = 900  # a field shown to a person is at most this wide
 
 
 class FieldCrop(NamedTuple):
@@ -106,13 +107,28 @@ def field_crops(
     )
 
 
+def field_view(page: np.ndarray, field: Field, alignment: Alignment) -> np.ndarray:
+    """The page around a field (as read, margin and all) for a person to see: upright whichever way the page was
+    fed, at the page's own resolution up to VIEW_PX across."""
+    x, y, w, h = field.box
+    margin = math.ceil(MARGIN * min(w / field.cells, h))
+    region = (x - margin, y - margin, w + 2 * margin, h + 2 * margin)
+    zoom = min(_page_zoom(alignment.homography), VIEW_PX / region[2])
+    return _page_window(page, alignment.homography, region, zoom, border=0)
+
+
 def _zoom(homography: np.ndarray, *, cell_side: float) -> float:
     """Window pixels per reference pixel: the page's own resolution where it is coarser than the reference's;
     otherwise with a cell READ_PX across (the reader fits a digit into 20 px; finer only costs), but never coarser
     than the reference, whose thin lines a coarser warp would break up."""
-    linear = np.linalg.inv(homography)[:2, :2] / np.linalg.inv(homography)[2, 2]
-    page_zoom = math.sqrt(abs(np.linalg.det(linear)))
+    page_zoom = _page_zoom(homography)
     return max(min(page_zoom, READ_PX / cell_side), min(1.0, page_zoom))
+
+
+def _page_zoom(homography: np.ndarray) -> float:
+    """Page pixels per reference pixel, near the reference's origin."""
+    linear = np.linalg.inv(homography)[:2, :2] / np.linalg.inv(homography)[2, 2]
+    return math.sqrt(abs(np.linalg.det(linear)))
 
 
 def _page_window(

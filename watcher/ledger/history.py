@@ -13,6 +13,9 @@ from watcher.vocabulary import DECISIONS, PERSON, Status
 
 READ_CHUNK = 4 << 20  # the results file is read this much at a time, however long it has grown
 
+Key = tuple[str, str, str, str]  # a reading: file, page, field, sha256
+PageKey = tuple[str, str, str]  # a page: file, page, sha256
+
 
 def is_decision(row: Row) -> bool:
     """A person's review decision (SPEC: status verified or corrected, model person:NAME)."""
@@ -22,16 +25,20 @@ def is_decision(row: Row) -> bool:
 class Results:
     """The results CSV read incrementally, for what waits in review and what people decided.
 
-    Kept: the latest unsure reading or decision for each `moved_to` and for each reading, and every decision in
-    order. The file only grows (rows are appended under its lock); one set aside or cut back is read afresh.
+    Kept: the latest unsure reading or decision for each `moved_to` and for each reading, every decision in order,
+    and, for form pages sent to the review folder (`waiting_in`, as `moved_to` names it), every field's last row.
+    The file only grows (rows are appended under its lock); one set aside or cut back is read afresh.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, waiting_in: str = "") -> None:
         self.path = path
+        self.waiting_in = waiting_in
         self.latest: dict[str, Row] = {}
-        self.last_of: dict[tuple[str, str, str, str], Row] = {}
-        self.readings: dict[tuple[str, str, str, str], Row] = {}
+        self.last_of: dict[Key, Row] = {}
+        self.readings: dict[Key, Row] = {}
         self.decisions: list[Row] = []
+        self._at: dict[str, dict[Key, Row]] = {}
+        self._form_pages: dict[PageKey, dict[str, Row]] = {}
         self._identity: tuple[int, int] | None = None
         self._offset = 0
 
@@ -81,23 +88,66 @@ class Results:
         """The model's reading that a review decision decided."""
         return self.readings.get(_key(decision))
 
+    def waiting_at(self, moved_to: str) -> list[Row]:
+        """The unsure readings whose last row put them at `moved_to`, of the file there now (its latest rows' file)."""
+        newest = self.latest.get(moved_to)
+        if newest is None:
+            return []
+        return [
+            row
+            for row in self._at.get(moved_to, {}).values()
+            if row.status == Status.LOW_CONFIDENCE and (row.file, row.sha256) == (newest.file, newest.sha256)
+        ]
+
+    def waiting(self) -> list[Row]:
+        """Every unsure reading whose last row put it in the review folder (`waiting_in`), its file there or not."""
+        return [
+            row
+            for moved_to in self._at
+            if os.path.dirname(moved_to) == self.waiting_in
+            for row in self.waiting_at(moved_to)
+        ]
+
+    def is_last_word(self, row: Row) -> bool:
+        """Whether `row` is still the latest row of its reading (no decision or undo came after it)."""
+        return self.last_of.get(_key(row)) == row
+
+    def form_page(self, row: Row) -> dict[str, Row]:
+        """The last row of each field on the form page `row` is a field of, in template order (empty: none kept)."""
+        return dict(self._form_pages.get(_page_key(row), {}))
+
     def stands(self, decision: Row) -> bool:
-        """Whether a decision is still the last word on its reading and on the file where it put it (not undone)."""
-        return self.latest.get(decision.moved_to) == decision and self.last_of.get(_key(decision)) == decision
+        """Whether a decision is still the last word on its reading and its file is still where it put it (not
+        undone, not replaced by another file of that name)."""
+        newest = self.latest.get(decision.moved_to)
+        return (
+            self.is_last_word(decision)
+            and newest is not None
+            and (newest.file, newest.sha256) == (decision.file, decision.sha256)
+        )
 
     def _take(self, row: Row) -> None:
+        page = _page_key(row)
+        if row.field and (page in self._form_pages or os.path.dirname(row.moved_to) == self.waiting_in):
+            self._form_pages.setdefault(page, {})[row.field] = row
         # Only what waits or was decided is kept: a year of `ok` rows costs no memory here.
         if row.status != Status.LOW_CONFIDENCE and not is_decision(row):
             return
+        key = _key(row)
+        previous = self.last_of.get(key)
+        if previous is not None:
+            self._at.get(previous.moved_to, {}).pop(key, None)
+        self._at.setdefault(row.moved_to, {})[key] = row
         self.latest[row.moved_to] = row
-        self.last_of[_key(row)] = row
+        self.last_of[key] = row
         if row.status == Status.LOW_CONFIDENCE:
-            self.readings[_key(row)] = row
+            self.readings[key] = row
         else:
             self.decisions.append(row)
 
     def _reset(self, identity: tuple[int, int] | None) -> None:
         self.latest, self.last_of, self.readings, self.decisions = {}, {}, {}, []
+        self._at, self._form_pages = {}, {}
         self._identity, self._offset = identity, 0
 
 
@@ -109,5 +159,9 @@ def _rows_end(data: bytes) -> int:
     return end + 2 if end >= 0 else 0
 
 
-def _key(row: Row) -> tuple[str, str, str, str]:
+def _key(row: Row) -> Key:
     return (row.file, row.page, row.field, row.sha256)
+
+
+def _page_key(row: Row) -> PageKey:
+    return (row.file, row.page, row.sha256)

@@ -55,6 +55,7 @@ class Processed:
     by `Ledger.keep_pages`, are committed with these.
 
     `file` is the name its rows give, when that is not the claimed name (a review item that is a page of `file`).
+    `destination` is where the file goes when not where its readings send it (a form with fields still to review).
     """
 
     claim: Claim
@@ -64,6 +65,7 @@ class Processed:
     paged: bool = False
     pictures: Mapping[int, bytes] = field(default_factory=dict)  # page number -> PNG, for review
     file: str | None = None
+    destination: Path | None = None
 
 
 class Recorded(NamedTuple):
@@ -217,7 +219,7 @@ class Ledger:
             for item in batch:
                 readings = [*kept[item.claim].readings, *item.readings] if item.paged else list(item.readings)
                 statuses = {reading.status for reading in readings}
-                folder = self.folders.done if item.paged else self.folders.destination(statuses)
+                folder = item.destination or (self.folders.done if item.paged else self.folders.destination(statuses))
                 file_moved_to = place_as(item.claim.path, folder, item.claim.name)
                 latency_s = max(written_clock - item.claim.ready_at, 0.0)
                 for reading in readings:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
+import cv2
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -21,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from watcher.review.decide import AlreadyDecided, Desk, NothingToUndo
+from watcher.review.forms import FormPages, read_plain
 from watcher.review.queue import Item, Queue
 
 HERE = Path(__file__).parent
@@ -28,7 +30,7 @@ COOKIE = "digit_watcher_review"
 CSRF_HEADER = "x-csrf-token"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 MAX_VALUE_DIGITS = 64
-# What a browser shows itself; any other kind of scan is re-encoded as PNG to be shown.
+# What a browser shows itself; any other kind of scan (a TIFF, a PDF) is re-encoded as PNG to be shown.
 SHOWN_AS_IS = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SECURITY_HEADERS = {
     # Only this app's own script, styles and images; no framing; the token never leaks through a Referer.
@@ -92,7 +94,14 @@ class Gate(BaseHTTPMiddleware):
 
 
 def create_app(
-    *, desk: Desk, queue: Queue, token: str, hosts: Collection[str], threshold: float, reviewer: str
+    *,
+    desk: Desk,
+    queue: Queue,
+    forms: FormPages,
+    token: str,
+    hosts: Collection[str],
+    threshold: float,
+    reviewer: str,
 ) -> Starlette:
     pages = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
@@ -106,19 +115,22 @@ def create_app(
     def waiting(request: Request) -> Response:
         return JSONResponse({"reviewer": reviewer, "items": [_shown(item, threshold) for item in queue.items()]})
 
-    def image(request: Request) -> Response:
+    def waiting_item(request: Request) -> Item | None:
         wanted = request.path_params["item"]
-        item = queue.find(wanted) if item_id.fullmatch(wanted) else None
-        data = _read_plain(queue.review / item.name) if item else None
-        if item is None or data is None:
-            return PlainTextResponse("no such item waiting", status_code=404)
-        kind = SHOWN_AS_IS.get(os.path.splitext(item.name)[1].lower())
-        if kind is None:
-            data, kind = _as_png(data), "image/png"
-        if data is None:
-            return PlainTextResponse("this scan cannot be shown as a picture", status_code=415)
-        # An id names one reading of one file: its picture never changes, so the grid need not fetch it twice.
-        return Response(data, media_type=kind, headers={"cache-control": "private, max-age=3600, immutable"})
+        return queue.find(wanted) if item_id.fullmatch(wanted) else None
+
+    def page(request: Request) -> Response:
+        item = waiting_item(request)
+        return _picture(_page_picture(forms, queue.review / item.name) if item else None)
+
+    def image(request: Request) -> Response:
+        """What the person reads: a form field's part of the page, upright; else the page."""
+        item = waiting_item(request)
+        if item is None:
+            return _picture(None)
+        path = queue.review / item.name
+        field = forms.field_picture(path, item.row, list(queue.form_page(item.row))) if item.row.field else None
+        return _picture(("image/png", field) if field is not None else _page_picture(forms, path))
 
     async def decide(request: Request) -> Response:
         wanted = request.path_params["item"]
@@ -149,6 +161,7 @@ def create_app(
             Route("/", index),
             Route("/api/queue", waiting),
             Route("/api/items/{item}/image", image),
+            Route("/api/items/{item}/page", page),
             Route("/api/items/{item}/decide", decide, methods=["POST"]),
             Route("/api/undo", undo, methods=["POST"]),
             Mount("/static", StaticFiles(directory=HERE / "static")),
@@ -165,7 +178,7 @@ def _shown(item: Item, threshold: float) -> dict[str, str | bool]:
         "file": row.file,
         "page": row.page,
         "one_of_pages": item.name != row.file,  # a page's picture: its page number is shown, even page 1
-        "field": row.field,
+        "field": row.field,  # the image is then the field's part of the page; the page itself is shown on demand
         "prediction": row.prediction,
         "confidence": row.confidence,
         "top3": row.top3,
@@ -187,26 +200,27 @@ async def _value(request: Request) -> str | None:
     return value
 
 
-def _read_plain(path: Path) -> bytes | None:
-    """A review file's bytes, never through a link; None when it is gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+def _page_picture(forms: FormPages, path: Path) -> tuple[str, bytes | None] | None:
+    """A review file's page as the browser can show it: as it is, or re-encoded as PNG (a TIFF, BMP or PDF page);
+    None when it is gone, (kind, None) when it cannot be shown."""
+    kind = SHOWN_AS_IS.get(os.path.splitext(path.name)[1].lower())
+    if kind is not None:
+        data = read_plain(path)
+        return None if data is None else (kind, data)
+    if not os.path.lexists(path):
         return None
-    try:
-        with os.fdopen(fd, "rb") as file:
-            return file.read()
-    except OSError:
-        return None
-
-
-def _as_png(data: bytes) -> bytes | None:
-    """A TIFF or BMP page re-encoded as PNG for the browser; None for what OpenCV cannot decode (a PDF)."""
-    import cv2
-    import numpy as np
-
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    image = forms.first_page(path)
     if image is None:
-        return None
+        return ("image/png", None)
     ok, encoded = cv2.imencode(".png", image)
-    return encoded.tobytes() if ok else None
+    return ("image/png", encoded.tobytes() if ok else None)
+
+
+def _picture(shown: tuple[str, bytes | None] | None) -> Response:
+    if shown is None:
+        return PlainTextResponse("no such item waiting", status_code=404)
+    kind, data = shown
+    if data is None:
+        return PlainTextResponse("this scan cannot be shown as a picture", status_code=415)
+    # An id names one reading of one file: its picture never changes, so the grid need not fetch it twice.
+    return Response(data, media_type=kind, headers={"cache-control": "private, max-age=3600, immutable"})

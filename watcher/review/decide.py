@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,14 +15,17 @@ import structlog
 from watcher.ledger import place
 from watcher.ledger.claim import Claim
 from watcher.ledger.ledger import Folders, Ledger, Processed
-from watcher.ledger.record import Row
-from watcher.review.queue import Queue
+from watcher.ledger.record import Row, Sheet, timestamp
+from watcher.review.forms import FormPages
+from watcher.review.queue import Item, Queue
 from watcher.vocabulary import PERSON, Event, Status
 
 log = structlog.get_logger()
 
 DECIDING_WORK = ".digit-watcher"  # in review/: hidden, so never shown as an item
 UNDOING_WORK = ".digit-watcher-undo"  # apart, as its claims come from done/ and go back there
+CLAIM_TRIES = 50  # a form held by another reviewer's decision on another of its fields is tried again...
+CLAIM_RETRY_S = 0.05  # ...this often, for up to 2.5 s
 
 
 class AlreadyDecided(Exception):
@@ -72,14 +76,18 @@ class Desk:
         error: Path,
         root: Path,
         reviewer: str,
+        forms: FormPages,
         clock: Callable[[], float],
         now: Callable[[], datetime],
     ) -> None:
         self.queue = queue
+        self.forms = forms
+        self.review = review
         self.done = done
         self.root = root
         self.model = f"{PERSON}{reviewer}"
         self.clock = clock
+        self.now = now
         self._lock = threading.Lock()
         self._unfinished: tuple[Ledger, Processed, str] | None = None
 
@@ -97,7 +105,11 @@ class Desk:
                 _give_back(opened, claim)
 
     def decide(self, item_id: str, value: str) -> Outcome:
-        """Accept the reading (`value` empty) or correct it to `value`; raises AlreadyDecided."""
+        """Accept the reading (`value` empty) or correct it to `value`; raises AlreadyDecided.
+
+        A form waits in review/ until its last unsure field is decided: that decision moves it to done/ and writes
+        the page's forms row; the ones before put it back in review/ for the rest.
+        """
         with self._lock:
             self._finish_unfinished()
             item = self.queue.find(item_id)
@@ -106,17 +118,35 @@ class Desk:
             final = value or item.row.prediction
             if not final:
                 raise ValueError("the model read nothing here: type the value")
-            # The rename is the decision's turnstile: of two reviewers (or stations), one alone gets the file.
-            claim = self._claim(self.deciding, item.name)
-            if claim is None:
-                raise AlreadyDecided("already decided")
+            claim = self._claim_item(item)
             status = Status.VERIFIED if final == item.row.prediction else Status.CORRECTED
             detail = "" if status == Status.VERIFIED else f"read as {item.row.prediction or 'nothing'}"
             judgement = Judgement(
                 status=status, prediction=final, page=_page(item.row), field=item.row.field, detail=detail
             )
-            moved_to = self._commit(self.deciding, claim, item.row, judgement, model=self.model)
-            log.info(Event.REVIEW_DECIDED, file=item.row.file, page=item.row.page, status=status, moved_to=moved_to)
+            still_waiting = [row for row in self.queue.waiting_on(item.name) if row != item.row]
+            decision = item.row._replace(status=str(status), prediction=final, model=self.model)
+            form_rows = self._form_rows(claim, decision) if item.row.field and not still_waiting else ()
+            moved_to = self._commit(
+                self.deciding,
+                Processed(
+                    claim=claim,
+                    sha256=item.row.sha256,
+                    readings=[judgement],
+                    sheet_rows=form_rows,
+                    file=item.row.file,
+                    destination=self.review if still_waiting else None,
+                ),
+                model=self.model,
+            )
+            log.info(
+                Event.REVIEW_DECIDED,
+                file=item.row.file,
+                page=item.row.page,
+                field=item.row.field or None,
+                status=status,
+                moved_to=moved_to,
+            )
             return Outcome(name=item.name, status=status, prediction=final, moved_to=moved_to)
 
     def undo(self) -> Outcome:
@@ -125,8 +155,10 @@ class Desk:
             self._finish_unfinished()
             for decision, reading in self.queue.decisions_standing(self.model):
                 decided = self.root / decision.moved_to
-                claim = self._claim(self.undoing, decided.name) if decided.parent == self.done else None
-                if claim is None:
+                # A form's field decided before its last one left the form in review/: it is undone there.
+                ledger = {self.done: self.undoing, self.review: self.deciding}.get(decided.parent)
+                claim = self._claim(ledger, decided.name) if ledger is not None else None
+                if ledger is None or claim is None:
                     continue
                 judgement = Judgement(
                     status=Status.LOW_CONFIDENCE,
@@ -137,7 +169,10 @@ class Desk:
                     page=_page(reading),
                     field=reading.field,
                 )
-                moved_to = self._commit(self.undoing, claim, reading, judgement, model=reading.model)
+                processed = Processed(
+                    claim=claim, sha256=reading.sha256, readings=[judgement], file=reading.file, destination=self.review
+                )
+                moved_to = self._commit(ledger, processed, model=reading.model)
                 log.info(Event.REVIEW_UNDONE, file=reading.file, page=reading.page, moved_to=moved_to)
                 return Outcome(
                     name=os.path.basename(moved_to),
@@ -156,8 +191,34 @@ class Desk:
         ledger.new_batch()
         return ledger.claim(name, ready_at=self.clock())
 
-    def _commit(self, ledger: Ledger, claim: Claim, row: Row, judgement: Judgement, *, model: str) -> str:
-        processed = Processed(claim=claim, sha256=row.sha256, readings=[judgement], file=row.file)
+    def _claim_item(self, item: Item) -> Claim:
+        """The item's file, claimed, its reading still undecided; raises AlreadyDecided.
+
+        The rename is the decision's turnstile: of two reviewers (or stations), one alone gets the file. A form's
+        file is held for a moment by each decision on one of its fields, then put back: the others wait for it.
+        """
+        for _ in range(CLAIM_TRIES):
+            claim = self._claim(self.deciding, item.name)
+            if claim is not None and self.queue.still_waits(item.row):
+                return claim
+            if claim is not None:
+                _give_back(self.deciding, claim)  # another field's decision put the form back: this one was decided
+                break
+            if not self.queue.still_waits(item.row):
+                break
+            time.sleep(CLAIM_RETRY_S)
+        raise AlreadyDecided("already decided")
+
+    def _form_rows(self, claim: Claim, decision: Row) -> tuple[tuple[Sheet, list[str]], ...]:
+        """The forms row of the page `decision` decides the last unsure field of (none when another still waits)."""
+        page = self.queue.form_page(decision)
+        page[decision.field] = decision
+        if any(row.status == Status.LOW_CONFIDENCE for row in page.values()):
+            return ()
+        made = self.forms.sheet_row(self.forms.first_page(claim.path), page, time=timestamp(self.now()))
+        return () if made is None else (made,)
+
+    def _commit(self, ledger: Ledger, processed: Processed, *, model: str) -> str:
         # Kept until committed: after an OS error the next call finishes it (its journal, or afresh) first.
         self._unfinished = (ledger, processed, model)
         (recorded,) = ledger.commit([processed], model=model)

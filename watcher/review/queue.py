@@ -1,4 +1,4 @@
-"""What waits in review/: each file there whose latest results row says it was moved there, with that reading."""
+"""What waits in review/: each unsure reading whose latest results row put it in a file there."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from pathlib import Path
 
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
-from watcher.vocabulary import Status
 
 
 @dataclass(frozen=True)
@@ -32,27 +31,47 @@ class Item:
 
 
 class Queue:
-    """The items in review/, joined to their rows by `moved_to` (never by parsing names)."""
+    """The items in review/, joined to their rows by `moved_to` (never by parsing names): a file's unsure
+    reading, or each unsure field of a form page."""
 
     def __init__(self, *, review: Path, results: Path, root: Path, secret: bytes) -> None:
         self.review = review
-        self.results = Results(results)
+        self.shown = os.path.relpath(review, root)
+        self.results = Results(results, waiting_in=self.shown)
         self.root = root
         self.secret = secret
         self._lock = threading.Lock()
 
     def items(self) -> list[Item]:
-        """What waits now, oldest reading first."""
-        shown = os.path.relpath(self.review, self.root)
-        items = []
+        """What waits now, oldest reading first (a form's fields in template order)."""
         # Pages poll from the server's threads while decisions are made: one refresh of the index at a time.
         with self._lock:
             self.results.refresh()
-            for entry in _regular_files(self.review):
-                row = self.results.latest.get(os.path.join(shown, entry))
-                if row is not None and row.status == Status.LOW_CONFIDENCE:
-                    items.append(Item(id=self._id(entry, row), name=entry, row=row))
+            items = [
+                Item(id=self._id(entry, row), name=entry, row=row)
+                for entry in _regular_files(self.review)
+                for row in self.results.waiting_at(os.path.join(self.shown, entry))
+            ]
         return sorted(items, key=lambda item: (item.row.time, item.name))
+
+    def waiting_on(self, name: str) -> list[Row]:
+        """The readings still waiting on review/`name`, as the rows say (the file itself may be claimed)."""
+        with self._lock:
+            self.results.refresh()
+            return self.results.waiting_at(os.path.join(self.shown, name))
+
+    def still_waits(self, row: Row) -> bool:
+        """Whether no decision has come after the reading `row` (a claim can be won after another reviewer's
+        decision put a form back in review/, for its other fields)."""
+        with self._lock:
+            self.results.refresh()
+            return self.results.is_last_word(row)
+
+    def form_page(self, row: Row) -> dict[str, Row]:
+        """The last row of each field on the form page the reading `row` is a field of."""
+        with self._lock:
+            self.results.refresh()
+            return self.results.form_page(row)
 
     def decisions_standing(self, model: str) -> list[tuple[Row, Row]]:
         """`model`'s decisions whose file is still where they put it, newest first, each with the reading it decided."""
@@ -67,12 +86,21 @@ class Queue:
             ]
 
     def find(self, item_id: str) -> Item | None:
-        return next((item for item in self.items() if item.id == item_id), None)
+        """The item `item_id` names if its reading still waits, its file listed or held for a moment by a decision
+        on another field of its form."""
+        with self._lock:
+            self.results.refresh()
+            waiting = self.results.waiting()
+        return next((Item(item_id, _name(row), row) for row in waiting if self._id(_name(row), row) == item_id), None)
 
     def _id(self, name: str, row: Row) -> str:
         # Keyed by the row too: a new file under a decided one's name is a new item, and a stale page's id is refused.
         message = "\0".join((name, row.time, row.sha256, row.page, row.field)).encode("utf-8", "surrogateescape")
         return hashlib.blake2b(message, key=self.secret, digest_size=12).hexdigest()
+
+
+def _name(row: Row) -> str:
+    return os.path.basename(row.moved_to)
 
 
 def _regular_files(folder: Path) -> list[str]:

@@ -7,13 +7,16 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import structlog
 import uvicorn
 
+from watcher.forms.template import Template
 from watcher.review.app import LOCAL_HOSTS, create_app
 from watcher.review.decide import Desk
+from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service.config import Config, ConfigError
 from watcher.vocabulary import Event, ExitCode
@@ -29,7 +32,7 @@ def reviewer_name(given: str | None) -> str:
     return name
 
 
-def run(config: Config, *, host: str, port: int, reviewer: str | None) -> int:
+def run(config: Config, *, host: str, port: int, reviewer: str | None, templates: Sequence[Template] = ()) -> int:
     review = config.paths.review
     if review is None:
         raise ConfigError(f"paths.review: not set in {config.source}, so review is off and nothing waits for a person")
@@ -40,6 +43,12 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None) -> int:
         raise ConfigError(f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     token = secrets.token_urlsafe(24)
     queue = Queue(review=review, results=config.paths.results, root=config.root, secret=secrets.token_bytes(16))
+    forms = FormPages(
+        templates,
+        folder=config.forms_folder,
+        max_pixels=config.limits.max_pixels,
+        pdf_dpi=config.recognition.pdf_dpi,
+    )
     with listening:
         desk = Desk(
             queue=queue,
@@ -49,6 +58,7 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None) -> int:
             error=config.paths.error,
             root=config.root,
             reviewer=name,
+            forms=forms,
             clock=time.monotonic,
             now=lambda: datetime.now(UTC),
         )
@@ -56,6 +66,7 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None) -> int:
             app = create_app(
                 desk=desk,
                 queue=queue,
+                forms=forms,
                 token=token,
                 hosts=LOCAL_HOSTS | {host.lower()},
                 threshold=config.review.threshold,

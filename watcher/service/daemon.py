@@ -14,7 +14,8 @@ from typing import NamedTuple, TypeVar
 import structlog
 from watchdog.observers.api import BaseObserver
 
-from watcher.forms.template import PAGE_COLUMNS, TAIL_COLUMNS, Template
+from watcher.forms.sheet import form_row, form_sheet
+from watcher.forms.template import Template
 from watcher.intake.observe import Inbox, observer_alive, start_observer, stop_observer
 from watcher.ledger.claim import Claim
 from watcher.ledger.ledger import Folders, Ledger, Processed
@@ -300,21 +301,17 @@ class Daemon:
             if page.alignment is None or any(reading.status == Status.LOW_CONFIDENCE for reading in fields):
                 continue
             template = self.templates[page.form]
-            header = (*PAGE_COLUMNS, *(field.name for field in template.fields), *TAIL_COLUMNS)
-            fit = page.alignment
-            cells = [
-                file,
-                str(page.number),
-                *(reading.prediction for reading in fields),
-                str(Status.OK),
-                "",
-                str(fit.inliers),
-                f"{fit.inlier_share:.3f}",
-                f"{fit.residual_px:.2f}",
-                timestamp(self.now()),
-                item.sha256,
-            ]
-            rows.append((Sheet(self.config.forms_folder / f"{template.name}.csv", header), cells))
+            cells = form_row(
+                file=file,
+                page=page.number,
+                values=[reading.prediction for reading in fields],
+                status=str(Status.OK),
+                detail="",
+                fit=page.alignment,
+                time=timestamp(self.now()),
+                sha256=item.sha256,
+            )
+            rows.append((form_sheet(template, self.config.forms_folder), cells))
         return rows
 
     def _retrying(self, step: Callable[[], T]) -> T:

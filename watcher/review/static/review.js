@@ -13,6 +13,7 @@
     currentId: null,
     typed: "",
     view: "single",
+    wholePage: false, // a form field is shown as its part of the page; P shows the whole page around it
     sending: new Set(), // decided here, its POST not answered yet: hidden from the polled queue meanwhile
     decidedAt: [],
   };
@@ -37,8 +38,8 @@
     return parts.join(", ");
   }
 
-  function imageUrl(item) {
-    return `/api/items/${encodeURIComponent(item.id)}/image`;
+  function imageUrl(item, whole) {
+    return `/api/items/${encodeURIComponent(item.id)}/${whole ? "page" : "image"}`;
   }
 
   function element(tag, className, text) {
@@ -49,7 +50,7 @@
   }
 
   function renderSingle(item) {
-    $("current-image").src = item ? imageUrl(item) : "";
+    $("current-image").src = item ? imageUrl(item, state.wholePage && item.field !== "") : "";
     $("current-file").textContent = item ? where(item) : "";
     $("current-reading").textContent = item ? item.prediction || "(nothing)" : "";
     $("current-top3").textContent = item ? item.top3 : "";
@@ -124,6 +125,7 @@
     const next = (index + step + state.items.length) % state.items.length;
     state.currentId = state.items[next].id;
     state.typed = "";
+    state.wholePage = false;
   }
 
   function take(items) {
@@ -173,6 +175,7 @@
     state.items.splice(index, 1);
     const next = state.items[Math.min(index, state.items.length - 1)];
     state.currentId = next ? next.id : null;
+    state.wholePage = false;
     state.typed = "";
     state.decidedAt.push(Date.now());
     render();
@@ -222,6 +225,8 @@
       move(1);
     } else if (key === "ArrowLeft" || key === "ArrowUp" || key === "k") {
       move(-1);
+    } else if (key === "p") {
+      state.wholePage = !state.wholePage;
     } else if (key === "g") {
       state.view = state.view === "single" ? "grid" : "single";
     } else if (key === "u") {
