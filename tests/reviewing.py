@@ -49,16 +49,24 @@ def daemon_ledger(config: Config) -> Ledger:
 
 
 def send_to_review(
-    config: Config, name: str, data: bytes, *, prediction: str = "7", file: str | None = None, page: int = 1
+    config: Config,
+    name: str,
+    data: bytes,
+    *,
+    prediction: str = "7",
+    file: str | None = None,
+    page: int = 1,
+    field: str = "",
 ) -> None:
-    """As the daemon does: `name` claimed from the inbox, a low_confidence row (of `file`, `page`), moved to review/."""
+    """As the daemon does: `name` claimed from the inbox, a low_confidence row (of `file`, `page`, `field`), moved to
+    review/."""
     ledger = daemon_ledger(config)
     try:
         (config.paths.inbox / name).write_bytes(data)
         claim = ledger.claim(name, ready_at=time.monotonic())
         assert claim is not None
         reading = Judgement(
-            status=Status.LOW_CONFIDENCE, prediction=prediction, page=page, field="", confidence=0.55, top3=(TOP3,)
+            status=Status.LOW_CONFIDENCE, prediction=prediction, page=page, field=field, confidence=0.55, top3=(TOP3,)
         )
         processed = Processed(claim=claim, sha256=hashlib.sha256(data).hexdigest(), readings=[reading], file=file)
         ledger.commit([processed], model="mnist-cnn/1")

@@ -63,6 +63,22 @@ def test_undone_and_vanished_decisions_are_not_learnt_from(tmp_path: Path) -> No
     assert list(corrections.labels) == labels[:2]
 
 
+def test_a_form_fields_decision_is_not_learnt_from(tmp_path: Path) -> None:
+    # Its row names the whole form (the field's place on it is the template's): no one digit to learn.
+    config = review_config(tmp_path)
+    labels = decided(config, 2)
+    send_to_review(config, "card.png", mnist_scans(1)[0][1], prediction="5", field="month")
+    desk = open_desk(config)
+    try:
+        (item,) = desk.queue.items()
+        desk.decide(item.id, "")
+    finally:
+        desk.close()
+    corrections = load_corrections(config.paths.results)
+    assert (corrections.scans, corrections.skipped) == (2, 1)
+    assert list(corrections.labels) == labels
+
+
 def test_no_decisions_is_one_line_naming_the_path(tmp_path: Path) -> None:
     config = review_config(tmp_path)
     send_to_review(config, "a.png", mnist_scans(1)[0][1])

@@ -30,7 +30,7 @@ class Corrections:
     held_back: np.ndarray  # (n,) bool: a scan chosen by its hash to be measured on, never trained on
     sha256: str  # of every scan's hash and value, in order: which decisions a version learnt from
     scans: int  # decided scans whose digits were used
-    skipped: int  # decided scans not used: moved or deleted since, or cut into another count of digits
+    skipped: int  # decisions not used: a form field's, a scan moved or deleted since, or cut into another count
 
     def part(self, *, held_back: bool) -> tuple[np.ndarray, np.ndarray]:
         chosen = self.held_back == held_back
@@ -67,7 +67,9 @@ def load_corrections(path: Path) -> Corrections:
     for results in results_files(path):
         for row in standing_decisions(results):
             value = row.prediction
-            digits = decided_digits(results.parent / row.moved_to, value) if value.isdigit() else None
+            # A form field's decision names the whole form, not where its field lies: it is not learnt from.
+            usable = value.isdigit() and not row.field
+            digits = decided_digits(results.parent / row.moved_to, value) if usable else None
             if digits is None:
                 skipped += 1
                 continue
