@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import cv2
 from tests.daemons import ROOT, run_once, write_e2e_config
 from tests.documents import written_sheet
 from tests.helpers import result_rows
+from watcher.report import summary as report
 
 EXAMPLE = ROOT / "examples" / "form"
 
@@ -49,3 +51,10 @@ def test_filled_forms_are_read_field_by_field_and_each_page_gets_its_forms_row(t
     assert all(int(row["inliers"]) > 0 and row["page"] == "1" for row in forms)
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["filled-1.png", "filled-2.png"]
     assert sorted(p.name for p in (inbox / "error").iterdir()) == ["not-a-form.png"]
+    # The report tells the template's pages, fields, review share and refusals from the same two files.
+    report.run(results=tmp_path / "results.csv", out=tmp_path / "report.html", root=tmp_path)
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    section = html[html.index('<section id="forms">') :]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", section[: section.index("</tbody>")])
+    empty = sum(not page[name] for page in written for name in fields)
+    assert cells[:7] == ["meter", "2", "10", "0 (0.0 %)", str(empty), "1", "2"]

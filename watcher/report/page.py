@@ -6,7 +6,7 @@ import html
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from watcher.vocabulary import Status
 
 if TYPE_CHECKING:
+    from watcher.report.forms import Tally
     from watcher.report.summary import Summary, Thumbnail
 
 STATUS_COLOURS: dict[str, str] = {  # keyed by the CSV's text, which may hold statuses of other versions
@@ -87,7 +88,14 @@ class Bar:
         return sum(count for count, _ in self.segments)
 
 
-def render(summary: Summary, thumbnails: Sequence[Thumbnail], *, results: Path, generated: datetime) -> str:
+def render(
+    summary: Summary,
+    thumbnails: Sequence[Thumbnail],
+    forms: Mapping[str, Tally],
+    *,
+    results: Path,
+    generated: datetime,
+) -> str:
     """The whole page."""
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -109,6 +117,7 @@ def render(summary: Summary, thumbnails: Sequence[Thumbnail], *, results: Path, 
 </div>
 {throughput_section(summary)}
 {review_section(summary)}
+{forms_section(forms)}
 {sheet_section(summary, thumbnails)}
 </body>
 </html>
@@ -283,6 +292,33 @@ def review_section(summary: Summary) -> str:
 {"".join(lines)}
 </tbody>
 </table>
+</section>"""
+
+
+def forms_section(forms: Mapping[str, Tally]) -> str:
+    """Per form template: pages read, fields, what went to review, empty fields, pages that aligned with none."""
+    if not forms:
+        return ""
+    lines = []
+    for name, tally in sorted(forms.items()):
+        inliers = f"{sum(tally.inliers) / len(tally.inliers):.0f}" if tally.inliers else "–"
+        review = f"{count(tally.to_review)} ({100 * tally.to_review / tally.fields:.1f} %)" if tally.fields else "0"
+        lines.append(
+            f'<tr><td class="name">{text(name)}</td><td>{count(tally.pages)}</td><td>{count(tally.fields)}</td>'
+            f"<td>{review}</td><td>{count(tally.empty)}</td><td>{count(tally.unaligned)}</td>"
+            f"<td>{count(tally.final)}</td><td>{inliers}</td></tr>"
+        )
+    return f"""<section id="forms">
+<h2>Forms</h2>
+<table>
+<thead><tr><th>template</th><th>pages read</th><th>fields read</th><th>fields to review</th><th>empty fields</th>
+<th>pages aligned with none (this the closest)</th><th>rows in forms/NAME.csv</th><th>mean inliers</th></tr></thead>
+<tbody>
+{"".join(lines)}
+</tbody>
+</table>
+<p class="note">A page whose fields were all final at once, or after review, has its row in the template's
+forms CSV.</p>
 </section>"""
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.pages import open_pages
 from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES, unguard
+from watcher.report.forms import FormsTally
 from watcher.report.page import render
 from watcher.vocabulary import DECISIONS, PERSON, Status
 
@@ -80,16 +81,20 @@ class Summary:
     sheet_rows: deque[SheetRow] = field(default_factory=lambda: deque(maxlen=MAX_SHEET_ROWS))
     # Review decisions by (person, UTC day, verified or corrected).
     reviews: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    forms: FormsTally = field(default_factory=FormsTally)
 
     def add(self, cells: list[str]) -> None:
         """One row, whether of this version's header or of the one before pages (its first columns)."""
-        time, file, status, prediction, confidence, _top3, model, _sha, _latency, moved_to, detail = map(
+        time, file, status, prediction, confidence, _top3, model, sha256, _latency, moved_to, detail = map(
             unguard, cells[: len(COLUMNS_BEFORE_PAGES)]
         )
+        page, field_name = map(unguard, cells[len(COLUMNS_BEFORE_PAGES) :]) if len(cells) == len(COLUMNS) else ("1", "")
         self.rows += 1
         self.by_status[status] += 1
         if status in DECISIONS and model.startswith(PERSON):
             self.reviews[(model[len(PERSON) :], time[:10], status)] += 1
+        else:
+            self.forms.add(file=file, page=page, sha256=sha256, field_name=field_name, status=status, detail=detail)
         if prediction.isdigit() and prediction.isascii():
             if len(prediction) == 1:
                 self.by_digit[prediction] += 1
@@ -98,7 +103,6 @@ class Summary:
         self._add_confidence(status, confidence)
         self._add_time(time)
         if status in SHEET_STATUSES:
-            page = cells[COLUMNS.index("page")] if len(cells) == len(COLUMNS) else "1"
             number = int(page) if page.isdigit() and page.isascii() else 1
             self.sheet_rows.append(SheetRow(time, file, status, prediction, confidence, moved_to, detail, number))
 
@@ -175,6 +179,7 @@ def summarise(results: Path) -> Summary:
                     summary.add(cells)
                 else:
                     summary.malformed_rows += 1
+        summary.forms.close()
     except FileNotFoundError:
         raise ReportError(f"results file not found: {results}") from None
     except csv.Error as exc:
@@ -249,5 +254,6 @@ def run(*, results: Path, out: Path, root: Path) -> int:
     sheet = sorted(summary.sheet_rows, key=lambda row: row.time, reverse=True)
     thumbnails = [thumbnail(row, root=root) for row in sheet]
     generated = datetime.now(UTC)
-    write_atomically(out, render(summary, thumbnails, results=results, generated=generated))
+    forms = summary.forms.per_template(results)
+    write_atomically(out, render(summary, thumbnails, forms, results=results, generated=generated))
     return 0
