@@ -15,7 +15,7 @@ from pathlib import Path
 
 from watcher.forms.template import Template, load_templates
 from watcher.ledger.ledger import Folders, Ledger, Processed
-from watcher.review.decide import Desk, Judgement
+from watcher.review.decide import RECOVER_EVERY_S, Desk, Judgement
 from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
@@ -75,7 +75,12 @@ def send_to_review(
 
 
 def open_desk(
-    config: Config, *, reviewer: str = "ann", secret: bytes = b"test", templates: Sequence[Template] = ()
+    config: Config,
+    *,
+    reviewer: str = "ann",
+    secret: bytes = b"test",
+    templates: Sequence[Template] = (),
+    recover_every_s: float = RECOVER_EVERY_S,
 ) -> Desk:
     paths = config.paths
     assert paths.review is not None
@@ -93,6 +98,7 @@ def open_desk(
         forms=forms,
         clock=time.monotonic,
         now=lambda: datetime.now(UTC),
+        recover_every_s=recover_every_s,
     )
 
 

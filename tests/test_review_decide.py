@@ -14,6 +14,7 @@ from tests.daemons import DaemonProcess, write_e2e_config
 from tests.helpers import digit_png, drop, mnist_scans, result_rows, wait_for
 from tests.reviewing import open_desk, review_config, send_to_review
 from watcher.ledger import history
+from watcher.ledger.lease import LEASE_NAME
 from watcher.review.decide import AlreadyDecided, Desk, NothingToUndo
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
@@ -142,6 +143,36 @@ def test_a_reviewer_killed_mid_decision_is_finished_or_undone_on_the_next_start(
         desk.close()
     assert config.paths.review is not None
     assert os.listdir(config.paths.review / ".digit-watcher") == []
+
+
+def test_a_station_that_dies_while_another_runs_has_its_claim_given_back_by_it(config: Config) -> None:
+    send_to_review(config, "a.png", digit_png())
+    desk = open_desk(config, recover_every_s=0.2)
+    try:
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from tests.reviewing import die_deciding; die_deciding({str(config.source)!r}, 'claimed')",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert child.returncode == 9, child.stderr
+        wait_for(lambda: review_files(config) == ["a.png"], timeout=10, what="the dead station's claim given back")
+        (item,) = desk.queue.items()
+        assert desk.decide(item.id, "").status == "verified"
+    finally:
+        desk.close()
+    assert len(decisions(config)) == 1
+
+
+def test_an_open_station_renews_its_lease_for_stations_on_other_hosts(config: Config, desk: Desk) -> None:
+    lease = desk.deciding.workspace.folder / LEASE_NAME
+    first = lease.read_bytes()
+    wait_for(lambda: lease.read_bytes() != first, timeout=10, what="the lease renewed")
 
 
 def test_undo_is_a_new_row_sending_the_item_back_to_review_with_its_reading(config: Config, desk: Desk) -> None:

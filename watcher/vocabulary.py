@@ -70,3 +70,4 @@ class Event(StrEnum):
     REVIEW_UNDONE = "review_undone"
     REVIEW_GIVEN_BACK = "review_given_back"
     REVIEW_FORM_UNMATCHED = "review_form_unmatched"
+    REVIEW_KEEPER_FAILED = "review_keeper_failed"

@@ -14,6 +14,7 @@ import structlog
 
 from watcher.ledger import place
 from watcher.ledger.claim import Claim
+from watcher.ledger.lease import RENEW_EVERY_S
 from watcher.ledger.ledger import Folders, Ledger, Processed
 from watcher.ledger.record import Row, Sheet, timestamp
 from watcher.review.forms import FormPages
@@ -24,6 +25,7 @@ log = structlog.get_logger()
 
 DECIDING_WORK = ".digit-watcher"  # in review/: hidden, so never shown as an item
 UNDOING_WORK = ".digit-watcher-undo"  # apart, as its claims come from done/ and go back there
+RECOVER_EVERY_S = 10.0  # a station that dies while others run has its claims given back this soon
 CLAIM_TRIES = 50  # a form held by another reviewer's decision on another of its fields is tried again...
 CLAIM_RETRY_S = 0.05  # ...this often, for up to 2.5 s
 
@@ -63,7 +65,9 @@ class Desk:
     """One reviewer's decisions and undos, with the ledgers that commit them.
 
     Opening it recovers dead reviewers' workspaces: a decision whose journal was written is
-    finished, a claim without one was never decided and goes back where it was taken from.
+    finished, a claim without one was never decided and goes back where it was taken from. While
+    it is open a thread renews its leases (so stations on other hosts see it alive) and recovers
+    the workspaces of stations that die meanwhile, every `recover_every_s`.
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Desk:
         forms: FormPages,
         clock: Callable[[], float],
         now: Callable[[], datetime],
+        recover_every_s: float = RECOVER_EVERY_S,
     ) -> None:
         self.queue = queue
         self.forms = forms
@@ -103,6 +108,11 @@ class Desk:
         for opened in (self.deciding, self.undoing):
             for claim in opened.start():
                 _give_back(opened, claim)
+        self._closing = threading.Event()
+        self._keeper = threading.Thread(
+            target=self._keep_alive, args=(recover_every_s,), name="review-keeper", daemon=True
+        )
+        self._keeper.start()
 
     def decide(self, item_id: str, value: str) -> Outcome:
         """Accept the reading (`value` empty) or correct it to `value`; raises AlreadyDecided.
@@ -183,8 +193,26 @@ class Desk:
             raise NothingToUndo("nothing to undo")
 
     def close(self) -> None:
+        self._closing.set()
+        self._keeper.join()
         self.deciding.close()
         self.undoing.close()
+
+    def _keep_alive(self, recover_every_s: float) -> None:
+        next_recovery = self.clock() + recover_every_s
+        while not self._closing.wait(RENEW_EVERY_S):
+            try:
+                with self._lock:
+                    for opened in (self.deciding, self.undoing):
+                        opened.renew()
+                    if self.clock() >= next_recovery:
+                        next_recovery = self.clock() + recover_every_s
+                        for opened in (self.deciding, self.undoing):
+                            for claim in opened.recover():
+                                _give_back(opened, claim)
+            except OSError as exc:
+                # The review folder is unreachable for a moment (a share remounting): tried again next time.
+                log.warning(Event.REVIEW_KEEPER_FAILED, error=f"{exc.strerror or exc}: {exc.filename or ''}")
 
     def _claim(self, ledger: Ledger, name: str) -> Claim | None:
         # Each decision in a claim folder of its own: the last one's folder went with its file.
