@@ -58,6 +58,26 @@ def test_a_ruled_sheets_lines_are_not_in_the_crop() -> None:
     assert crop[:, :edge].min() > 200 and crop[:, -edge:].min() > 200
 
 
+@pytest.mark.parametrize("tail_mm", [0.0, 2.0, 4.5])
+def test_a_full_stop_or_comma_after_the_number_is_left_out(tail_mm: float) -> None:
+    dpi = 300
+    per_mm = dpi / 25.4
+    page = blank_a4(dpi)
+    width, _ = write(page, dpi=dpi, left_mm=60, baseline_mm=150)
+    plain = sheet_crops(page)
+    assert plain is not None
+    # A dot 1 mm across just after the last digit, on the baseline; a comma's tail curls down and left from it.
+    radius = round(0.5 * per_mm)
+    centre = (round(60 * per_mm) + width + round(1.5 * per_mm), round(150 * per_mm) - radius)
+    cv2.circle(page, centre, radius, 20, -1)
+    if tail_mm:
+        end = (centre[0] - radius, centre[1] + round(tail_mm * per_mm))
+        cv2.line(page, centre, end, 20, max(1, radius // 2))
+    marked = sheet_crops(page)
+    assert marked is not None
+    assert [crop.shape for crop in marked] == [crop.shape for crop in plain]
+
+
 def test_a_blank_sheet_gives_nothing() -> None:
     page = blank_a4(300)
     noise = np.zeros(page.shape, np.int16)

@@ -29,8 +29,9 @@ SPECK_MM = 1.2  # ink whose longer side is under 1.2 mm is a speck or a full sto
 MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm)
 OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline
 GAP_HEIGHTS = 1.0  # digits of one number lie within one digit height of each other
-TRAIL_HEIGHT = 0.45  # a piece after the last digit under 45 % of the writing's height...
-TRAIL_LOW = 0.5  # ...that starts below its middle is a full stop or a comma
+TRAIL_LOW = 0.5  # a piece after the last digit that starts below the writing's middle...
+TRAIL_HEIGHT = 0.45  # ...and is under 45 % of its height is a full stop or a comma;
+COMMA_WIDTH = 0.35  # ...one narrower than 35 % of its height that hangs below its baseline is a comma's tail
 KEEP_MM = 0.5  # ink within half a mm of the found strokes is theirs (anti-aliased rims, fragments)
 INK_FLOOR = 0.08  # at full resolution, contrast under 8 % is paper, not a line's or a stroke's pixel
 PEN_OVER_LINE = 0.15  # a pen at least 15 % darker than the printed lines is told from them by its darkness
@@ -179,7 +180,11 @@ def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
             b = pieces[second]
             shared = min(a.bottom, b.bottom) - max(a.top, b.top)
             gap = max(a.left, b.left) - min(a.right, b.right)
-            if shared >= OVERLAP * min(a.height, b.height) and gap <= GAP_HEIGHTS * max(a.height, b.height):
+            small, tall = sorted((a, b), key=lambda piece: piece.height)
+            # A comma's tail hangs below the digits: it shares only their last rows, yet it is theirs.
+            hangs = shared > 0 and small.top >= tall.top + TRAIL_LOW * tall.height
+            beside = shared >= OVERLAP * small.height or hangs
+            if beside and gap <= GAP_HEIGHTS * tall.height:
                 group[root(second)] = root(first)
     lines: dict[int, list[Box]] = {}
     for index, piece in enumerate(pieces):
@@ -188,12 +193,19 @@ def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
 
 
 def _drop_trailing_marks(line: list[Box]) -> list[Box]:
-    """The line without the full stops and commas after its last digit: short low pieces at its right end."""
+    """The line without the full stops and commas after its last digit: low pieces at its right end, short, or
+    narrow and hanging below the digits (a comma drawn with a long tail, beside small digits)."""
     line = sorted(line, key=lambda piece: piece.right)
     while len(line) > 1:
         extent = _extent(line[:-1])
         last = line[-1]
-        if last.height >= TRAIL_HEIGHT * extent.height or last.top < extent.top + TRAIL_LOW * extent.height:
+        low = last.top >= extent.top + TRAIL_LOW * extent.height
+        short = last.height < TRAIL_HEIGHT * extent.height
+        tail = (
+            last.right - last.left < COMMA_WIDTH * extent.height
+            and extent.bottom < last.bottom < extent.bottom + extent.height
+        )
+        if not (low and (short or tail)):
             break
         line.pop()
     return line
