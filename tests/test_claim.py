@@ -36,6 +36,26 @@ def test_the_same_name_can_be_claimed_twice_in_flight(tmp_path: Path) -> None:
     workspace.close()
 
 
+def test_a_rename_that_answers_enoent_after_moving_the_file_is_still_a_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What NFS does when a rename's reply is lost: the retried request finds the source gone.
+    rename = os.rename
+
+    def retried(source: os.PathLike[str], target: os.PathLike[str]) -> None:
+        rename(source, target)
+        raise FileNotFoundError(2, "No such file or directory", os.fspath(source))
+
+    workspace = claim.Workspace(tmp_path / ".digit-watcher", inbox=tmp_path)
+    (tmp_path / "a.png").write_bytes(b"x")
+    monkeypatch.setattr(claim.os, "rename", retried)
+    taken = workspace.claim("a.png", ready_at=1.0)
+    assert taken is not None and taken.path.read_bytes() == b"x"
+    assert workspace.claim("a.png", ready_at=1.0) is None, "truly gone: nothing in the workspace under that name"
+    monkeypatch.undo()
+    workspace.close()
+
+
 def test_a_live_workspace_is_not_taken_for_dead(tmp_path: Path) -> None:
     root = tmp_path / ".digit-watcher"
     mine = claim.Workspace(root, inbox=tmp_path)

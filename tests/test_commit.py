@@ -230,3 +230,27 @@ def test_replay_gives_a_destination_taken_meanwhile_the_next_free_name(config: C
     (taken,) = [entry for entry in logs if entry["event"] == "destination_taken"]
     assert taken["used"] == str(config.paths.done / "a-2.png")
     ledger.close()
+
+
+def test_a_move_that_answers_enoent_after_moving_the_file_is_finished_and_synced(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What NFS does when an unlink's reply is lost: the retried request finds the name gone.
+    ledger = open_ledger(config)
+    batch = [processed(ledger, config.paths.inbox, "a.png", Reading(status=Status.OK, prediction="7", confidence=0.99))]
+    unlink = os.unlink
+    synced: list[Path] = []
+
+    def retried(path: os.PathLike[str]) -> None:
+        unlink(path)
+        if Path(path).suffix == ".png":
+            raise FileNotFoundError(2, "No such file or directory", os.fspath(path))
+
+    monkeypatch.setattr(ledgers.place.os, "unlink", retried)
+    monkeypatch.setattr(ledgers.place, "sync_folders", lambda folders: synced.extend(folders))
+    (recorded,) = ledger.commit(batch, model="m/1")
+    monkeypatch.undo()
+    assert recorded.moved_to == "inbox/done/a.png"
+    assert (config.paths.done / "a.png").read_bytes() == b"a.png"
+    assert config.paths.done in synced
+    ledger.close()

@@ -60,9 +60,7 @@ class Workspace:
     def adopt(self, folder: Path, *, ready_at: float) -> list[Claim]:
         """Take over a dead daemon's claim folder whole, in one rename: its files and what was kept beside them."""
         own = self.folder / str(next(self._numbers))
-        try:
-            os.rename(folder, own)
-        except FileNotFoundError:
+        if not _renamed(folder, own):
             return []
         files = sorted(entry.name for entry in os.scandir(own) if not entry.name.startswith("."))
         if not files:
@@ -105,12 +103,24 @@ class Workspace:
             self._batch_folder = self.folder / str(next(self._numbers))
             self._batch_folder.mkdir()
             self._batch_names = set()
-        try:
-            os.rename(source, self._batch_folder / name)
-        except FileNotFoundError:
+        if not _renamed(source, self._batch_folder / name):
             return None
         self._batch_names.add(name)
         return Claim(name=name, path=self._batch_folder / name, ready_at=ready_at)
+
+
+def _renamed(source: Path, target: Path) -> bool:
+    """Rename into this workspace; False when the source is gone (another daemon took it, or it was deleted).
+
+    On NFS a rename whose reply was lost is sent again, and the retry answers ENOENT although the first one
+    moved the file: the target is in this daemon's own folder, where nothing else puts a file, so finding it
+    there means the rename succeeded.
+    """
+    try:
+        os.rename(source, target)
+    except FileNotFoundError:
+        return os.path.lexists(target)
+    return True
 
 
 @contextmanager

@@ -340,7 +340,11 @@ def _finish_move(source: Path, destination: Path) -> bool:
             place.move(source, destination)
             break
         except FileNotFoundError:
-            return False  # deleted while it was read, or moved before a crash
+            # Deleted while it was read, or moved before a crash; or moved by a retried request whose first reply
+            # was lost (NFS), and then it is at its destination.
+            if os.path.lexists(destination) and not os.path.lexists(source):
+                break
+            return False
         except FileExistsError:
             if os.path.samestat(os.lstat(source), os.lstat(destination)):
                 os.unlink(source)  # linked before a crash, not yet unlinked
