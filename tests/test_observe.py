@@ -17,6 +17,7 @@ from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 
 from watcher.intake.observe import (
+    SHARED_SETTLE_S,
     Inbox,
     InboxEventHandler,
     InboxObserver,
@@ -100,6 +101,24 @@ def test_a_file_unchanged_for_the_settle_time_is_ready(tmp_path: Path) -> None:
     os.utime(path, (time.time() - 60, time.time() - 60))
     inbox = make_inbox(tmp_path)
     assert inbox.scan() == 1
+    assert [a.name for a in inbox.take(10, timeout=0)] == ["old.png"]
+
+
+def test_on_a_shared_filesystem_only_seeing_it_unchanged_long_enough_makes_a_file_ready(tmp_path: Path) -> None:
+    # Another host's clock set the mtime, and this client's view of it may be a second old.
+    path = tmp_path / "old.png"
+    path.write_bytes(b"written on another host")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    clock = Clock()
+    with capture_logs() as logs:
+        inbox = Inbox(tmp_path, extensions=(".png",), settle_s=0.5, clock=clock, shared=True)
+    assert inbox.settle_s == SHARED_SETTLE_S
+    assert [entry["event"] for entry in logs] == ["settle_lengthened"]
+    assert inbox.scan() == 1
+    assert inbox.take(10, timeout=0) == [], "an old mtime is not proof here"
+    clock.now += SHARED_SETTLE_S / 2
+    assert inbox.take(10, timeout=0) == []
+    clock.now += SHARED_SETTLE_S
     assert [a.name for a in inbox.take(10, timeout=0)] == ["old.png"]
 
 

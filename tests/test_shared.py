@@ -56,6 +56,37 @@ def test_auto_polls_on_gluster_and_sees_another_clients_file(shared: Shared) -> 
     assert chosen["filesystem"] == "FUSE"
 
 
+def test_a_file_another_client_is_still_writing_is_not_taken(shared: Shared) -> None:
+    here, elsewhere = shared.through[0], shared.through[1]
+    inbox = Inbox(here, extensions=(".png",), settle_s=0.2)
+    assert inbox.shared
+    chunks, written = 8, threading.Event()
+
+    def scanner() -> None:
+        # A slow scanner writing in place on another host: a chunk every 0.6 s, the name final from the start.
+        with open(elsewhere / "slow.png", "wb") as file:
+            for _ in range(chunks):
+                file.write(b"x" * 1000)
+                file.flush()
+                os.fsync(file.fileno())
+                time.sleep(0.6)
+        written.set()
+
+    writer = threading.Thread(target=scanner)
+    writer.start()
+    try:
+        taken: list[str] = []
+        deadline = time.monotonic() + 30
+        while not taken and time.monotonic() < deadline:
+            inbox.scan()
+            taken = [arrival.name for arrival in inbox.take(10, timeout=0.1)]
+        assert taken == ["slow.png"]
+        assert written.is_set(), "taken while the other host was still writing it"
+    finally:
+        writer.join(timeout=30)
+    assert (here / "slow.png").stat().st_size == chunks * 1000
+
+
 def test_a_journal_replayed_through_another_client_writes_its_rows_once(
     shared: Shared, monkeypatch: pytest.MonkeyPatch
 ) -> None:

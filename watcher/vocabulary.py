@@ -52,6 +52,7 @@ class Event(StrEnum):
     INBOX_GONE = "inbox_gone"
     OBSERVER_DIED = "observer_died"
     POLLING_CHOSEN = "polling_chosen"
+    SETTLE_LENGTHENED = "settle_lengthened"
     CONFIG_REFUSED = "config_refused"
     CONFIG_NEEDS_RESTART = "config_needs_restart"
     CONFIG_RELOADED = "config_reloaded"

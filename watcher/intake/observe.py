@@ -33,6 +33,10 @@ from watcher.vocabulary import Event
 log = structlog.get_logger()
 
 TEMPORARY_SUFFIXES = (".part", ".tmp")
+# Twice the attribute cache of a GlusterFS FUSE client or an NFS mount with actimeo=1: a file another host is still
+# writing changes within it, as this client sees it.
+SHARED_SETTLE_S = 2.0
+SLOW_VIEW = "on a network or FUSE filesystem this client's view of a file another host writes lags by a second"
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,11 @@ class Inbox:
     Observer threads report names; the worker thread takes ready arrivals. A file is ready when
     it was closed after writing, renamed in, or its size and mtime stayed unchanged for
     `settle_s` (the only sign a polling observer or a rescan can give).
+
+    On a network or FUSE filesystem (`shared`, found from the folder unless given) another host may be
+    writing the file, this client's view of its size and mtime may lag the server's by a second, and the
+    writer's clock is not this one: a file is ready only once this daemon has seen it unchanged for
+    SHARED_SETTLE_S at least, never because its mtime looks old.
     """
 
     def __init__(
@@ -65,10 +74,14 @@ class Inbox:
         extensions: Iterable[str],
         settle_s: float,
         clock: Callable[[], float] = time.monotonic,
+        shared: bool | None = None,
     ) -> None:
         self.folder = folder
         self.extensions = tuple(extensions)
-        self.settle_s = settle_s
+        self.shared = _on_shared_filesystem(folder) if shared is None else shared
+        self.settle_s = max(settle_s, SHARED_SETTLE_S) if self.shared else settle_s
+        if self.settle_s > settle_s:
+            log.info(Event.SETTLE_LENGTHENED, inbox=str(folder), settle_s=self.settle_s, reason=SLOW_VIEW)
         self.clock = clock
         self._settling: dict[str, tuple[int, int, float]] = {}
         self._ready: deque[Arrival] = deque()
@@ -156,7 +169,7 @@ class Inbox:
             unchanged = (info.st_size, info.st_mtime_ns) == (size, mtime_ns)
             if (
                 stat.S_ISLNK(info.st_mode)
-                or quiet_for >= self.settle_s
+                or (quiet_for >= self.settle_s and not self.shared)
                 or (unchanged and now - seen_at >= self.settle_s)
             ):
                 del self._settling[name]
@@ -253,6 +266,13 @@ class InboxObserver(InotifyObserver):
     def __init__(self) -> None:
         super().__init__(generate_full_events=True)
         self._emitter_class = InboxEmitter
+
+
+def _on_shared_filesystem(folder: Path) -> bool:
+    try:
+        return shared_filesystem(folder) is not None
+    except OSError:
+        return False  # not there yet: `check` and the start say so
 
 
 def start_observer(inbox: Inbox, *, polling: bool | Literal["auto"]) -> BaseObserver:
