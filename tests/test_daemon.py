@@ -104,13 +104,31 @@ def test_once_processes_the_inbox_and_returns(config: Config, fake_classifier: F
     assert len(list(config.paths.done.iterdir())) == 5
 
 
-def test_the_daemon_exits_non_zero_when_the_inbox_is_removed(config: Config, fake_classifier: FakeClassifier) -> None:
+def test_an_inbox_that_goes_away_is_waited_for_and_used_again_once_back(
+    config: Config, fake_classifier: FakeClassifier
+) -> None:
+    away = config.paths.inbox.with_name("inbox-away")
     daemon = make_daemon(config, fake_classifier)
-    with running(daemon) as outcome:
+    with capture_logs() as logs, running(daemon) as outcome:
+        wait_for(lambda: daemon.observer is not None, what="start")
+        config.paths.inbox.rename(away)  # as a share unmounted would look: gone, its folders with it
+        wait_for(lambda: "inbox_gone" in [entry["event"] for entry in logs], what="the inbox missed")
+        assert "code" not in outcome, "waiting, not exiting"
+        away.rename(config.paths.inbox)
+        wait_for(lambda: "inbox_back" in [entry["event"] for entry in logs], what="the inbox found again")
+        drop(config.paths.inbox, "after.png", digit_png())
+        wait_for(lambda: result_rows(config.paths.results), what="a row for the file dropped after")
+    assert outcome["code"] == 0
+    assert [p.name for p in config.paths.done.iterdir()] == ["after.png"]
+
+
+def test_stopping_while_the_inbox_is_away_exits_cleanly(config: Config, fake_classifier: FakeClassifier) -> None:
+    daemon = make_daemon(config, fake_classifier)
+    with capture_logs() as logs, running(daemon) as outcome:
         wait_for(lambda: daemon.observer is not None, what="start")
         shutil.rmtree(config.paths.inbox)
-        wait_for(lambda: "code" in outcome, what="the daemon to give up")
-    assert outcome["code"] == 1
+        wait_for(lambda: "inbox_gone" in [entry["event"] for entry in logs], what="the inbox missed")
+    assert outcome["code"] == 0
 
 
 def test_the_daemon_exits_non_zero_rather_than_run_blind(config: Config, fake_classifier: FakeClassifier) -> None:

@@ -402,3 +402,32 @@ def test_a_metrics_port_in_use_exits_78(folder: Path) -> None:
         )
     assert result.returncode == 78
     assert "metrics.port: cannot listen on 127.0.0.1:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_an_inbox_that_goes_away_is_waited_for_and_its_files_finished_once(folder: Path) -> None:
+    config = write_e2e_config(folder)
+    inbox, away = folder / "inbox", folder / "inbox-away"
+    inbox.mkdir()
+    daemon = DaemonProcess(config)
+    daemon.wait_started()
+    names = [f"{number:03}.png" for number in range(300)]
+    for name, (_, data) in zip(names, mnist_scans(10) * 30, strict=True):
+        drop(inbox, name, data)
+    wait_for(lambda: result_rows(folder / "results.csv"), what="the first rows")
+    # A share unmounted mid-stream, claims and batches in hand: the daemon must wait, not exit or misfile them.
+    inbox.rename(away)
+    wait_for(lambda: any(e["event"] == "inbox_gone" for e in daemon.events()), what="the inbox missed")
+    time.sleep(1.5)
+    assert daemon.process.poll() is None, daemon.output()
+    away.rename(inbox)
+    wait_for(lambda: any(e["event"] == "inbox_back" for e in daemon.events()), what="the inbox found again")
+    drop(inbox, "after.png", mnist_scans(1)[0][1])
+    wait_for(
+        lambda: len(result_rows(folder / "results.csv")) == len(names) + 1, timeout=120, what="every file's one row"
+    )
+    assert daemon.terminate() == 0
+    rows = result_rows(folder / "results.csv")
+    assert sorted(row["file"] for row in rows) == sorted([*names, "after.png"])
+    assert {row["status"] for row in rows} <= {"ok", "low_confidence", "no_digit"}, "none misfiled as an error"
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == sorted([*names, "after.png"])

@@ -50,6 +50,7 @@ class Event(StrEnum):
     COMMIT_FAILED = "commit_failed"
     DESTINATION_TAKEN = "destination_taken"
     INBOX_GONE = "inbox_gone"
+    INBOX_BACK = "inbox_back"
     OBSERVER_DIED = "observer_died"
     POLLING_CHOSEN = "polling_chosen"
     SETTLE_LENGTHENED = "settle_lengthened"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -128,17 +129,9 @@ class Daemon:
     def _start(self, running: ExitStack, *, once: bool) -> None:
         """Open the ledger (recovering what dead daemons left), start the workers and the watcher, say ready."""
         paths = self.config.paths
-        self.ledger = Ledger(
-            results=paths.results,
-            folders=Folders(done=paths.done, error=paths.error, review=paths.review),
-            inbox=paths.inbox,
-            work=self.config.work,
-            shown_from=self.config.root,
-            clock=self.clock,
-            now=self.now,
-        )
-        running.callback(self.ledger.close)
-        self._take_over(self.ledger.start())
+        self.ledger = self._open_ledger()
+        # The ledger and the watcher of the moment: a share that comes back gets new ones (_resume).
+        running.callback(lambda: self.ledger.close())
         self.preparer = Preparer(
             partial(
                 prepare,
@@ -152,7 +145,7 @@ class Daemon:
         running.callback(self.preparer.close)
         if not once:
             self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
-            running.callback(stop_observer, self.observer)
+            running.callback(lambda: stop_observer(self.observer) if self.observer is not None else None)
         self.inbox.scan()
         self._next_rescan = self.clock() + self.config.watch.rescan_s
         self.metrics.model_version(self.classifier.version)
@@ -174,8 +167,8 @@ class Daemon:
         """Take, read and commit batches until stopped, or with `once` until nothing is left."""
         while not self._stopping:
             if not self.config.paths.inbox.is_dir():
-                log.error(Event.INBOX_GONE, inbox=str(self.config.paths.inbox))
-                return ExitCode.FAILURE
+                self._await_inbox()
+                continue
             if self.observer is not None and not observer_alive(self.observer):
                 log.error(Event.OBSERVER_DIED, detail="the folder watcher stopped; exiting rather than running blind")
                 return ExitCode.FAILURE
@@ -192,6 +185,49 @@ class Daemon:
                 break
         return ExitCode.OK
 
+    def _open_ledger(self) -> Ledger:
+        """A ledger with a new workspace, having recovered what dead daemons left (queued to be read first)."""
+        paths = self.config.paths
+        ledger = Ledger(
+            results=paths.results,
+            folders=Folders(done=paths.done, error=paths.error, review=paths.review),
+            inbox=paths.inbox,
+            work=self.config.work,
+            shown_from=self.config.root,
+            clock=self.clock,
+            now=self.now,
+        )
+        self.ledger = ledger
+        self._take_over(ledger.start())
+        return ledger
+
+    def _await_inbox(self) -> None:
+        """Wait for an inbox that went away (a share unmounted, a disk gone) to come back, then resume."""
+        inbox = self.config.paths.inbox
+        log.warning(Event.INBOX_GONE, inbox=str(inbox), detail="waiting for it to come back")
+        self.notifier.status(f"waiting for the inbox {inbox} to come back")
+        while not self._stopping and not inbox.is_dir():
+            self.notifier.progress()
+            self.inbox.take(0, timeout=IDLE_WAKE_S)
+        if not self._stopping:
+            self._resume()
+            log.info(Event.INBOX_BACK, inbox=str(inbox), files_taken_over=len(self._waiting))
+
+    def _resume(self) -> None:
+        """Start afresh on an inbox that came back: a remount is a new filesystem, where this daemon's lock, lease
+        and watch were lost. Its claims are in its old workspace, which the new ledger recovers as a dead one's."""
+        for batch in self._in_hand:
+            batch.prepared()  # read while the inbox was away: read again, from the workspace they are taken over in
+        self._in_hand.clear()
+        self._waiting.clear()
+        with contextlib.suppress(OSError):
+            self.ledger.close()
+        self._open_ledger()
+        if self.observer is not None:
+            stop_observer(self.observer)
+            self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
+        self.inbox.scan()
+
     def _drain(self, *, progress: Callable[[int], object] | None) -> None:
         """Finish every batch in hand: rows written and files moved, nothing new taken."""
         if self._stopping:
@@ -201,7 +237,8 @@ class Daemon:
                 processed=sum(self.counts.values()),
                 finishing=sum(len(batch.tasks) for batch in self._in_hand),
             )
-        while self._in_hand:
+        # Without the inbox, what is in hand stays claimed in the workspace, for the next start to take over.
+        while self._in_hand and self.config.paths.inbox.is_dir():
             self._finish(self._in_hand.popleft(), progress=progress)
 
     def _next_batch(self, *, once: bool, busy: bool) -> list[Task]:
@@ -241,6 +278,10 @@ class Daemon:
     def _finish(self, batch_in_hand: InHand, *, progress: Callable[[int], object] | None) -> None:
         """Classify a batch the workers have read; commit the files read to their last page, keep the others' pages."""
         tasks, prepared = batch_in_hand.tasks, batch_in_hand.prepared()
+        if not self.config.paths.inbox.is_dir():
+            # Read while the inbox went away: kept, to be read again once it is back (_resume), never committed so.
+            self._in_hand.appendleft(batch_in_hand)
+            return
         review_below = self.config.review.threshold if self.config.paths.review is not None else None
         finished: list[Processed] = []
         read_all = read(prepared, self.classifier, review_below=review_below, templates=self.templates)
@@ -329,13 +370,15 @@ class Daemon:
             deadline = self.clock() + delay
             while self.clock() < deadline:
                 self.notifier.progress()
-                self.ledger.renew()
+                with contextlib.suppress(OSError):
+                    self.ledger.renew()  # the share may be away: what failed the step
                 self.inbox.take(0, timeout=min(deadline - self.clock(), IDLE_WAKE_S))
             delay = min(delay * 2, LONGEST_RETRY_S)
 
     def _housekeeping(self) -> None:
         now = self.clock()
-        self.ledger.renew()
+        with contextlib.suppress(OSError):
+            self.ledger.renew()  # fails only while the inbox is away, which the next round sees
         hangup, self._hangup = self._hangup, False
         if hangup:
             self._reread_config()
