@@ -44,9 +44,15 @@ class DaemonProcess:
     """`digit-watcher run` in the background, its JSON log lines collected in a file."""
 
     def __init__(
-        self, config: Path, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None, name: str = "daemon"
+        self,
+        config: Path,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+        name: str = "daemon",
+        log_folder: Path | None = None,
     ) -> None:
-        self.log_path = config.parent / f"{name}-{os.getpid()}-{id(self)}.log"
+        self.log_path = (log_folder or config.parent) / f"{name}-{os.getpid()}-{id(self)}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 -- the daemon writes to it for its whole life
         self.process = subprocess.Popen(
             [sys.executable, "-m", "watcher", "run", "--config", str(config), *args],

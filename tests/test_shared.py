@@ -8,6 +8,7 @@ import platform
 import random
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from watchdog.observers.polling import PollingObserver
 
 from tests.conftest import write_config
 from tests.daemons import DaemonProcess, write_e2e_config
-from tests.gluster import Shared, complete_rows
+from tests.gluster import Shared, Volume, complete_rows, unmount
 from tests.helpers import drop, mnist_scans, wait_for
 from tests.test_commit import open_ledger, processed, rows_of
 from watcher.intake.observe import Inbox, start_observer, stop_observer
@@ -325,3 +326,37 @@ def test_a_header_another_client_just_wrote_is_not_written_again(shared: Shared)
     with record.locked(elsewhere):
         pass  # finds it there, though its client still believes the file empty
     assert (shared.on_brick / "results.csv").read_bytes() == record.HEADER
+
+
+@pytest.mark.slow
+def test_a_host_whose_mount_goes_away_waits_and_finishes_everything_once_it_is_back(
+    hosts: Hosts, gluster_volume: Volume, tmp_path: Path
+) -> None:
+    # Its log kept off the share, to be read while the share is away.
+    daemon = DaemonProcess(hosts.shared.through[0] / "config.yaml", name="client0", log_folder=tmp_path)
+    hosts.daemons.append(daemon)
+    daemon.wait_started()
+    hosts.drop(hosts.names[:150], client=1)
+    hosts.wait_for_rows(20)
+    # The share goes away under the daemon mid-stream, and comes back as a new mount of the same volume.
+    mounted = gluster_volume.mounts[0]
+    unmount(mounted)
+    wait_for(lambda: any(e["event"] == "inbox_gone" for e in daemon.events()), what="the inbox missed")
+    time.sleep(2)
+    assert daemon.process.poll() is None, daemon.output()
+    subprocess.run(
+        ["mount", "-t", "glusterfs", f"{socket.gethostname()}:/{gluster_volume.name}", os.fspath(mounted)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    wait_for(lambda: any(e["event"] == "inbox_back" for e in daemon.events()), timeout=30, what="the inbox back")
+    hosts.drop(hosts.names[150:], client=1)
+    hosts.wait_for_rows(len(hosts.names))
+    assert daemon.process.poll() is None, "resumed, not restarted"
+    assert daemon.terminate() == 0
+    hosts.check_exactly_once()
+    assert [e["event"] for e in daemon.events() if e["event"] in ("inbox_gone", "inbox_back")] == [
+        "inbox_gone",
+        "inbox_back",
+    ]

@@ -51,6 +51,7 @@ class Event(StrEnum):
     DESTINATION_TAKEN = "destination_taken"
     INBOX_GONE = "inbox_gone"
     INBOX_BACK = "inbox_back"
+    WORKSPACE_LOST = "workspace_lost"
     OBSERVER_DIED = "observer_died"
     POLLING_CHOSEN = "polling_chosen"
     SETTLE_LENGTHENED = "settle_lengthened"

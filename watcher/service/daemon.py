@@ -50,6 +50,10 @@ class Task(NamedTuple):
     first_page: int = 1
 
 
+class InboxAway(Exception):
+    """A ledger step failed because the inbox went away (a share unmounted): retrying it cannot help."""
+
+
 @dataclass(frozen=True)
 class InHand:
     """A batch of tasks whose files the workers are reading."""
@@ -99,6 +103,7 @@ class Daemon:
         self._waiting: deque[Task] = deque()
         self._in_hand: deque[InHand] = deque()
         self._stopping = False
+        self._workspace_lost = False
         self._hangup = False
         self._next_rescan = 0.0
         self._next_status = 0.0
@@ -166,7 +171,7 @@ class Daemon:
     def _serve(self, *, once: bool, progress: Callable[[int], object] | None) -> ExitCode:
         """Take, read and commit batches until stopped, or with `once` until nothing is left."""
         while not self._stopping:
-            if not self.config.paths.inbox.is_dir():
+            if self._workspace_lost or not self.config.paths.inbox.is_dir():
                 self._await_inbox()
                 continue
             if self.observer is not None and not observer_alive(self.observer):
@@ -201,15 +206,28 @@ class Daemon:
         self._take_over(ledger.start())
         return ledger
 
+    def _renew(self) -> None:
+        """Renew the lease; one that cannot be written means the workspace is on a share that went away (and
+        maybe came back, a new mount, where this daemon's lock and lease are lost): it must be opened afresh."""
+        try:
+            self.ledger.renew()
+        except OSError as exc:
+            if not self._workspace_lost:
+                log.warning(Event.WORKSPACE_LOST, error=f"{exc.strerror or exc}", workspace=str(self.ledger.work))
+            self._workspace_lost = True
+
     def _await_inbox(self) -> None:
-        """Wait for an inbox that went away (a share unmounted, a disk gone) to come back, then resume."""
+        """Wait for an inbox that went away (a share unmounted, a disk gone) to come back, then resume (at once when
+        only the workspace was lost)."""
         inbox = self.config.paths.inbox
-        log.warning(Event.INBOX_GONE, inbox=str(inbox), detail="waiting for it to come back")
-        self.notifier.status(f"waiting for the inbox {inbox} to come back")
+        if not inbox.is_dir():
+            log.warning(Event.INBOX_GONE, inbox=str(inbox), detail="waiting for it to come back")
+            self.notifier.status(f"waiting for the inbox {inbox} to come back")
         while not self._stopping and not inbox.is_dir():
             self.notifier.progress()
             self.inbox.take(0, timeout=IDLE_WAKE_S)
         if not self._stopping:
+            self._workspace_lost = False
             self._resume()
             log.info(Event.INBOX_BACK, inbox=str(inbox), files_taken_over=len(self._waiting))
 
@@ -276,12 +294,21 @@ class Daemon:
         return min(waits)
 
     def _finish(self, batch_in_hand: InHand, *, progress: Callable[[int], object] | None) -> None:
-        """Classify a batch the workers have read; commit the files read to their last page, keep the others' pages."""
-        tasks, prepared = batch_in_hand.tasks, batch_in_hand.prepared()
+        """Classify a batch the workers have read; commit the files read to their last page, keep the others' pages.
+
+        While the inbox is away nothing is committed: the batch's claims stay in this workspace, which the ledger
+        opened once the inbox is back takes over, journal and all (_resume).
+        """
         if not self.config.paths.inbox.is_dir():
-            # Read while the inbox went away: kept, to be read again once it is back (_resume), never committed so.
             self._in_hand.appendleft(batch_in_hand)
             return
+        try:
+            self._commit_batch(batch_in_hand, progress=progress)
+        except InboxAway:
+            self._workspace_lost = True
+
+    def _commit_batch(self, batch_in_hand: InHand, *, progress: Callable[[int], object] | None) -> None:
+        tasks, prepared = batch_in_hand.tasks, batch_in_hand.prepared()
         review_below = self.config.review.threshold if self.config.paths.review is not None else None
         finished: list[Processed] = []
         read_all = read(prepared, self.classifier, review_below=review_below, templates=self.templates)
@@ -362,6 +389,8 @@ class Daemon:
             try:
                 return step()
             except OSError as exc:
+                if not self.config.paths.inbox.is_dir():
+                    raise InboxAway from exc
                 log.warning(
                     Event.COMMIT_FAILED,
                     error=f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
@@ -370,15 +399,13 @@ class Daemon:
             deadline = self.clock() + delay
             while self.clock() < deadline:
                 self.notifier.progress()
-                with contextlib.suppress(OSError):
-                    self.ledger.renew()  # the share may be away: what failed the step
+                self._renew()
                 self.inbox.take(0, timeout=min(deadline - self.clock(), IDLE_WAKE_S))
             delay = min(delay * 2, LONGEST_RETRY_S)
 
     def _housekeeping(self) -> None:
         now = self.clock()
-        with contextlib.suppress(OSError):
-            self.ledger.renew()  # fails only while the inbox is away, which the next round sees
+        self._renew()
         hangup, self._hangup = self._hangup, False
         if hangup:
             self._reread_config()
