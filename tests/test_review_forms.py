@@ -24,6 +24,8 @@ from tests.helpers import result_rows, wait_for
 from tests.reviewing import ReviewServer, open_desk
 from tests.test_review_app import TOKEN, client_for
 from watcher.forms.template import Template, load_templates
+from watcher.model.classify import load_classifier
+from watcher.model.corrections import CorrectionsError, field_digits, load_corrections
 from watcher.review.decide import AlreadyDecided, Desk
 from watcher.service import config as configuration
 from watcher.service.config import Config
@@ -241,3 +243,25 @@ def test_a_person_decides_a_forms_fields_in_the_browser_and_its_row_is_written(
     (row,) = forms_rows(config)
     assert (row["reading"], row["month"], row["status"]) == ("258", "4", "verified")
     assert problems == []
+
+
+def test_decided_fields_are_learnt_from_cut_out_of_their_form_as_the_daemon_reads_them(
+    config: Config, desk: Desk
+) -> None:
+    typed = {"month": "5"}
+    for item in desk.queue.items():
+        desk.decide(item.id, typed.get(item.row.field, ""))
+    with pytest.raises(CorrectionsError, match="no review decisions"):
+        load_corrections(config.paths.results)  # without the templates each is skipped: the row names the form
+    corrections = load_corrections(config.paths.results, templates=config.forms.templates)
+    values = {"account": "75310623", "reading": "258", "month": "5", "meter": "9"}  # as decided
+    # Each field cut as the daemon reads it; one cut into another count of digits than decided is skipped.
+    assert config.forms.templates is not None
+    forms = load_templates(config.forms.templates)
+    cut = [v for f, v in values.items() if field_digits(config.paths.done / FORM, f, v, forms) is not None]
+    assert len(cut) >= 3
+    assert (corrections.scans, corrections.skipped) == (len(cut), len(UNSURE) - len(cut))
+    assert sorted(corrections.labels.tolist()) == sorted(int(digit) for digit in "".join(cut))
+    # The images are the fields' digits: the shipped model reads them as the person decided, but the month.
+    read = load_classifier(ROOT / "models" / "mnist-cnn").probabilities(corrections.images)[:, :10].argmax(axis=1)
+    assert np.mean(read == corrections.labels) >= 0.8

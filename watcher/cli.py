@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from watcher.recognise import Reading
     from watcher.service.daemon import Daemon
 
+TEMPLATES_HELP = "with --corrections: the form templates (forms.templates), to learn from form fields' decisions too"
 DEFAULT_MODEL = Path("models/mnist-cnn")
 
 
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RESULTS",
         help="fine-tune the served version on the review decisions in this results CSV (or folder of them)",
     )
+    train.add_argument("--templates", type=Path, metavar="FOLDER", help=TEMPLATES_HELP)
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
@@ -89,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RESULTS",
         help="also the accuracy on the review decisions `train --corrections` holds back (results CSV or folder)",
     )
+    evaluate.add_argument("--templates", type=Path, metavar="FOLDER", help=TEMPLATES_HELP)
     evaluate.set_defaults(command=_evaluate)
 
     check = commands.add_parser("check", help="validate the config, load the model, check the folders")
@@ -279,7 +282,14 @@ def _train(args: argparse.Namespace) -> int:
         from watcher.model import finetune
 
         epochs = finetune.DEFAULT_EPOCHS if args.epochs is None else args.epochs
-        return finetune.run(corrections=args.corrections, data=args.data, epochs=epochs, seed=args.seed, out=args.out)
+        return finetune.run(
+            corrections=args.corrections,
+            templates=args.templates,
+            data=args.data,
+            epochs=epochs,
+            seed=args.seed,
+            out=args.out,
+        )
     from watcher.model import train
 
     return train.run(data=args.data, epochs=24 if args.epochs is None else args.epochs, seed=args.seed, out=args.out)
@@ -293,7 +303,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         _require("evaluate --report", "matplotlib")
     from watcher.model import evaluate
 
-    return evaluate.run(data=args.data, model=args.model, report=args.report, corrections=args.corrections)
+    return evaluate.run(
+        data=args.data,
+        model=args.model,
+        report=args.report,
+        corrections=args.corrections,
+        templates=args.templates,
+    )
 
 
 def _check(args: argparse.Namespace) -> int:

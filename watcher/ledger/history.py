@@ -39,6 +39,7 @@ class Results:
         self.decisions: list[Row] = []
         self._at: dict[str, dict[Key, Row]] = {}
         self._form_pages: dict[PageKey, dict[str, Row]] = {}
+        self._last_move: dict[tuple[str, str], str] = {}
         self._identity: tuple[int, int] | None = None
         self._offset = 0
 
@@ -108,6 +109,10 @@ class Results:
             for row in self.waiting_at(moved_to)
         ]
 
+    def now_at(self, row: Row) -> str:
+        """Where the file of `row` went last, as the rows say (a form decided field by field moves more than once)."""
+        return self._last_move.get((row.file, row.sha256), row.moved_to)
+
     def is_last_word(self, row: Row) -> bool:
         """Whether `row` is still the latest row of its reading (no decision or undo came after it)."""
         return self.last_of.get(_key(row)) == row
@@ -139,6 +144,7 @@ class Results:
             self._at.get(previous.moved_to, {}).pop(key, None)
         self._at.setdefault(row.moved_to, {})[key] = row
         self.latest[row.moved_to] = row
+        self._last_move[(row.file, row.sha256)] = row.moved_to
         self.last_of[key] = row
         if row.status == Status.LOW_CONFIDENCE:
             self.readings[key] = row
@@ -147,7 +153,7 @@ class Results:
 
     def _reset(self, identity: tuple[int, int] | None) -> None:
         self.latest, self.last_of, self.readings, self.decisions = {}, {}, {}, []
-        self._at, self._form_pages = {}, {}
+        self._at, self._form_pages, self._last_move = {}, {}, {}
         self._identity, self._offset = identity, 0
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from watcher.intake.decode import Unreadable, decode, read_file
+from watcher.forms.template import Template
+from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.pages import open_pages
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
 from watcher.service.config import LimitsConfig
@@ -51,14 +54,20 @@ def results_files(path: Path) -> list[Path]:
 
 
 def standing_decisions(results: Path) -> list[Row]:
-    """The review decisions in a results file that still stand (not undone since), oldest first."""
+    """The review decisions in a results file that still stand (not undone since), oldest first, each with its
+    `moved_to` where its file went last (a form's fields are decided one by one, the form moved at the last)."""
     reader = Results(results)
     reader.refresh()
-    return [row for row in reader.decisions if reader.stands(row)]
+    return [row._replace(moved_to=reader.now_at(row)) for row in reader.decisions if reader.stands(row)]
 
 
-def load_corrections(path: Path) -> Corrections:
-    """Every standing decision under `path`: its scan (where the row says it went, beside the CSV) read as served."""
+def load_corrections(path: Path, *, templates: Path | None = None) -> Corrections:
+    """Every standing decision under `path`: its scan (where the row says it went, beside the CSV) read as served.
+
+    A form field's decision is read from its field, found by aligning its page again to the form templates in
+    the folder `templates` (without them it is skipped: the row names the whole form).
+    """
+    forms = _templates(templates)
     images: list[np.ndarray] = []
     labels: list[int] = []
     held_back: list[bool] = []
@@ -66,10 +75,13 @@ def load_corrections(path: Path) -> Corrections:
     scans = skipped = 0
     for results in results_files(path):
         for row in standing_decisions(results):
-            value = row.prediction
-            # A form field's decision names the whole form, not where its field lies: it is not learnt from.
-            usable = value.isdigit() and not row.field
-            digits = decided_digits(results.parent / row.moved_to, value) if usable else None
+            value, scan = row.prediction, results.parent / row.moved_to
+            if not value.isdigit() or (row.field and not forms):
+                digits = None
+            elif row.field:
+                digits = field_digits(scan, row.field, value, forms)
+            else:
+                digits = decided_digits(scan, value)
             if digits is None:
                 skipped += 1
                 continue
@@ -92,6 +104,29 @@ def load_corrections(path: Path) -> Corrections:
     )
 
 
+def field_digits(scan: Path, field: str, value: str, templates: Sequence[Template]) -> np.ndarray | None:
+    """The digits serving reads in the form field `field` of a decided page, one per digit of `value`.
+
+    None when the page is gone, aligns with no template holding the field, or its field reads as another count.
+    """
+    from watcher.forms.fields import FormRefused, field_candidates, read_form
+    from watcher.vision.options import choose
+
+    holding = [template for template in templates if any(f.name == field for f in template.fields)]
+    image = _page(scan)
+    if image is None or not holding:
+        return None
+    form = read_form(image, holding)
+    if isinstance(form, FormRefused):
+        return None
+    images: list[np.ndarray] = []
+    # A comb's cells one by one (empty ones have none), a number or a digit as one cell: as the daemon reads them.
+    for cell in field_candidates(next(crop for crop in form.fields if crop.name == field)):
+        if cell is not None:
+            images.extend(cell.images[choose(np.ones((len(cell.images), DIGITS), np.float32), cell)])
+    return np.asarray(images, np.float32) if len(images) == len(value) else None
+
+
 def decided_digits(scan: Path, value: str) -> np.ndarray | None:
     """The digits serving finds in a decided scan (a single image, or a page's picture), one per digit of `value`.
 
@@ -100,15 +135,31 @@ def decided_digits(scan: Path, value: str) -> np.ndarray | None:
     from watcher.recognise import page_digits
     from watcher.vision.options import choose
 
-    limits = LimitsConfig()
-    try:
-        image = decode(read_file(scan, max_bytes=limits.max_bytes), name=scan.name, max_pixels=limits.max_pixels)
-        # The mode serving would read it in: one digit as one, a number as a row of digits.
-        digits = page_digits(image, mode="digit" if len(value) == 1 else "number")
-    except Unreadable:
-        return None
+    image = _page(scan)
+    # The mode serving would read it in: one digit as one, a number as a row of digits.
+    digits = page_digits(image, mode="digit" if len(value) == 1 else "number") if image is not None else None
     if digits is None:
         return None
     # With every candidate equally sure, the choice is the geometry's own reading (as training cuts numbers).
     chosen = choose(np.ones((len(digits.images), DIGITS), np.float32), digits)
     return digits.images[chosen] if len(chosen) == len(value) else None
+
+
+def _page(scan: Path) -> np.ndarray | None:
+    """A decided scan's pixels (a single image, a page's picture, a one-page PDF); None when gone or unreadable."""
+    limits = LimitsConfig()
+    try:
+        data = read_file(scan, max_bytes=limits.max_bytes)
+        page = next(open_pages(data, name=scan.name, max_pixels=limits.max_pixels, max_pages=1).pages, None)
+    except Unreadable:
+        return None
+    return page.image if page is not None else None
+
+
+def _templates(folder: Path | None) -> tuple[Template, ...]:
+    from watcher.forms.template import TemplateError, load_templates
+
+    try:
+        return load_templates(folder) if folder is not None else ()
+    except TemplateError as exc:
+        raise CorrectionsError(str(exc)) from None

@@ -17,7 +17,14 @@ BATCH = 256
 NO_INK_FOUND = -1  # the prediction recorded when normalisation finds no ink: never a true label
 
 
-def run(*, data: Path | None, model: Path, report: Path | None, corrections: Path | None = None) -> int:
+def run(
+    *,
+    data: Path | None,
+    model: Path,
+    report: Path | None,
+    corrections: Path | None = None,
+    templates: Path | None = None,
+) -> int:
     """Print accuracy (as given and through normalise) and per-digit figures; draw the matrix to report.
 
     With `corrections`, also the accuracy on the review decisions `train --corrections` never trains on.
@@ -25,7 +32,9 @@ def run(*, data: Path | None, model: Path, report: Path | None, corrections: Pat
     try:
         _, _, x_test, y_test = load_mnist(data)
         classifier = _load(Path(model))
-        held_back = load_corrections(corrections).part(held_back=True) if corrections is not None else None
+        held_back = (
+            load_corrections(corrections, templates=templates).part(held_back=True) if corrections is not None else None
+        )
     except (DatasetError, ModelError, CorrectionsError) as error:
         print(f"digit-watcher evaluate: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG

@@ -32,14 +32,21 @@ MAX_MNIST_DROP = 0.001  # 0.1 point of MNIST test accuracy, the most a fine-tune
 
 
 def run(
-    *, corrections: Path, data: Path | None, epochs: int, seed: int, out: Path, max_mnist_drop: float = MAX_MNIST_DROP
+    *,
+    corrections: Path,
+    data: Path | None,
+    epochs: int,
+    seed: int,
+    out: Path,
+    templates: Path | None = None,
+    max_mnist_drop: float = MAX_MNIST_DROP,
 ) -> int:
     """Fine-tune the newest version under `out` on `corrections`, write out/<next>/; 0 on success, 78 on bad input.
 
     1 when MNIST test accuracy fell by more than `max_mnist_drop`: then nothing is written.
     """
     try:
-        decided = load_corrections(corrections)
+        decided = load_corrections(corrections, templates=templates)
         base = latest_version(out)
         x_train, y_train, x_test, y_test = load_mnist(data)
     except (CorrectionsError, ModelError, DatasetError) as error:
@@ -88,7 +95,15 @@ def run(
     from watcher.model.train import write_version
 
     metadata = _metadata(
-        decided, corrections=corrections, base=base, data=data, epochs=epochs, seed=seed, out=out, minutes=minutes
+        decided,
+        corrections=corrections,
+        templates=templates,
+        base=base,
+        data=data,
+        epochs=epochs,
+        seed=seed,
+        out=out,
+        minutes=minutes,
     )
     metadata.update(
         {f"{name}_accuracy_before": round(value, 6) for name, value in before.items()}
@@ -130,6 +145,7 @@ def _metadata(
     decided: Corrections,
     *,
     corrections: Path,
+    templates: Path | None,
     base: Path,
     data: Path | None,
     epochs: int,
@@ -138,6 +154,7 @@ def _metadata(
     minutes: float,
 ) -> dict[str, object]:
     command = ["digit-watcher", "train", "--corrections", str(corrections)]
+    command += ["--templates", str(templates)] if templates is not None else []
     command += ["--data", str(data)] if data is not None else []
     command += ["--epochs", str(epochs), "--seed", str(seed), "--out", str(out)]
     return {
