@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
-from watchdog.observers.polling import PollingObserver
 
 from tests.conftest import write_config
 from tests.daemons import DaemonProcess, write_e2e_config
 from tests.gluster import Shared, Volume, complete_rows, unmount
 from tests.helpers import drop, mnist_scans, wait_for
 from tests.test_commit import open_ledger, processed, rows_of
-from watcher.intake.observe import Inbox, start_observer, stop_observer
+from watcher.intake.observe import Inbox, ListingObserver, start_observer, stop_observer
 from watcher.ledger import ledger as ledgers
 from watcher.ledger import record
 from watcher.ledger.ledger import Ledger, Processed
@@ -42,7 +41,7 @@ def test_auto_polls_on_gluster_and_sees_another_clients_file(shared: Shared) -> 
     with capture_logs() as logs:
         observer = start_observer(inbox, polling="auto")
     try:
-        assert isinstance(observer, PollingObserver)
+        assert isinstance(observer, ListingObserver)
         (elsewhere / "a.png.part").write_bytes(b"x")
         os.rename(elsewhere / "a.png.part", elsewhere / "a.png")
         taken = []
