@@ -17,6 +17,7 @@ from watchdog.observers.inotify_c import InotifyConstants, InotifyEvent
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 
 from watcher.intake.observe import (
+    SETTLE_SLICE,
     SHARED_SETTLE_S,
     Inbox,
     InboxEventHandler,
@@ -120,6 +121,19 @@ def test_on_a_shared_filesystem_only_seeing_it_unchanged_long_enough_makes_a_fil
     assert inbox.take(10, timeout=0) == []
     clock.now += SHARED_SETTLE_S
     assert [a.name for a in inbox.take(10, timeout=0)] == ["old.png"]
+
+
+def test_a_large_backlog_is_looked_at_a_slice_at_a_time(tmp_path: Path) -> None:
+    # On a network filesystem each look is a round trip: one call never looks at more than a slice.
+    for number in range(2 * SETTLE_SLICE + 100):
+        (tmp_path / f"{number:05}.png").write_bytes(b"x")
+    past = time.time() - 60
+    for path in tmp_path.iterdir():
+        os.utime(path, (past, past))
+    inbox = make_inbox(tmp_path)
+    inbox.scan()  # looks at the first slice
+    taken = [len(inbox.take(10**6, timeout=0)) for _ in range(3)]  # each looks at the next one
+    assert taken == [2 * SETTLE_SLICE, 100, 0]
 
 
 def test_events_outside_the_top_level_and_for_folders_are_ignored(tmp_path: Path) -> None:
