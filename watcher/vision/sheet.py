@@ -63,7 +63,7 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         return None
     scale = REDUCED_SIDE / max(height, width)
     per_mm = REDUCED_SIDE / PAGE_MM
-    reduced = _grey(_reduce(image, (round(width * scale), round(height * scale))))
+    reduced = _grey(cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA))
     # A negative scan has a dark paper: the page's typical pixel is paper.
     negative = float(np.median(reduced)) < 0.5
     reduced = 1.0 - reduced if negative else reduced
@@ -94,15 +94,6 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
         crops.append(_crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative))
     return crops
-
-
-def _reduce(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The page averaged down to `size` (width, height): first by a whole factor, which OpenCV averages four times
-    faster than an arbitrary one, then the rest of the way."""
-    factor = int(image.shape[1] / size[0])
-    if factor >= 2:
-        image = cv2.resize(image, (image.shape[1] // factor, image.shape[0] // factor), interpolation=cv2.INTER_AREA)
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
