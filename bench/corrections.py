@@ -28,6 +28,7 @@ from watcher.model.classify import latest_version, load_version
 from watcher.model.dataset import load_mnist, split_training
 from watcher.recognise import page_digits
 from watcher.review.decide import Desk
+from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
 from watcher.service import logs
@@ -120,6 +121,7 @@ def corrections_made(config: Path, digits: np.ndarray, labels: np.ndarray, args:
         error=paths.error,
         root=loaded.root,
         reviewer="bench",
+        forms=FormPages((), folder=loaded.forms_folder, max_pixels=loaded.limits.max_pixels, pdf_dpi=300),
         clock=time.monotonic,
         now=lambda: datetime.now(UTC),
     )

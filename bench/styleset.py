@@ -89,10 +89,8 @@ def _scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
     """Each PNG decoded, segmented in `mode` and read as the daemon reads a batch (one model call)."""
-    prepared = [
-        Prepared(sha256="", digits=candidates(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), mode=mode)) for data in encoded
-    ]
-    return read(prepared, classifier, review_below=None)
+    prepared = [Prepared.one_page(candidates(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), mode=mode)) for data in encoded]
+    return [reading for (reading,) in read(prepared, classifier, review_below=None)]
 
 
 def _right(readings: list[Reading], truths: list[str]) -> np.ndarray:
