@@ -15,6 +15,7 @@ from tests.helpers import digit_png, drop, mnist_scans, result_rows, wait_for
 from tests.reviewing import open_desk, review_config, send_to_review
 from watcher.ledger import history
 from watcher.ledger.lease import LEASE_NAME
+from watcher.ledger.record import COLUMNS_BEFORE_PAGES
 from watcher.review.decide import AlreadyDecided, Desk, NothingToUndo
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
@@ -222,8 +223,12 @@ def test_results_appended_meanwhile_are_read_incrementally_and_a_new_file_read_a
     assert [item.name for item in queue.items()] == ["a.png"]
     send_to_review(config, "b.png", b"b")
     assert [item.name for item in queue.items()] == ["a.png", "b.png"]
-    os.rename(config.paths.results, config.root / "results.old.csv")
+    os.rename(config.paths.results, config.root / "results-2026-11.csv")  # rotated by hand: not followed
     assert queue.items() == []
+    # Set aside by an upgrade, which starts a new file at once: both are read, the set-aside one first.
+    os.rename(config.root / "results-2026-11.csv", config.root / "results.old.csv")
+    send_to_review(config, "c.png", b"c")
+    assert [item.name for item in queue.items()] == ["a.png", "b.png", "c.png"]
 
 
 def test_the_results_file_is_read_in_chunks_cut_only_between_rows(
@@ -247,6 +252,26 @@ def test_a_torn_last_line_is_not_read_and_another_header_holds_no_items(config: 
     assert [item.name for item in desk.queue.items()] == ["a.png"]
     config.paths.results.write_bytes(b"name,value\r\na.png,1\r\n")
     assert desk.queue.items() == []
+
+
+def test_what_a_version_before_pages_sent_to_review_still_waits_after_the_upgrade(config: Config) -> None:
+    # Its results file has the header without `page` and `field`; the first decision sets it aside.
+    old_header = ",".join(COLUMNS_BEFORE_PAGES)
+    reading = "2026-11-20T10:00:00.000Z,a.png,low_confidence,7,0.5500,7:0.5500,mnist-cnn/3,abc,3.0,inbox/review/a.png,"
+    config.paths.results.write_bytes(f"{old_header}\r\n{reading}\r\n".encode())
+    assert config.paths.review is not None
+    (config.paths.review / "a.png").write_bytes(digit_png())
+    desk = open_desk(config)
+    try:
+        (item,) = desk.queue.items()
+        assert (item.name, item.row.page, item.row.field, item.row.prediction) == ("a.png", "1", "", "7")
+        desk.decide(item.id, "")
+        assert desk.queue.items() == []
+    finally:
+        desk.close()
+    assert (config.paths.results.parent / "results.old.csv").exists()
+    (row,) = decisions(config)
+    assert (row["file"], row["status"], row["moved_to"]) == ("a.png", "verified", "inbox/done/a.png")
 
 
 def test_a_reading_of_nothing_must_be_typed(config: Config, desk: Desk) -> None:

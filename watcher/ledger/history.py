@@ -8,11 +8,13 @@ import io
 import os
 from pathlib import Path
 
-from watcher.ledger.record import COLUMNS, Row, unguard
+from watcher.ledger import record
+from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES, Row, unguard
 from watcher.vocabulary import DECISIONS, PERSON, Status
 
 READ_CHUNK = 4 << 20  # the results file is read this much at a time, however long it has grown
 
+HEADERS = (COLUMNS, COLUMNS_BEFORE_PAGES)  # this version's results, and those of the version before pages
 Key = tuple[str, str, str, str]  # a reading: file, page, field, sha256
 PageKey = tuple[str, str, str]  # a page: file, page, sha256
 
@@ -42,13 +44,18 @@ class Results:
         self._last_move: dict[tuple[str, str], str] = {}
         self._identity: tuple[int, int] | None = None
         self._offset = 0
+        self._width = len(COLUMNS)  # the live file's columns: this version's, or the version's before pages
+        self._set_aside_read = False
 
     def refresh(self) -> None:
-        """Take in the rows appended since the last call, a few MB at a time."""
+        """Take in the rows appended since the last call, a few MB at a time (and once, first, the files an
+        upgrade set aside beside it: what they sent to review still waits there)."""
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            self._reset(None)
+            if self._identity is not None:
+                self._reset(None)
+            self._take_set_aside()
             return
         try:
             # A shared lock waits for an append in progress, so only whole rows are read.
@@ -57,6 +64,7 @@ class Results:
             identity = (info.st_dev, info.st_ino)
             if identity != self._identity or info.st_size < self._offset:
                 self._reset(identity)
+            self._take_set_aside()
             chunk = READ_CHUNK
             while self._offset < info.st_size:
                 data = os.pread(fd, chunk, self._offset)
@@ -75,15 +83,33 @@ class Results:
         table = list(csv.reader(io.StringIO(data[:end].decode("utf-8", errors="replace"), newline="")))
         if self._offset == 0 and table:
             header, table = table[0], table[1:]
-            if tuple(header) != COLUMNS:
-                # Another version's header: none of its rows can be read as this version's.
+            if tuple(header) not in HEADERS:
+                # Not a results file: none of its rows can be read as this version's.
                 self._offset = size
                 return False
+            self._width = len(header)
         self._offset += end
         for cells in table:
-            if len(cells) == len(COLUMNS):
-                self._take(Row(*(unguard(cell) for cell in cells)))
+            if len(cells) == self._width:
+                self._take(_row(cells))
         return True
+
+    def _take_set_aside(self) -> None:
+        """The rows of the results files an upgrade set aside (results.old.csv, …), oldest first, read once."""
+        if self._set_aside_read:
+            return
+        self._set_aside_read = True
+        for aside in record.set_aside_files(self.path):
+            try:
+                with open(aside, encoding="utf-8", errors="replace", newline="") as file:
+                    reader = csv.reader(file)
+                    header = tuple(next(reader, ()))
+                    if header in HEADERS:
+                        for cells in reader:
+                            if len(cells) == len(header):
+                                self._take(_row(cells))
+            except (OSError, csv.Error):
+                continue  # unreadable: its items are not shown, as before
 
     def reading_before(self, decision: Row) -> Row | None:
         """The model's reading that a review decision decided."""
@@ -154,7 +180,7 @@ class Results:
     def _reset(self, identity: tuple[int, int] | None) -> None:
         self.latest, self.last_of, self.readings, self.decisions = {}, {}, {}, []
         self._at, self._form_pages, self._last_move = {}, {}, {}
-        self._identity, self._offset = identity, 0
+        self._identity, self._offset, self._width, self._set_aside_read = identity, 0, len(COLUMNS), False
 
 
 def _rows_end(data: bytes) -> int:
@@ -163,6 +189,12 @@ def _rows_end(data: bytes) -> int:
     while end >= 0 and data.count(b'"', 0, end) % 2:
         end = data.rfind(b"\r\n", 0, end)
     return end + 2 if end >= 0 else 0
+
+
+def _row(cells: list[str]) -> Row:
+    """A row of this version's header, or of the one before pages (a single image: page 1, no field)."""
+    unguarded = [unguard(cell) for cell in cells]
+    return Row(*unguarded, *("1", "")[: len(COLUMNS) - len(unguarded)])
 
 
 def _key(row: Row) -> Key:

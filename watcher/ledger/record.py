@@ -227,6 +227,22 @@ def _still_at(fd: int, path: Path) -> bool:
         return False
 
 
+def set_aside_files(path: Path) -> list[Path]:
+    """The CSVs `_set_aside` moved away from `path`, oldest first: results.old.csv, results.old-1.csv, …"""
+    stem, suffix = f"{path.stem}{SET_ASIDE_MARK}", path.suffix
+
+    def number(candidate: Path) -> int | None:
+        rest = candidate.name[len(stem) : len(candidate.name) - len(suffix)]
+        if rest == "":
+            return 0
+        return int(rest[1:]) if rest.startswith("-") and rest[1:].isdigit() else None
+
+    found = [
+        (n, candidate) for candidate in path.parent.glob(f"{stem}*{suffix}") if (n := number(candidate)) is not None
+    ]
+    return [candidate for _, candidate in sorted(found)]
+
+
 def _set_aside(path: Path) -> None:
     """Move a CSV written with another header out of the way, saying once where it went."""
     aside = path.parent / place.free_name(path.parent, f"{path.stem}{SET_ASIDE_MARK}{path.suffix}")

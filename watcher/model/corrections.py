@@ -12,6 +12,7 @@ import numpy as np
 from watcher.forms.template import Template
 from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.pages import open_pages
+from watcher.ledger import record
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
 from watcher.service.config import LimitsConfig
@@ -43,11 +44,12 @@ class Corrections:
 def results_files(path: Path) -> list[Path]:
     """A results CSV, or the results files in a folder (results.csv and those set aside beside it)."""
     if path.is_dir():
-        # A file of another version's header is read as holding no rows (watcher.review.queue.Results).
         found = sorted(path.glob("results*.csv"))
         if not found:
             raise CorrectionsError(f"{path}: no results CSV in this folder")
-        return found
+        # A file an upgrade set aside is read with the one that replaced it (watcher.ledger.history): not twice.
+        aside = {old for live in found for old in record.set_aside_files(live)}
+        return [results for results in found if results not in aside]
     if not path.is_file():
         raise CorrectionsError(f"{path}: results file not found")
     return [path]
