@@ -160,7 +160,7 @@ def run_daemon(work: Path, staging: Path, names: list[str], *, latency_names: li
             os.rename(staging / name, inbox / name)
         while len(tail.seen) < len(names):
             time.sleep(0.005)
-        files_per_s = len(names) / (tail.seen[max(tail.seen, key=tail.seen.get)] - began)
+        files_per_s = len(names) / (max(tail.seen.values()) - began)
         dropped: dict[str, float] = {}
         for name in latency_names:
             dropped[name] = time.monotonic()

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import bench_parser, set_up
+from common import bench_parser, inked, set_up
 
 from watcher.model.calibration import (
     ECE_BINS,
@@ -51,7 +51,7 @@ def main() -> int:
     # The model as trained, whatever temperature its metadata holds: the fit starts from its own probabilities.
     model = LiteRTClassifier(version / MODEL_FILE, version=setup.classifier.version)
     images, labels, styles = styled_digits(setup.x, setup.y, setup.rng, per_style=args.per_style)
-    plain = np.stack([normalise(digit) for digit in setup.x])
+    plain = np.stack([inked(normalise(digit)) for digit in setup.x])
     sets = {
         f"styles ({len(labels)} digits)": (with_no_digit(model.probabilities(images)), labels, styles),
         f"plain MNIST {setup.split} ({len(plain)})": (

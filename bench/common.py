@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,19 @@ def bench_parser(description: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "mnist-cnn")
     return parser
+
+
+def decoded(data: np.ndarray) -> np.ndarray:
+    """An image OpenCV encoded a moment ago, decoded back as it is (bit depth, channels, palette)."""
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    assert image is not None, "OpenCV cannot decode what it encoded"
+    return image
+
+
+def inked(image: np.ndarray | None) -> np.ndarray:
+    """A digit `normalise` found ink in (every MNIST digit has some)."""
+    assert image is not None, "normalise found no ink"
+    return image
 
 
 def set_up(args: argparse.Namespace) -> Setup:

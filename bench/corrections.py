@@ -32,6 +32,7 @@ from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
 from watcher.service import logs
+from watcher.vocabulary import Status
 
 WIDTH_PER_HEIGHT = 3
 
@@ -130,7 +131,8 @@ def corrections_made(config: Path, digits: np.ndarray, labels: np.ndarray, args:
         statuses = [desk.decide(item.id, truth[item.name]).status for item in waiting]
     finally:
         desk.close()
-    print(f"decided {len(statuses)}: {statuses.count('corrected')} corrected, {statuses.count('verified')} verified")
+    corrected, verified = statuses.count(Status.CORRECTED), statuses.count(Status.VERIFIED)
+    print(f"decided {len(statuses)}: {corrected} corrected, {verified} verified")
     return len(waiting)
 
 

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -109,8 +110,8 @@ def main() -> int:
         "empty -> no_digit",
         "pages, every field right",
     ):
-        right, total = tally[key]
-        print(f"{key:<26} {right:>6} / {total:<6} {right / max(total, 1):>8.2%}")
+        got, total = tally[key]
+        print(f"{key:<26} {got:>6} / {total:<6} {got / max(total, 1):>8.2%}")
     print("CPU per page (ms, one core, alignment and reading with the model):")
     for key in sorted(cpu, key=lambda key: (key.split()[0], int(key.split()[1]))):
         times = np.array(cpu[key]) * 1000
@@ -144,7 +145,7 @@ def _writing(
             count = 1
         written = "".join(map(str, rng.integers(0, 10, size=count)))
         if count and "range" in box.rules:  # people write a month as a month: a value within its range
-            low, high = box.rules["range"]
+            low, high = cast("list[int]", box.rules["range"])
             written = str(int(rng.integers(low, high + 1)))
         writing[box.name] = [by_digit[int(char)][rng.integers(len(by_digit[int(char)]))] for char in written]
         truth[box.name] = written
@@ -153,7 +154,7 @@ def _writing(
 
 def _number_length(box: specimen.Box, rng: np.random.Generator) -> int:
     """How many digits a number field gets: as its `digits` rule allows, else one to four."""
-    allowed = box.rules.get("digits", [1, 4])
+    allowed = cast("int | list[int]", box.rules.get("digits", [1, 4]))
     low, high = (allowed, allowed) if isinstance(allowed, int) else allowed
     return int(rng.integers(low, high + 1))
 

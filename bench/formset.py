@@ -4,10 +4,11 @@ JPEG compression, a finer scan; each beside the same scans without it."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import cv2
 import numpy as np
-from common import bench_parser, set_up
+from common import bench_parser, decoded, set_up
 
 from watcher.model.synthetic import render_scan
 from watcher.vision.normalise import normalise
@@ -72,10 +73,10 @@ def _ruled(page: np.ndarray) -> np.ndarray:
 
 
 def _jpeg(page: np.ndarray) -> np.ndarray:
-    return cv2.imdecode(cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], cv2.IMREAD_UNCHANGED)
+    return decoded(cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 40])[1])
 
 
-MARKS = {
+MARKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "none": lambda page: page,
     "form box": _box,
     "underlined": _underline,

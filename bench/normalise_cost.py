@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -40,7 +42,7 @@ def make_scans(count: int, *, side: int, seed: int = 7) -> list[bytes]:
     ]
 
 
-def ms_per_scan(task, items: list, *, repeats: int) -> float:
+def ms_per_scan(task: Callable[[Any], object], items: list[Any], *, repeats: int) -> float:
     """Best of `repeats` passes over `items`, in CPU milliseconds per item."""
     best = float("inf")
     for _ in range(repeats):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import bench_parser, set_up
+from common import bench_parser, decoded, set_up
 
 from watcher.model.classify import Classifier
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan, render_scan
@@ -52,7 +52,7 @@ def main() -> int:
                 for reading, truth in zip(readings, truths, strict=True)
             )
             share = np.mean(right)
-            passed &= share >= TARGET
+            passed &= bool(share >= TARGET)
             print(
                 f"{name:<9} {mode:<7} {share:>12.2%} {digits_ok / sum(map(len, truths)):>10.2%} "
                 f"{len(truths) - sum(same_length):>10} {1000 * seconds / len(scans):>8.2f}"
@@ -85,9 +85,9 @@ def read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) ->
     """Each PNG decoded and read in `mode` as the daemon does (one model call), and the seconds spent segmenting."""
     prepared, seconds = [], 0.0
     for data in encoded:
-        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        image = decoded(data)
         started = time.perf_counter()
-        prepared.append(Prepared.one_page(candidates(decoded, mode=mode)))
+        prepared.append(Prepared.one_page(candidates(image, mode=mode)))
         seconds += time.perf_counter() - started
     return [reading.prediction for (reading,) in read(prepared, classifier, review_below=None)], seconds
 

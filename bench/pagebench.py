@@ -41,7 +41,7 @@ def write_sheets(folder: Path, kind: str, count: int) -> list[str]:
         if kind == "PDF":
             data = a4_pdf([page], dpi=DPI)
         else:
-            data = cv2.imencode(FORMATS[kind], page, [cv2.IMWRITE_JPEG_QUALITY, 85] if kind == "JPEG" else [])[1]
+            data = bytes(cv2.imencode(FORMATS[kind], page, [cv2.IMWRITE_JPEG_QUALITY, 85] if kind == "JPEG" else [])[1])
         name = f"{kind.lower()}-{number:04}{FORMATS[kind]}"
         (folder / name).write_bytes(bytes(data))
         names.append(name)

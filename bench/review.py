@@ -6,7 +6,7 @@ import sys
 
 import cv2
 import numpy as np
-from common import bench_parser, set_up
+from common import bench_parser, decoded, inked, set_up
 
 from watcher.model.classify import digit_shares
 from watcher.model.synthetic import render_scan
@@ -25,13 +25,13 @@ def main() -> int:
     x, y, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
 
     # The plain split, normalised as the daemon would: the model's own error profile.
-    plain = np.stack([normalise(digit) for digit in x])
+    plain = np.stack([inked(normalise(digit)) for digit in x])
     sweep(f"plain MNIST {setup.split}", classifier.probabilities(plain), y)
 
     # Realistic scans through a PNG round trip: where the daemon's errors actually come from.
     picked = rng.choice(len(x), size=args.scans, replace=False)
-    decoded = [cv2.imdecode(cv2.imencode(".png", render_scan(x[i], rng))[1], cv2.IMREAD_UNCHANGED) for i in picked]
-    digits = [normalise(scan) for scan in decoded]
+    scans_read = [decoded(cv2.imencode(".png", render_scan(x[i], rng))[1]) for i in picked]
+    digits = [normalise(scan) for scan in scans_read]
     found = np.array([digit is not None for digit in digits])
     scans = np.stack([digit for digit in digits if digit is not None])
     sweep(f"rendered scans ({found.sum()} of {args.scans} with ink)", classifier.probabilities(scans), y[picked][found])

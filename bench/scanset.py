@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import bench_parser, set_up
+from common import bench_parser, decoded, set_up
 
 from watcher.model.synthetic import VARIANTS, render_scan
 from watcher.vision.normalise import normalise
@@ -36,9 +36,9 @@ def main() -> int:
             # Through a real PNG round trip, so bit depth, channels and palettes arrive as OpenCV decodes them.
             encoded = cv2.imencode(".png", render_scan(x[index], rng, variant=variant))[1]
             scans.append(encoded)
-            decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+            image = decoded(encoded)
             started = time.perf_counter()
-            digits.append(normalise(decoded))
+            digits.append(normalise(image))
             seconds += time.perf_counter() - started
         found = [digit is not None for digit in digits]
         predictions = np.full(args.n, -1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -49,7 +50,8 @@ def main() -> int:
     digits, labels, classifier, rng = setup.x, setup.y, setup.classifier, setup.rng
     print(f"{args.sheets} sheets")
     # Each sheet is made, read and dropped: a 600 dpi page is tens of megabytes.
-    sheets, readings = [], {mode: [] for mode in MODES}
+    sheets: list[Sheet] = []
+    readings: dict[str, list[str]] = {mode: [] for mode in MODES}
     decode_s, read_s = 0.0, dict.fromkeys(MODES, 0.0)
     for _ in range(args.sheets):
         sheet = make_sheet(digits, labels, rng)
@@ -78,7 +80,7 @@ def main() -> int:
 def report(sheets: list[Sheet], readings: list[str]) -> bool:
     """Whole-number accuracy by resolution and by format and layout, and the blank sheets' no_digit rate."""
     passed = True
-    keys = {
+    keys: dict[str, Callable[[Sheet], str]] = {
         "dpi": lambda s: str(s.dpi),
         "paper": lambda s: s.paper,
         "layout": lambda s: s.layout,
@@ -94,7 +96,7 @@ def report(sheets: list[Sheet], readings: list[str]) -> bool:
         print(f"  by {title:<6} {line}")
     blanks = [reading == "" for sheet, reading in zip(sheets, readings, strict=True) if not sheet.truth]
     if blanks:
-        passed &= np.mean(blanks) >= BLANK_TARGET
+        passed &= bool(np.mean(blanks) >= BLANK_TARGET)
         print(f"  blank sheets no_digit {np.mean(blanks):.1%} ({len(blanks)})")
     return bool(passed)
 
@@ -174,7 +176,7 @@ def _scan(darkness: np.ndarray, *, per_mm: float, rng: np.random.Generator) -> n
     height, width = darkness.shape
     if rng.random() < 0.5:
         darkness = cv2.GaussianBlur(darkness, (0, 0), rng.uniform(0.3, 0.8) * per_mm / 11.8)
-    light = np.float32(rng.uniform(0.8, 1.0))
+    light: float | np.ndarray = float(rng.uniform(0.8, 1.0))
     if rng.random() < 0.4:  # uneven light: a smooth gradient across the page
         small = rng.uniform(0.8, 1.0, (3, 3)).astype(np.float32)
         light = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC) * light
@@ -182,8 +184,8 @@ def _scan(darkness: np.ndarray, *, per_mm: float, rng: np.random.Generator) -> n
     if rng.random() < 0.2:  # the scanner lid's dark band along one edge
         band = round(rng.uniform(1.0, 5.0) * per_mm)
         page[:, :band] *= 0.2
-    noise = np.empty(page.shape, np.float32)
-    cv2.randn(noise, 0.0, float(rng.uniform(0.0, 0.05)))
+    noise = np.empty(darkness.shape, np.float32)
+    cv2.randn(noise, np.zeros(1), np.full(1, rng.uniform(0.0, 0.05)))
     page += noise
     grey = np.clip(page * 255, 0, 255).astype(np.uint8)
     tint = TINTS[int(rng.integers(len(TINTS)))]
@@ -196,7 +198,9 @@ def _file(image: np.ndarray, kind: str, *, dpi: int, rng: np.random.Generator) -
         jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(70, 95))])[1]
         if kind == "JPEG":
             return jpeg.tobytes()
-        image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+        colour = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+        assert colour is not None
+        image = colour
         document = pdfium.PdfDocument.new()
         height, width = image.shape[:2]
         add_scan(document, image, (width / dpi * POINTS_PER_INCH, height / dpi * POINTS_PER_INCH))

@@ -10,7 +10,7 @@ import sys
 
 import cv2
 import numpy as np
-from common import bench_parser, set_up
+from common import bench_parser, decoded, set_up
 
 from watcher.model.calibration import ECE_BINS, SURE, confident_error_share, expected_calibration_error
 from watcher.model.classify import Classifier
@@ -89,7 +89,7 @@ def _scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
     """Each PNG decoded, segmented in `mode` and read as the daemon reads a batch (one model call)."""
-    prepared = [Prepared.one_page(candidates(cv2.imdecode(data, cv2.IMREAD_UNCHANGED), mode=mode)) for data in encoded]
+    prepared = [Prepared.one_page(candidates(decoded(data), mode=mode)) for data in encoded]
     return [reading for (reading,) in read(prepared, classifier, review_below=None)]
 
 

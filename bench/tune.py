@@ -57,6 +57,7 @@ def main() -> int:
     )
     for name in args.only:
         shipped = getattr(options, name, getattr(segment, name, None))
+        assert shipped is not None, f"no value {name} in watcher.vision.options or segment"
         for value in _alternatives(name, shipped):
             _set(name, value)
             try:

@@ -69,7 +69,7 @@ def unavailable() -> str | None:
         return "the kernel has no FUSE filesystem"
     host = socket.gethostname()
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None, socket.AF_INET)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None, socket.AF_INET)}
     except socket.gaierror:
         return f"this host's name {host!r} does not resolve"
     if not all(address.startswith("127.") for address in addresses):
