@@ -118,6 +118,18 @@ def die_deciding(config_path: str, stage: str) -> None:
     os._exit(9)
 
 
+def kill_while_deciding(config: Path, stage: str) -> None:
+    """A reviewer in a child process, killed as kill -9 would at `stage` of deciding the first item."""
+    child = subprocess.run(
+        [sys.executable, "-c", f"from tests.reviewing import die_deciding; die_deciding({str(config)!r}, {stage!r})"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 9, child.stderr
+
+
 class ReviewServer:
     """`digit-watcher review --port 0` as a real subprocess; `url` is the one it printed, token and all."""
 

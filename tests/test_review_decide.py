@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from tests.daemons import DaemonProcess, write_e2e_config
 from tests.helpers import digit_png, drop, mnist_scans, result_rows, wait_for
-from tests.reviewing import open_desk, review_config, send_to_review
+from tests.reviewing import kill_while_deciding, open_desk, review_config, send_to_review
 from watcher.ledger import history
 from watcher.ledger.lease import LEASE_NAME
 from watcher.ledger.record import COLUMNS_BEFORE_PAGES
@@ -121,18 +119,7 @@ def test_a_reviewer_killed_mid_decision_is_finished_or_undone_on_the_next_start(
     config: Config, stage: str, decided: bool
 ) -> None:
     send_to_review(config, "a.png", digit_png())
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from tests.reviewing import die_deciding; die_deciding({str(config.source)!r}, {stage!r})",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert child.returncode == 9, child.stderr
+    kill_while_deciding(config.source, stage)
     assert review_files(config) == []  # the item is in the dead reviewer's claim
     desk = open_desk(config)
     try:
@@ -150,18 +137,7 @@ def test_a_station_that_dies_while_another_runs_has_its_claim_given_back_by_it(c
     send_to_review(config, "a.png", digit_png())
     desk = open_desk(config, recover_every_s=0.2)
     try:
-        child = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                f"from tests.reviewing import die_deciding; die_deciding({str(config.source)!r}, 'claimed')",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert child.returncode == 9, child.stderr
+        kill_while_deciding(config.source, "claimed")
         wait_for(lambda: review_files(config) == ["a.png"], timeout=10, what="the dead station's claim given back")
         (item,) = desk.queue.items()
         assert desk.decide(item.id, "").status == "verified"

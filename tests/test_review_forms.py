@@ -7,8 +7,6 @@ import csv
 import os
 import re
 import shutil
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from playwright.sync_api import Browser, expect
 from tests.browsing import watched
 from tests.daemons import ROOT, run_once, write_e2e_config
 from tests.helpers import result_rows, wait_for
-from tests.reviewing import ReviewServer, open_desk
+from tests.reviewing import ReviewServer, kill_while_deciding, open_desk
 from tests.test_review_app import TOKEN, client_for
 from watcher.forms.template import Template, load_templates
 from watcher.model.classify import load_classifier
@@ -189,18 +187,7 @@ def test_a_reviewer_killed_after_the_last_fields_rows_has_its_forms_row_written_
             first.decide(item.id, "")
     finally:
         first.close()
-    child = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"from tests.reviewing import die_deciding; die_deciding({str(config.source)!r}, 'appended')",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert child.returncode == 9, child.stderr
+    kill_while_deciding(config.source, "appended")
     assert len(forms_rows(config)) == 1  # written with the decision's row, before the move the kill stopped
     again = open_desk(config, templates=templates)
     try:

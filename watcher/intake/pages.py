@@ -73,6 +73,16 @@ def open_pages(
     return PagedFile(1, iter([Page(1, decode(data, name=name, max_pixels=max_pixels))] if first == 1 else []))
 
 
+def only_page(data: bytes, *, name: str, max_pixels: int, pdf_dpi: int = 300) -> np.ndarray | None:
+    """The pixels of a file of one page (a single image, a page's picture, a one-page PDF); None when it cannot
+    be read, or has more pages."""
+    try:
+        page = next(open_pages(data, name=name, max_pixels=max_pixels, max_pages=1, pdf_dpi=pdf_dpi).pages, None)
+    except Unreadable:
+        return None
+    return page.image if page is not None else None
+
+
 def _open_pdf(data: bytes, *, max_pages: int) -> pdfium.PdfDocument:
     try:
         document = pdfium.PdfDocument(data)

@@ -11,7 +11,7 @@ import numpy as np
 
 from watcher.forms.template import Template
 from watcher.intake.decode import Unreadable, read_file
-from watcher.intake.pages import open_pages
+from watcher.intake.pages import only_page
 from watcher.ledger import record
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
@@ -152,10 +152,9 @@ def _page(scan: Path) -> np.ndarray | None:
     limits = LimitsConfig()
     try:
         data = read_file(scan, max_bytes=limits.max_bytes)
-        page = next(open_pages(data, name=scan.name, max_pixels=limits.max_pixels, max_pages=1).pages, None)
     except Unreadable:
         return None
-    return page.image if page is not None else None
+    return only_page(data, name=scan.name, max_pixels=limits.max_pixels)
 
 
 def _templates(folder: Path | None) -> tuple[Template, ...]:

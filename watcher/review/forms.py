@@ -23,8 +23,7 @@ from watcher.forms.features import features, grey
 from watcher.forms.fields import field_view
 from watcher.forms.sheet import form_row, form_sheet
 from watcher.forms.template import Template
-from watcher.intake.decode import Unreadable
-from watcher.intake.pages import open_pages
+from watcher.intake.pages import only_page
 from watcher.ledger.history import is_decision
 from watcher.ledger.record import Row, Sheet
 from watcher.vocabulary import Event, Status
@@ -55,14 +54,9 @@ class FormPages:
     def first_page(self, path: Path) -> np.ndarray | None:
         """The pixels of a review file's page (it has one: a single scan, or a page's picture); None if gone."""
         data = read_plain(path)
-        if data is None:
-            return None
-        try:
-            paged = open_pages(data, name=path.name, max_pixels=self.max_pixels, max_pages=1, pdf_dpi=self.pdf_dpi)
-            page = next(paged.pages)
-        except (Unreadable, StopIteration):
-            return None
-        return page.image
+        return (
+            None if data is None else only_page(data, name=path.name, max_pixels=self.max_pixels, pdf_dpi=self.pdf_dpi)
+        )
 
     def field_picture(self, path: Path, row: Row, fields: Sequence[str]) -> bytes | None:
         """A PNG of the page around the field `row` reads, upright; None when it cannot be found."""

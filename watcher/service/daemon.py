@@ -134,7 +134,7 @@ class Daemon:
     def _start(self, running: ExitStack, *, once: bool) -> None:
         """Open the ledger (recovering what dead daemons left), start the workers and the watcher, say ready."""
         paths = self.config.paths
-        self.ledger = self._open_ledger()
+        self._open_ledger()
         # The ledger and the watcher of the moment: a share that comes back gets new ones (_resume).
         running.callback(lambda: self.ledger.close())
         self.preparer = Preparer(
@@ -190,10 +190,10 @@ class Daemon:
                 break
         return ExitCode.OK
 
-    def _open_ledger(self) -> Ledger:
+    def _open_ledger(self) -> None:
         """A ledger with a new workspace, having recovered what dead daemons left (queued to be read first)."""
         paths = self.config.paths
-        ledger = Ledger(
+        self.ledger = Ledger(
             results=paths.results,
             folders=Folders(done=paths.done, error=paths.error, review=paths.review),
             inbox=paths.inbox,
@@ -202,9 +202,7 @@ class Daemon:
             clock=self.clock,
             now=self.now,
         )
-        self.ledger = ledger
-        self._take_over(ledger.start())
-        return ledger
+        self._take_over(self.ledger.start())
 
     def _renew(self) -> None:
         """Renew the lease; one that cannot be written means the workspace is on a share that went away (and
@@ -255,8 +253,7 @@ class Daemon:
                 processed=sum(self.counts.values()),
                 finishing=sum(len(batch.tasks) for batch in self._in_hand),
             )
-        # Without the inbox, what is in hand stays claimed in the workspace, for the next start to take over.
-        while self._in_hand and self.config.paths.inbox.is_dir():
+        while self._in_hand:
             self._finish(self._in_hand.popleft(), progress=progress)
 
     def _next_batch(self, *, once: bool, busy: bool) -> list[Task]:
@@ -296,12 +293,9 @@ class Daemon:
     def _finish(self, batch_in_hand: InHand, *, progress: Callable[[int], object] | None) -> None:
         """Classify a batch the workers have read; commit the files read to their last page, keep the others' pages.
 
-        While the inbox is away nothing is committed: the batch's claims stay in this workspace, which the ledger
-        opened once the inbox is back takes over, journal and all (_resume).
+        While the inbox is away nothing can be committed (the journal is in the workspace, inside it): the batch's
+        claims stay there, for the ledger opened once the inbox is back to take over, journal and all (_resume).
         """
-        if not self.config.paths.inbox.is_dir():
-            self._in_hand.appendleft(batch_in_hand)
-            return
         try:
             self._commit_batch(batch_in_hand, progress=progress)
         except InboxAway:
