@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import subprocess
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,12 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from playwright.sync_api import Browser
 
 from watcher.ledger.record import HEADER, Row, encode
 from watcher.report.summary import ReportError, run, summarise, to_thumbnail_png, unguard
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_APT = "DEBIAN_FRONTEND=noninteractive apt-get install -y chromium"
 HOSTILE = "<script>alert(1)</script>.png"
 AWKWARD = 'a, "b"\nc ü.png'
 VOID_ELEMENTS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
@@ -328,29 +326,20 @@ def test_empty_results_still_make_a_page(tmp_path: Path) -> None:
     assert tiles(document) == []
 
 
-def chromium(page: Path, profile: Path, *options: str) -> subprocess.CompletedProcess[bytes]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing; install it with: {CHROMIUM_APT}")
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", *options, page.as_uri(),
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, timeout=20, check=True)
-
-
 @pytest.mark.slow
-def test_browser_renders_counts_and_thumbnails(page: Path, tmp_path: Path) -> None:
-    dumped = parse(chromium(page, tmp_path / "profile-dom", "--dump-dom").stdout.decode("utf-8"))
+def test_browser_renders_counts_and_thumbnails(page: Path, browser: Browser) -> None:
+    # Debian's Chromium through Playwright (tests/browsing.py), as the review station's tests drive it.
+    tab = browser.new_page(viewport={"width": 1200, "height": 2000})
+    tab.goto(page.as_uri())
+    dumped = parse(tab.content())
     assert dumped.iter("script") == []
     assert dumped.by_id("status-error").by_class("count")[0].text() == "4"
     names = [tile.by_class("name")[0].text() for tile in tiles(dumped)]
     assert HOSTILE in names and AWKWARD in names
     assert len(tiles(dumped)[4].iter("img")) == 1
 
-    screenshot = tmp_path / "report.png"
-    chromium(page, tmp_path / "profile-shot", f"--screenshot={screenshot}", "--window-size=1200,2000")
-    shot = cv2.imread(str(screenshot))
+    shot = cv2.imdecode(np.frombuffer(tab.screenshot(), np.uint8), cv2.IMREAD_COLOR)
+    tab.close()
     assert shot is not None and shot.shape[:2] == (2000, 1200)
     assert shot.std() > 20, "the screenshot is blank"
     blue, green, red = shot[:, :, 0].astype(int), shot[:, :, 1].astype(int), shot[:, :, 2].astype(int)
