@@ -153,11 +153,11 @@ def unmount(folder: Path) -> None:
 
 
 @contextmanager
-def volume(folder: Path) -> Iterator[Volume]:
-    """glusterd, a one-brick volume and its client mounts under `folder`, all torn down on leaving."""
+def volume(folder: Path, *, clients: int = CLIENTS) -> Iterator[Volume]:
+    """glusterd, a one-brick volume and `clients` client mounts under `folder`, all torn down on leaving."""
     host, name = socket.gethostname(), f"dw{secrets.token_hex(3)}"
     daemon = Glusterd(folder / "glusterd")
-    mounts = tuple(folder / f"client{number}" for number in range(CLIENTS))
+    mounts = tuple(folder / f"client{number}" for number in range(clients))
     created = started = False
     try:
         daemon.cli("volume", "create", name, f"{host}:{folder / 'brick'}", "force")

@@ -382,3 +382,31 @@ def test_review_decisions_per_person_and_day_with_the_share_corrected(tmp_path: 
 
 def test_no_review_decisions_yet(page: Path) -> None:
     assert parse(page.read_text(encoding="utf-8")).by_id("review").text() == "Review decisionsNone yet."
+
+
+def test_readings_are_grouped_by_the_inbox_folder_they_came_from(tmp_path: Path) -> None:
+    rows = [
+        row("2026-11-24T08:00:00.000Z", "top.png", status="ok", prediction="1", confidence="0.99"),
+        row("2026-11-24T08:00:01.000Z", "ward 3/a.png", status="ok", prediction="2", confidence="0.99"),
+        row("2026-11-24T08:00:02.000Z", "ward 3/2026/b.png", status="error", detail="not a PNG image"),
+        row("2026-11-24T08:00:03.000Z", "<i>lab/c.png", status="low_confidence", prediction="3", confidence="0.5"),
+        row("2026-11-24T08:00:04.000Z", "ward 3/d.png", status="low_confidence", prediction="4", confidence="0.5"),
+    ]
+    rows.append(rows[-1]._replace(status="verified", model="person:ann", time="2026-11-24T09:00:00.000Z"))
+    (tmp_path / "results.csv").write_bytes(HEADER + encode(rows))
+    run(results=tmp_path / "results.csv", out=tmp_path / "report.html", root=tmp_path)
+    table = parse((tmp_path / "report.html").read_text(encoding="utf-8")).by_id("folders")
+    cells = [[cell.text() for cell in line.iter("td")] for line in table.iter("tr")[1:]]
+    # The busiest folder first; a person's decision is not a reading of the folder again.
+    assert cells == [
+        ["ward 3/", "3", "1", "1", "0", "1"],
+        ["(top level)", "1", "1", "0", "0", "0"],
+        ["<i>lab/", "1", "0", "1", "0", "0"],
+    ]
+
+
+def test_no_folder_table_when_every_file_came_from_the_top_level(tmp_path: Path) -> None:
+    rows = [row("2026-11-24T08:00:00.000Z", "top.png", status="ok", prediction="1", confidence="0.99")]
+    (tmp_path / "results.csv").write_bytes(HEADER + encode(rows))
+    run(results=tmp_path / "results.csv", out=tmp_path / "report.html", root=tmp_path)
+    assert 'id="folders"' not in (tmp_path / "report.html").read_text(encoding="utf-8")

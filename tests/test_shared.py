@@ -359,3 +359,30 @@ def test_a_host_whose_mount_goes_away_waits_and_finishes_everything_once_it_is_b
         "inbox_gone",
         "inbox_back",
     ]
+
+
+@pytest.mark.slow
+def test_two_hosts_take_files_dropped_into_subfolders_by_a_third_exactly_once(shared: Shared) -> None:
+    config = write_e2e_config(shared.through[0], extra="batch:\n  max_size: 16\n")
+    config.write_text(config.read_text(encoding="utf-8").replace("watch:\n", "watch:\n  recursive: true\n"))
+    scans = mnist_scans(10)
+    names = [f"scanner{number % 3}/{number // 50}/scan-{number:03}.png" for number in range(150)]
+    (shared.through[0] / "inbox").mkdir()
+    daemons = [DaemonProcess(shared.through[n] / "config.yaml", name=f"client{n}") for n in (0, 1)]
+    try:
+        for daemon in daemons:
+            daemon.wait_started()
+        dropping = shared.through[2] / "inbox"
+        for number, name in enumerate(names):
+            (dropping / name).parent.mkdir(parents=True, exist_ok=True)
+            drop((dropping / name).parent, os.path.basename(name), scans[number % 10][1])
+        results = shared.on_brick / "results.csv"
+        wait_for(lambda: len(complete_rows(results)) >= len(names), timeout=90, what=f"{len(names)} rows")
+    finally:
+        assert [daemon.terminate() for daemon in daemons] == [0, 0]
+    counted = Counter(row["file"] for row in complete_rows(shared.on_brick / "results.csv"))
+    assert sorted(counted) == sorted(names) and set(counted.values()) == {1}
+    done = shared.on_brick / "inbox" / "done"
+    assert sorted(str(path.relative_to(done)) for path in done.rglob("*.png")) == sorted(names)
+    taken = [sum(e["event"] == "file_processed" for e in daemon.events()) for daemon in daemons]
+    assert all(taken), f"each daemon took files: {taken}"

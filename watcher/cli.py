@@ -194,9 +194,16 @@ def _progress_bar(config: configuration.Config) -> Iterator[Callable[[int], obje
         return
     from tqdm import tqdm
 
-    from watcher.intake.observe import is_candidate
+    from watcher.intake.observe import Scope
 
-    total = sum(is_candidate(name, config.watch.extensions) for name in os.listdir(config.paths.inbox))
+    total = len(
+        Scope.of(
+            config.paths.inbox,
+            extensions=config.watch.extensions,
+            recursive=config.watch.recursive,
+            skipped=[config.paths.done, config.paths.error],
+        ).names()
+    )
     with tqdm(total=total, unit="file", file=sys.stderr) as bar:
         yield bar.update
 

@@ -11,10 +11,12 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileModifiedEvent,
@@ -57,11 +59,67 @@ def is_candidate(name: str, extensions: Iterable[str]) -> bool:
     return name.lower().endswith(tuple(extensions))
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which files under the inbox are taken: those at its top level, and with `recursive` those in its subfolders
+    too, named by their path relative to the inbox (`scanner2/scan.png`). Never those in a hidden folder (the
+    daemons' workspaces are hidden) nor in the destination folders kept inside the inbox (`skipped`)."""
+
+    folder: Path
+    extensions: tuple[str, ...]
+    recursive: bool = False
+    skipped: frozenset[str] = frozenset()  # folders relative to the inbox: done/, error/, review/ when inside it
+
+    @classmethod
+    def of(cls, folder: Path, *, extensions: Iterable[str], recursive: bool, skipped: Iterable[Path]) -> Scope:
+        inside = {os.path.relpath(path, folder) for path in skipped if path.is_relative_to(folder)}
+        return cls(folder, tuple(extensions), recursive, frozenset(inside))
+
+    def name_of(self, path: str | bytes) -> str | None:
+        """The name of the file at `path` if it is in scope and ours by its name, else None."""
+        relative = os.path.relpath(os.fsdecode(path), self.folder)
+        head, name = os.path.split(relative)
+        return relative if self.reads(head) and is_candidate(name, self.extensions) else None
+
+    def reads(self, folder: str) -> bool:
+        """Whether files in `folder` (relative to the inbox; "" for its top level) are taken."""
+        if not folder:
+            return True
+        parts = folder.split(os.sep)
+        if not self.recursive or any(part.startswith(".") or part == os.pardir for part in parts):
+            return False
+        return not any(os.sep.join(parts[:end]) in self.skipped for end in range(1, len(parts) + 1))
+
+    def names(self, under: str = "") -> list[str]:
+        """The candidates in the folder `under` (relative to the inbox) and, with `recursive`, in its subfolders.
+
+        Links are never followed. A subfolder that vanishes or cannot be read while it is listed is passed over
+        (the rescan tries it again); the inbox itself that cannot be listed raises OSError.
+        """
+        found: list[str] = []
+        pending = [under]
+        while pending:
+            folder = pending.pop()
+            try:
+                with os.scandir(self.folder / folder) as entries:
+                    for entry in entries:
+                        name = os.path.join(folder, entry.name)
+                        if entry.is_dir(follow_symlinks=False):
+                            if self.recursive and self.reads(name):
+                                pending.append(name)
+                        elif is_candidate(entry.name, self.extensions):
+                            found.append(name)
+            except OSError:
+                if not folder:
+                    raise
+        return found
+
+
 class Inbox:
     """The files noticed in the inbox: settling ones, and ready ones in arrival order.
 
-    Observer threads report names; the worker thread takes ready arrivals. A file is ready when
-    it was closed after writing, renamed in, or its size and mtime stayed unchanged for
+    Observer threads report names (relative to the inbox: `scope`); the worker thread takes ready arrivals. A
+    file is ready when it was closed after writing, renamed in, or its size and mtime stayed unchanged for
     `settle_s` (the only sign a polling observer or a rescan can give).
 
     On a network or FUSE filesystem (`shared`, found from the folder unless given) another host may be
@@ -78,9 +136,12 @@ class Inbox:
         settle_s: float,
         clock: Callable[[], float] = time.monotonic,
         shared: bool | None = None,
+        recursive: bool = False,
+        skipped: Iterable[Path] = (),
     ) -> None:
         self.folder = folder
         self.extensions = tuple(extensions)
+        self.scope = Scope.of(folder, extensions=self.extensions, recursive=recursive, skipped=skipped)
         self.shared = _on_shared_filesystem(folder) if shared is None else shared
         self.settle_s = max(settle_s, SHARED_SETTLE_S) if self.shared else settle_s
         if self.settle_s > settle_s:
@@ -98,7 +159,7 @@ class Inbox:
 
     def ready(self, name: str) -> None:
         """A file known to be complete (closed after writing, or renamed in)."""
-        if not is_candidate(name, self.extensions):
+        if not is_candidate(os.path.basename(name), self.extensions):
             return
         with self._changed:
             self._settling.pop(name, None)
@@ -106,18 +167,17 @@ class Inbox:
 
     def changed(self, name: str) -> None:
         """A file that may still be being written: it must settle first."""
-        if not is_candidate(name, self.extensions):
+        if not is_candidate(os.path.basename(name), self.extensions):
             return
         with self._changed:
             if name in self._queued:
                 return
             self._settling.setdefault(name, (-1, -1, self.clock()))
 
-    def scan(self) -> int:
-        """List the inbox and note every candidate in it; returns how many were new."""
+    def scan(self, under: str = "") -> int:
+        """List the inbox (or its subfolder `under`) and note every candidate in it; returns how many were new."""
         new = 0
-        with os.scandir(self.folder) as entries:
-            names = [e.name for e in entries if is_candidate(e.name, self.extensions)]
+        names = self.scope.names(under)
         with self._changed:
             for name in names:
                 if name not in self._queued and name not in self._settling:
@@ -185,7 +245,7 @@ class InboxEventHandler(FileSystemEventHandler):
 
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
-        self.folder = os.fspath(inbox.folder)
+        self.scope = inbox.scope
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
@@ -195,23 +255,24 @@ class InboxEventHandler(FileSystemEventHandler):
 
     def _note(self, event: FileSystemEvent) -> None:
         if event.is_directory:
+            # A folder made or moved in: what it already holds raises no event of its own.
+            if isinstance(event, (DirCreatedEvent, DirMovedEvent)) and self.scope.recursive:
+                folder = os.path.relpath(os.fsdecode(event.dest_path or event.src_path), self.scope.folder)
+                if self.scope.reads(folder):
+                    self.inbox.scan(folder)
             return
         if isinstance(event, FileMovedEvent):
-            name = self._top_level_name(event.dest_path)
+            name = self.scope.name_of(event.dest_path)
             if name is not None:
                 self.inbox.ready(name)
             return
-        name = self._top_level_name(event.src_path)
+        name = self.scope.name_of(event.src_path)
         if name is None:
             return
         if isinstance(event, FileClosedEvent):
             self.inbox.ready(name)
         elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
             self.inbox.changed(name)
-
-    def _top_level_name(self, path: str | bytes) -> str | None:
-        head, name = os.path.split(os.fsdecode(path))
-        return name if head == self.folder else None
 
 
 class InboxEmitter(InotifyFullEmitter):
@@ -233,13 +294,18 @@ class InboxEmitter(InotifyFullEmitter):
             | constants.IN_DELETE_SELF
         )
 
+    def __init__(self, event_queue: EventQueue, watch: ObservedWatch, *, scope: Scope, **options: Any) -> None:
+        super().__init__(event_queue, watch, **options)
+        self.scope = scope
+
     def on_thread_start(self) -> None:
         self._inotify = _InboxWatchGroup(
             self._inotify_fd,
             os.fsencode(self.watch.path),
-            is_recursive=False,
+            is_recursive=self.scope.recursive,
             event_mask=self.get_event_mask_from_filter(),
-            follow_symlink=self.watch.follow_symlink,
+            follow_symlink=False,
+            scope=self.scope,
         )
 
 
@@ -259,20 +325,44 @@ class _UnpairedMoves(InotifyMoveEventGrouper):
 
 @dataclass
 class _InboxWatchGroup(InotifyWatchGroup):
+    """The inbox's watches: with `recursive`, on each subfolder in scope, never in done/ or a workspace, where
+    every claim and move would raise events for nothing."""
+
+    scope: Scope | None = None
     _move_event_grouper: InotifyMoveEventGrouper = field(default_factory=_UnpairedMoves, init=False)
+
+    def _add_all_callbacks(self, path: bytes) -> None:
+        assert self.scope is not None
+        top = os.fsdecode(path)
+        under = os.path.relpath(top, self.scope.folder)
+        if path != self.path and not self.scope.reads(under):
+            return
+        self._add_callback(path)
+        if not self.is_recursive:
+            return
+        for folder, subfolders, _ in os.walk(top):
+            subfolders[:] = [
+                name
+                for name in subfolders
+                if self.scope.reads(os.path.relpath(os.path.join(folder, name), self.scope.folder))
+                and not os.path.islink(os.path.join(folder, name))
+            ]
+            for name in subfolders:
+                self._add_callback(os.fsencode(os.path.join(folder, name)))
 
 
 class InboxObserver(InotifyObserver):
     """The inotify observer, with the inbox's emitter."""
 
-    def __init__(self) -> None:
+    def __init__(self, scope: Scope) -> None:
         super().__init__(generate_full_events=True)
         self._emitter_class = InboxEmitter
+        self._emitter_kwargs = {**self._emitter_kwargs, "scope": scope}
 
 
 class ListingEmitter(EventEmitter):
-    """Polls a folder by its names alone: a listing every `timeout` seconds (longer while listing is slow), each
-    new name reported as created, for the inbox to settle.
+    """Polls the inbox by its names alone (its scope: subfolders too when recursive): a listing every `timeout`
+    seconds (longer while listing is slow), each new candidate reported as created, for the inbox to settle.
 
     watchdog's own polling emitter stats every file at every poll; on a network filesystem that is a round trip
     per file (26 s for 50,000 files on GlusterFS: bench/listing.py), one poll after another. A listing costs a
@@ -284,10 +374,12 @@ class ListingEmitter(EventEmitter):
         event_queue: EventQueue,
         watch: ObservedWatch,
         *,
+        scope: Scope,
         timeout: float = POLL_S,
         event_filter: list[type[FileSystemEvent]] | None = None,
     ) -> None:
         super().__init__(event_queue, watch, timeout=timeout, event_filter=event_filter)
+        self.scope = scope
         self._known: set[str] = set()
         self._listing_s = 0.0
 
@@ -307,10 +399,9 @@ class ListingEmitter(EventEmitter):
         self._known = names
 
     def _names(self) -> set[str] | None:
-        """The folder's names now; None when it cannot be listed (a share away for a moment: tried again)."""
+        """The candidates' names now; None when the inbox cannot be listed (a share away for a moment: tried again)."""
         try:
-            with os.scandir(self.watch.path) as entries:
-                return {entry.name for entry in entries}
+            return set(self.scope.names())
         except OSError:
             return None
 
@@ -318,8 +409,8 @@ class ListingEmitter(EventEmitter):
 class ListingObserver(BaseObserver):
     """A polling observer for network and FUSE filesystems, with the listing emitter."""
 
-    def __init__(self, *, timeout: float = POLL_S) -> None:
-        super().__init__(ListingEmitter, timeout=timeout)
+    def __init__(self, scope: Scope, *, timeout: float = POLL_S) -> None:
+        super().__init__(ListingEmitter, timeout=timeout, scope=scope)
 
 
 def _on_shared_filesystem(folder: Path) -> bool:
@@ -330,7 +421,7 @@ def _on_shared_filesystem(folder: Path) -> bool:
 
 
 def start_observer(inbox: Inbox, *, polling: bool | Literal["auto"]) -> BaseObserver:
-    """Start watching the inbox's top level; the caller must check `observer_alive` now and then.
+    """Start watching the inbox (its top level, or all its scope); the caller must check `observer_alive` now and then.
 
     `auto` polls where the inbox is on a network or FUSE filesystem: there inotify reports only
     this host's own changes, never a file another host drops in.
@@ -345,8 +436,8 @@ def start_observer(inbox: Inbox, *, polling: bool | Literal["auto"]) -> BaseObse
                 filesystem=filesystem,
                 reason="inotify sees no other host's files on a network or FUSE filesystem",
             )
-    observer: BaseObserver = ListingObserver() if polling else InboxObserver()
-    observer.schedule(InboxEventHandler(inbox), os.fspath(inbox.folder), recursive=False)
+    observer: BaseObserver = ListingObserver(inbox.scope) if polling else InboxObserver(inbox.scope)
+    observer.schedule(InboxEventHandler(inbox), os.fspath(inbox.folder), recursive=inbox.scope.recursive)
     observer.daemon = True
     observer.start()
     return observer

@@ -21,11 +21,17 @@ LOCK_NAME = "lock"
 
 @dataclass(frozen=True)
 class Claim:
-    """A file this daemon alone now holds, under the name it had in the inbox."""
+    """A file this daemon alone now holds, under the name it had in the inbox (`sub/scan.png` in a subfolder,
+    kept as `<claim folder>/sub/scan.png`)."""
 
     name: str
     path: Path
     ready_at: float
+
+    @property
+    def folder(self) -> Path:
+        """The claim folder it is in."""
+        return self.path.parents[self.name.count("/")]
 
 
 class Workspace:
@@ -62,7 +68,7 @@ class Workspace:
         own = self.folder / str(next(self._numbers))
         if not _renamed(folder, own):
             return []
-        files = sorted(entry.name for entry in os.scandir(own) if not entry.name.startswith("."))
+        files = sorted(_claimed_names(own))
         if not files:
             # Only leftovers of a file already committed (its kept pages): nothing to take over.
             shutil.rmtree(own, ignore_errors=True)
@@ -76,11 +82,7 @@ class Workspace:
 
     def release(self, claim: Claim) -> None:
         """Forget a claim whose file has been moved out; its folder goes with the batch's last file."""
-        try:
-            os.rmdir(claim.path.parent)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-                raise
+        _remove_empty(claim.path.parent, up_to=claim.folder)
 
     def close(self) -> None:
         """Remove the workspace if it holds no claims; otherwise leave it for the next daemon to recover."""
@@ -103,10 +105,16 @@ class Workspace:
             self._batch_folder = self.folder / str(next(self._numbers))
             self._batch_folder.mkdir()
             self._batch_names = set()
-        if not _renamed(source, self._batch_folder / name):
+        target = self._batch_folder / name
+        nested = target.parent != self._batch_folder  # from a subfolder of the inbox: kept in one of that name
+        if nested:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        if not _renamed(source, target):
+            if nested:
+                _remove_empty(target.parent, up_to=self._batch_folder / name.split("/")[0])
             return None
         self._batch_names.add(name)
-        return Claim(name=name, path=self._batch_folder / name, ready_at=ready_at)
+        return Claim(name=name, path=target, ready_at=ready_at)
 
 
 def _renamed(source: Path, target: Path) -> bool:
@@ -121,6 +129,35 @@ def _renamed(source: Path, target: Path) -> bool:
     except FileNotFoundError:
         return os.path.lexists(target)
     return True
+
+
+def _claimed_names(folder: Path, under: str = "") -> list[str]:
+    """The files claimed in a claim folder, by their names in the inbox; not what was kept beside them (hidden)."""
+    names = []
+    with os.scandir(folder / under) as entries:
+        for entry in entries:
+            name = os.path.join(under, entry.name)
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                names += _claimed_names(folder, name)
+            else:
+                names.append(name)
+    return names
+
+
+def _remove_empty(folder: Path, *, up_to: Path) -> None:
+    """Remove `folder` and its parents up to `up_to` included, as long as they are empty."""
+    while True:
+        try:
+            os.rmdir(folder)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise
+            return
+        if folder == up_to or not folder.is_relative_to(up_to):
+            return
+        folder = folder.parent
 
 
 @contextmanager

@@ -128,12 +128,7 @@ class Results:
 
     def waiting(self) -> list[Row]:
         """Every unsure reading whose last row put it in the review folder (`waiting_in`), its file there or not."""
-        return [
-            row
-            for moved_to in self._at
-            if os.path.dirname(moved_to) == self.waiting_in
-            for row in self.waiting_at(moved_to)
-        ]
+        return [row for moved_to in self._at if self._in_review(moved_to) for row in self.waiting_at(moved_to)]
 
     def now_at(self, row: Row) -> str:
         """Where the file of `row` went last, as the rows say (a form decided field by field moves more than once)."""
@@ -157,9 +152,13 @@ class Results:
             and (newest.file, newest.sha256) == (decision.file, decision.sha256)
         )
 
+    def _in_review(self, moved_to: str) -> bool:
+        """Whether a row's file went into the review folder (or a subfolder of it, from one of the inbox)."""
+        return os.path.dirname(moved_to) == self.waiting_in or moved_to.startswith(os.path.join(self.waiting_in, ""))
+
     def _take(self, row: Row) -> None:
         page = _page_key(row)
-        if row.field and (page in self._form_pages or os.path.dirname(row.moved_to) == self.waiting_in):
+        if row.field and (page in self._form_pages or self._in_review(row.moved_to)):
             self._form_pages.setdefault(page, {})[row.field] = row
         # Only what waits or was decided is kept: a year of `ok` rows costs no memory here.
         if row.status != Status.LOW_CONFIDENCE and not is_decision(row):

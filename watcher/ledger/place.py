@@ -11,23 +11,28 @@ NAME_MAX = 255
 
 
 def free_name(folder: Path, name: str, *, taken: Set[str] = frozenset()) -> str:
-    """`name`, or `stem-1.ext`, `stem-2.ext`, … : the first not in `folder` nor in `taken`."""
-    stem, extension = _split(name)
+    """`name`, or `stem-1.ext`, `stem-2.ext`, … : the first not in `folder` nor in `taken`.
+
+    `name` may be in a subfolder (`scanner2/scan.png`): it stays there, the suffix goes on the file's own name.
+    """
+    subfolder, own = os.path.split(name)
+    stem, extension = _split(own)
     candidate, number = name, 0
     while candidate in taken or os.path.lexists(folder / candidate):
         number += 1
         suffix = f"-{number}{extension}"
-        candidate = _fit(stem, NAME_MAX - len(os.fsencode(suffix))) + suffix
+        candidate = os.path.join(subfolder, _fit(stem, NAME_MAX - len(os.fsencode(suffix))) + suffix)
     return candidate
 
 
 def move(source: Path, destination: Path) -> None:
     """Move `source` (a link stays a link) to `destination`, which must not exist.
 
-    A hard link then an unlink can never overwrite; where links are not allowed, rename.
+    A hard link then an unlink can never overwrite; where links are not allowed, rename. A destination
+    subfolder not made yet (the first file from a subfolder of the inbox) is made, durably.
     """
     try:
-        os.link(source, destination, follow_symlinks=False)
+        _link(source, destination)
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise
@@ -36,6 +41,27 @@ def move(source: Path, destination: Path) -> None:
         os.rename(source, destination)
         return
     os.unlink(source)
+
+
+def _link(source: Path, destination: Path) -> None:
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except FileNotFoundError:
+        if destination.parent.is_dir() or not os.path.lexists(source):
+            raise
+        made = _make_folder(destination.parent)
+        sync_folders([made.parent])
+        os.link(source, destination, follow_symlinks=False)
+
+
+def _make_folder(folder: Path) -> Path:
+    """Make `folder` and any missing parents; returns the topmost one made."""
+    if not folder.parent.is_dir():
+        top = _make_folder(folder.parent)
+        folder.mkdir(exist_ok=True)
+        return top
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def sync_folders(folders: Iterable[Path]) -> None:

@@ -30,6 +30,7 @@ OTHER_COLOUR = "#6a1b9a"
 DIGIT_COLOUR = "#3f51b5"
 NUMBERS_COLOUR = "#9fa8da"
 THROUGHPUT_COLOUR = "#00838f"
+MAX_FOLDERS = 50  # rows of the by-folder table: the busiest folders
 # Controls and bidi overrides would hide or disguise parts of a file name, so they are shown as escapes.
 INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -118,6 +119,7 @@ def render(
 {throughput_section(summary)}
 {review_section(summary)}
 {forms_section(forms)}
+{folders_section(summary)}
 {sheet_section(summary, thumbnails)}
 </body>
 </html>
@@ -319,6 +321,34 @@ def forms_section(forms: Mapping[str, Tally]) -> str:
 </table>
 <p class="note">A page whose fields were all final at once, or after review, has its row in the template's
 forms CSV.</p>
+</section>"""
+
+
+def folders_section(summary: Summary) -> str:
+    """The readings per top folder of the inbox (with `watch.recursive`: a scanner or a department each), the
+    busiest first; nothing when every file came from the top level."""
+    folders: dict[str, Counter[str]] = {}
+    for (folder, status), number in summary.by_folder.items():
+        folders.setdefault(folder, Counter())[status] += number
+    if set(folders) <= {""}:
+        return ""
+    shown = (Status.OK, Status.LOW_CONFIDENCE, Status.NO_DIGIT, Status.ERROR)
+    lines = []
+    for folder, counts in sorted(folders.items(), key=lambda item: (-item[1].total(), item[0]))[:MAX_FOLDERS]:
+        name = text(f"{folder}/") if folder else '<span class="note">(top level)</span>'
+        cells = "".join(f"<td>{count(counts[status])}</td>" for status in shown)
+        lines.append(f'<tr><td class="name">{name}</td><td>{count(counts.total())}</td>{cells}</tr>')
+    more = len(folders) - MAX_FOLDERS
+    note = f'<p class="note">…and {count(more)} more folders.</p>' if more > 0 else ""
+    return f"""<section id="folders">
+<h2>By folder</h2>
+<table>
+<thead><tr><th>folder</th><th>readings</th>{"".join(f"<th>{status}</th>" for status in shown)}</tr></thead>
+<tbody>
+{"".join(lines)}
+</tbody>
+</table>
+{note}
 </section>"""
 
 

@@ -82,6 +82,8 @@ class Summary:
     # Review decisions by (person, UTC day, verified or corrected).
     reviews: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     forms: FormsTally = field(default_factory=FormsTally)
+    # The model's readings by the inbox subfolder the file came from ("" for its top level) and status.
+    by_folder: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, cells: list[str]) -> None:
         """One row, whether of this version's header or of the one before pages (its first columns)."""
@@ -95,6 +97,7 @@ class Summary:
             self.reviews[(model[len(PERSON) :], time[:10], status)] += 1
         else:
             self.forms.add(file=file, page=page, sha256=sha256, field_name=field_name, status=status, detail=detail)
+            self.by_folder[(file.partition("/")[0] if "/" in file else "", status)] += 1
         if prediction.isdigit() and prediction.isascii():
             if len(prediction) == 1:
                 self.by_digit[prediction] += 1

@@ -166,9 +166,12 @@ class Desk:
             for decision, reading in self.queue.decisions_standing(self.model):
                 decided = self.root / decision.moved_to
                 # A form's field decided before its last one left the form in review/: it is undone there.
-                ledger = {self.done: self.undoing, self.review: self.deciding}.get(decided.parent)
-                claim = self._claim(ledger, decided.name) if ledger is not None else None
-                if ledger is None or claim is None:
+                ledgers = (self.undoing, self.deciding)
+                ledger = next((opened for opened in ledgers if decided.is_relative_to(opened.workspace.inbox)), None)
+                if ledger is None:
+                    continue
+                claim = self._claim(ledger, decided.relative_to(ledger.workspace.inbox).as_posix())
+                if claim is None:
                     continue
                 judgement = Judgement(
                     status=Status.LOW_CONFIDENCE,
@@ -185,7 +188,7 @@ class Desk:
                 moved_to = self._commit(ledger, processed, model=reading.model)
                 log.info(Event.REVIEW_UNDONE, file=reading.file, page=reading.page, moved_to=moved_to)
                 return Outcome(
-                    name=os.path.basename(moved_to),
+                    name=os.path.relpath(self.root / moved_to, self.review),
                     status=judgement.status,
                     prediction=reading.prediction,
                     moved_to=moved_to,

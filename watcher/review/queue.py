@@ -91,7 +91,13 @@ class Queue:
         with self._lock:
             self.results.refresh()
             waiting = self.results.waiting()
-        return next((Item(item_id, _name(row), row) for row in waiting if self._id(_name(row), row) == item_id), None)
+        return next(
+            (Item(item_id, self._name(row), row) for row in waiting if self._id(self._name(row), row) == item_id), None
+        )
+
+    def _name(self, row: Row) -> str:
+        """The name in review/ of the file a row put there (in a subfolder, from a subfolder of the inbox)."""
+        return os.path.relpath(row.moved_to, self.shown)
 
     def _id(self, name: str, row: Row) -> str:
         # Keyed by the row too: a new file under a decided one's name is a new item, and a stale page's id is refused.
@@ -99,17 +105,23 @@ class Queue:
         return hashlib.blake2b(message, key=self.secret, digest_size=12).hexdigest()
 
 
-def _name(row: Row) -> str:
-    return os.path.basename(row.moved_to)
-
-
-def _regular_files(folder: Path) -> list[str]:
-    """The names of the plain files in `folder`: no hidden ones (the reviewers' workspaces), no links."""
+def _regular_files(folder: Path, under: str = "") -> list[str]:
+    """The names of the plain files in `folder` and its subfolders: no hidden ones (the reviewers' workspaces),
+    no links."""
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(folder / under))
     except FileNotFoundError:
         return []
-    return [e.name for e in entries if not e.name.startswith(".") and _is_plain_file(e)]
+    names = []
+    for entry in entries:
+        name = os.path.join(under, entry.name)
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            names += _regular_files(folder, name)
+        elif _is_plain_file(entry):
+            names.append(name)
+    return names
 
 
 def _is_plain_file(entry: os.DirEntry[str]) -> bool:

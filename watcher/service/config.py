@@ -46,6 +46,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class WatchConfig:
     polling: bool | Literal["auto"] = "auto"
+    recursive: bool = False  # take files from the inbox's subfolders too (not hidden ones, not done/, error/, review/)
     settle_ms: int = 500
     rescan_s: float = 30.0
     extensions: tuple[str, ...] = (".png",)
