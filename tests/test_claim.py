@@ -71,9 +71,8 @@ def test_a_killed_daemons_workspace_is_dead_and_keeps_its_claims(tmp_path: Path)
     root = tmp_path / ".digit-watcher"
     (tmp_path / "a.png").write_bytes(b"x")
     script = (
-        "import os, sys, time; from pathlib import Path; from watcher.ledger import claim, lease\n"
+        "import os, sys; from pathlib import Path; from watcher.ledger import claim\n"
         "w = claim.Workspace(Path(sys.argv[1]), inbox=Path(sys.argv[2])); w.claim('a.png', ready_at=0.0)\n"
-        "lease.Lease(w.folder, clock=time.monotonic)\n"
         "os._exit(9)\n"
     )
     subprocess.run(
@@ -107,7 +106,7 @@ def test_a_claim_folder_is_taken_over_whole_with_what_was_kept_beside_its_files(
     assert [c.name for c in adopted] == ["a.pdf", "b.png"]
     assert (adopted[0].path.parent / ".a.pdf.pages.jsonl").read_bytes() == b"{}\n"
     assert mine.adopt(leftovers, ready_at=1.0) == [] and not leftovers.exists()
-    assert sorted(p.name for p in mine.folder.iterdir()) == ["1", "lock"], "the leftovers' folder is not kept"
+    assert sorted(p.name for p in mine.folder.iterdir()) == ["1", "lease", "lock"], "the leftovers' folder is not kept"
     mine.close()
 
 

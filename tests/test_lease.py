@@ -61,9 +61,16 @@ def test_a_workspace_without_a_lease_is_dead_once_the_lease_time_has_passed(tmp_
     clock = Clock()
     leases = Leases(clock=clock)
     folder = unlocked_workspace(tmp_path).folder
+    (folder / LEASE_NAME).unlink()  # a workspace of a version before leases
     assert not is_dead(folder, leases)
     clock.now += LEASE_S
     assert is_dead(folder, leases)
+
+
+def test_a_workspace_is_never_seen_without_its_lease(tmp_path: Path) -> None:
+    workspace = claim.Workspace(tmp_path / ".digit-watcher", inbox=tmp_path)
+    assert (workspace.folder / LEASE_NAME).read_text(encoding="ascii").startswith(lease.BOOT_ID)
+    workspace.close()
 
 
 def test_a_held_lock_is_alive_whatever_the_lease(tmp_path: Path) -> None:

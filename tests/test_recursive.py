@@ -188,3 +188,16 @@ def test_exactly_once_across_kill_9_with_files_in_subfolders(tmp_path: Path) -> 
     assert placed == sorted(names), "each file once in done/, in its own subfolder"
     assert [path for path in inbox.rglob("scan-*.png") if path.relative_to(inbox).parts[0] != "done"] == []
     assert list((inbox / ".digit-watcher").iterdir()) == []
+
+
+def test_a_file_and_a_folder_of_one_name_are_claimed_apart(tmp_path: Path) -> None:
+    (tmp_path / "a.png").write_bytes(b"file")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "a.png").write_bytes(b"in b")
+    workspace = claim.Workspace(tmp_path / ".digit-watcher", inbox=tmp_path)
+    first = workspace.claim("a.png", ready_at=1.0)
+    os.rename(tmp_path / "b", tmp_path / "a.png")  # now a folder named like the file just claimed
+    second = workspace.claim("a.png/a.png", ready_at=1.0)
+    assert first is not None and second is not None and first.folder != second.folder
+    assert second.path.read_bytes() == b"in b"
+    workspace.close()

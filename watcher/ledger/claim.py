@@ -9,12 +9,13 @@ import os
 import secrets
 import shutil
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from watcher.ledger.lease import LEASE_NAME, Leases
+from watcher.ledger.lease import LEASE_NAME, Lease, Leases
 
 LOCK_NAME = "lock"
 
@@ -41,7 +42,7 @@ class Workspace:
     them so their claims can be finished or processed again.
     """
 
-    def __init__(self, root: Path, *, inbox: Path) -> None:
+    def __init__(self, root: Path, *, inbox: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
         self.inbox = inbox
         # 64 random bits: hosts may share a name and pid (containers all run as pid 1). Were two ids ever alike, the
@@ -51,12 +52,15 @@ class Workspace:
         self._numbers = itertools.count(1)
         self._batch_folder: Path | None = None
         self._batch_names: set[str] = set()
-        # Built under a hidden name and renamed in with its lock already held, so no other
-        # daemon can ever see this workspace unlocked and take it for a dead one.
+        self._batch_subfolders: set[str] = set()
+        # Built under a hidden name and renamed in with its lock held and its lease written, so no other daemon can
+        # ever see this workspace unlocked or without a lease and take it for a dead one. Both stay open: a network
+        # client may answer ESTALE for a moment to a path under a folder it has just renamed, never to an open file.
         building = root / f".{self.id}"
         building.mkdir(parents=True)
         self._lock_fd = os.open(building / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.lease = Lease(building, clock=clock)
         os.rename(building, self.folder)
 
     def claim(self, name: str, *, ready_at: float) -> Claim | None:
@@ -97,14 +101,17 @@ class Workspace:
         except FileNotFoundError:
             pass  # the whole inbox was removed from under the daemon
         finally:
+            self.lease.close()
             os.close(self._lock_fd)
 
     def _take(self, source: Path, *, name: str, ready_at: float) -> Claim | None:
-        # A second file of the same name in one batch gets a folder of its own.
-        if self._batch_folder is None or name in self._batch_names:
+        subfolders = [name[:end] for end, character in enumerate(name) if character == "/"]
+        clashes = name in self._batch_names or name in self._batch_subfolders or bool(self._batch_names & {*subfolders})
+        # A second file of the same name in one batch gets a folder of its own; so does `a.png/b.png` after `a.png`.
+        if self._batch_folder is None or clashes:
             self._batch_folder = self.folder / str(next(self._numbers))
             self._batch_folder.mkdir()
-            self._batch_names = set()
+            self._batch_names, self._batch_subfolders = set(), set()
         target = self._batch_folder / name
         nested = target.parent != self._batch_folder  # from a subfolder of the inbox: kept in one of that name
         if nested:
@@ -114,6 +121,7 @@ class Workspace:
                 _remove_empty(target.parent, up_to=self._batch_folder / name.split("/")[0])
             return None
         self._batch_names.add(name)
+        self._batch_subfolders.update(subfolders)
         return Claim(name=name, path=target, ready_at=ready_at)
 
 

@@ -100,8 +100,7 @@ class Ledger:
         self.shown_from = shown_from
         self.clock = clock
         self.now = now
-        self.workspace = claim.Workspace(work, inbox=inbox)
-        self.lease = lease.Lease(self.workspace.folder, clock=clock)
+        self.workspace = claim.Workspace(work, inbox=inbox, clock=clock)
         self.leases = lease.Leases(clock=clock)
         self.journal = self.workspace.folder / JOURNAL_NAME
         self._journaled: list[Recorded] = []
@@ -138,7 +137,7 @@ class Ledger:
 
     def renew(self) -> None:
         """Say this daemon is alive to daemons on other hosts (cheap: it writes at most once a second)."""
-        self.lease.renew()
+        self.workspace.lease.renew()
 
     def new_batch(self) -> None:
         self.workspace.new_batch()
@@ -180,7 +179,6 @@ class Ledger:
         return recorded
 
     def close(self) -> None:
-        self.lease.close()
         self.workspace.close()
 
     def _picture(self, item: Processed, reading: record.Readout) -> Path | None:
