@@ -143,9 +143,13 @@ class Hosts:
         (shared.through[0] / "inbox").mkdir()
         self.daemons: list[DaemonProcess] = []
 
-    def start(self, *clients: int) -> list[DaemonProcess]:
-        """A daemon on each client given, started side by side."""
+    def start(self, *clients: int, pinned: bool = False) -> list[DaemonProcess]:
+        """A daemon on each client given, started side by side; `pinned` each to a core of its own (as `taskset`)."""
         daemons = [DaemonProcess(self.shared.through[n] / "config.yaml", name=f"client{n}") for n in clients]
+        cores = sorted(os.sched_getaffinity(0))
+        for number, daemon in enumerate(daemons):
+            if pinned:
+                os.sched_setaffinity(daemon.process.pid, {cores[number % len(cores)]})
         self.daemons += daemons
         for daemon in daemons:
             daemon.wait_started()
@@ -160,10 +164,10 @@ class Hosts:
         """The complete rows of the results as the server holds them (a write may be under way)."""
         return complete_rows(self.shared.on_brick / "results.csv")
 
-    def wait_for_rows(self, count: int) -> list[dict[str, str]]:
+    def wait_for_rows(self, count: int, *, timeout: float = 60) -> list[dict[str, str]]:
         try:
             return wait_for(
-                lambda: (rows := self.rows()) and len(rows) >= count and rows, timeout=60, what=f"{count} rows"
+                lambda: (rows := self.rows()) and len(rows) >= count and rows, timeout=timeout, what=f"{count} rows"
             )
         except AssertionError as exc:
             said = [f"{d.log_path.name}: {e}" for d in self.daemons for e in d.events() if e.get("level") != "info"]
@@ -186,22 +190,52 @@ class Hosts:
 
 @pytest.fixture
 def hosts(shared: Shared, request: pytest.FixtureRequest) -> Iterator[Hosts]:
-    """Hosts for 300 files; `@pytest.mark.parametrize("hosts", [N], indirect=True)` for N (bench/shared.py: 2,000)."""
+    """Hosts for 300 files; `@pytest.mark.parametrize("hosts", [N], indirect=True)` for N."""
     made = Hosts(shared, files=getattr(request, "param", 300))
     yield made
     made.close()
 
 
 @pytest.mark.slow
-def test_two_hosts_take_a_stream_from_three_clients_exactly_once(hosts: Hosts) -> None:
-    daemons = hosts.start(0, 1)
-    for client in range(3):
-        hosts.drop(hosts.names[client::3], client=client)
-    hosts.wait_for_rows(len(hosts.names))
+@pytest.mark.parametrize("hosts", [2000], indirect=True)
+def test_two_hosts_take_2000_files_streamed_through_three_clients_exactly_once(hosts: Hosts) -> None:
+    daemons = hosts.start(0, 1, pinned=True)
+    dropping = [
+        threading.Thread(target=hosts.drop, args=(hosts.names[client::3],), kwargs={"client": client})
+        for client in range(3)
+    ]
+    for thread in dropping:
+        thread.start()
+    for thread in dropping:
+        thread.join()
+    hosts.wait_for_rows(len(hosts.names), timeout=120)
     assert [daemon.terminate() for daemon in daemons] == [0, 0]
     hosts.check_exactly_once()
     taken = [{e["file"] for e in d.events() if e["event"] == "file_processed"} for d in daemons]
     assert all(taken), f"each daemon took files: {[len(files) for files in taken]}"
+
+
+@pytest.mark.slow
+def test_one_host_then_two_pinned_to_a_core_each_take_a_backlog_once_and_the_ratio_is_printed(shared: Shared) -> None:
+    # Throughput is measured by bench/shared.py (2,000 files, with where the cores go); here it is only reported.
+    rates = {}
+    for count in (1, 2):
+        part = Shared(tuple(path / f"{count}-hosts" for path in shared.through), shared.on_brick / f"{count}-hosts")
+        part.through[0].mkdir()
+        wait_for(lambda part=part: all(path.is_dir() for path in part.through), timeout=10, what="the folder")
+        hosts = Hosts(part, files=300)
+        try:
+            hosts.drop(hosts.names, client=2)
+            daemons = hosts.start(*range(count), pinned=True)
+            begun = time.monotonic()
+            hosts.wait_for_rows(len(hosts.names))
+            rates[count] = len(hosts.names) / (time.monotonic() - begun)
+            assert [daemon.terminate() for daemon in daemons] == [0] * count
+            hosts.check_exactly_once()
+        finally:
+            hosts.close()
+    ratio = rates[2] / rates[1]
+    print(f"\n300 files on GlusterFS: 1 host {rates[1]:.1f} files/s, 2 hosts {rates[2]:.1f} ({ratio:.2f}x)")
 
 
 @pytest.mark.slow
