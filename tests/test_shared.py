@@ -400,7 +400,7 @@ def test_two_hosts_take_files_dropped_into_subfolders_by_a_third_exactly_once(sh
     config = write_e2e_config(shared.through[0], extra="batch:\n  max_size: 16\n")
     config.write_text(config.read_text(encoding="utf-8").replace("watch:\n", "watch:\n  recursive: true\n"))
     scans = mnist_scans(10)
-    names = [f"scanner{number % 3}/{number // 50}/scan-{number:03}.png" for number in range(150)]
+    names = [f"scanner{number % 3}/{number // 20}/scan-{number:03}.png" for number in range(60)]
     (shared.through[0] / "inbox").mkdir()
     daemons = [DaemonProcess(shared.through[n] / "config.yaml", name=f"client{n}") for n in (0, 1)]
     try:
