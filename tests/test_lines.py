@@ -162,6 +162,17 @@ def test_a_lone_upright_stroke_that_stops_short_of_the_edges_stays_ink() -> None
     assert np.array_equal(erase_lines(strokes, faint=strokes), strokes)
 
 
+def test_a_lone_line_cut_with_its_cell_from_edge_to_edge_is_printed_though_a_stroke_as_thick_would_stay() -> None:
+    # A column line left in a cell's crop, blurred by the scan to 7 px in 90: it runs right to both edges.
+    strokes = np.zeros((90, 70), bool)
+    strokes[:, 30:37] = True
+    assert not erase_lines(strokes, faint=strokes).any()
+    # The same stroke stopping a few pixels short of the edges is a 1.
+    short = np.zeros((90, 70), bool)
+    short[5:85, 30:37] = True
+    assert np.array_equal(erase_lines(short, faint=short), short)
+
+
 def test_a_printed_line_is_cleared_but_where_a_stroke_meets_it() -> None:
     strokes = np.zeros((100, 100), bool)
     strokes[50:52, :] = True  # the printed line, edge to edge

@@ -25,7 +25,9 @@ EDGE_LONGER = 1.2  # ...and is printed when it is 1.2 times as long as the rest 
 LONGER = 1.6  # a line that stops short is printed when it is 1.6 times as long as the rest of the ink spans...
 REST_SIZE = 0.25  # ...where the rest is at least a quarter of the line's length (not the foot of a 1's stem)...
 OFF_PAGE_REST = 0.1  # ...or a tenth, beside a line running off the page (a small digit in a large cell)
-LONE_THIN = 0.07  # with no other ink, a line running off the page is printed when this thin (a lone 1 is thicker)
+LONE_THIN = 0.07  # with no other ink, a line running off the page is printed when this thin (a lone 1 is thicker)...
+EDGE_TO_EDGE_THIN = 0.09  # ...or this thin when it runs right to both edges (a ruled line cut with the cell)
+EDGE_TOUCH = 2  # pixels from the edge that still touch it
 MAX_LINES = 6  # lines sought per direction (a grid's two and a ruled line or two)
 RIM = 2  # pixels within 2 px of a line are its soft rim, not other ink beside it
 CROSS_REACH = 2  # a stroke meeting a line has ink within 2 px beyond one of its sides
@@ -201,7 +203,8 @@ def _is_printed(line: _Line, rest: np.ndarray) -> bool:
     rows, columns = (np.flatnonzero(rest.any(axis=axis)) for axis in (1, 0))
     rest_size = max(np.ptp(rows), np.ptp(columns)) + 1 if len(columns) else 0
     if rest_size < (OFF_PAGE_REST if off_page else REST_SIZE) * length:
-        return off_page and line.thickness <= LONE_THIN * length
+        edge_to_edge = line.start <= EDGE_TOUCH and line.end >= rest.shape[1] - EDGE_TOUCH
+        return off_page and line.thickness <= (EDGE_TO_EDGE_THIN if edge_to_edge else LONE_THIN) * length
     return bool(length >= (EDGE_LONGER if off_page else LONGER) * (np.ptp(columns) + 1))
 
 
