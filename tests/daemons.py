@@ -63,7 +63,9 @@ class DaemonProcess:
         )
 
     def events(self) -> list[dict[str, object]]:
-        lines = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        """The daemon's JSON log lines so far: complete ones only (it may be writing the last one now)."""
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        lines = text[: text.rfind("\n") + 1].splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     def output(self) -> str:
