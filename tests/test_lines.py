@@ -163,25 +163,14 @@ def test_a_lone_upright_stroke_that_stops_short_of_the_edges_stays_ink() -> None
 
 
 def test_a_lone_line_cut_with_its_cell_from_edge_to_edge_is_printed_though_a_stroke_as_thick_would_stay() -> None:
-    # A column line left in a cell's crop, 4 px thick in 90 and blurred by the scan to 7 px on the faint ink: it runs
-    # right to both edges.
-    strokes, faint = np.zeros((90, 70), bool), np.zeros((90, 70), bool)
-    strokes[:, 31:35] = faint[:, 30:37] = True
-    assert not erase_lines(strokes, faint=faint).any()
-    # A stroke of a pen stopping a few pixels short of the edges is a 1.
-    short, short_faint = np.zeros((90, 70), bool), np.zeros((90, 70), bool)
-    short[5:85, 31:37] = short_faint[4:86, 30:38] = True
-    assert np.array_equal(erase_lines(short, faint=short_faint), short)
-
-
-def test_a_line_is_judged_thin_on_the_strokes_not_on_the_blur_of_the_faint_ink() -> None:
-    # A ruled line through a digit in a small crop: 2 px on the strokes, 7 px (12 % of its length) on the faint ink
-    # around it, its blurred, light rim.
-    strokes, faint = np.zeros((60, 60), bool), np.zeros((60, 60), bool)
-    strokes[29:31, :] = faint[27:34, :] = True
-    strokes[10:50, 25:31] = faint[9:51, 24:32] = True  # the pen stroke crossing it
-    erased = erase_lines(strokes, faint=faint)
-    assert erased[10:50, 25:31].all() and not erased[29:31, :23].any() and not erased[29:31, 33:].any()
+    # A column line left in a cell's crop, blurred by the scan to 7 px in 90: it runs right to both edges.
+    strokes = np.zeros((90, 70), bool)
+    strokes[:, 30:37] = True
+    assert not erase_lines(strokes, faint=strokes).any()
+    # The same stroke stopping a few pixels short of the edges is a 1.
+    short = np.zeros((90, 70), bool)
+    short[5:85, 30:37] = True
+    assert np.array_equal(erase_lines(short, faint=short), short)
 
 
 def test_a_printed_line_is_cleared_but_where_a_stroke_meets_it() -> None:

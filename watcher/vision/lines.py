@@ -19,18 +19,16 @@ MAX_TILT = np.tan(np.radians(4.0))  # a scanned line runs within 4 degrees of th
 LINE_SHARE = 0.5  # a line runs over at least half the page's width (or height)...
 STRAIGHT_FILL = 0.85  # ...inked along 85 % of the columns it runs over, within its band
 LINE_GAP = 0.04  # ...broken by gaps of at most 4 % of the page (a line fading in and out of the ink)
-THIN = 0.07  # a line is at most 7 % as thick as it is long, on the strokes (a 1's stem is thicker)
-THINNEST = 1  # ...and on a small page at most 1 px, on the strokes (a small digit's stroke is 2-3 px)
+THIN = 0.08  # a line is at most 8 % as thick as it is long (a 1's stem is thicker)
 EDGE_REACH = 0.2  # a line that runs to within 20 % of both edges runs off the page (its ends fade into the edge)...
 EDGE_LONGER = 1.2  # ...and is printed when it is 1.2 times as long as the rest of the ink spans along it (a 1 is not)
 LONGER = 1.6  # a line that stops short is printed when it is 1.6 times as long as the rest of the ink spans...
 REST_SIZE = 0.25  # ...where the rest is at least a quarter of the line's length (not the foot of a 1's stem)...
 OFF_PAGE_REST = 0.1  # ...or a tenth, beside a line running off the page (a small digit in a large cell)
-LONE_THIN = 0.05  # with no other ink, a line running off the page is printed when this thin (a lone 1 is thicker)...
-EDGE_TO_EDGE_THIN = 0.07  # ...or this thin when it runs right to both edges (a ruled line cut with the cell)
+LONE_THIN = 0.07  # with no other ink, a line running off the page is printed when this thin (a lone 1 is thicker)...
+EDGE_TO_EDGE_THIN = 0.09  # ...or this thin when it runs right to both edges (a ruled line cut with the cell)
 EDGE_TOUCH = 2  # pixels from the edge that still touch it
 MAX_LINES = 6  # lines sought per direction (a grid's two and a ruled line or two)
-COARSE_SLACK = 4  # the reduced copy's rounding, and the blur on the faint ink, add this many rows to a line
 RIM = 2  # pixels within 2 px of a line are its soft rim, not other ink beside it
 CROSS_REACH = 2  # a stroke meeting a line has ink within 2 px beyond one of its sides
 
@@ -38,7 +36,7 @@ CROSS_REACH = 2  # a stroke meeting a line has ink within 2 px beyond one of its
 class _Line(NamedTuple):
     """A line in page coordinates of its direction (rows across it, columns along it): its centre row at column 0
     and slope, its band of rows about the centre (soft rim included), the columns it runs over, and its thickness
-    (its half-dark rows on the strokes)."""
+    (its half-dark rows)."""
 
     centre: float
     slope: float
@@ -52,11 +50,9 @@ class _Line(NamedTuple):
 def erase_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
     """The strokes without the page's printed lines, but where a stroke crosses or meets one.
 
-    Lines are traced on the faint ink (`faint`), where a light line stays whole, judged thin on `strokes`, which the
-    scan's blur widens less, and cleared from them.
+    Lines are traced on the faint ink (`faint`), where a light line stays whole, and cleared from `strokes`.
     """
-    across = (np.ascontiguousarray(faint.T), np.ascontiguousarray(strokes.T))
-    found = [(axis, line) for axis, masks in enumerate(((faint, strokes), across)) for line in _lines(*masks)]
+    found = [(axis, line) for axis in (0, 1) for line in _lines(faint if axis == 0 else np.ascontiguousarray(faint.T))]
     if not found:
         return strokes
     bands = np.zeros(strokes.shape, bool)
@@ -73,9 +69,8 @@ def erase_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
     return erased
 
 
-def _lines(mask: np.ndarray, strong: np.ndarray) -> list[_Line]:
-    """The straight lines running along the rows of a mask (across the page), at most MAX_LINES of them; their
-    thickness measured on `strong`, the strokes of the same page."""
+def _lines(mask: np.ndarray) -> list[_Line]:
+    """The straight lines running along the rows of a mask (across the page), at most MAX_LINES of them."""
     height, width = mask.shape
     shrink = min(1.0, COARSE_SIDE / max(height, width))
     small = mask.view(np.uint8)
@@ -110,10 +105,9 @@ def _lines(mask: np.ndarray, strong: np.ndarray) -> list[_Line]:
         # Most candidates are a digit's bar, thick for its length: told on the reduced copy already, where the
         # copy's rounding adds a pixel or two to a line.
         low, high = _half_band(counts[slope_index], row)
-        thin = high - low + 1 <= max(3, THIN * counts[slope_index, row]) + COARSE_SLACK
+        thin = high - low + 1 <= max(3, THIN * counts[slope_index, row]) + 2
         centre = (row - steps - 1 + 0.5) / shrink
-        slope = float(slopes[slope_index])
-        line = _measure(mask, strong, centre=centre, slope=slope, reach=1 / shrink) if thin else None
+        line = _measure(mask, centre=centre, slope=float(slopes[slope_index]), reach=1 / shrink) if thin else None
         # Along every slope, the bins whose row meets the line (or the ink tried there) are spent: the same line
         # seen askew would otherwise be found again, as a thick band across it.
         ends = np.array([0.0, small_w - 1.0])
@@ -126,7 +120,7 @@ def _lines(mask: np.ndarray, strong: np.ndarray) -> list[_Line]:
     return lines
 
 
-def _measure(mask: np.ndarray, strong: np.ndarray, *, centre: float, slope: float, reach: float) -> _Line | None:
+def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> _Line | None:
     """The line near a coarse estimate, measured at full size: its slope, band and run; None when it is not one.
 
     The estimate is off by up to `reach` rows at either end: the slopes that far apart are tried, and the one that
@@ -148,10 +142,7 @@ def _measure(mask: np.ndarray, strong: np.ndarray, *, centre: float, slope: floa
     low, high = _half_band(profile, int(np.argmax(profile)))
     if low == 0 or high == len(profile) - 1:
         return None  # thicker than the window: a band of ink or a stroke, not a printed line
-    # How thick it is, on the strokes: the scan's blur widens a line on the faint ink by a few pixels.
-    strong_profile = (strong[np.clip(rows[best], 0, height - 1), columns] & inside[best]).sum(axis=1)
-    strong_low, strong_high = _half_band(strong_profile, int(np.argmax(strong_profile)))
-    thickness = strong_high - strong_low + 1 if strong_profile.any() else 1
+    thickness = high - low + 1
     # The band reaches a row beyond the half-full rows: the line's soft rim.
     low, high = low - 1 - window, high + 1 - window
     inked = along[low + window : high + window + 1].any(axis=0)
@@ -161,7 +152,7 @@ def _measure(mask: np.ndarray, strong: np.ndarray, *, centre: float, slope: floa
         return None
     line = _Line(centre, slope, low, high, start, end, thickness)
     # A line running off the page is as long as the page, whatever its faded ends leave of it.
-    return line if thickness <= max(THINNEST, THIN * (width if _off_page(line, width) else length)) else None
+    return line if thickness <= max(3, THIN * (width if _off_page(line, width) else length)) else None
 
 
 def _half_band(profile: np.ndarray, top: int) -> tuple[int, int]:
