@@ -17,6 +17,8 @@ from tests.reviewing import open_desk, review_config, send_to_review
 from tests.test_crash import children
 from watcher.intake.observe import Inbox, InboxEventHandler, Scope, start_observer, stop_observer
 from watcher.ledger import claim, place
+from watcher.ledger.history import Results
+from watcher.ledger.record import HEADER, Row, encode
 
 
 def scope(folder: Path, *, recursive: bool = True) -> Scope:
@@ -201,3 +203,18 @@ def test_a_file_and_a_folder_of_one_name_are_claimed_apart(tmp_path: Path) -> No
     assert first is not None and second is not None and first.folder != second.folder
     assert second.path.read_bytes() == b"in b"
     workspace.close()
+
+
+def test_only_rows_in_the_review_folder_or_its_subfolders_wait(tmp_path: Path) -> None:
+    def row(moved_to: str) -> Row:
+        return Row(t, moved_to, "low_confidence", "7", "0.5", "7:0.5", "m/1", "0" * 64, "1", moved_to, "", "1", "")
+
+    t = "2026-12-02T10:00:00.000Z"
+    moved = ["inbox/review/a.png", "inbox/review/ward 3/b.png", "inbox/reviewed/c.png", "inbox/done/d.png"]
+    (tmp_path / "results.csv").write_bytes(HEADER + encode([row(where) for where in moved]))
+    waiting = Results(tmp_path / "results.csv", waiting_in="inbox/review")
+    waiting.refresh()
+    assert sorted(r.moved_to for r in waiting.waiting()) == moved[:2]
+    anywhere = Results(tmp_path / "results.csv")  # no review folder named: nothing is in it
+    anywhere.refresh()
+    assert anywhere.waiting() == []

@@ -201,7 +201,7 @@ def _progress_bar(config: configuration.Config) -> Iterator[Callable[[int], obje
             config.paths.inbox,
             extensions=config.watch.extensions,
             recursive=config.watch.recursive,
-            skipped=[config.paths.done, config.paths.error],
+            skipped=config.written_in_inbox,
         ).names()
     )
     with tqdm(total=total, unit="file", file=sys.stderr) as bar:

@@ -1,10 +1,12 @@
-"""Which kind of filesystem a file is on: a network or FUSE one, shared by hosts whose clients cache apart."""
+"""Which kind of filesystem a file is on (a network or FUSE one, shared by hosts whose clients cache apart), and
+the one walk of a folder tree that the inbox, the claims and the review queue share."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # statfs(2) f_type magic numbers (linux/magic.h, and each filesystem's own for the FUSE-less ones).
@@ -41,3 +43,35 @@ def filesystem_type(where: Path | int) -> int:
 def shared_filesystem(where: Path | int) -> str | None:
     """The name of the network or FUSE filesystem a path or open file is on; None for a local one."""
     return SHARED_FILESYSTEMS.get(filesystem_type(where))
+
+
+def visible(name: str) -> bool:
+    """Whether a name (or the last part of a path) is not hidden: hidden ones are the daemons' own."""
+    return not os.path.basename(name).startswith(".")
+
+
+def files_below(
+    folder: Path, *, enters: Callable[[str], bool], under: str = ""
+) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """Every entry in `folder/under` and the subfolders `enters` lets in that is not a folder, with its name
+    relative to `folder`. `enters` is asked with a subfolder's name relative to `folder`; links are never followed.
+
+    A subfolder that vanishes or cannot be read while it is listed is passed over; `folder/under` itself raises.
+    """
+    pending = [under]
+    while pending:
+        at = pending.pop()
+        try:
+            with os.scandir(folder / at) as entries:
+                listed = list(entries)
+        except OSError:
+            if at == under:
+                raise
+            continue
+        for entry in listed:
+            name = os.path.join(at, entry.name)
+            if entry.is_dir(follow_symlinks=False):
+                if enters(name):
+                    pending.append(name)
+            else:
+                yield name, entry

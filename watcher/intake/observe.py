@@ -29,7 +29,7 @@ from watchdog.observers.inotify import InotifyFullEmitter, InotifyObserver, Inot
 from watchdog.observers.inotify_c import InotifyConstants, Mask
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper, PathedInotifyEvent
 
-from watcher.filesystem import shared_filesystem
+from watcher.filesystem import files_below, shared_filesystem
 from watcher.vocabulary import Event
 
 log = structlog.get_logger()
@@ -94,25 +94,10 @@ class Scope:
         """The candidates in the folder `under` (relative to the inbox) and, with `recursive`, in its subfolders.
 
         Links are never followed. A subfolder that vanishes or cannot be read while it is listed is passed over
-        (the rescan tries it again); the inbox itself that cannot be listed raises OSError.
+        (the rescan tries it again); the folder `under` that cannot be listed raises OSError.
         """
-        found: list[str] = []
-        pending = [under]
-        while pending:
-            folder = pending.pop()
-            try:
-                with os.scandir(self.folder / folder) as entries:
-                    for entry in entries:
-                        name = os.path.join(folder, entry.name)
-                        if entry.is_dir(follow_symlinks=False):
-                            if self.recursive and self.reads(name):
-                                pending.append(name)
-                        elif is_candidate(entry.name, self.extensions):
-                            found.append(name)
-            except OSError:
-                if not folder:
-                    raise
-        return found
+        found = files_below(self.folder, enters=self.reads, under=under)
+        return [name for name, entry in found if is_candidate(entry.name, self.extensions)]
 
 
 class Inbox:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from watcher.filesystem import files_below, visible
 from watcher.ledger.lease import LEASE_NAME, Lease, Leases
 
 LOCK_NAME = "lock"
@@ -139,19 +140,9 @@ def _renamed(source: Path, target: Path) -> bool:
     return True
 
 
-def _claimed_names(folder: Path, under: str = "") -> list[str]:
+def _claimed_names(folder: Path) -> list[str]:
     """The files claimed in a claim folder, by their names in the inbox; not what was kept beside them (hidden)."""
-    names = []
-    with os.scandir(folder / under) as entries:
-        for entry in entries:
-            name = os.path.join(under, entry.name)
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                names += _claimed_names(folder, name)
-            else:
-                names.append(name)
-    return names
+    return [name for name, _ in files_below(folder, enters=visible) if visible(name)]
 
 
 def _remove_empty(folder: Path, *, up_to: Path) -> None:

@@ -35,6 +35,7 @@ class Results:
     def __init__(self, path: Path, *, waiting_in: str = "") -> None:
         self.path = path
         self.waiting_in = waiting_in
+        self._below_review = os.path.join(waiting_in, "")  # what moved_to starts with in a subfolder of it
         self.latest: dict[str, Row] = {}
         self.last_of: dict[Key, Row] = {}
         self.readings: dict[Key, Row] = {}
@@ -154,7 +155,8 @@ class Results:
 
     def _in_review(self, moved_to: str) -> bool:
         """Whether a row's file went into the review folder (or a subfolder of it, from one of the inbox)."""
-        return os.path.dirname(moved_to) == self.waiting_in or moved_to.startswith(os.path.join(self.waiting_in, ""))
+        folder = os.path.dirname(moved_to)
+        return folder == self.waiting_in or (bool(self.waiting_in) and folder.startswith(self._below_review))
 
     def _take(self, row: Row) -> None:
         page = _page_key(row)

@@ -49,19 +49,12 @@ def _link(source: Path, destination: Path) -> None:
     except FileNotFoundError:
         if destination.parent.is_dir() or not os.path.lexists(source):
             raise
-        made = _make_folder(destination.parent)
-        sync_folders([made.parent])
+        top = destination.parent  # the topmost folder missing: its parent's entry for it must be made durable
+        while not top.parent.is_dir():
+            top = top.parent
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        sync_folders([top.parent])
         os.link(source, destination, follow_symlinks=False)
-
-
-def _make_folder(folder: Path) -> Path:
-    """Make `folder` and any missing parents; returns the topmost one made."""
-    if not folder.parent.is_dir():
-        top = _make_folder(folder.parent)
-        folder.mkdir(exist_ok=True)
-        return top
-    folder.mkdir(exist_ok=True)
-    return folder
 
 
 def sync_folders(folders: Iterable[Path]) -> None:

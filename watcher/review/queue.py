@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from watcher.filesystem import files_below, visible
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
 
@@ -105,23 +106,13 @@ class Queue:
         return hashlib.blake2b(message, key=self.secret, digest_size=12).hexdigest()
 
 
-def _regular_files(folder: Path, under: str = "") -> list[str]:
+def _regular_files(folder: Path) -> list[str]:
     """The names of the plain files in `folder` and its subfolders: no hidden ones (the reviewers' workspaces),
     no links."""
     try:
-        entries = list(os.scandir(folder / under))
+        return [name for name, entry in files_below(folder, enters=visible) if visible(name) and _is_plain_file(entry)]
     except FileNotFoundError:
         return []
-    names = []
-    for entry in entries:
-        name = os.path.join(under, entry.name)
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            names += _regular_files(folder, name)
-        elif _is_plain_file(entry):
-            names.append(name)
-    return names
 
 
 def _is_plain_file(entry: os.DirEntry[str]) -> bool:

@@ -118,6 +118,12 @@ class Config:
         return self.paths.results.parent / "forms"
 
     @property
+    def written_in_inbox(self) -> tuple[Path, ...]:
+        """The folders the daemon itself fills (done/, error/, review/, its workspaces): never read as inbox."""
+        paths = self.paths
+        return tuple(folder for folder in (paths.done, paths.error, paths.review, self.work) if folder is not None)
+
+    @property
     def work(self) -> Path:
         """The daemon's private folder inside the inbox (hidden, so never picked up)."""
         return self.paths.inbox / ".digit-watcher"

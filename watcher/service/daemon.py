@@ -89,14 +89,13 @@ class Daemon:
         self.reloader = reloader
         self.clock = clock
         self.now = now
-        paths = config.paths
         self.inbox = Inbox(
-            paths.inbox,
+            config.paths.inbox,
             extensions=config.watch.extensions,
             settle_s=config.watch.settle_ms / 1000,
             clock=clock,
             recursive=config.watch.recursive,
-            skipped=[folder for folder in (paths.done, paths.error, paths.review, config.work) if folder is not None],
+            skipped=config.written_in_inbox,
         )
         self.counts: Counter[str] = Counter()
         self.observer: BaseObserver | None = None
