@@ -45,6 +45,46 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     assert classifier.probabilities(x[:5].astype(np.float32) / 255).shape == (5, 10)
 
 
+@pytest.mark.slow
+def test_train_from_a_version_starts_from_its_weights(tmp_path: Path) -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    tiny = tmp_path / "tiny.npz"
+    np.savez_compressed(tiny, x_train=x[:200], y_train=y[:200], x_test=x[200:300], y_test=y[200:300])
+    out = tmp_path / "models" / "tiny-cnn"
+    assert train.run(data=tiny, epochs=1, seed=3, out=out, limit=200) == 0
+    import keras
+
+    before = keras.models.load_model(out / "1" / "model.keras").get_weights()
+
+    assert train.run(data=tiny, epochs=1, seed=3, out=out, base=out / "1", limit=200) == 0
+
+    metadata = json.loads((out / "2" / "metadata.json").read_text())
+    assert metadata["trained_from"] == "tiny-cnn/1" and metadata["learning_rate"] == train.BASE_LEARNING_RATE
+    assert f"--from {out / '1'}" in metadata["command"]
+    after = keras.models.load_model(out / "2" / "model.keras").get_weights()
+    from watcher.model.network import build_model
+
+    fresh = build_model().get_weights()
+    # Moved from the base's kernels, not drawn afresh: every kernel lies nearer the base's than a fresh one does.
+    kernels = [index for index, weights in enumerate(before) if weights.ndim == 4]
+    assert kernels
+    for index in kernels:
+        moved = np.linalg.norm(after[index] - before[index])
+        assert 0 < moved < np.linalg.norm(fresh[index] - before[index])
+
+
+def test_a_base_without_a_model_is_a_config_error(tmp_path: Path, capsys) -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    tiny = tmp_path / "tiny.npz"
+    np.savez_compressed(tiny, x_train=x[:20], y_train=y[:20], x_test=x[20:30], y_test=y[20:30])
+    assert train.run(data=tiny, epochs=1, seed=0, out=tmp_path / "m", base=tmp_path / "nothing") == 78
+    error = capsys.readouterr().err
+    assert "nothing: no model.keras to start from" in error and error.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
 def test_missing_data_file_is_a_config_error(tmp_path: Path, capsys) -> None:
     assert train.run(data=tmp_path / "absent.npz", epochs=1, seed=0, out=tmp_path / "m") == 78
     error = capsys.readouterr().err

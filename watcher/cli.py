@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
         help="fine-tune the served version on the review decisions in this results CSV (or folder of them)",
     )
     train.add_argument("--templates", type=Path, metavar="FOLDER", help=TEMPLATES_HELP)
+    train.add_argument(
+        "--from",
+        dest="base",
+        type=Path,
+        metavar="VERSION",
+        help="start from this version folder's weights at a lower rate, instead of from scratch",
+    )
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
@@ -299,7 +306,13 @@ def _train(args: argparse.Namespace) -> int:
         )
     from watcher.model import train
 
-    return train.run(data=args.data, epochs=24 if args.epochs is None else args.epochs, seed=args.seed, out=args.out)
+    return train.run(
+        data=args.data,
+        epochs=24 if args.epochs is None else args.epochs,
+        seed=args.seed,
+        out=args.out,
+        base=args.base,
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> int:

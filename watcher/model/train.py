@@ -43,17 +43,29 @@ FRAGMENTS_PER_NUMBER = 3  # drawn from many numbers, not all from a few
 STYLE_SHARE = 1 / 3  # this share of the training digits is also drawn in a style MNIST lacks (watcher.model.styles)
 STYLED_NUMBER_DIGITS = 15_000  # ...and this many written as numbers in one writer's style, cut apart again
 CALIBRATION_PER_STYLE = 1_000  # validation digits drawn in each style to fit the temperature on, with the plain ones
+BASE_LEARNING_RATE = 3e-4  # from a version's weights (--from): a seventh of the peak, so they are moved, not relearnt
 
 
-def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: int | None = None) -> int:
+def run(
+    *,
+    data: Path | None,
+    epochs: int,
+    seed: int,
+    out: Path | None,
+    base: Path | None = None,
+    limit: int | None = None,
+) -> int:
     """Train for `epochs`, evaluate on the MNIST test split, write out/<next>/; 0 on success, 78 on bad input.
 
     The validation digits (watcher.model.dataset) are held out, so the benches can tune on digits the model never
-    saw. `limit` trains on the first `limit` training digits only (for tests).
+    saw. With `base` (a version folder) training starts from its weights at a lower rate instead of from scratch.
+    `limit` trains on the first `limit` training digits only (for tests).
     """
     out = Path(out) if out is not None else DEFAULT_OUT
     try:
         x_train, y_train, x_test, y_test = load_mnist(data)
+        if base is not None and not (base / "model.keras").is_file():
+            raise DatasetError(f"{base}: no model.keras to start from")
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
@@ -88,10 +100,11 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
     no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT_CLASS)
     extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, no_digit]))
 
-    model = build_model()
+    model = build_model() if base is None else keras.models.load_model(base / "model.keras")
     steps_per_epoch = -(-(len(mnist) + len(extra)) // BATCH_SIZE)
     # Cosine decay to zero: a high rate early to learn fast, a low one at the end to settle.
-    schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=max(1, epochs * steps_per_epoch))
+    peak = LEARNING_RATE if base is None else BASE_LEARNING_RATE
+    schedule = keras.optimizers.schedules.CosineDecay(peak, decay_steps=max(1, epochs * steps_per_epoch))
     model.compile(
         optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["categorical_accuracy"]
     )
@@ -116,6 +129,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "data_sha256": sha256_of(data) if data is not None else None,
         "epochs": epochs,
         "seed": seed,
+        **({} if base is None else {"trained_from": f"{base.parent.name}/{base.name}", "learning_rate": peak}),
         "training_digits": len(mnist),
         "validation_digits": len(x_validation),
         "validation": f"{len(x_validation)} training digits held out for tuning: "
@@ -151,7 +165,7 @@ def run(*, data: Path | None, epochs: int, seed: int, out: Path | None, limit: i
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
-        "command": _reproduce_command(data=data, epochs=epochs, seed=seed, out=out),
+        "command": _reproduce_command(data=data, epochs=epochs, seed=seed, out=out, base=base),
     }
     version_dir = write_version(out, model=model, metadata=metadata)
     print(f"wrote {version_dir}")
@@ -290,10 +304,12 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
     return one_hot
 
 
-def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path) -> str:
+def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path, base: Path | None) -> str:
     words = ["digit-watcher", "train"]
     if data is not None:
         words += ["--data", str(data)]
+    if base is not None:
+        words += ["--from", str(base)]
     words += ["--epochs", str(epochs), "--seed", str(seed), "--out", str(out)]
     return shlex.join(words)
 
