@@ -61,7 +61,7 @@ def test_train_from_a_version_starts_from_its_weights(tmp_path: Path) -> None:
 
     metadata = json.loads((out / "2" / "metadata.json").read_text())
     assert metadata["trained_from"] == "tiny-cnn/1" and metadata["learning_rate"] == train.BASE_LEARNING_RATE
-    assert f"--from {out / '1'}" in metadata["command"]
+    assert f"--from {out / '1'}" in metadata["command"] and "trained on them" not in metadata["validation"]
     after = keras.models.load_model(out / "2" / "model.keras").get_weights()
     from watcher.model.network import build_model
 
@@ -72,6 +72,17 @@ def test_train_from_a_version_starts_from_its_weights(tmp_path: Path) -> None:
     for index in kernels:
         moved = np.linalg.norm(after[index] - before[index])
         assert 0 < moved < np.linalg.norm(fresh[index] - before[index])
+
+
+def test_a_base_from_before_the_split_is_said_to_have_seen_the_validation_digits(tmp_path: Path) -> None:
+    before_split, after_split = tmp_path / "m" / "4", tmp_path / "m" / "6"
+    for version, metadata in ((before_split, {"epochs": 24}), (after_split, {"validation_digits": 5000})):
+        version.mkdir(parents=True)
+        (version / "metadata.json").write_text(json.dumps(metadata))
+
+    assert "m/4, was trained on them" in train._validation_note(5000, before_split)
+    assert train._validation_note(5000, after_split) == train._validation_note(5000, None)
+    assert train._validation_note(5000, None).startswith("5000 training digits held out")
 
 
 def test_a_base_without_a_model_is_a_config_error(tmp_path: Path, capsys) -> None:

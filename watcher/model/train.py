@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from watcher.model.classify import TEMPERATURE_KEY, silenced_native_logs
+from watcher.model.classify import METADATA_FILE, TEMPERATURE_KEY, silenced_native_logs
 from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.styles import STYLES
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
@@ -132,8 +132,7 @@ def run(
         **({} if base is None else {"trained_from": f"{base.parent.name}/{base.name}", "learning_rate": peak}),
         "training_digits": len(mnist),
         "validation_digits": len(x_validation),
-        "validation": f"{len(x_validation)} training digits held out for tuning: "
-        f"watcher.model.dataset.validation_indices (seed {VALIDATION_SEED})",
+        "validation": _validation_note(len(x_validation), base),
         "scan_rendered_digits": len(scans),
         "number_cut_digits": len(cut),
         "touching_pair_scans": len(pairs),
@@ -299,6 +298,26 @@ def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(images[:wanted], np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)
 
 
+def _validation_note(held_out: int, base: Path | None) -> str:
+    """What the metadata says of the validation digits: held out, unless the base was trained on them before."""
+    note = (
+        f"{held_out} training digits held out for tuning: "
+        f"watcher.model.dataset.validation_indices (seed {VALIDATION_SEED})"
+    )
+    if base is None or _held_validation_out(base):
+        return note
+    # A version from before the split saw them: its weights carry them into this one.
+    return f"{note}; the base, {base.parent.name}/{base.name}, was trained on them, so validation figures flatter it"
+
+
+def _held_validation_out(version: Path) -> bool:
+    """Whether a version's metadata says it was trained with the validation digits held out."""
+    try:
+        return "validation_digits" in json.loads((version / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def _one_hot(labels: np.ndarray) -> np.ndarray:
     one_hot: np.ndarray = np.eye(CLASSES, dtype=np.float32)[labels]
     return one_hot
@@ -324,7 +343,7 @@ def write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Path
     with silenced_native_logs(), contextlib.redirect_stdout(io.StringIO()):
         tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     (staging / "model.tflite").write_bytes(tflite)
-    (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return publish_version(staging, out)
 
 
