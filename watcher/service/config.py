@@ -68,7 +68,7 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class ReviewConfig:
-    threshold: float = 0.7  # chosen on the validation split for the calibrated model (README, Review queue)
+    threshold: float = 0.8  # chosen on the validation split for the served model (README, Review queue)
 
 
 @dataclass(frozen=True)
