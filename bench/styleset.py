@@ -49,7 +49,7 @@ def main() -> int:
         for _ in range(args.numbers):
             digits = rng.choice(len(x), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
             truths.append("".join(map(str, y[digits])))
-            numbers.append(_scan(compose_styled_number(x[digits], draw_writer(style, rng), rng), rng))
+            numbers.append(_scan(compose_styled_number(x[digits], draw_writer(style, rng), rng)[0], rng))
         labels = [str(label) for label in y[picked]]
         single_digit = _right(_read_all(singles, classifier, mode="digit"), labels)
         single_auto = _read_all(singles, classifier, mode="auto")

@@ -70,7 +70,7 @@ def test_each_style_draws_its_trait_across_its_range() -> None:
 def test_drawing_is_deterministic_with_a_seed(sample, style: str) -> None:
     def drawn(seed: int) -> np.ndarray:
         rng = np.random.default_rng(seed)
-        return compose_styled_number(sample[0][:4], draw_writer(style, rng), rng)
+        return compose_styled_number(sample[0][:4], draw_writer(style, rng), rng)[0]
 
     assert np.array_equal(drawn(5), drawn(5))
     assert not np.array_equal(drawn(5), drawn(6))
@@ -131,12 +131,17 @@ def test_coarse_capture_is_blocky_with_few_grey_levels(sample) -> None:
 def test_a_number_is_its_digits_in_a_row(sample) -> None:
     rng = np.random.default_rng(3)
     writer = Writer(height_px=40)
-    ink = compose_styled_number(sample[0][:5], writer, rng)
+    ink, owned = compose_styled_number(sample[0][:5], writer, rng)
     assert ink.dtype == np.float32 and ink.min() >= 0 and ink.max() <= 1
     rows = np.flatnonzero(ink.max(axis=1) > 0.5)
     columns = np.flatnonzero(ink.max(axis=0) > 0.5)
     # One line of writing about the writer's height, five digits wide.
     assert 35 <= rows[-1] - rows[0] <= 40 * 1.5 and columns[-1] - columns[0] > 5 * 40 * 0.4
+    # Each digit's ink lies in its own columns of the page, left to right, and no ink is owned by none.
+    assert owned.shape == (5, ink.shape[1])
+    starts = [int(np.flatnonzero(digit)[0]) for digit in owned]
+    assert starts == sorted(starts) and starts[0] == columns[0]
+    assert np.array_equal(owned.sum(axis=0) > 0, ink.sum(axis=0) > 0)
 
 
 def test_styled_digits_are_read_as_their_labels(sample) -> None:

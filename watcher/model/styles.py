@@ -95,8 +95,11 @@ def draw_digit(digit: np.ndarray, writer: Writer, rng: np.random.Generator) -> n
     return _crop(np.clip(sized, 0.0, 1.0))
 
 
-def compose_styled_number(digits: np.ndarray, writer: Writer, rng: np.random.Generator) -> np.ndarray:
-    """Float32 ink coverage of the digits written in a row by one writer, with spacing, drift and margins."""
+def compose_styled_number(
+    digits: np.ndarray, writer: Writer, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 ink coverage of the digits written in a row by one writer, with spacing, drift and margins; and
+    (digits, width) float32: the ink each digit puts in each column."""
     drawn = [
         draw_digit(
             digit,
@@ -119,6 +122,7 @@ def compose_styled_number(digits: np.ndarray, writer: Writer, rng: np.random.Gen
     # Room for the baseline to drift either way over the whole row.
     reach = round(abs(drift) * height * len(drawn) + BASELINE_WOBBLE * height) + 1
     canvas = np.zeros((tallest + 2 * reach, sum(ink.shape[1] for ink in drawn) + height * len(drawn)), np.float32)
+    columns = np.zeros((len(drawn), canvas.shape[1]), np.float32)
     x = 0
     for index, ink in enumerate(drawn):
         baseline = reach + tallest - round(drift * height * index + rng.uniform(-1, 1) * BASELINE_WOBBLE * height)
@@ -126,8 +130,12 @@ def compose_styled_number(digits: np.ndarray, writer: Writer, rng: np.random.Gen
         spot = canvas[top : top + ink.shape[0], x : x + ink.shape[1]]
         # Overlapping strokes keep the darker ink, as two pen lines crossing do.
         np.maximum(spot, ink, out=spot)
+        columns[index, x : x + ink.shape[1]] = ink.sum(axis=0)
         x = max(0, x + ink.shape[1] + gaps[index])
-    return with_margins(_crop(canvas), rng)
+    rows, used = _ink_box(canvas)
+    margin_y, margin_x = _margins(canvas[rows, used], rng)
+    ink = np.pad(canvas[rows, used], ((margin_y, margin_y), (margin_x, margin_x)))
+    return ink, np.pad(columns[:, used], ((0, 0), (margin_x, margin_x)))
 
 
 def styled_digits(
@@ -152,9 +160,15 @@ def styled_digits(
 
 def with_margins(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The ink with paper around it, as a cut-out field: margins of 10-100 % of its height."""
-    margin_y, margin_x = (max(2, int(rng.uniform(0.1, 1.0) * ink.shape[0])) for _ in range(2))
+    margin_y, margin_x = _margins(ink, rng)
     padded: np.ndarray = np.pad(ink, ((margin_y, margin_y), (margin_x, margin_x)))
     return padded
+
+
+def _margins(ink: np.ndarray, rng: np.random.Generator) -> tuple[int, int]:
+    """Rows above and below, and columns either side, of paper around a cut-out field of this ink."""
+    margin_y, margin_x = (max(2, int(rng.uniform(0.1, 1.0) * ink.shape[0])) for _ in range(2))
+    return margin_y, margin_x
 
 
 def skeleton(mask: np.ndarray) -> np.ndarray:
@@ -248,8 +262,14 @@ def _coarse_capture(ink: np.ndarray, writer: Writer) -> np.ndarray:
 
 def _crop(ink: np.ndarray) -> np.ndarray:
     """The ink's bounding box (the whole array when it holds no ink)."""
+    rows, cols = _ink_box(ink)
+    cropped: np.ndarray = ink[rows, cols]
+    return cropped
+
+
+def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of the ink's bounding box (all of them when it holds no ink)."""
     rows, cols = np.nonzero(ink > 0.02)
     if not len(rows):
-        return ink
-    cropped: np.ndarray = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    return cropped
+        return slice(None), slice(None)
+    return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)

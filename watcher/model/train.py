@@ -201,7 +201,7 @@ def _styled(x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generato
         y_train,
         count=min(STYLED_NUMBER_DIGITS, len(x_train)),
         write=lambda digits: print_on_paper(
-            compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng), rng, effects=set()
+            compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng)[0], rng, effects=set()
         ),
         rng=rng,
     )
