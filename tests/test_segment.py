@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from watcher.model.classify import Classifier, load_classifier
-from watcher.model.synthetic import render_scan
+from watcher.model.styles import Writer, compose_styled_number
+from watcher.model.synthetic import print_on_paper, render_scan
 from watcher.recognise import Prepared, read
 from watcher.vision.normalise import normalise
 from watcher.vision.options import choose
@@ -253,3 +254,19 @@ def test_small_digits_beside_big_ones_are_read_not_dropped(sample: tuple[np.ndar
         right += read_number(page, classifier, mode="number") == f"{labels[big]}{labels[small]}"
     # At MNIST's scale a digit this small is a blur of a few pixels; most are still legible.
     assert marks >= 0.9 * len(pairs) and right >= 0.9 * len(pairs)  # versions 2, 3 and 4 each read 37 of 40
+
+
+def test_digits_stretched_wider_than_tall_are_read_whole(sample: tuple[np.ndarray, np.ndarray]) -> None:
+    # Written to fill wide boxes: a 0 half as wide again as MNIST's, wider than it is tall, is a candidate of its
+    # own, not only its halves (before, 12 of these 20 numbers were read right).
+    digits, labels = sample
+    rng = np.random.default_rng(4)
+    classifier = load_classifier(MODEL)
+    writer = Writer(height_px=60, aspect=1.5)
+    right = 0
+    for _ in range(20):
+        picked = rng.choice(len(digits), size=3, replace=False)
+        ink, _ = compose_styled_number(digits[picked], writer, rng)
+        page = print_on_paper(ink, rng, effects=set())
+        right += read_number(page, classifier, mode="auto") == "".join(map(str, labels[picked]))
+    assert right >= 18

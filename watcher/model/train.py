@@ -40,6 +40,7 @@ FRAGMENT_SHARE = 0.1  # ...and a tenth as many of the segmenter's own candidates
 WHOLE_INK = 0.6  # candidates holding under 60 % of any one digit's ink...
 SPILL_INK = 0.3  # ...or 30 % or more of each of two digits' ink
 FRAGMENTS_PER_NUMBER = 3  # drawn from many numbers, not all from a few
+STYLED_FRAGMENT_SHARE = 0.1  # as many again from numbers in one writer's style: a marker's or a wide digit's halves
 STYLE_SHARE = 1 / 3  # this share of the training digits is also drawn in a style MNIST lacks (watcher.model.styles)
 STYLED_NUMBER_DIGITS = 15_000  # ...and this many written as numbers in one writer's style, cut apart again
 CALIBRATION_PER_STYLE = 1_000  # validation digits drawn in each style to fit the temperature on, with the plain ones
@@ -156,8 +157,9 @@ def run(
         "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
         f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT_CLASS} (no digit)",
         "fragments": f"{len(fragments)} of watcher.vision.segment's candidates in numbers written from training digits "
-        f"that hold under {WHOLE_INK:.0%} of any one digit's ink or {SPILL_INK:.0%} of each of two digits' ink "
-        f"(by columns), taught as class {NO_DIGIT_CLASS} (no digit)",
+        f"(at MNIST's scale, and {STYLED_FRAGMENT_SHARE:.0%} of the training digits' count in one writer's style of "
+        f"watcher.model.styles) that hold under {WHOLE_INK:.0%} of any one digit's ink or {SPILL_INK:.0%} of each of "
+        f"two digits' ink (by columns), taught as class {NO_DIGIT_CLASS} (no digit)",
         "test_accuracy": round(test_accuracy, 6),
         "training_minutes": round(minutes, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -283,19 +285,39 @@ def _touching_pairs(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndar
 
 def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Candidate digits the segmenter offers in written numbers that are not one digit: a part of one, or parts
-    of two. Read from the composed ink, where each digit's columns are known."""
+    of two; from numbers at MNIST's own scale and from numbers in one writer's style."""
+    from watcher.model.styles import compose_styled_number, draw_writer
+    from watcher.model.synthetic import print_on_paper
+
+    def styled(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        ink, columns = compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng)
+        return print_on_paper(ink, rng, effects=set()), columns
+
+    plain = _number_fragments(x_train, count=int(FRAGMENT_SHARE * len(x_train)), write=compose_number, rng=rng)
+    drawn = _number_fragments(x_train, count=int(STYLED_FRAGMENT_SHARE * len(x_train)), write=styled, rng=rng)
+    return np.concatenate([plain, drawn])
+
+
+def _number_fragments(
+    x_train: np.ndarray,
+    *,
+    count: int,
+    write: Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """`count` candidates that are not one digit in numbers `write` makes (digits -> the page and the ink each
+    digit puts in each of its columns), where each digit's columns are known."""
     from watcher.vision.segment import candidates
 
     images: list[np.ndarray] = []
-    wanted = int(FRAGMENT_SHARE * len(x_train))
-    while len(images) < wanted:
-        ink, columns = compose_number(x_train[rng.choice(len(x_train), size=int(rng.choice(NUMBER_LENGTHS)))], rng)
-        found = candidates(ink, mode="number")
+    while len(images) < count:
+        page, columns = write(x_train[rng.choice(len(x_train), size=int(rng.choice(NUMBER_LENGTHS)))], rng)
+        found = candidates(page, mode="number")
         # The share of each digit's ink that lies within each candidate's columns.
         shares = np.array([columns[:, left:right].sum(axis=1) for left, right in found.spans]) / columns.sum(axis=1)
         parts = np.flatnonzero((shares.max(axis=1) < WHOLE_INK) | ((shares >= SPILL_INK).sum(axis=1) >= 2))
         images.extend(found.images[rng.permutation(parts)[:FRAGMENTS_PER_NUMBER]])
-    return np.asarray(images[:wanted], np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)
+    return np.asarray(images[:count], np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)
 
 
 def _validation_note(held_out: int, base: Path | None) -> str:

@@ -21,7 +21,7 @@ MERGE_WIDTH = 1.25  # groups together this wide (in digit heights) may be one di
 MARK_PRIOR = -1.2  # a short group is left out as a mark when the model gives its likeliest digit under e^-1.2 = 30 %
 NUMBER_PRIOR = -1.5  # auto: ink that may be one digit is a number only when the model is e^1.5 = 4.5 times surer
 NARROWEST_PART = 0.15  # a run of pieces narrower than this (in digit heights) is thinner than an upright 1
-WIDEST_PART = 1.4  # a run of pieces wider than this (in digit heights) is wider than any one digit
+WIDEST_PART = 2.2  # a run of pieces wider than this (in digit heights) is wider than any one digit, stretched ones too
 FLOOR = 1e-12  # the least probability scored, so a candidate the model rules out costs a lot but not infinity
 
 
