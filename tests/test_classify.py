@@ -114,10 +114,12 @@ def test_shipped_model_reads_digits_rendered_as_scans(classifier, sample) -> Non
 
 
 def test_shipped_model_reads_parts_of_digits_as_no_digit(classifier, sample) -> None:
-    # The segmenter's cuts through test digits written as numbers: halves, and digits with half a neighbour.
+    # The segmenter's cuts through test digits written as numbers: halves, and digits with half a neighbour; at
+    # MNIST's scale, then as many in numbers of one writer's style (version 6, before those were taught, gave 2 of
+    # these 20 to no digit; version 7 gives 15).
     fragments = train._fragments(sample[0][:200], rng=np.random.default_rng(2))
     whole = np.stack([normalise(image) for image in sample[0][:200]])
     digit_chance = classifier.probabilities(fragments).sum(axis=1)
-    assert len(fragments) == 20
-    assert np.mean(digit_chance < 0.5) >= 0.5
+    assert len(fragments) == 40
+    assert np.mean(digit_chance[:20] < 0.5) >= 0.5 and np.mean(digit_chance[20:] < 0.5) >= 0.6
     assert np.mean(classifier.probabilities(whole).sum(axis=1) < 0.5) <= 0.01
