@@ -193,8 +193,7 @@ def _scans_through_normalise(
 def _styled(x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Training digits drawn in the styles MNIST lacks: alone (as the daemon normalises a single digit), and written
     as numbers by one writer, cut back out (as the number reader sees them)."""
-    from watcher.model.styles import compose_styled_number, draw_writer, styled_digits
-    from watcher.model.synthetic import print_on_paper
+    from watcher.model.styles import styled_digits
 
     per_style = int(len(x_train) * STYLE_SHARE / len(STYLES))
     images, labels, _ = styled_digits(x_train, y_train, rng, per_style=per_style)
@@ -202,9 +201,7 @@ def _styled(x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generato
         x_train,
         y_train,
         count=min(STYLED_NUMBER_DIGITS, len(x_train)),
-        write=lambda digits: print_on_paper(
-            compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng)[0], rng, effects=set()
-        ),
+        write=lambda digits: _styled_number_page(digits, rng)[0],
         rng=rng,
     )
     return np.concatenate([images, cut]), np.concatenate([labels, cut_labels]).astype(np.uint8)
@@ -286,16 +283,19 @@ def _touching_pairs(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndar
 def _fragments(x_train: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Candidate digits the segmenter offers in written numbers that are not one digit: a part of one, or parts
     of two; from numbers at MNIST's own scale and from numbers in one writer's style."""
+    plain = _number_fragments(x_train, count=int(FRAGMENT_SHARE * len(x_train)), write=compose_number, rng=rng)
+    count = int(STYLED_FRAGMENT_SHARE * len(x_train))
+    drawn = _number_fragments(x_train, count=count, write=_styled_number_page, rng=rng)
+    return np.concatenate([plain, drawn])
+
+
+def _styled_number_page(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The digits written as a number by a writer of a random style, on paper; and the ink each puts in each column."""
     from watcher.model.styles import compose_styled_number, draw_writer
     from watcher.model.synthetic import print_on_paper
 
-    def styled(digits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        ink, columns = compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng)
-        return print_on_paper(ink, rng, effects=set()), columns
-
-    plain = _number_fragments(x_train, count=int(FRAGMENT_SHARE * len(x_train)), write=compose_number, rng=rng)
-    drawn = _number_fragments(x_train, count=int(STYLED_FRAGMENT_SHARE * len(x_train)), write=styled, rng=rng)
-    return np.concatenate([plain, drawn])
+    ink, columns = compose_styled_number(digits, draw_writer(str(rng.choice(STYLES)), rng), rng)
+    return print_on_paper(ink, rng, effects=set()), columns
 
 
 def _number_fragments(
