@@ -84,6 +84,20 @@ def test_pens_draw_strokes_of_their_width(sample) -> None:
         assert stroke_width(ink) == pytest.approx(share * ink.shape[0], abs=2.5), pen
 
 
+def holes(ink: np.ndarray) -> int:
+    """How many closed loops of paper the ink encloses."""
+    paper = np.pad(ink < 0.5, 1, constant_values=True).astype(np.uint8)
+    return cv2.connectedComponents(paper, connectivity=4)[0] - 2  # less the label of the ink and the outer paper
+
+
+def test_a_marker_too_wide_for_a_loop_leaves_it_open(sample) -> None:
+    digits, labels = sample
+    looped = [digit for digit in digits[np.isin(labels, (0, 6, 8, 9))][:40] if holes(digit > 128)]
+    thick = Writer(height_px=64, pen="marker", pen_width=0.35)
+    kept = [holes(draw_digit(digit, thick, np.random.default_rng(0))) >= 1 for digit in looped]
+    assert len(looped) >= 20 and np.mean(kept) >= 0.9
+
+
 def test_stretching_changes_the_shape_not_the_pen(sample) -> None:
     digit = sample[0][0]
     rng = np.random.default_rng(0)

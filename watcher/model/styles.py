@@ -23,6 +23,8 @@ PEN_WIDTH = {  # stroke width as a share of the digit's height, per pen
     "hairline": (0.015, 0.03),  # a fine technical pen: one pixel or two on the scan
     "ballpoint": (0.07, 0.11),
 }
+LOOP_KEPT = 0.5  # a pen too wide for a loop still leaves this share of its inner radius open, as writers keep it
+SMALLEST_LOOP = 0.04  # a hole in the centre line narrower than this share of the height is a knot, not a loop
 SKIPPED_INK = (0.12, 0.3)  # ballpoint: this share of the stroke's length is skipped (faint or missing)...
 SKIP_DEPTH = (0.0, 0.35)  # ...keeping this much of its ink
 SLANT_DEG = (-25.0, 30.0)  # positive leans forward (the top to the right)
@@ -83,6 +85,7 @@ def draw_digit(digit: np.ndarray, writer: Writer, rng: np.random.Generator) -> n
         ink = cv2.dilate(centre_line, cv2.getStructuringElement(kernel_shape, (width_px, width_px))).astype(np.float32)
     else:
         ink = centre_line.astype(np.float32)
+    _open_loops(ink, centre_line, width_px)
     if writer.pen == "ballpoint":
         ink *= _skips(ink, rng)
     ink = _crop(ink)
@@ -225,6 +228,20 @@ def _shaped(digit: np.ndarray, writer: Writer) -> np.ndarray:
         coverage, matrix, (coverage.shape[1], coverage.shape[0]), flags=cv2.INTER_LINEAR
     )
     return sheared
+
+
+def _open_loops(ink: np.ndarray, centre_line: np.ndarray, width_px: int) -> None:
+    """Clear the middle of each loop the pen would fill, in place: people keep a marker's 0, 6, 8 and 9 open."""
+    paper = (centre_line == 0).astype(np.uint8)
+    count, labels = cv2.connectedComponents(paper, connectivity=4)
+    outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    distance = cv2.distanceTransform(paper, cv2.DIST_L2, 3)
+    for label in np.setdiff1d(np.arange(1, count), outside):
+        hole = labels == label
+        radius = float(distance[hole].max())
+        reach = min(width_px / 2, (1 - LOOP_KEPT) * radius)
+        if radius >= SMALLEST_LOOP * WORK_HEIGHT_PX and reach < width_px / 2:
+            ink[hole & (distance > reach)] = 0.0
 
 
 def _own_shear(coverage: np.ndarray) -> float:
