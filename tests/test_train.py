@@ -36,8 +36,8 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     assert metadata["number_cut_digits"] > 150  # most of the 183 digits, written as numbers, were cut back out
     assert metadata["touching_pair_scans"] == 19  # a tenth as many scans of two digits touching (18.3, rounded up)
     assert metadata["fragment_candidates"] == 36  # as many parts of digits, and again in styled numbers: no digit
-    # 8 digits in each of the 7 styles alone (a third of 183), and most of 183 cut out of styled numbers.
-    assert 7 * 8 + 0.7 * 183 <= metadata["styled_digits"] <= 7 * 8 + 183
+    # 13 digits in each of the 7 styles alone (half of 183), and most of 183 cut out of styled numbers.
+    assert 7 * 13 + 0.7 * 183 <= metadata["styled_digits"] <= 7 * 13 + 183
     assert 0.25 <= metadata["temperature"] <= 20 and "validation digits" in metadata["calibration"]
     assert (out / "2" / "model.keras").is_file()
     classifier = load_classifier(out)

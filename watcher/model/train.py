@@ -41,8 +41,8 @@ WHOLE_INK = 0.6  # candidates holding under 60 % of any one digit's ink...
 SPILL_INK = 0.3  # ...or 30 % or more of each of two digits' ink
 FRAGMENTS_PER_NUMBER = 3  # drawn from many numbers, not all from a few
 STYLED_FRAGMENT_SHARE = 0.1  # as many again from numbers in one writer's style: a marker's or a wide digit's halves
-STYLE_SHARE = 1 / 3  # this share of the training digits is also drawn in a style MNIST lacks (watcher.model.styles)
-STYLED_NUMBER_DIGITS = 15_000  # ...and this many written as numbers in one writer's style, cut apart again
+STYLE_SHARE = 1 / 2  # this share of the training digits is also drawn in a style MNIST lacks (watcher.model.styles)
+STYLED_NUMBER_DIGITS = 25_000  # ...and this many written as numbers in one writer's style, cut apart again
 CALIBRATION_PER_STYLE = 1_000  # validation digits drawn in each style to fit the temperature on, with the plain ones
 BASE_LEARNING_RATE = 3e-4  # from a version's weights (--from): a seventh of the peak, so they are moved, not relearnt
 
