@@ -199,3 +199,16 @@ def test_fit_digit_takes_an_ink_map(digit: np.ndarray) -> None:
 def test_fit_digit_of_a_blank_map_is_blank() -> None:
     blank = fit_digit(np.zeros((50, 40), np.float32))
     assert blank.shape == (28, 28) and blank.dtype == np.float32 and not blank.any()
+
+
+def test_a_stroke_faint_where_the_pen_skipped_stays_whole() -> None:
+    """A ring drawn with a quarter of it at a quarter of the ink, and a faint mark apart from it."""
+    paper = np.full((200, 200), 255, np.uint8)
+    cv2.circle(paper, (100, 100), 50, 0, 8)
+    faint = np.zeros((200, 200), np.uint8)
+    cv2.ellipse(faint, (100, 100), (50, 50), 0, 0, 90, 1, 8)
+    paper[faint > 0] = 190
+    cv2.circle(paper, (170, 30), 6, 190, -1)
+    ink = ink_map(paper)
+    assert np.mean(ink[faint > 0] > 0) > 0.8  # the skipped quarter is kept with the ring...
+    assert ink[24:37, 164:177].max() == 0  # ...a mark as faint, touching nothing, is not

@@ -31,6 +31,7 @@ RULED_LENGTH = 0.9  # a ruled paper line runs across at least 90 % of the page
 UNDERLINE_FLATNESS = 0.15  # a line under the digit is at most 15 % as tall as it is wide...
 UNDERLINE_WIDTH = 0.8  # ...and at least 80 % as wide as the ink above it
 SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
+JOIN_LEVEL = 0.2  # faint ink at least 20 % of the ink's level that touches a stroke is part of it (a skip)
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
 TARGET_STROKE = 0.11  # MNIST strokes are about 11 % of the digit's longer side
 SURFACE_RIDGE = 1e-6 * np.eye(6)  # keeps the lighting fit solvable when the paper pixels leave it under-determined
@@ -65,6 +66,11 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     # (a table's grid or column line, tilted a little), traced on the faint ink where a light line stays whole.
     lined = erase_lines(_erase_ruled_lines(_erase_frame(strokes)), faint=candidates)
     kept = _clean_components(_erase_border_lines(lined, faint_ink=candidates))
+    # A ballpoint's skips leave a stroke faint in places, and the strong ink alone is the stroke in pieces: on a
+    # clean crop (nothing erased, nothing running off the edge, where a line's or band's rim would rejoin it), the
+    # faint ink touching the strokes is taken with them.
+    if np.array_equal(kept, strokes) and not _touches_border(candidates):
+        kept = _joined(candidates & (smooth > JOIN_LEVEL * ink_level), strokes)
     left, top, width, height = cv2.boundingRect(_mask(kept))
     if not width:
         return np.zeros(contrast.shape, np.float32)
@@ -77,6 +83,21 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     ramp = np.clip((contrast[region] - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0, out=ink[region])
     ramp *= rim
     return ink
+
+
+def _joined(faint: np.ndarray, strong: np.ndarray) -> np.ndarray:
+    """`strong`, with every piece of `faint` that touches it (hysteresis: a faint piece alone stays out)."""
+    count, labels = cv2.connectedComponents(_mask(faint), connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[labels[strong]] = True
+    keep[0] = False
+    joined: np.ndarray = keep[labels] | strong
+    return joined
+
+
+def _touches_border(mask: np.ndarray) -> bool:
+    """Whether any of the mask lies on the image's outermost rows or columns."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
 def fit_digit(ink: np.ndarray) -> np.ndarray:
