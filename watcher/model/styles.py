@@ -239,7 +239,7 @@ def _open_loops(ink: np.ndarray, centre_line: np.ndarray, width_px: int) -> None
     for label in np.setdiff1d(np.arange(1, count), outside):
         hole = labels == label
         radius = float(distance[hole].max())
-        reach = min(width_px / 2, (1 - LOOP_KEPT) * radius)
+        reach = (1 - LOOP_KEPT) * radius  # how far into the loop the pen's ink may come
         if radius >= SMALLEST_LOOP * WORK_HEIGHT_PX and reach < width_px / 2:
             ink[hole & (distance > reach)] = 0.0
 
