@@ -38,6 +38,7 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     assert metadata["fragment_candidates"] == 36  # as many parts of digits, and again in styled numbers: no digit
     # 13 digits in each of the 7 styles alone (half of 183), and most of 183 cut out of styled numbers.
     assert 7 * 13 + 0.7 * 183 <= metadata["styled_digits"] <= 7 * 13 + 183
+    assert metadata["cell_filling_digits"] == 27  # 15 % of the 183, scaled to fill a box: each still has ink
     assert 0.25 <= metadata["temperature"] <= 20 and "validation digits" in metadata["calibration"]
     assert (out / "2" / "model.keras").is_file()
     classifier = load_classifier(out)

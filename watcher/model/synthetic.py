@@ -30,6 +30,9 @@ BASELINE_JITTER_PX = 2  # how far a digit wanders off the line, at MNIST scale
 PIXELS_PER_MNIST_PX = (1.2, 4.0)  # the scan's resolution: digits of about 24 to 80 px
 FORMATS = ("grey", "grey", "grey", "inverted", "colour", "rgba", "16bit")  # polarity both ways, every file kind
 EFFECT_CHANCES = {"lighting": 0.3, "specks+edge": 0.2, "noise": 0.3}  # how often a scan shows each flaw
+# A digit scaled as a picture to fill its box (a comb cell, a small form box): the pen widens with the digit.
+CELL_ASPECT = (0.5, 1.4)  # the writing's width/height, whatever the digit's own
+CELL_HEIGHT_PX = (28, 100)
 
 
 def render_scan(
@@ -49,6 +52,20 @@ def render_scan(
         sigma = rng.uniform(0.6, 1.5) * max(1.0, min(canvas_h, canvas_w) / 150)
         ink = cv2.GaussianBlur(ink, (0, 0), sigma)
     return print_on_paper(ink, rng, effects=effects)
+
+
+def fill_cell(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A scan of one MNIST digit scaled as a picture to a box's shape, pen and all: a 1 written to fill a comb cell
+    is a broad slanted bar, a 0 a wide ring with heavy sides."""
+    rows, cols = np.nonzero(digit)
+    ink = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.float32) / 255.0
+    height = int(rng.integers(CELL_HEIGHT_PX[0], CELL_HEIGHT_PX[1] + 1))
+    width = max(2, round(height * np.exp(rng.uniform(*np.log(CELL_ASPECT)))))
+    scaled = cv2.resize(ink, (width, height), interpolation=cv2.INTER_LINEAR)
+    margin = max(4, height // 4)
+    canvas = np.pad(scaled, margin)
+    effects = {name for name, chance in EFFECT_CHANCES.items() if rng.random() < chance}
+    return print_on_paper(canvas, rng, effects=effects)
 
 
 def print_on_paper(ink: np.ndarray, rng: np.random.Generator, *, effects: set[str]) -> np.ndarray:

@@ -21,7 +21,14 @@ import numpy as np
 from watcher.model.classify import METADATA_FILE, TEMPERATURE_KEY, silenced_native_logs
 from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.styles import STYLES
-from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
+from watcher.model.synthetic import (
+    CELL_ASPECT,
+    NUMBER_LENGTHS,
+    compose_number,
+    fill_cell,
+    render_number_scan,
+    render_scan,
+)
 from watcher.vocabulary import CANVAS_PX, CLASSES, DIGITS, NO_DIGIT_CLASS, ExitCode
 
 DEFAULT_OUT = Path("models/mnist-cnn")
@@ -30,6 +37,7 @@ LEARNING_RATE = 2e-3
 AUGMENTED_SHARE = 0.85  # the rest of each epoch's MNIST images are left as they are
 SCAN_SHARE = 1 / 3  # this share of the training digits is also rendered as scans and re-normalised
 SCAN_MAX_SIDE = 240  # rendered scans are kept small: normalisation cost grows with the canvas
+CELL_SHARE = 0.15  # this share is also scaled as a picture to fill a box's shape (a 1 becomes a broad bar)
 NUMBER_DIGITS = 40_000  # this many training digits are also written as numbers and cut apart again...
 SCANNED_NUMBER_SHARE = 0.5  # ...half of them scanned first, half as written at MNIST's own scale
 # The eleventh class, no digit, is taught from what the number reader must learn to pass over: scans of two digits
@@ -85,7 +93,13 @@ def run(
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     mnist = x_train.astype(np.float32) / 255.0
-    scans, scan_labels = _scans_through_normalise(x_train, y_train, rng=rng)
+    scans, scan_labels = _through_normalise(
+        x_train,
+        y_train,
+        share=SCAN_SHARE,
+        render=lambda digit: render_scan(digit, rng, max_side=SCAN_MAX_SIDE),
+        rng=rng,
+    )
     print(f"rendered {len(scans)} training digits as scans and normalised them back", flush=True)
     cut, cut_labels = _numbers_through_segmentation(x_train, y_train, rng=rng)
     print(f"wrote training digits as numbers and cut {len(cut)} digits back out", flush=True)
@@ -95,11 +109,15 @@ def run(
     print(f"drew {len(pairs)} scans of two digits touching", flush=True)
     fragments = _fragments(x_train, rng=rng)
     print(f"kept {len(fragments)} candidates that are parts of digits or spill over two", flush=True)
+    cells, cell_labels = _through_normalise(
+        x_train, y_train, share=CELL_SHARE, render=lambda digit: fill_cell(digit, rng), rng=rng
+    )
+    print(f"scaled {len(cells)} training digits to fill a box, pen and all", flush=True)
     # No digit is a class of its own, so the number reader (watcher.vision.options.choose) can tell a part of a digit
     # from a digit, while the ten digits' shares among themselves stay what review's threshold was chosen on.
-    extra = np.concatenate([scans, cut, styled, pairs, fragments])
+    extra = np.concatenate([scans, cut, styled, cells, pairs, fragments])
     no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT_CLASS)
-    extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, no_digit]))
+    extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, cell_labels, no_digit]))
 
     model = build_model() if base is None else keras.models.load_model(base / "model.keras")
     steps_per_epoch = -(-(len(mnist) + len(extra)) // BATCH_SIZE)
@@ -135,12 +153,16 @@ def run(
         "validation_digits": len(x_validation),
         "validation": _validation_note(len(x_validation), base),
         "scan_rendered_digits": len(scans),
+        "cell_filling_digits": len(cells),
         "number_cut_digits": len(cut),
         "touching_pair_scans": len(pairs),
         "fragment_candidates": len(fragments),
         "augmentation": f"{AUGMENTED_SHARE:.0%} of the MNIST digits each epoch, {AUGMENTATION}",
         "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.model.synthetic "
         f"(canvas 40 to {SCAN_MAX_SIDE} px) and passed back through watcher.vision.normalise",
+        "cell_filling": f"{CELL_SHARE:.0%} of the training digits scaled as pictures to fill a box of width/height "
+        f"{CELL_ASPECT[0]} to {CELL_ASPECT[1]} (pen widened with them) by watcher.model.synthetic.fill_cell, and "
+        "passed back through watcher.vision.normalise",
         "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]} to "
         f"{NUMBER_LENGTHS[-1]} digits by watcher.model.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut "
         "apart by watcher.vision.segment's own reading (numbers cut into the wrong count of digits are left out)",
@@ -173,17 +195,22 @@ def run(
     return ExitCode.OK
 
 
-def _scans_through_normalise(
-    x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator
+def _through_normalise(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    share: float,
+    render: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A share of the training digits as varied scans, normalised back: what serving will feed the net."""
-    from watcher.model.synthetic import render_scan
+    """A share of the training digits rendered as the daemon would decode them, normalised back: what serving will
+    feed the net."""
     from watcher.vision.normalise import normalise
 
-    picked = rng.choice(len(x_train), size=int(len(x_train) * SCAN_SHARE), replace=False)
+    picked = rng.choice(len(x_train), size=int(len(x_train) * share), replace=False)
     images, labels = [], []
     for index in picked:
-        digit = normalise(render_scan(x_train[index], rng, max_side=SCAN_MAX_SIDE))
+        digit = normalise(render(x_train[index]))
         if digit is not None:
             images.append(digit)
             labels.append(y_train[index])
