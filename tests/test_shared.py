@@ -146,10 +146,8 @@ class Hosts:
     def start(self, *clients: int, pinned: bool = False) -> list[DaemonProcess]:
         """A daemon on each client given, started side by side; `pinned` each to a core of its own (as `taskset`)."""
         daemons = [DaemonProcess(self.shared.through[n] / "config.yaml", name=f"client{n}") for n in clients]
-        cores = sorted(os.sched_getaffinity(0))
-        for number, daemon in enumerate(daemons):
-            if pinned:
-                os.sched_setaffinity(daemon.process.pid, {cores[number % len(cores)]})
+        if pinned:
+            pin_to_cores(daemons)
         self.daemons += daemons
         for daemon in daemons:
             daemon.wait_started()
@@ -186,6 +184,14 @@ class Hosts:
     def close(self) -> None:
         for daemon in self.daemons:
             daemon.close()
+
+
+def pin_to_cores(daemons: list[DaemonProcess]) -> None:
+    """Each daemon (and the workers it starts) on a core of its own, as `taskset` would: on a busy machine one
+    host cannot starve the other of CPU, as two hosts would not."""
+    cores = sorted(os.sched_getaffinity(0))
+    for number, daemon in enumerate(daemons):
+        os.sched_setaffinity(daemon.process.pid, {cores[number % len(cores)]})
 
 
 @pytest.fixture
@@ -403,6 +409,7 @@ def test_two_hosts_take_files_dropped_into_subfolders_by_a_third_exactly_once(sh
     names = [f"scanner{number % 3}/{number // 20}/scan-{number:03}.png" for number in range(60)]
     (shared.through[0] / "inbox").mkdir()
     daemons = [DaemonProcess(shared.through[n] / "config.yaml", name=f"client{n}") for n in (0, 1)]
+    pin_to_cores(daemons)
     try:
         for daemon in daemons:
             daemon.wait_started()
@@ -418,3 +425,5 @@ def test_two_hosts_take_files_dropped_into_subfolders_by_a_third_exactly_once(sh
     assert sorted(counted) == sorted(names) and set(counted.values()) == {1}
     done = shared.on_brick / "inbox" / "done"
     assert sorted(str(path.relative_to(done)) for path in done.rglob("*.png")) == sorted(names)
+    taken = [sum(e["event"] == "file_processed" for e in daemon.events()) for daemon in daemons]
+    assert all(taken), f"each daemon took files: {taken}"
