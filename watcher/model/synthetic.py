@@ -57,8 +57,7 @@ def render_scan(
 def fill_cell(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A scan of one MNIST digit scaled as a picture to a box's shape, pen and all: a 1 written to fill a comb cell
     is a broad slanted bar, a 0 a wide ring with heavy sides."""
-    rows, cols = np.nonzero(digit)
-    ink = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].astype(np.float32) / 255.0
+    ink = _tight(digit).astype(np.float32) / 255.0
     height = int(rng.integers(CELL_HEIGHT_PX[0], CELL_HEIGHT_PX[1] + 1))
     width = max(2, round(height * np.exp(rng.uniform(*np.log(CELL_ASPECT)))))
     scaled = cv2.resize(ink, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -195,8 +194,7 @@ def compose_number(
     columns = np.zeros((len(digits), canvas.shape[1]), np.float32)
     x = 4
     for index, digit in enumerate(digits):
-        rows, cols = np.nonzero(digit)
-        tight = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        tight = _tight(digit)
         scale = rng.uniform(*SIZE_JITTER)
         tight = cv2.resize(tight, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         h, w = tight.shape
@@ -224,3 +222,10 @@ def render_number_scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     effects = {effect for effect, chance in EFFECT_CHANCES.items() if rng.random() < chance}
     effects.add(str(rng.choice(FORMATS)))
     return print_on_paper(coverage, rng, effects=effects)
+
+
+def _tight(digit: np.ndarray) -> np.ndarray:
+    """The MNIST digit cropped to its ink."""
+    rows, cols = np.nonzero(digit)
+    tight: np.ndarray = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    return tight
