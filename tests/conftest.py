@@ -33,6 +33,7 @@ class FakeClassifier:
     def __init__(self, version: str = "fake/1", confidence: float = 0.99) -> None:
         self.version = version
         self.confidence = confidence
+        self.reader = None  # reads digits alone, as a version without a sequence reader
         self.calls: list[int] = []
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:

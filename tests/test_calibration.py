@@ -101,7 +101,9 @@ class FakeInterpreter:
 
 def test_the_classifier_serves_tempered_probabilities(monkeypatch: pytest.MonkeyPatch) -> None:
     row = np.array([0.9, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.05], np.float32)
-    monkeypatch.setattr(classify, "_interpreter", lambda model_file, batch_size: FakeInterpreter(row, batch_size))
+    monkeypatch.setattr(
+        classify, "_interpreter", lambda model_file, batch_size, shape: FakeInterpreter(row, batch_size)
+    )
     digits = np.zeros((3, 28, 28), np.float32)
 
     as_trained = LiteRTClassifier(Path("fake.tflite"), version="fake/1").probabilities(digits)

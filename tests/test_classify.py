@@ -87,7 +87,7 @@ def test_a_batch_just_over_a_fixed_size_is_split_not_padded_far(sample, count: i
     classifier = load_classifier(SHIPPED)  # its own: the invokes are counted
     digits = sample[0][:count].astype(np.float32) / 255
     padded_sizes = []
-    for interpreter_size, interpreter in classifier._interpreters.items():
+    for interpreter_size, interpreter in classifier._model._interpreters.items():
         invoke = interpreter.invoke
         interpreter.invoke = lambda invoke=invoke, size=interpreter_size: padded_sizes.append(size) or invoke()
     together = classifier.probabilities(digits)

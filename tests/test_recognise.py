@@ -125,6 +125,7 @@ def test_a_part_of_a_digit_loses_while_a_chosen_digit_is_reported_among_the_ten(
 
     class Unsure:
         version = "test/1"
+        reader = None
 
         def probabilities(self, digits: np.ndarray) -> np.ndarray:
             return probabilities[: len(digits)]

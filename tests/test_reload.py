@@ -31,6 +31,7 @@ class FakeModel:
 
     def __init__(self, version: str, *, good: bool) -> None:
         self.version = version
+        self.reader = None
         self.good = good
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:

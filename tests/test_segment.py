@@ -159,6 +159,7 @@ class UnsureOf:
 
     def __init__(self, unsure_of: np.ndarray | None) -> None:
         self.unsure_of = unsure_of
+        self.reader = None
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         probabilities = np.full((len(digits), 10), 0.01 / 9, np.float32)

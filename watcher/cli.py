@@ -82,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
+        "--reader",
+        action="store_true",
+        help="train the sequence reader for whole numbers and serve it beside the --from version's digit model",
+    )
+    train.add_argument("--real", type=Path, help="--reader: real-digits.npz (USPS and ARDIS digits)")
+    train.add_argument("--rows", type=Path, help="--reader: the register cells folder (train/ and validation/)")
+    train.add_argument("--resume", action="store_true", help="--reader: go on from the last checkpoint")
+    train.add_argument(
+        "--cache", type=Path, default=Path(".cache/reader"), help="--reader: rendered fields and checkpoints"
+    )
+    train.add_argument("--fields", type=int, help="--reader: synthetic training fields (default: 150000)")
+    train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
     )
     train.set_defaults(command=_train)
@@ -304,6 +316,8 @@ def _train(args: argparse.Namespace) -> int:
             seed=args.seed,
             out=args.out,
         )
+    if args.reader:
+        return _train_reader(args)
     from watcher.model import train
 
     return train.run(
@@ -312,6 +326,31 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         base=args.base,
+    )
+
+
+def _train_reader(args: argparse.Namespace) -> int:
+    from watcher.model import train_reader
+
+    missing = [
+        flag
+        for flag, value in (("--data", args.data), ("--real", args.real), ("--rows", args.rows), ("--from", args.base))
+        if value is None
+    ]
+    if missing:
+        print(f"digit-watcher train --reader: needs {', '.join(missing)}", file=sys.stderr)
+        return ExitCode.BAD_CONFIG
+    return train_reader.run(
+        mnist=args.data,
+        real=args.real,
+        rows=args.rows,
+        base=args.base,
+        out=args.out,
+        epochs=6 if args.epochs is None else args.epochs,
+        seed=args.seed,
+        resume=args.resume,
+        cache=args.cache,
+        fields=args.fields or train_reader.TRAINING_FIELDS,
     )
 
 

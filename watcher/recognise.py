@@ -26,6 +26,7 @@ from watcher.forms.template import Field, Template
 from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
+from watcher.model.sequence import StringReading
 from watcher.service.config import LimitsConfig
 from watcher.vision.options import choose
 from watcher.vision.segment import Candidates, candidates
@@ -294,26 +295,39 @@ def read(
     review_below: float | None,
     templates: Mapping[str, Template] | None = None,
 ) -> list[list[Reading]]:
-    """Classify every candidate digit of the batch in one model call; per file, a reading per page read (per field
-    on a form page, its rules checked against its template in `templates`)."""
+    """Classify every candidate digit of the batch in one model call, and read every number whole in one reader
+    call; per file, a reading per page read (per field on a form page, its rules checked against its template in
+    `templates`)."""
     pages = [page for item in prepared for page in item.pages]
-    stacks = [
-        digits.images
+    crops = [
+        digits
         for page in pages
         for digits in ([page.digits] if not page.fields else [d for field in page.fields for d in field.crops])
         if digits is not None and len(digits.images)
     ]
-    probabilities = classifier.probabilities(np.concatenate(stacks)) if stacks else np.zeros((0, 10), np.float32)
+    probabilities = (
+        classifier.probabilities(np.concatenate([c.images for c in crops])) if crops else np.zeros((0, 10), np.float32)
+    )
+    fields = [c.field for c in crops if c.field is not None] if classifier.reader is not None else []
+    strings = iter(classifier.reader.read(np.stack(fields)) if fields and classifier.reader is not None else [])
     start = 0
 
-    def chosen(digits: Candidates | None) -> np.ndarray:
-        """The shares of the digits the model's best reading of these candidates keeps, in order."""
+    def crop_reading(digits: Candidates | None) -> StringReading | None:
+        """The crop's best reading: the reader's whole string for a number, else the digits the model's best
+        reading of the candidates keeps; None for an empty crop."""
         nonlocal start
         if digits is None or not len(digits.images):
-            return np.zeros((0, 10), np.float32)
+            return None
         own = probabilities[start : start + len(digits.images)]
         start += len(digits.images)
-        return digit_shares(own[choose(own, digits)])
+        whole = next(strings) if digits.field is not None and classifier.reader is not None else None
+        # auto: one digit is the digit model's to read (it reads single digits best); a number is the reader's.
+        if whole is not None and whole.digits and (digits.whole or len(whole.digits) > 1):
+            return whole
+        shares = digit_shares(own[choose(own, digits)])
+        return StringReading(
+            "".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares)
+        )
 
     readings: list[list[Reading]] = []
     for item in prepared:
@@ -327,42 +341,41 @@ def read(
             elif page.fields:
                 form = (templates or {})[page.form]
                 for field, definition in zip(page.fields, form.fields, strict=True):
-                    shares = [chosen(crop) for crop in field.crops]
-                    file_readings.append(
-                        _field_reading(definition, shares, review_below=review_below, page=page.number)
-                    )
+                    cells = [crop_reading(crop) for crop in field.crops]
+                    file_readings.append(_field_reading(definition, cells, review_below=review_below, page=page.number))
             else:
-                file_readings.append(_reading(chosen(page.digits), review_below=review_below, page=page.number))
+                file_readings.append(_reading(crop_reading(page.digits), review_below=review_below, page=page.number))
         readings.append(file_readings)
     return readings
 
 
-def _reading(shares: np.ndarray, *, review_below: float | None, page: int) -> Reading:
-    if not len(shares):
+def _reading(read: StringReading | None, *, review_below: float | None, page: int) -> Reading:
+    if read is None:
         return Reading(status=Status.NO_DIGIT, page=page)
-    confidence = float(np.prod(shares.max(axis=1)))
-    unsure = review_below is not None and confidence < review_below
+    unsure = review_below is not None and read.confidence < review_below
     return Reading(
         status=Status.LOW_CONFIDENCE if unsure else Status.OK,
-        prediction="".join(map(str, shares.argmax(axis=1))),
-        confidence=confidence,
-        top3=_top3(shares),
+        prediction=read.digits,
+        confidence=read.confidence,
+        top3=read.top3,
         page=page,
     )
 
 
-def _field_reading(field: Field, shares: list[np.ndarray], *, review_below: float | None, page: int) -> Reading:
-    """A form field's reading: its crops' digits judged by the field's rules (SPEC "Form templates")."""
-    cells = [
-        CellReading("".join(map(str, own.argmax(axis=1))), float(np.prod(own.max(axis=1)))) if len(own) else None
-        for own in shares
-    ]
-    verdict = judge(field, cells, review_below=review_below)
+def _field_reading(
+    field: Field, cells: list[StringReading | None], *, review_below: float | None, page: int
+) -> Reading:
+    """A form field's reading: its crops' readings judged by the field's rules (SPEC "Form templates")."""
+    verdict = judge(
+        field,
+        [None if cell is None else CellReading(cell.digits, cell.confidence) for cell in cells],
+        review_below=review_below,
+    )
     return Reading(
         status=verdict.status,
         prediction=verdict.prediction,
         confidence=verdict.confidence,
-        top3=_top3(np.concatenate(shares)) if verdict.prediction else (),
+        top3=tuple(digit for cell in cells if cell is not None for digit in cell.top3) if verdict.prediction else (),
         detail=verdict.detail,
         page=page,
         field=field.name,

@@ -13,17 +13,29 @@ from typing import Any, Protocol
 import numpy as np
 
 from watcher.model.calibration import temper
+from watcher.model.sequence import StringReading, decode
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 MODEL_FILE = "model.tflite"
+READER_FILE = "reader.tflite"  # the sequence reader, in versions that have one (watcher.model.train_reader)
+READER_KEY = "reader"  # metadata.json's section on the reader: its recipe and its own temperature
 METADATA_FILE = "metadata.json"
 TEMPERATURE_KEY = "temperature"  # metadata.json's calibration temperature; absent: the model's own probabilities
 BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once
 DIGIT_SHAPE = (CANVAS_PX, CANVAS_PX)
+FIELD_SHAPE = (FIELD_HEIGHT, FIELD_WIDTH)
+
+
+class StringReader(Protocol):
+    def read(self, fields: np.ndarray) -> list[StringReading]:
+        """(n, FIELD_HEIGHT, FIELD_WIDTH) float32 fields (watcher.model.sequence.field_image) -> each one's string."""
+        ...
 
 
 class Classifier(Protocol):
     version: str
+    reader: StringReader | None  # reads whole numbers; None in versions without one
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """(n, 28, 28) float32 in [0, 1] -> (n, 10) float32: the chance that each image is each digit.
@@ -77,10 +89,17 @@ def load_version(version_dir: Path) -> Classifier:
         metadata = json.loads((version_dir / METADATA_FILE).read_text())
     except (OSError, ValueError) as error:
         raise ModelError(f"{version_dir / METADATA_FILE}: unreadable model metadata ({error})") from None
+    where = version_dir / METADATA_FILE
+    reader = None
+    if (version_dir / READER_FILE).is_file():
+        section = metadata.get(READER_KEY) if isinstance(metadata, dict) else None
+        reader = LiteRTReader(version_dir / READER_FILE, temperature=_temperature(section, where))
+        reader.read(np.zeros((1, *FIELD_SHAPE), np.float32))
     classifier = LiteRTClassifier(
         version_dir / MODEL_FILE,
         version=f"{version_dir.parent.name}/{version_dir.name}",
-        temperature=_temperature(metadata, version_dir / METADATA_FILE),
+        temperature=_temperature(metadata, where),
+        reader=reader,
     )
     classifier.probabilities(np.zeros((1, *DIGIT_SHAPE), np.float32))
     return classifier
@@ -94,37 +113,68 @@ def _temperature(metadata: object, where: Path) -> float:
     return float(temperature)
 
 
-class LiteRTClassifier:
-    """Runs the exported .tflite model in the LiteRT interpreter, one invoke per padded batch."""
+class _Batched:
+    """A .tflite model in the LiteRT interpreter, one invoke per padded batch of same-shaped images."""
 
-    def __init__(self, model_file: Path, *, version: str, temperature: float = 1.0) -> None:
-        self.version = version
-        self.temperature = temperature
+    def __init__(self, model_file: Path, *, shape: tuple[int, int]) -> None:
+        self.shape = shape
         # One interpreter per batch size, set up now: resizing one would re-plan memory on every change.
-        self._interpreters = {size: _interpreter(model_file, batch_size=size) for size in BATCH_SIZES}
+        self._interpreters = {size: _interpreter(model_file, batch_size=size, shape=shape) for size in BATCH_SIZES}
         self._lock = threading.Lock()  # an interpreter must not be invoked from two threads at once
 
-    def probabilities(self, digits: np.ndarray) -> np.ndarray:
-        digits = np.asarray(digits, np.float32)
-        if digits.ndim != 3 or digits.shape[1:] != DIGIT_SHAPE:
-            raise ValueError(f"expected digits of shape (n, {CANVAS_PX}, {CANVAS_PX}), got {digits.shape}")
-        results = [np.zeros((0, DIGITS), np.float32)]
+    def outputs(self, images: np.ndarray) -> list[np.ndarray]:
+        """The model's output for (n, *shape) images, one array per invoke, padding left out."""
+        images = np.asarray(images, np.float32)
+        if images.ndim != 3 or images.shape[1:] != self.shape:
+            raise ValueError(f"expected images of shape (n, {self.shape[0]}, {self.shape[1]}), got {images.shape}")
+        results = []
         with self._lock:
             start = 0
-            while start < len(digits):
-                size = _chunk_size(len(digits) - start)
-                chunk = digits[start : start + size]
+            while start < len(images):
+                size = _chunk_size(len(images) - start)
+                chunk = images[start : start + size]
                 start += len(chunk)
-                padded = np.zeros((size, *DIGIT_SHAPE, 1), np.float32)
+                padded = np.zeros((size, *self.shape, 1), np.float32)
                 padded[: len(chunk), :, :, 0] = chunk
                 interpreter = self._interpreters[size]
                 interpreter.set_tensor(interpreter.get_input_details()[0]["index"], padded)
                 interpreter.invoke()
-                # A model with an eleventh class, no digit, leaves its share out of the ten digits' chances.
-                output = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[: len(chunk)]
-                # Calibrated over every class, no digit included, as dividing the logits by T would.
-                results.append(temper(output, self.temperature)[:, :DIGITS])
+                results.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[: len(chunk)])
+        return results
+
+
+class LiteRTClassifier:
+    """Runs the exported digit model in LiteRT, and the version's sequence reader when it has one."""
+
+    def __init__(
+        self, model_file: Path, *, version: str, temperature: float = 1.0, reader: StringReader | None = None
+    ) -> None:
+        self.version = version
+        self.temperature = temperature
+        self.reader = reader
+        self._model = _Batched(model_file, shape=DIGIT_SHAPE)
+
+    def probabilities(self, digits: np.ndarray) -> np.ndarray:
+        # A model with an eleventh class, no digit, leaves its share out of the ten digits' chances; calibrated over
+        # every class, no digit included, as dividing the logits by T would.
+        results = [np.zeros((0, DIGITS), np.float32)]
+        results += [temper(output, self.temperature)[:, :DIGITS] for output in self._model.outputs(digits)]
         return np.concatenate(results).astype(np.float32)
+
+
+class LiteRTReader:
+    """Runs the exported sequence reader in LiteRT: every field of a batch in few invokes, each decoded whole."""
+
+    def __init__(self, model_file: Path, *, temperature: float = 1.0) -> None:
+        self.temperature = temperature
+        self._model = _Batched(model_file, shape=FIELD_SHAPE)
+
+    def read(self, fields: np.ndarray) -> list[StringReading]:
+        readings = []
+        for output in self._model.outputs(fields):
+            frames = temper(output.reshape(-1, output.shape[-1]), self.temperature).reshape(output.shape)
+            readings += [decode(field) for field in frames]
+        return readings
 
 
 def _chunk_size(remaining: int) -> int:
@@ -134,14 +184,14 @@ def _chunk_size(remaining: int) -> int:
     return filled[-1] if filled[-1] > 1 else next(size for size in BATCH_SIZES if size >= remaining)
 
 
-def _interpreter(model_file: Path, *, batch_size: int) -> Any:  # LiteRT ships no types
-    """A LiteRT interpreter for model_file with its input fixed to batch_size digits."""
+def _interpreter(model_file: Path, *, batch_size: int, shape: tuple[int, int]) -> Any:  # LiteRT ships no types
+    """A LiteRT interpreter for model_file with its input fixed to batch_size images of `shape`."""
     with silenced_native_logs():
         from ai_edge_litert.interpreter import Interpreter
 
         try:
             interpreter = Interpreter(model_path=str(model_file), num_threads=min(4, os.cpu_count() or 1))
-            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch_size, *DIGIT_SHAPE, 1])
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch_size, *shape, 1])
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise ModelError(f"{model_file}: not a usable model file ({str(error).splitlines()[0]})") from None

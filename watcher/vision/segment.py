@@ -9,6 +9,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from watcher.vision.field import field_image
 from watcher.vision.normalise import boxed_components, fit_digit, ink_box, ink_map
 from watcher.vision.options import (
     NARROWEST_PART,
@@ -57,6 +58,9 @@ class Candidates(NamedTuple):
     options: tuple[Option, ...]
     pieces: int
     spans: tuple[tuple[int, int], ...] = ()  # the page columns each image was cut between (none for a row)
+    # The writing whole, for the sequence reader (watcher.vision.field): in "number" and "auto" mode only.
+    field: np.ndarray | None = None
+    whole: bool = False  # "number" mode: the writing is a number, read whole when a reader can
 
     @classmethod
     def row(cls, images: np.ndarray) -> Candidates:
@@ -106,6 +110,11 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
         return Candidates.row(np.zeros((0, 28, 28), np.float32))
     if mode == "digit":
         return Candidates.row(fit_digit(ink)[np.newaxis])
+    return _cut(ink, mode=mode)._replace(field=field_image(ink), whole=mode == "number")
+
+
+def _cut(ink: np.ndarray, *, mode: str) -> Candidates:
+    """The candidate digits of a number's ink, and the options that read its pieces with them."""
     labels, stats = _page_components(ink)
     groups = _digit_groups(stats, page=ink.shape)
     digits = [group for group in groups if not group.mark]

@@ -1,0 +1,94 @@
+"""The sequence reader: a field's line of writing read whole as a digit string, without cutting it first.
+
+A fully convolutional network looks at the cleaned ink (watcher.vision.field), FIELD_HEIGHT px tall, and says
+for every slice of FRAME_PX columns which symbol it sees (a digit, a mark, or nothing); CTC decoding collapses the
+slices into the string. A dropped or extra digit changes the best path, so the whole string's probability (the
+confidence) drops with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
+from watcher.vocabulary import DIGITS
+
+FRAME_PX = 4  # columns per slice the network reads: a digit spans about four slices
+FRAMES = FIELD_WIDTH // FRAME_PX
+MARK_CLASS = DIGITS  # a separator, sign or trailing mark
+BLANK_CLASS = DIGITS + 1  # CTC's "nothing new here"
+SYMBOLS = DIGITS + 2
+
+
+class StringReading(NamedTuple):
+    """A field read whole: its digits (marks left out), the probability of the string, and each digit's top
+    three digits with their shares."""
+
+    digits: str
+    confidence: float
+    top3: tuple[tuple[tuple[int, float], ...], ...]
+
+
+def decode(frames: np.ndarray) -> StringReading:
+    """The best path through one field's (FRAMES, SYMBOLS) probabilities: repeats collapsed, blanks and marks
+    dropped. The confidence is the path's probability, so every slice's doubt counts, a missed digit's too."""
+    best = frames.argmax(axis=1)
+    confidence = float(np.prod(frames[np.arange(len(frames)), best]))
+    digits: list[str] = []
+    top3: list[tuple[tuple[int, float], ...]] = []
+    previous = BLANK_CLASS
+    for index, symbol in enumerate(best):
+        if symbol != previous and symbol < DIGITS:
+            # The digit's shares where it is surest: the slice at the peak of its run.
+            end = index
+            while end + 1 < len(best) and best[end + 1] == symbol:
+                end += 1
+            peak = index + int(frames[index : end + 1, symbol].argmax())
+            shares = frames[peak, :DIGITS] / max(float(frames[peak, :DIGITS].sum()), 1e-12)
+            order = np.argsort(-shares)[:3]
+            digits.append(str(symbol))
+            top3.append(tuple((int(d), float(shares[d])) for d in order))
+        previous = symbol
+    return StringReading("".join(digits), confidence, tuple(top3))
+
+
+def build_reader() -> Any:  # a keras.Model; Keras ships no types
+    """Convolutions down to a row of slices, then dilated convolutions along the row so each slice sees its
+    neighbours (a digit's other half, a joined stroke), then a symbol per slice. About 0.4 M parameters."""
+    import keras
+    from keras import layers
+
+    def conv(x: Any, filters: int, pool: tuple[int, int] | None) -> Any:
+        # Convolutions without bias: BatchNorm supplies the shift and makes training fast and stable.
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+        return x if pool is None else layers.MaxPooling2D(pool)(x)
+
+    image = keras.Input(shape=(FIELD_HEIGHT, FIELD_WIDTH, 1))
+    x = conv(image, 32, (2, 2))  # 16 x 96
+    x = conv(x, 48, (2, 2))  # 8 x 48
+    x = conv(x, 64, None)
+    x = conv(x, 96, (2, 1))  # 4 x 48
+    x = conv(x, 128, (2, 1))  # 2 x 48
+    # Columns become time: (width, height * channels) per slice.
+    x = layers.Permute((2, 1, 3))(x)
+    x = layers.Reshape((FRAMES, 2 * 128))(x)
+    x = layers.Dense(160, use_bias=False)(x)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for dilation in (1, 2, 4, 1):
+        step = layers.Conv1D(160, 3, padding="same", dilation_rate=dilation, use_bias=False)(x)
+        step = layers.ReLU()(layers.BatchNormalization()(step))
+        x = layers.Add()([x, step])
+    x = layers.Dropout(0.2)(x)
+    # Logits: CTC's loss takes them as they are; serving adds the softmax (`serving_reader`).
+    return keras.Model(image, layers.Dense(SYMBOLS, name="symbols")(x), name="sequence_reader")
+
+
+def serving_reader(reader: Any) -> Any:
+    """The trained reader with its slices' probabilities as output, as LiteRT serves it."""
+    import keras
+    from keras import layers
+
+    return keras.Model(reader.input, layers.Softmax()(reader.output), name="sequence_reader_serving")
