@@ -91,10 +91,12 @@ def label_of(text: str) -> str:
     return "".join(char if char.isdigit() else MARK for char in text if char != " ")
 
 
-def draw_field(pool: DigitPool, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """A scan of one written number with its clutter, as a cut-out field; and its text as written."""
+def draw_field(pool: DigitPool, rng: np.random.Generator, *, style: str | None = None) -> tuple[np.ndarray, str]:
+    """A scan of one written number with its clutter, as a cut-out field; and its text as written. The writer's
+    style is drawn from STYLE_WEIGHTS unless given."""
     text = draw_text(rng)
-    style = str(rng.choice(list(STYLE_WEIGHTS), p=list(STYLE_WEIGHTS.values())))
+    if style is None:
+        style = str(rng.choice(list(STYLE_WEIGHTS), p=list(STYLE_WEIGHTS.values())))
     writer = draw_writer(style, rng)
     ink = _write(text, pool, writer, rng)
     ink = _with_clutter(ink, pool, writer, rng)

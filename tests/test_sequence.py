@@ -1,0 +1,87 @@
+"""The sequence reader's parts that need no trained model: decoding, the field's picture, the field generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from watcher.model.fields import MARK, DigitPool, draw_field, draw_text, label_of
+from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, SYMBOLS, decode
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+
+
+def frames_of(symbols: list[int], *, sure: float = 0.98) -> np.ndarray:
+    """Slices that say each symbol with `sure` probability, the rest spread over the others."""
+    frames = np.full((len(symbols), SYMBOLS), (1 - sure) / (SYMBOLS - 1), np.float32)
+    frames[np.arange(len(symbols)), symbols] = sure
+    return frames
+
+
+def test_decoding_collapses_repeats_and_drops_blanks_and_marks() -> None:
+    b, m = BLANK_CLASS, MARK_CLASS
+    reading = decode(frames_of([b, 2, 2, b, 5, m, m, b, 0, b, 0, 0, b, m, b]))
+    assert reading.digits == "2500"  # 25.00 with a trailing mark: the marks are read, and left out
+    assert len(reading.top3) == 4
+    assert all(top[0][0] == int(digit) for top, digit in zip(reading.top3, reading.digits, strict=True))
+    assert reading.top3[0][0][1] > 0.98  # shares among the digits alone: more than the slice's own 0.98
+
+
+def test_a_doubtful_slice_lowers_the_whole_string() -> None:
+    """A digit the reader is unsure was written at all (blank or 7 at one slice) makes the string unsure, as a
+    dropped digit must: the confidence is the path's probability, not the digits' product."""
+    b = BLANK_CLASS
+    sure = decode(frames_of([b, 1, b, 7, b, 3, b]))
+    frames = frames_of([b, 1, b, 7, b, 3, b])
+    frames[3] = 0.0
+    frames[3, 7], frames[3, b] = 0.45, 0.55  # the 7 may not be there
+    doubtful = decode(frames)
+    assert sure.digits == "173" and sure.confidence > 0.85
+    assert doubtful.digits == "13" and doubtful.confidence < 0.6
+
+
+def test_a_field_is_cropped_to_its_writing_at_the_reader_height() -> None:
+    ink = np.zeros((200, 600), np.float32)
+    ink[50:150, 100:300] = 1.0
+    image = field_image(ink)
+    assert image is not None and image.shape == (FIELD_HEIGHT, FIELD_WIDTH)
+    columns = np.flatnonzero(image.max(axis=0) > 0.5)
+    assert columns[0] <= 3 and 50 <= columns[-1] <= 70  # twice as wide as tall, a margin around it, on the left
+    assert field_image(np.zeros((50, 50), np.float32)) is None
+
+
+def test_writing_wider_than_the_canvas_is_squeezed_to_fit() -> None:
+    ink = np.zeros((40, 2000), np.float32)
+    ink[5:35, 5:1995] = 1.0
+    image = field_image(ink)
+    assert image is not None and image[:, -1].max() > 0.5
+
+
+def test_a_label_keeps_its_marks_and_drops_spaces() -> None:
+    assert label_of("1.000,-") == f"1{MARK}000{MARK}{MARK}"
+    assert label_of("3 500") == "3500"
+    assert label_of("-25") == f"{MARK}25"
+
+
+def test_written_numbers_have_their_digits_and_only_separators_between_groups() -> None:
+    rng = np.random.default_rng(0)
+    texts = [draw_text(rng) for _ in range(2000)]
+    digits = ["".join(c for c in text if c.isdigit()) for text in texts]
+    assert {len(d) for d in digits} == set(range(1, 9))
+    assert any(" " in text for text in texts) and any(text.endswith(",-") for text in texts)
+    assert all(text.count(".") + text.count(",") <= 1 + len(d) // 3 + 2 for text, d in zip(texts, digits, strict=True))
+
+
+@pytest.mark.parametrize("style", ["marker", "ballpoint", "mixed"])
+def test_a_drawn_field_is_a_scan_of_its_text(style: str) -> None:
+    sample = np.load(SAMPLE)
+    pool = DigitPool((sample["x"],), (sample["y"],), (1.0,))
+    first = draw_field(pool, np.random.default_rng(3), style=style)
+    again = draw_field(pool, np.random.default_rng(3), style=style)
+    scan, text = first
+    assert np.array_equal(scan, again[0]) and text == again[1]  # a seed gives the same field: data can be cached
+    assert scan.ndim in (2, 3) and min(scan.shape[:2]) >= 16
+    assert any(c.isdigit() for c in text)
