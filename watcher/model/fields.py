@@ -95,6 +95,12 @@ def draw_field(pool: DigitPool, rng: np.random.Generator, *, style: str | None =
     """A scan of one written number with its clutter, as a cut-out field; and its text as written. The writer's
     style is drawn from STYLE_WEIGHTS unless given."""
     text = draw_text(rng)
+    return write_field(text, pool, rng, style=style), text
+
+
+def write_field(text: str, pool: DigitPool, rng: np.random.Generator, *, style: str | None = None) -> np.ndarray:
+    """A scan of `text` (digits, separators, marks) written by one writer of `style` (drawn when None), with
+    clutter, as a cut-out field."""
     if style is None:
         style = str(rng.choice(list(STYLE_WEIGHTS), p=list(STYLE_WEIGHTS.values())))
     writer = draw_writer(style, rng)
@@ -102,7 +108,7 @@ def draw_field(pool: DigitPool, rng: np.random.Generator, *, style: str | None =
     ink = _with_clutter(ink, pool, writer, rng)
     effects = {effect for effect, chance in SCAN_EFFECTS.items() if rng.random() < chance}
     scan = print_on_paper(ink, rng, effects=effects)
-    return _captured(scan, rng), text
+    return _captured(scan, rng)
 
 
 def _write(text: str, pool: DigitPool, writer: Writer, rng: np.random.Generator) -> np.ndarray:

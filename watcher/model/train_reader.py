@@ -28,7 +28,7 @@ from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_tra
 from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
 from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, build_reader, decode, serving_reader
 from watcher.model.train import publish_version, staging_folder
-from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, without_dark_margins
 from watcher.vision.normalise import ink_map
 from watcher.vocabulary import ExitCode
 
@@ -155,7 +155,7 @@ def _pools(mnist: Path, real: Path) -> tuple[DigitPool, DigitPool]:
 
 
 def _register_cells(folder: Path) -> tuple[np.ndarray, list[str]]:
-    """The register's cells whose row number is all digits, as the reader sees them (cells that clean to a
+    """The register's cells whose row number is all digits, as the reader sees them (cells that still clean to a
     scanner's dark band are left out)."""
     with open(folder / "labels.csv", newline="") as file:
         rows = [(name, label) for name, label in csv.reader(file) if label.isdigit()]
@@ -164,7 +164,7 @@ def _register_cells(folder: Path) -> tuple[np.ndarray, list[str]]:
         grey = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)
         if grey is None:
             continue
-        ink = ink_map(grey)
+        ink = ink_map(without_dark_margins(grey))
         image = field_image(ink)
         if image is not None and (ink > 0.1).mean() <= MAX_INK_SHARE:
             images.append(np.round(image * 255).astype(np.uint8))

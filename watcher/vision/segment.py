@@ -9,7 +9,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from watcher.vision.field import field_image
+from watcher.vision.field import field_image, without_dark_margins
 from watcher.vision.normalise import boxed_components, fit_digit, ink_box, ink_map
 from watcher.vision.options import (
     NARROWEST_PART,
@@ -110,7 +110,13 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
         return Candidates.row(np.zeros((0, 28, 28), np.float32))
     if mode == "digit":
         return Candidates.row(fit_digit(ink)[np.newaxis])
-    return _cut(ink, mode=mode)._replace(field=field_image(ink), whole=mode == "number")
+    return _cut(ink, mode=mode)._replace(field=_field(image, ink), whole=mode == "number")
+
+
+def _field(image: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
+    """The writing as the sequence reader reads it: cleaned again without the scanner's dark margins, if any."""
+    trimmed = without_dark_margins(image)
+    return field_image(ink if trimmed is image else ink_map(trimmed))
 
 
 def _cut(ink: np.ndarray, *, mode: str) -> Candidates:
