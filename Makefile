@@ -10,11 +10,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+# The build ships the newest model version inside the package: a new one is a reason to reinstall.
+INSTALL_INPUTS := pyproject.toml setup.py $(wildcard models/mnist-cnn/*/metadata.json)
+
+$(VENV)/.installed-serve: $(INSTALL_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: $(INSTALL_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[train,test]'
 	touch $@ $(VENV)/.installed-serve
 

@@ -58,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--config", type=Path, help=config_help)
-    predict.add_argument("--model", type=Path, help="model folder (default: the config's model.path)")
+    predict.add_argument(
+        "--model", type=Path, help="model folder (default: the config's model.path, else the shipped model)"
+    )
     predict.set_defaults(command=_predict)
 
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
@@ -264,10 +266,11 @@ def _read_in_place(path: Path, classifier: Classifier, *, mode: str) -> Iterator
 
 
 def _configured_model(given_config: Path | None) -> tuple[Path, str]:
-    """The model folder and recognition mode `predict` uses: the config's, or the defaults without one."""
+    """The model folder and recognition mode `predict` uses: the config's, or without one the shipped model and the
+    default recognition settings."""
     path = configuration.config_path(given_config)
     if given_config is None and not path.exists():
-        return DEFAULT_MODEL, configuration.RecognitionConfig().mode
+        return configuration.ModelConfig().path, configuration.RecognitionConfig().mode
     config = configuration.load(path)
     return config.model.path, config.recognition.mode
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import yaml
 
+from watcher.model.versions import SHIPPED_MODEL
+
 DEFAULT_CONFIG = Path("config.yaml")
 FILE_KINDS = {
     ".png": "PNG",
@@ -40,7 +42,7 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: Path = Path("models/mnist-cnn")
+    path: Path = SHIPPED_MODEL  # the version shipped inside the package; a folder of versions the user names wins
 
 
 @dataclass(frozen=True)
