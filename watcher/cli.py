@@ -1,4 +1,4 @@
-"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report, review."""
+"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report, review, init."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -128,6 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     review.add_argument("--reviewer", help="the name decisions are recorded under (default: the OS user)")
     review.set_defaults(command=_review)
+
+    init = commands.add_parser("init", help="write a commented config.yaml and the inbox folders (never overwriting)")
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="DIR", help="where (default: .)")
+    init.set_defaults(command=_init)
     return parser
 
 
@@ -398,3 +403,22 @@ def _review(args: argparse.Namespace) -> int:
     from watcher.review import serve
 
     return serve.run(config, host=args.host, port=args.port, reviewer=args.reviewer, templates=_templates(config))
+
+
+def _init(args: argparse.Namespace) -> int:
+    from watcher.service.starter import init
+
+    started = init(args.folder)
+    for path in started.created:
+        print(f"created {_shown(path)}")
+    for path in started.left_alone:
+        print(f"left alone {_shown(path)}: already there")
+    # Plain `run` only where it would find this config: not with $DIGIT_WATCHER_CONFIG naming another.
+    runs_here = configuration.config_path(None).resolve() == started.config.resolve()
+    print(f"next: drop scans into {started.inbox}/, then run")
+    print(f"  digit-watcher run{'' if runs_here else f' --config {shlex.quote(str(started.config))}'}")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    return f"{path}/" if path.is_dir() else str(path)
