@@ -1,4 +1,4 @@
-"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report, review, init."""
+"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report, review, init, unit."""
 
 from __future__ import annotations
 
@@ -133,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="write a commented config.yaml and the inbox folders (never overwriting)")
     init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="DIR", help="where (default: .)")
     init.set_defaults(command=_init)
+
+    unit = commands.add_parser("unit", help="print a hardened systemd unit that starts this installation")
+    unit.add_argument("--user", action="store_true", help="for your own service manager (systemctl --user)")
+    unit.add_argument("--config", type=Path, help=f"with --user: the config it runs ({config_help[1:-1]})")
+    unit.set_defaults(command=_unit)
     return parser
 
 
@@ -422,3 +427,16 @@ def _init(args: argparse.Namespace) -> int:
 
 def _shown(path: Path) -> str:
     return f"{path}/" if path.is_dir() else str(path)
+
+
+def _unit(args: argparse.Namespace) -> int:
+    from watcher.service import unit
+
+    program = unit.installed_program()
+    if not args.user:
+        if args.config is not None:
+            raise ConfigError("unit --config: only with --user (the system unit runs /etc/digit-watcher/config.yaml)")
+        print(unit.system_unit(program), end="")
+        return 0
+    print(unit.user_unit(program, configuration.load(configuration.config_path(args.config))), end="")
+    return 0
