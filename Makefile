@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install system-packages clean
+.PHONY: run test lint install install-check system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: $(VENV)/.installed-serve
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
+
+# What users install: the wheel built and tried in a fresh venv outside the checkout (CI runs it after the tests).
+install-check: $(VENV)/.installed-test
+	.ci/install-check
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
