@@ -39,6 +39,12 @@ def test_the_package_ships_the_served_version_and_only_what_serving_reads() -> N
         assert (shipped / served.name).read_bytes() == served.read_bytes(), REINSTALL
 
 
+def test_serving_files_are_the_metadata_and_every_litert_model(tmp_path: Path) -> None:
+    for name in ("model.keras", "reader.tflite", "metadata.json", "model.tflite", "notes.txt"):
+        (tmp_path / name).write_text("", encoding="utf-8")
+    assert [path.name for path in serving_files(tmp_path)] == ["metadata.json", "model.tflite", "reader.tflite"]
+
+
 def test_a_config_without_model_path_serves_the_shipped_version(tmp_path: Path) -> None:
     loaded = configuration.load(write_config(tmp_path, "paths:\n  inbox: scans\n"))
     assert load_classifier(loaded.model.path).version == f"{MODELS.name}/{SERVED.name}"
