@@ -4,17 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install system-packages clean
+.PHONY: run test lint install install-check system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-serve: pyproject.toml | $(BIN)/python
+# The build ships the newest model version inside the package: a new one is a reason to reinstall.
+INSTALL_INPUTS := pyproject.toml setup.py $(wildcard models/mnist-cnn/*/metadata.json)
+
+$(VENV)/.installed-serve: $(INSTALL_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: $(INSTALL_INPUTS) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[train,test]'
 	touch $@ $(VENV)/.installed-serve
 
@@ -29,6 +32,10 @@ run: $(VENV)/.installed-serve
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
+
+# What users install: the wheel built and tried in a fresh venv outside the checkout (CI runs it after the tests).
+install-check: $(VENV)/.installed-test
+	.ci/install-check
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

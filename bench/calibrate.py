@@ -21,8 +21,6 @@ from watcher.model.calibration import (
     with_no_digit,
 )
 from watcher.model.classify import (
-    METADATA_FILE,
-    MODEL_FILE,
     TEMPERATURE_KEY,
     LiteRTClassifier,
     digit_shares,
@@ -30,6 +28,7 @@ from watcher.model.classify import (
 )
 from watcher.model.styles import STYLES, styled_digits
 from watcher.model.train import publish_version, staging_folder
+from watcher.model.versions import METADATA_FILE, MODEL_FILE
 from watcher.service.config import ReviewConfig
 from watcher.vision.normalise import normalise
 from watcher.vocabulary import DIGITS

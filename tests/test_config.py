@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import write_config
+from watcher.model.versions import SHIPPED_MODEL
 from watcher.service import config as configuration
 from watcher.service.config import ConfigError
 
@@ -16,7 +17,7 @@ def test_defaults_resolve_against_the_config_folder(tmp_path: Path) -> None:
     assert loaded.paths.done == tmp_path / "inbox/done"
     assert loaded.paths.results == tmp_path / "results.csv"
     assert loaded.paths.review is None
-    assert loaded.model.path == tmp_path / "models/mnist-cnn"
+    assert loaded.model.path == SHIPPED_MODEL  # the version shipped inside the package, wherever the config is
     assert loaded.batch.max_size == 64 and loaded.batch.max_wait_ms == 10
     assert loaded.watch.extensions == (".png",)
 

@@ -1,24 +1,35 @@
-"""The shipped unit passes `systemd-analyze verify`, scores as hardened, and matches the daemon's protocol."""
+"""The shipped unit passes `systemd-analyze verify`, scores as hardened, and matches the daemon's protocol; so do
+the units `digit-watcher unit` prints for this installation, for the system and for a user's own manager."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from watcher.service import config as configuration
+from watcher.service.unit import UNIT_FILE
+from watcher.vocabulary import ExitCode
 
 SYSTEMD = Path(__file__).resolve().parents[1] / "systemd"
 UNIT = SYSTEMD / "digit-watcher.service"
 MAX_EXPOSURE = 1.0
+SHIPPED_PROGRAM = "/opt/digit-watcher/.venv/bin/digit-watcher"
+PROGRAM = Path(sys.executable).parent / "digit-watcher"  # this installation's console script
 
 
-def systemd_analyze(*args: str) -> subprocess.CompletedProcess[str]:
+def systemd_analyze(*args: str, user_runtime: Path | None = None) -> subprocess.CompletedProcess[str]:
     program = shutil.which("systemd-analyze")
     assert program is not None, "systemd-analyze is missing: apt-get install -y systemd"
-    return subprocess.run([program, *args], capture_output=True, text=True, timeout=120, check=False)
+    # --user looks for the user's runtime folder even offline; a test has none of its own.
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(user_runtime)} if user_runtime else None
+    extra = ("--user",) if user_runtime else ()
+    return subprocess.run([program, *args, *extra], capture_output=True, text=True, timeout=120, check=False, env=env)
 
 
 def service_settings(text: str) -> dict[str, list[str]]:
@@ -34,26 +45,55 @@ def service_settings(text: str) -> dict[str, list[str]]:
     return settings
 
 
-def test_unit_verifies_clean(tmp_path: Path) -> None:
-    # verify insists that ExecStart's program exists; the installed one lives in /opt, so check a
-    # copy that starts this checkout's own console script with the same arguments instead.
-    program = Path(sys.executable).parent / "digit-watcher"
-    assert program.is_file(), f"{program} missing: install the package first (make install)"
-    unit = UNIT.read_text()
-    copy = tmp_path / UNIT.name
-    copy.write_text(unit.replace("ExecStart=/opt/digit-watcher/.venv/bin/digit-watcher", f"ExecStart={program}"))
-    assert copy.read_text() != unit
-
-    result = systemd_analyze("verify", "--man=no", str(copy))
-    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+def printed_unit(folder: Path, *args: str) -> Path:
+    """`digit-watcher unit ARGS` run in folder, written there as digit-watcher.service (its name matters)."""
+    env = {key: value for key, value in os.environ.items() if key != configuration.CONFIG_ENV}
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "unit", *args], cwd=folder, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    unit = folder / UNIT.name
+    unit.write_text(result.stdout, encoding="utf-8")
+    return unit
 
 
-def test_exposure_is_at_most_one() -> None:
-    result = systemd_analyze("security", "--offline=yes", "--no-pager", str(UNIT))
+def exposure(unit: Path, *, user_runtime: Path | None = None) -> float:
+    result = systemd_analyze("security", "--offline=yes", "--no-pager", str(unit), user_runtime=user_runtime)
     assert result.returncode == 0, result.stderr
     found = re.search(r"Overall exposure level for digit-watcher\.service: (\d+\.\d+)", result.stdout)
     assert found is not None, result.stdout
-    assert float(found.group(1)) <= MAX_EXPOSURE, result.stdout
+    return float(found.group(1))
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Path:
+    """A folder `digit-watcher init` made, as a user would before asking for their unit."""
+    folder = tmp_path / "scans"
+    result = subprocess.run([sys.executable, "-m", "watcher", "init", str(folder)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_systemd_folder_holds_the_packaged_unit_itself() -> None:
+    assert UNIT.resolve() == UNIT_FILE.resolve()
+
+
+def test_printed_unit_starts_this_installation_and_is_otherwise_the_shipped_one(tmp_path: Path) -> None:
+    assert PROGRAM.is_file(), f"{PROGRAM} missing: install the package first (make install)"
+    printed = printed_unit(tmp_path).read_text(encoding="utf-8")
+    assert service_settings(printed)["ExecStart"] == [f"{PROGRAM} run --config /etc/digit-watcher/config.yaml"]
+    assert printed == UNIT.read_text(encoding="utf-8").replace(SHIPPED_PROGRAM, str(PROGRAM))
+
+
+def test_unit_verifies_clean(tmp_path: Path) -> None:
+    # verify insists that ExecStart's program exists: the printed unit starts this installation's own.
+    result = systemd_analyze("verify", "--man=no", str(printed_unit(tmp_path)))
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_exposure_is_at_most_one(tmp_path: Path) -> None:
+    assert exposure(UNIT) <= MAX_EXPOSURE
+    assert exposure(printed_unit(tmp_path)) <= MAX_EXPOSURE
 
 
 def test_unit_speaks_the_daemons_protocol() -> None:
@@ -79,3 +119,34 @@ def test_example_config_is_valid_and_keeps_everything_in_the_state_directory() -
         assert path is not None and path.is_relative_to("/var/lib/digit-watcher"), path
     assert loaded.metrics.port is not None
     assert loaded.log.format == "json"
+
+
+def test_user_unit_runs_the_config_as_the_user_verifies_clean_and_is_hardened(started: Path, tmp_path: Path) -> None:
+    unit = printed_unit(started, "--user")
+    settings = service_settings(unit.read_text(encoding="utf-8"))
+    assert settings["ExecStart"] == [f"{PROGRAM} run --config {started / 'config.yaml'}"]
+    assert "User" not in settings and "StateDirectory" not in settings  # the user's manager runs it as the user
+    assert settings["ProtectHome"] == ["read-only"] and settings["ReadWritePaths"] == [str(started)]
+    assert settings["PrivateNetwork"] == ["yes"] and settings["RestrictAddressFamilies"] == ["AF_UNIX"]  # no metrics
+    result = systemd_analyze("verify", "--man=no", str(unit), user_runtime=tmp_path)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    assert exposure(unit, user_runtime=tmp_path) <= MAX_EXPOSURE
+
+
+def test_user_unit_keeps_the_metrics_port_reachable(started: Path) -> None:
+    config = started / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "metrics:\n  port: 9108\n", encoding="utf-8")
+    settings = service_settings(printed_unit(started, "--user").read_text(encoding="utf-8"))
+    assert "PrivateNetwork" not in settings
+    assert settings["RestrictAddressFamilies"] == ["AF_UNIX AF_INET"] and settings["IPAddressAllow"] == ["localhost"]
+
+
+def test_user_unit_without_a_config_says_so_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "unit", "--user", "--config", "missing.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == ExitCode.BAD_CONFIG
+    assert result.stderr.splitlines() == ["digit-watcher: missing.yaml: cannot read config: No such file or directory"]

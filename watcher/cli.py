@@ -1,4 +1,4 @@
-"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report, review."""
+"""The `digit-watcher` command: run, predict, train, evaluate, check, template, report, review, init, unit."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -58,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--config", type=Path, help=config_help)
-    predict.add_argument("--model", type=Path, help="model folder (default: the config's model.path)")
+    predict.add_argument(
+        "--model", type=Path, help="model folder (default: the config's model.path, else the shipped model)"
+    )
     predict.set_defaults(command=_predict)
 
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
@@ -138,6 +141,15 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     review.add_argument("--reviewer", help="the name decisions are recorded under (default: the OS user)")
     review.set_defaults(command=_review)
+
+    init = commands.add_parser("init", help="write a commented config.yaml and the inbox folders (never overwriting)")
+    init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="DIR", help="where (default: .)")
+    init.set_defaults(command=_init)
+
+    unit = commands.add_parser("unit", help="print a hardened systemd unit that starts this installation")
+    unit.add_argument("--user", action="store_true", help="for your own service manager (systemctl --user)")
+    unit.add_argument("--config", type=Path, help=f"with --user: the config it runs ({config_help[1:-1]})")
+    unit.set_defaults(command=_unit)
     return parser
 
 
@@ -276,10 +288,11 @@ def _read_in_place(path: Path, classifier: Classifier, *, mode: str) -> Iterator
 
 
 def _configured_model(given_config: Path | None) -> tuple[Path, str]:
-    """The model folder and recognition mode `predict` uses: the config's, or the defaults without one."""
+    """The model folder and recognition mode `predict` uses: the config's, or without one the shipped model and the
+    default recognition settings."""
     path = configuration.config_path(given_config)
     if given_config is None and not path.exists():
-        return DEFAULT_MODEL, configuration.RecognitionConfig().mode
+        return configuration.ModelConfig().path, configuration.RecognitionConfig().mode
     config = configuration.load(path)
     return config.model.path, config.recognition.mode
 
@@ -434,3 +447,35 @@ def _review(args: argparse.Namespace) -> int:
     from watcher.review import serve
 
     return serve.run(config, host=args.host, port=args.port, reviewer=args.reviewer, templates=_templates(config))
+
+
+def _init(args: argparse.Namespace) -> int:
+    from watcher.service.starter import init
+
+    started = init(args.folder)
+    for path in started.created:
+        print(f"created {_shown(path)}")
+    for path in started.left_alone:
+        print(f"left alone {_shown(path)}: already there")
+    # Plain `run` only where it would find this config: not with $DIGIT_WATCHER_CONFIG naming another.
+    runs_here = configuration.config_path(None).resolve() == started.config.resolve()
+    print(f"next: drop scans into {started.inbox}/, then run")
+    print(f"  digit-watcher run{'' if runs_here else f' --config {shlex.quote(str(started.config))}'}")
+    return 0
+
+
+def _shown(path: Path) -> str:
+    return f"{path}/" if path.is_dir() else str(path)
+
+
+def _unit(args: argparse.Namespace) -> int:
+    from watcher.service import unit
+
+    program = unit.installed_program()
+    if not args.user:
+        if args.config is not None:
+            raise ConfigError("unit --config: only with --user (the system unit runs /etc/digit-watcher/config.yaml)")
+        print(unit.system_unit(program), end="")
+        return 0
+    print(unit.user_unit(program, configuration.load(configuration.config_path(args.config))), end="")
+    return 0

@@ -14,13 +14,12 @@ import numpy as np
 
 from watcher.model.calibration import temper
 from watcher.model.sequence import StringReading, decode
+from watcher.model.versions import METADATA_FILE, MODEL_FILE, newest_complete
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
-MODEL_FILE = "model.tflite"
 READER_FILE = "reader.tflite"  # the sequence reader, in versions that have one (watcher.model.train_reader)
 READER_KEY = "reader"  # metadata.json's section on the reader: its recipe and its own temperature
-METADATA_FILE = "metadata.json"
 TEMPERATURE_KEY = "temperature"  # metadata.json's calibration temperature; absent: the model's own probabilities
 BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once
 DIGIT_SHAPE = (CANVAS_PX, CANVAS_PX)
@@ -64,17 +63,13 @@ def latest_version(model_path: Path) -> Path:
     model_path = Path(model_path)
     if not model_path.is_dir():
         raise ModelError(f"{model_path}: model folder not found")
-    complete = [
-        entry
-        for entry in model_path.iterdir()
-        if entry.name.isdigit() and (entry / METADATA_FILE).is_file() and (entry / MODEL_FILE).is_file()
-    ]
-    if not complete:
+    newest = newest_complete(model_path)
+    if newest is None:
         raise ModelError(
             f"{model_path}: no complete model version "
             f"(expected folders 1/, 2/, ... holding {MODEL_FILE} and {METADATA_FILE})"
         )
-    return max(complete, key=lambda entry: int(entry.name))
+    return newest
 
 
 def load_classifier(model_path: Path) -> Classifier:

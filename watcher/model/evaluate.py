@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from watcher.model.classify import METADATA_FILE, Classifier, ModelError, load_classifier, load_version
+from watcher.model.classify import Classifier, ModelError, load_classifier, load_version
 from watcher.model.corrections import CorrectionsError, load_corrections
 from watcher.model.dataset import DatasetError, load_mnist
+from watcher.model.versions import METADATA_FILE
 from watcher.vision.normalise import normalise
 from watcher.vocabulary import DIGITS, ExitCode
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from watcher.model.classify import METADATA_FILE, TEMPERATURE_KEY, silenced_native_logs
+from watcher.model.classify import TEMPERATURE_KEY, silenced_native_logs
 from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.styles import STYLES
 from watcher.model.synthetic import (
@@ -29,6 +29,7 @@ from watcher.model.synthetic import (
     render_number_scan,
     render_scan,
 )
+from watcher.model.versions import METADATA_FILE
 from watcher.vocabulary import CANVAS_PX, CLASSES, DIGITS, NO_DIGIT_CLASS, ExitCode
 
 DEFAULT_OUT = Path("models/mnist-cnn")

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from watcher.model.calibration import temper
-from watcher.model.classify import METADATA_FILE, MODEL_FILE, silenced_native_logs
+from watcher.model.classify import METADATA_FILE, MODEL_FILE, READER_FILE, READER_KEY, silenced_native_logs
 from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
 from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, build_reader, decode, serving_reader
@@ -32,8 +32,6 @@ from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, without
 from watcher.vision.normalise import ink_map
 from watcher.vocabulary import ExitCode
 
-READER_FILE = "reader.tflite"
-READER_KEY = "reader"  # metadata.json's section on the sequence reader
 TRAINING_FIELDS = 150_000  # synthetic fields rendered once and cached
 VALIDATION_FIELDS = 3_000  # from digits held out of training: tuning and the temperature
 POPULATION_WEIGHTS = (0.55, 0.15, 0.30)  # MNIST, USPS, ARDIS: the real digits MNIST lacks are drawn more often

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 import yaml
 
+from watcher.model.versions import SHIPPED_MODEL
+
 DEFAULT_CONFIG = Path("config.yaml")
 FILE_KINDS = {
     ".png": "PNG",
@@ -40,7 +42,7 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: Path = Path("models/mnist-cnn")
+    path: Path = SHIPPED_MODEL  # the version shipped inside the package; a folder of versions the user names wins
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,18 @@ class Config:
         """The folders the daemon itself fills (done/, error/, review/, its workspaces): never read as inbox."""
         paths = self.paths
         return tuple(folder for folder in (paths.done, paths.error, paths.review, self.work) if folder is not None)
+
+    @property
+    def written_folders(self) -> dict[str, Path]:
+        """The folders the daemon writes in (moves files into or out of, or writes CSVs to), by the key naming each."""
+        paths = self.paths
+        written = {"paths.inbox": paths.inbox, "paths.done": paths.done, "paths.error": paths.error}
+        if paths.review is not None:
+            written["paths.review"] = paths.review
+        written["paths.results"] = paths.results.parent
+        if self.forms.templates is not None:
+            written["forms.templates"] = self.forms_folder
+        return written
 
     @property
     def work(self) -> Path:
@@ -279,16 +293,12 @@ def _check_consistency(config: Config) -> None:
 def prepare_folders(config: Config) -> None:
     """Create the folders the daemon writes to and check they are usable; raises ConfigError."""
     paths = config.paths
-    places = {"paths.done": paths.done, "paths.error": paths.error}
-    if paths.review is not None:
-        places["paths.review"] = paths.review
-    written = {"paths.inbox": paths.inbox, **places, "paths.results": paths.results.parent}
-    if config.forms.templates is not None:
-        written["forms.templates"] = config.forms_folder
+    written = config.written_folders
     for key, folder in written.items():
         _usable_folder(folder, key=key)
     _usable_folder(config.work, key="paths.inbox")
     inbox_device = paths.inbox.stat().st_dev
+    places = {key: written[key] for key in ("paths.done", "paths.error", "paths.review") if key in written}
     for key, folder in places.items():
         if folder.stat().st_dev != inbox_device:
             raise ConfigError(f"{key}: {folder} is not on the same filesystem as the inbox (files are moved by rename)")
