@@ -23,11 +23,12 @@ import cv2
 import numpy as np
 
 from watcher.model.calibration import temper
-from watcher.model.classify import METADATA_FILE, MODEL_FILE, READER_FILE, READER_KEY, silenced_native_logs
+from watcher.model.classify import READER_FILE, READER_KEY, silenced_native_logs
 from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
 from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, build_reader, decode, serving_reader
 from watcher.model.train import publish_version, staging_folder
+from watcher.model.versions import METADATA_FILE, MODEL_FILE
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, without_dark_margins
 from watcher.vision.normalise import ink_map
 from watcher.vocabulary import ExitCode
