@@ -37,6 +37,10 @@ DIGITS = 10
 NO_DIGIT_CLASS = DIGITS
 CLASSES = DIGITS + 1
 
+# review.threshold's default: readings less sure go to review/. Chosen on validation for the served model, and the
+# reader's confidence is calibrated so that readings this sure are wrong at most 1 % of the time.
+REVIEW_THRESHOLD = 0.8
+
 
 class Event(StrEnum):
     """The `event` of each log line the daemon writes; one canonical line per unit of work."""

@@ -31,7 +31,7 @@ from watcher.model.train import publish_version, staging_folder
 from watcher.model.versions import METADATA_FILE, MODEL_FILE
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, without_dark_margins
 from watcher.vision.normalise import ink_map
-from watcher.vocabulary import ExitCode
+from watcher.vocabulary import REVIEW_THRESHOLD, ExitCode
 
 TRAINING_FIELDS = 150_000  # synthetic fields rendered once and cached
 VALIDATION_FIELDS = 3_000  # from digits held out of training: tuning and the temperature
@@ -43,6 +43,8 @@ BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 CHUNK = 500  # fields rendered per task in a worker
 CHECKPOINT_SECONDS = 600  # a checkpoint at least this often, and at every epoch's end
+TEMPERATURES = np.exp(np.linspace(np.log(0.5), np.log(8.0), 41))  # searched for the confidence's calibration
+ACCEPTED_WRONG = 0.01  # at most this share of the readings accepted at that threshold may be wrong
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,14 @@ def run(
     labels = list(train_y) + list(cells_y)
     reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=cache / f"checkpoints-{seed}", resume=resume)
     probabilities = _probabilities(reader, valid_x)
-    temperature = fit_string_temperature(probabilities, valid_y)
+    cell_probabilities = _probabilities(reader, valid_cells_x)
+    # Fitted on synthetic and real writing together: the real cells are the nearer to what users drop in.
+    temperature = fit_string_temperature(
+        np.concatenate([probabilities, cell_probabilities]), list(valid_y) + list(valid_cells_y)
+    )
     figures = {
         "validation_fields": _accuracy(probabilities, valid_y, temperature),
-        "validation_register_cells": _accuracy(_probabilities(reader, valid_cells_x), valid_cells_y, temperature),
+        "validation_register_cells": _accuracy(cell_probabilities, valid_cells_y, temperature),
     }
     print(json.dumps(figures), flush=True)
     recipe = Recipe(
@@ -312,7 +318,7 @@ def _accuracy(probabilities: np.ndarray, labels: list[str], temperature: float) 
     """Whole-string accuracy (marks left out), and the share accepted and wrong at 0.8 (review's default)."""
     readings = [decode(frames) for frames in tempered_frames(probabilities, temperature)]
     right = np.asarray([r.digits == label.replace(MARK, "") for r, label in zip(readings, labels, strict=True)])
-    sure = np.asarray([r.confidence >= 0.8 for r in readings])
+    sure = np.asarray([r.confidence >= REVIEW_THRESHOLD for r in readings])
     return {
         "accuracy": round(float(right.mean()), 4),
         "accepted": round(float(sure.mean()), 4),
@@ -321,17 +327,23 @@ def _accuracy(probabilities: np.ndarray, labels: list[str], temperature: float) 
 
 
 def fit_string_temperature(probabilities: np.ndarray, labels: list[str]) -> float:
-    """The temperature whose best-path probabilities best predict whether a string is read right (log loss)."""
-    best, best_loss = 1.0, np.inf
+    """The temperature whose best-path probabilities best predict whether a string is read right (log loss), raised
+    where needed until the readings accepted at review's default threshold are wrong at most ACCEPTED_WRONG of the
+    time: the confidence people act on."""
     truths = [label.replace(MARK, "") for label in labels]
-    for temperature in np.exp(np.linspace(np.log(0.5), np.log(4.0), 29)):
+    fits = []
+    for temperature in TEMPERATURES:
         readings = [decode(frames) for frames in tempered_frames(probabilities, float(temperature))]
         p = np.clip([r.confidence for r in readings], 1e-6, 1 - 1e-6)
         right = np.asarray([r.digits == truth for r, truth in zip(readings, truths, strict=True)])
         loss = float(-np.mean(np.where(right, np.log(p), np.log(1 - p))))
-        if loss < best_loss:
-            best, best_loss = float(temperature), loss
-    return round(best, 4)
+        accepted = p >= REVIEW_THRESHOLD
+        wrong = float((~right & accepted).sum() / max(1, accepted.sum()))
+        fits.append((loss, float(temperature), wrong))
+    best = min(fits)
+    # A hotter temperature only lowers every confidence, so the first that meets the bound is the least change.
+    kept = next((fit for fit in fits if fit[1] >= best[1] and fit[2] <= ACCEPTED_WRONG), fits[-1])
+    return round(kept[1], 4)
 
 
 def write_reader_version(out: Path, *, base: Path, reader: Any, section: dict[str, object]) -> Path:

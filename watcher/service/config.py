@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 
 from watcher.model.versions import SHIPPED_MODEL
+from watcher.vocabulary import REVIEW_THRESHOLD
 
 DEFAULT_CONFIG = Path("config.yaml")
 FILE_KINDS = {
@@ -70,7 +71,7 @@ class LimitsConfig:
 
 @dataclass(frozen=True)
 class ReviewConfig:
-    threshold: float = 0.8  # chosen on the validation split for the served model (README, Review queue)
+    threshold: float = REVIEW_THRESHOLD
 
 
 @dataclass(frozen=True)
