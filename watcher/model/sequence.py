@@ -56,7 +56,7 @@ def decode(frames: np.ndarray) -> StringReading:
 
 def build_reader() -> Any:  # a keras.Model; Keras ships no types
     """Convolutions down to a row of slices, then dilated convolutions along the row so each slice sees its
-    neighbours (a digit's other half, a joined stroke), then a symbol per slice. About 0.4 M parameters."""
+    neighbours (a digit's other half, a joined stroke), then a symbol per slice. About 0.56 M parameters."""
     import keras
     from keras import layers
 
