@@ -1,19 +1,29 @@
-"""Hooks that lose nothing: each commit's rows handed on as one batch, retried until acknowledged (SPEC "Hooks")."""
+"""Hooks that lose nothing: each commit's rows handed on as one batch, retried until acknowledged (SPEC "Hooks").
+
+Run the kill -9 test large by hand (the issue's size):
+    DW_HOOK_FILES=1000 DW_HOOK_KILLS=10 .venv/bin/python -m pytest tests/test_hooks.py -s -k kill_9
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import random
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import FakeClassifier, write_config
-from tests.helpers import digit_png, result_rows, rows_by_id, wait_for
-from tests.receiving import by_id, receiving
+from tests.daemons import ROOT, DaemonProcess, run_once, write_e2e_config
+from tests.helpers import digit_png, drop, mnist_scans, result_rows, rows_by_id, wait_for
+from tests.receiving import Receiver, by_id, receiving
+from tests.test_crash import children
 from tests.test_daemon import make_daemon, running
 from watcher.ledger import outbox
 from watcher.service import config as configuration
@@ -21,6 +31,8 @@ from watcher.service import hooks
 from watcher.service.config import Config
 from watcher.service.metrics import Metrics
 
+FILES = int(os.environ.get("DW_HOOK_FILES", "150"))
+KILLS = int(os.environ.get("DW_HOOK_KILLS", "3"))
 STORE = """\
 import fcntl, sys
 data = sys.stdin.buffer.read()
@@ -28,6 +40,13 @@ with open(sys.argv[1], "ab") as out:
     fcntl.flock(out, fcntl.LOCK_EX)
     out.write(data + b"\\n")
 """
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hooks of these tests are on 127.0.0.1: never sent through a proxy the environment names."""
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(name, "*")
 
 
 def hooked(tmp_path: Path, hooks_section: str) -> Config:
@@ -192,3 +211,140 @@ def test_close_stops_promptly_while_the_hook_is_failing(tmp_path: Path) -> None:
         closing.join(timeout=5)
         assert not closing.is_alive() and time.monotonic() - started < 2
     assert len(pending(config)) == 1, "the batch is back in the outbox"
+
+
+def delivered_all(receiver: Receiver, results: Path, count: int) -> bool:
+    in_csv = rows_by_id(results, "results")
+    return len(in_csv) >= count and set(by_id(receiver.rows())) == set(in_csv)
+
+
+@pytest.mark.slow
+def test_a_daemon_hands_on_its_rows_with_the_ids_of_the_csv_rows(tmp_path: Path) -> None:
+    with receiving() as receiver:
+        config = write_e2e_config(tmp_path, extra=f"hooks:\n  url: http://ann:s3cret@127.0.0.1:{receiver.port}/in\n")
+        daemon = DaemonProcess(config)
+        daemon.wait_started()
+        for number, (_, scan) in enumerate(mnist_scans(20)):
+            drop(tmp_path / "inbox", f"{number}.png", scan)
+        wait_for(lambda: delivered_all(receiver, tmp_path / "results.csv", 20), what="every row delivered")
+        assert daemon.terminate() == 0
+    assert by_id(receiver.rows()) == rows_by_id(tmp_path / "results.csv", "results")
+    assert len(receiver.rows()) == 20, "each row once"
+    assert "s3cret" not in daemon.output()
+    assert {e["rows"] for e in daemon.events() if e["event"] == "hook_delivered"} <= set(range(1, 21))
+
+
+@pytest.mark.slow
+def test_a_receiver_answering_500_for_a_while_loses_nothing(tmp_path: Path) -> None:
+    with receiving(refuse=4) as receiver:
+        extra = f"metrics:\n  port: 0\nhooks:\n  url: http://127.0.0.1:{receiver.port}/\n"
+        daemon = DaemonProcess(write_e2e_config(tmp_path, extra=extra))
+        daemon.wait_started()
+        for number, (_, scan) in enumerate(mnist_scans(12)):
+            drop(tmp_path / "inbox", f"{number}.png", scan)
+            time.sleep(0.1)
+        wait_for(lambda: delivered_all(receiver, tmp_path / "results.csv", 12), timeout=60, what="every row")
+        (serving,) = [e for e in daemon.events() if e["event"] == "metrics_serving"]
+        with urllib.request.urlopen(str(serving["url"]), timeout=5) as answer:
+            scraped = answer.read().decode()
+        assert daemon.terminate() == 0
+    assert receiver.refused == 4
+    assert "digit_watcher_hook_failures_total 4.0" in scraped
+    assert "digit_watcher_hook_pending 0.0" in scraped
+    assert len([e for e in daemon.events() if e["event"] == "hook_failed"]) == 4
+    assert by_id(receiver.rows()) == rows_by_id(tmp_path / "results.csv", "results")
+
+
+@pytest.mark.slow
+def test_a_real_command_is_given_the_rows_of_run_once(tmp_path: Path) -> None:
+    section, out = store_command(tmp_path)
+    config = write_e2e_config(tmp_path, extra="hooks:\n" + section)
+    (tmp_path / "inbox").mkdir()
+    for number, (_, scan) in enumerate(mnist_scans(5)):
+        drop(tmp_path / "inbox", f"{number}.png", scan)
+    run_once(config)
+    assert by_id([row for batch in stored(out) for row in batch]) == rows_by_id(tmp_path / "results.csv", "results")
+    assert len(rows_by_id(tmp_path / "results.csv", "results")) == 5
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("hooks:\n  url: ftp://ann:s3cret@127.0.0.1/\n", "hooks.url"),
+        ("hooks:\n  command: [./no-such-program]\n", "hooks.command"),
+        ("hooks:\n  timeout_s: -1\n", "hooks.timeout_s"),
+    ],
+)
+def test_bad_hook_config_exits_78_with_one_line_naming_the_key(tmp_path: Path, section: str, key: str) -> None:
+    config = write_e2e_config(tmp_path, extra=section)
+    result = subprocess.run(
+        [sys.executable, "-m", "watcher", "run", "--config", str(config)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"digit-watcher: {key}: ")
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.slow
+def test_every_row_reaches_the_receiver_across_kill_9_of_one_of_two_daemons(tmp_path: Path) -> None:
+    with receiving(delay_s=0.2) as receiver:  # slow, so a kill often finds a batch being sent
+        extra = f"batch:\n  max_size: 16\nhooks:\n  url: http://127.0.0.1:{receiver.port}/\n"
+        config = write_e2e_config(tmp_path, extra=extra)
+        names = stage(tmp_path, FILES)
+        feeding = threading.Thread(target=feed, args=(tmp_path / "staging", tmp_path / "inbox", names))
+        steady = DaemonProcess(config, name="steady")
+        steady.wait_started()
+        feeding.start()
+        chance = random.Random(11)
+        killed = []
+        try:
+            for kill in range(KILLS):
+                daemon = DaemonProcess(config, name=f"killed-{kill}")
+                killed.append(daemon)
+                daemon.wait_started()
+                before = len(receiver.rows())
+                wait_for(lambda b=before: len(receiver.rows()) > b or not feeding.is_alive(), what="new deliveries")
+                time.sleep(chance.uniform(0, 0.5))
+                workers = children(daemon.process.pid)
+                daemon.kill()
+                wait_for(lambda pids=workers: not any(Path(f"/proc/{pid}").exists() for pid in pids), what="workers")
+        finally:
+            feeding.join()
+        results = tmp_path / "results.csv"
+        wait_for(lambda: delivered_all(receiver, results, FILES), timeout=60 + FILES / 20, what="every row delivered")
+        assert steady.terminate() == 0
+    delivered, in_csv = receiver.rows(), rows_by_id(results, "results")
+    events = [e for daemon in (steady, *killed) for e in daemon.events()]
+    taken_over = sum(len(e["batches"]) for e in events if e["event"] == "hook_taken_over")
+    print(
+        f"\n{FILES} files, {KILLS} kills of one of two daemons: {len(in_csv)} rows, {len(delivered)} delivered,"
+        f" {len(delivered) - len(by_id(delivered))} again (same id and content);"
+        f" {taken_over} batches a killed daemon held were taken over"
+    )
+    assert by_id(delivered) == in_csv
+    assert sorted(row["file"] for row in in_csv.values()) == sorted(names), "each file once in the CSV"
+
+
+def stage(tmp_path: Path, count: int) -> list[str]:
+    """`count` MNIST scans written beside the inbox, to be fed in; returns their names."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "staging").mkdir()
+    scans = mnist_scans(50)
+    names = [f"scan-{number:05}.png" for number in range(count)]
+    for number, name in enumerate(names):
+        (tmp_path / "staging" / name).write_bytes(scans[number % len(scans)][1])
+    return names
+
+
+def feed(staging: Path, inbox: Path, names: list[str]) -> None:
+    """Rename files into the inbox ten at a time, spread over about a second and a half per planned kill."""
+    pause = 1.5 * KILLS / (len(names) / 10)
+    for start in range(0, len(names), 10):
+        for name in names[start : start + 10]:
+            os.rename(staging / name, inbox / name)
+        time.sleep(pause)

@@ -77,3 +77,4 @@ class Event(StrEnum):
     HOOK_DELIVERED = "hook_delivered"
     HOOK_FAILED = "hook_failed"
     HOOK_OUTBOX_FAILED = "hook_outbox_failed"
+    HOOK_TAKEN_OVER = "hook_taken_over"

@@ -162,7 +162,10 @@ class Courier:
                 deliveries.renew()
                 if self.clock() >= next_recovery:
                     next_recovery = self.clock() + RECOVER_EVERY_S
-                    self._in_hand.extend(deliveries.recover())
+                    taken = deliveries.recover()
+                    if taken:
+                        log.info(Event.HOOK_TAKEN_OVER, batches=[claimed.name for claimed in taken])
+                    self._in_hand.extend(taken)
                 delivered = self._deliver_next(deliveries)
             except HookFailed as exc:
                 self.metrics.hook_failed()
