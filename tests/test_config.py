@@ -133,6 +133,7 @@ def test_a_hook_command_is_found_from_the_config_folder_or_on_the_path(tmp_path:
         ("hooks:\n  command: []\n", "hooks.command: expected a program and its arguments"),
         ("hooks:\n  command: [./no-such-store]\n", "hooks.command: ./no-such-store: no such program"),
         ("hooks:\n  timeout_s: 0\n", "hooks.timeout_s: must be above 0"),
+        ("hooks:\n  timeout_s: 60\n", "hooks.timeout_s: must be at most 15, got 60"),
         ("hooks:\n  uri: http://x/\n", "hooks.uri: unknown key"),
     ],
 )

@@ -135,6 +135,20 @@ def test_a_hook_that_keeps_failing_never_stops_reading_and_keeps_every_row(
     assert len(list(config.paths.done.iterdir())) == 6
 
 
+def test_once_with_a_failing_hook_exits_at_once_and_keeps_the_rows_for_the_next_run(
+    tmp_path: Path, fake_classifier: FakeClassifier
+) -> None:
+    with receiving(refuse=10**6) as receiver:
+        config = hooked(tmp_path, f"hooks:\n  url: http://127.0.0.1:{receiver.port}/\n")
+        for number in range(3):
+            (config.paths.inbox / f"{number}.png").write_bytes(digit_png())
+        started = time.monotonic()
+        assert make_daemon(config, fake_classifier).run(once=True) == 0
+        assert time.monotonic() - started < 5
+        assert receiver.refused >= 1
+    assert sum(outbox.rows_in(batch.name) for batch in pending(config)) == 3
+
+
 def test_a_command_is_given_each_batch_on_stdin(tmp_path: Path, fake_classifier: FakeClassifier) -> None:
     section, out = store_command(tmp_path)
     config = hooked(tmp_path, "hooks:\n" + section)

@@ -78,3 +78,4 @@ class Event(StrEnum):
     HOOK_FAILED = "hook_failed"
     HOOK_OUTBOX_FAILED = "hook_outbox_failed"
     HOOK_TAKEN_OVER = "hook_taken_over"
+    HOOK_COURIER_DIED = "hook_courier_died"

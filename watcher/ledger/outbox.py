@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from watcher.ledger.claim import Claim
 OUTBOX = ".hooks"  # in the inbox's work folder: the batches waiting for the hook (hidden: not a workspace)
 DELIVERING = ".delivering"  # beside it: the workspaces of the daemons handing batches on
 STAGED = "hooks.json"  # a commit's batch in its workspace, until the commit moves it into the outbox
-SUFFIX = ".json"
+BATCH = re.compile(r"\.(\d+)\.json$")  # a batch's name ends with its count of rows
 
 
 class Part(NamedTuple):
@@ -70,12 +71,14 @@ def stage(folder: Path, data: bytes) -> Path:
 
 def batch_name(moment: datetime, *, workspace: str, number: int, rows: int) -> str:
     """A batch's name in the outbox: in the order committed, unique to its commit, with its count of rows."""
-    return f"{moment.astimezone(UTC):%Y%m%dT%H%M%S%f}-{workspace}-{number}.{rows}{SUFFIX}"
+    return f"{moment.astimezone(UTC):%Y%m%dT%H%M%S%f}-{workspace}-{number}.{rows}.json"
 
 
 def rows_in(name: str) -> int:
     """How many rows the batch of this name holds."""
-    return int(name[: -len(SUFFIX)].rsplit(".", 1)[1])
+    found = BATCH.search(name)
+    assert found is not None, name
+    return int(found[1])
 
 
 class Deliveries:
@@ -101,7 +104,7 @@ class Deliveries:
     def waiting(self) -> list[str]:
         """The names of the batches in the outbox, oldest first."""
         try:
-            return sorted(entry.name for entry in os.scandir(self.outbox) if entry.name.endswith(SUFFIX))
+            return sorted(entry.name for entry in os.scandir(self.outbox) if BATCH.search(entry.name))
         except FileNotFoundError:
             return []  # the inbox went away; its batches are delivered once it is back
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
+from watcher.ledger.lease import LEASE_S
 from watcher.ledger.outbox import OUTBOX
 
 DEFAULT_CONFIG = Path("config.yaml")
@@ -323,6 +324,9 @@ def _check_consistency(config: Config) -> None:
 
 
 def _check_hooks(hooks: HooksConfig, *, root: Path) -> None:
+    # A courier waiting on its hook does not renew its lease, which other hosts take for dead once unchanged this long.
+    if hooks.timeout_s > LEASE_S / 2:
+        raise ConfigError(f"hooks.timeout_s: must be at most {LEASE_S / 2:g}, got {hooks.timeout_s:g}")
     if hooks.url is not None:
         parts = urllib.parse.urlsplit(hooks.url)
         try:

@@ -190,6 +190,9 @@ class Daemon:
             if self.observer is not None and not observer_alive(self.observer):
                 log.error(Event.OBSERVER_DIED, detail="the folder watcher stopped; exiting rather than running blind")
                 return ExitCode.FAILURE
+            if self.courier is not None and not self.courier.alive:
+                log.error(Event.HOOK_COURIER_DIED, detail="the hook's courier stopped; exiting, for a restart to go on")
+                return ExitCode.FAILURE
             self._housekeeping()
             tasks = self._next_batch(once=once, busy=bool(self._in_hand))
             if tasks:

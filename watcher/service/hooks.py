@@ -125,13 +125,19 @@ class Courier:
         self.deliveries: Deliveries | None = Deliveries(work, clock=clock)  # None: to be opened again
         self._in_hand: deque[Claim] = deque()  # taken over from dead daemons, or claimed: the oldest is being sent
         self._acknowledged: set[str] = set()  # the targets that took the oldest batch in hand
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._wake = threading.Event()  # a commit, or close: look at the outbox now
+        self._closing = threading.Event()  # close: cut a wait after a failure short
+        self._stopping = False
         self._finishing = False
         self._thread = threading.Thread(target=self._deliver_all, name="hooks", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """False once its thread died of a fault no retry can mend (logged with its traceback)."""
+        return self._thread.is_alive()
 
     def wake(self) -> None:
         """Say a commit put a batch in the outbox."""
@@ -141,8 +147,8 @@ class Courier:
         """Stop once the batch being sent is done (with `finish`, once none is left or one fails); the batches in
         hand go back to the outbox."""
         self._finishing = finish
-        if not finish:
-            self._stopping.set()
+        self._stopping = not finish
+        self._closing.set()
         self._wake.set()
         self._thread.join()
         if self.deliveries is None:
@@ -155,7 +161,8 @@ class Courier:
     def _deliver_all(self) -> None:
         next_recovery = self.clock()
         delay = FIRST_RETRY_S
-        while not self._stopping.is_set():
+        while not self._stopping:
+            self._wake.clear()
             delivered: bool | None = None  # None: a failure, to be retried after `delay`
             try:
                 deliveries = self._opened()
@@ -176,13 +183,12 @@ class Courier:
             if self._finishing and not delivered:
                 return
             if delivered is None:
-                self._stopping.wait(delay)
+                self._closing.wait(delay)
                 delay = min(delay * 2, LONGEST_RETRY_S)
             elif delivered:
                 delay = FIRST_RETRY_S
             else:
                 self._wake.wait(IDLE_WAKE_S)
-                self._wake.clear()
 
     def _deliver_next(self, deliveries: Deliveries) -> bool:
         """Deliver the oldest batch in hand, else the oldest one this daemon claims first; False when none waits."""
