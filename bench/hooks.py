@@ -45,9 +45,10 @@ def one_run(work: Path, crops: list[bytes], count: int, receiver: Receiver | Non
     for number, name in enumerate(names):
         (staging / name).write_bytes(crops[number % len(crops)])
     hook = f"hooks:\n  url: http://127.0.0.1:{receiver.port}/readings\n" if receiver is not None else ""
-    daemon = DaemonProcess(write_e2e_config(work, extra=f"log:\n  level: warning\n{hook}"))
+    daemon = DaemonProcess(write_e2e_config(work, extra=hook))
     try:
         daemon.wait_started(timeout=120)
+        delivered_before = len(receiver.rows()) if receiver is not None else 0
         began = time.monotonic()
         for name in names:
             os.rename(staging / name, inbox / name)
@@ -56,7 +57,6 @@ def one_run(work: Path, crops: list[bytes], count: int, receiver: Receiver | Non
         written_s = time.monotonic() - began
         if receiver is None:
             return count / written_s, None
-        delivered_before = len(receiver.rows())
         while len(receiver.rows()) - delivered_before < count:
             time.sleep(0.01)
         return count / written_s, count / (time.monotonic() - began)
@@ -73,7 +73,10 @@ def main() -> int:
     crops = [scan for _, scan in mnist_scans(DISTINCT_CROPS)]
     plain: list[float] = []
     hooked: list[tuple[float, float]] = []
-    with tempfile.TemporaryDirectory(prefix="dw-hooks-", dir=ROOT / "bench") as temporary, receiving() as receiver:
+    with (
+        tempfile.TemporaryDirectory(prefix="dw-bench-hooks-", dir=ROOT / "bench") as temporary,
+        receiving() as receiver,
+    ):
         for round_number in range(args.rounds):
             plain.append(one_run(Path(temporary) / f"plain-{round_number}", crops, args.files, None)[0])
             written, acknowledged = one_run(Path(temporary) / f"hooked-{round_number}", crops, args.files, receiver)
