@@ -23,6 +23,7 @@ from tests.conftest import FakeClassifier, write_config
 from tests.daemons import ROOT, DaemonProcess, run_once, write_e2e_config
 from tests.helpers import digit_png, drop, mnist_scans, result_rows, rows_by_id, wait_for
 from tests.receiving import Receiver, by_id, receiving
+from tests.reviewing import open_desk, review_config, send_to_review
 from tests.test_crash import children
 from tests.test_daemon import make_daemon, running
 from watcher.ledger import outbox
@@ -147,6 +148,21 @@ def test_once_with_a_failing_hook_exits_at_once_and_keeps_the_rows_for_the_next_
         assert time.monotonic() - started < 5
         assert receiver.refused >= 1
     assert sum(outbox.rows_in(batch.name) for batch in pending(config)) == 3
+
+
+def test_a_review_decision_goes_to_the_outbox_with_the_id_of_its_row(tmp_path: Path) -> None:
+    config = review_config(tmp_path, extra="hooks:\n  url: http://127.0.0.1:9/readings\n")
+    send_to_review(config, "a.png", digit_png(), prediction="7")
+    desk = open_desk(config)
+    try:
+        (item,) = desk.queue.items()
+        desk.decide(item.id, "1")
+    finally:
+        desk.close()
+    (batch,) = pending(config)
+    (row,) = json.loads(batch.read_bytes())["rows"]
+    assert (row["status"], row["prediction"], row["model"]) == ("corrected", "1", "person:ann")
+    assert by_id([row]).items() <= rows_by_id(config.paths.results, "results").items()
 
 
 def test_a_command_is_given_each_batch_on_stdin(tmp_path: Path, fake_classifier: FakeClassifier) -> None:
