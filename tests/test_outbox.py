@@ -186,3 +186,11 @@ def test_a_batch_name_orders_commits_and_counts_rows() -> None:
     later = outbox.batch_name(fixed_now().replace(second=1), workspace="host.lan-1-ab", number=10, rows=1)
     assert early < later
     assert (outbox.rows_in(early), outbox.rows_in(later)) == (64, 1)
+
+
+def test_with_the_inbox_away_no_delivery_workspace_is_made_in_its_place(config: Config) -> None:
+    away = config.paths.inbox.with_name("inbox-away")
+    config.paths.inbox.rename(away)
+    with pytest.raises(FileNotFoundError):
+        outbox.Deliveries(config.work, clock=time.monotonic)
+    assert not config.paths.inbox.exists()

@@ -89,7 +89,9 @@ class Deliveries:
 
     def __init__(self, work: Path, *, clock: Callable[[], float]) -> None:
         self.outbox = work / OUTBOX
-        self.outbox.mkdir(parents=True, exist_ok=True)
+        # Never its parents: with the inbox away (a share unmounted) they would be made on the mount point, where the
+        # daemon would take them for the inbox come back. FileNotFoundError then.
+        self.outbox.mkdir(exist_ok=True)
         self.clock = clock
         self.workspace = claim.Workspace(work / DELIVERING, inbox=self.outbox, clock=clock)
         self.leases = lease.Leases(clock=clock)
