@@ -165,6 +165,20 @@ def test_a_review_decision_goes_to_the_outbox_with_the_id_of_its_row(tmp_path: P
     assert by_id([row]).items() <= rows_by_id(config.paths.results, "results").items()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_courier_that_dies_stops_the_daemon_for_a_restart(
+    tmp_path: Path, fake_classifier: FakeClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: hooks.Courier, deliveries: outbox.Deliveries) -> bool:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(hooks.Courier, "_deliver_next", broken)
+    config = hooked(tmp_path, "hooks:\n  url: http://127.0.0.1:9/\n")
+    with capture_logs() as logs:
+        assert make_daemon(config, fake_classifier).run() == 1
+    assert "hook_courier_died" in [entry["event"] for entry in logs]
+
+
 def test_a_command_is_given_each_batch_on_stdin(tmp_path: Path, fake_classifier: FakeClassifier) -> None:
     section, out = store_command(tmp_path)
     config = hooked(tmp_path, "hooks:\n" + section)

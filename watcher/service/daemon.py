@@ -154,7 +154,7 @@ class Daemon:
         running.callback(self.preparer.close)
         if self.config.hooks.on:
             self.courier = Courier(
-                self.config.hooks, work=self.config.work, root=self.config.root, metrics=self.metrics
+                self.config.hooks, work=self.config.work, root=self.config.root, metrics=self.metrics, clock=self.clock
             )
             self.courier.start()
             # With --once, what this run committed is handed on before it exits, unless the hook fails.
@@ -175,7 +175,8 @@ class Daemon:
             review=str(paths.review) if paths.review else None,
             results=str(paths.results),
             hook_url=self.config.hooks.endpoint if self.config.hooks.url is not None else None,
-            hook_command=self.config.hooks.command,
+            # The program alone: its arguments may hold a password.
+            hook_command=self.config.hooks.command[0] if self.config.hooks.command else None,
             model=self.classifier.version,
             queued=len(self.inbox) + len(self._waiting),
             once=once,

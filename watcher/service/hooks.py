@@ -136,7 +136,7 @@ class Courier:
 
     @property
     def alive(self) -> bool:
-        """False once its thread died of a fault no retry can mend (logged with its traceback)."""
+        """False once its thread died of a fault no retry can mend (its traceback on stderr)."""
         return self._thread.is_alive()
 
     def wake(self) -> None:
