@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from watcher.ledger.outbox import row_id
 from watcher.ledger.record import COLUMNS
 
 T = TypeVar("T")
@@ -65,3 +67,21 @@ def result_rows(path: Path) -> list[dict[str, str]]:
         return []
     assert table[0] == list(COLUMNS)
     return [dict(zip(COLUMNS, row, strict=True)) for row in table[1:]]
+
+
+def rows_by_id(path: Path, csv_name: str) -> dict[str, dict[str, str]]:
+    """Each row of a CSV under the id a hook is given for it (outbox.row_id), with its CSV and cells as sent."""
+    data = path.read_bytes() if path.exists() else b""
+    rows, start = {}, 0
+    header: list[str] = []
+    for end in (match.end() for match in re.finditer(b"\r\n", data)):
+        if data.count(b'"', start, end) % 2:
+            continue  # a line break inside a quoted cell
+        row = data[start:end]
+        (cells,) = csv.reader(io.StringIO(row.decode("utf-8"), newline=""))
+        if start == 0:
+            header = cells
+        else:
+            rows[row_id(csv_name, start, row)] = {"csv": csv_name, **dict(zip(header, cells, strict=True))}
+        start = end
+    return rows

@@ -98,6 +98,7 @@ def open_desk(
         forms=forms,
         clock=time.monotonic,
         now=lambda: datetime.now(UTC),
+        outbox=config.outbox,
         recover_every_s=recover_every_s,
     )
 

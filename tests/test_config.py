@@ -96,3 +96,50 @@ def test_results_that_is_a_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "results.csv").mkdir()
     with pytest.raises(ConfigError, match=r"paths.results: .* is a folder"):
         configuration.prepare_folders(configuration.load(write_config(tmp_path)))
+
+
+def test_hooks_are_off_unless_configured(tmp_path: Path) -> None:
+    assert not configuration.load(write_config(tmp_path)).hooks.on
+
+
+def test_a_hook_url_keeps_its_credentials_out_of_what_is_shown(tmp_path: Path) -> None:
+    loaded = configuration.load(
+        write_config(tmp_path, "hooks:\n  url: https://ann:s%3Acret@example.org:8443/readings?to=db\n")
+    )
+    assert loaded.hooks.on
+    assert loaded.hooks.endpoint == "https://example.org:8443/readings?to=db"
+    assert loaded.hooks.credentials == ("ann", "s:cret")
+    assert configuration.load(write_config(tmp_path, "hooks:\n  url: http://127.0.0.1/\n")).hooks.credentials is None
+
+
+def test_a_hook_command_is_found_from_the_config_folder_or_on_the_path(tmp_path: Path) -> None:
+    script = tmp_path / "bin" / "store"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\ncat >/dev/null\n")
+    script.chmod(0o755)
+    loaded = configuration.load(write_config(tmp_path, "hooks:\n  command: [bin/store, --db, x.sqlite]\n"))
+    assert loaded.hooks.command == ("bin/store", "--db", "x.sqlite")
+    assert configuration.load(write_config(tmp_path, "hooks:\n  command: [sh, -c, 'cat']\n")).hooks.on
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hooks:\n  url: ftp://example.org/x\n", "hooks.url: expected an http:// or https:// URL with a host"),
+        ("hooks:\n  url: 'http://ann:secret@:80/'\n", "hooks.url: expected an http:// or https:// URL with a host"),
+        ("hooks:\n  url: 'http://ann:secret@example.org:http/'\n", "hooks.url: expected an http:// or https://"),
+        ("hooks:\n  url: ''\n", "hooks.url: expected a string"),
+        ("hooks:\n  url: [a]\n", "hooks.url: expected a string, got list"),
+        ("hooks:\n  command: store\n", "hooks.command: expected a list of strings, got str 'store'"),
+        ("hooks:\n  command: []\n", "hooks.command: expected a program and its arguments"),
+        ("hooks:\n  command: [./no-such-store]\n", "hooks.command: ./no-such-store: no such program"),
+        ("hooks:\n  timeout_s: 0\n", "hooks.timeout_s: must be above 0"),
+        ("hooks:\n  timeout_s: 60\n", "hooks.timeout_s: must be at most 15, got 60"),
+        ("hooks:\n  uri: http://x/\n", "hooks.uri: unknown key"),
+    ],
+)
+def test_hook_mistakes_are_named_in_one_line_without_credentials(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        configuration.load(write_config(tmp_path, text))
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value) and "secret" not in str(caught.value)

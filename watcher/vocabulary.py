@@ -78,3 +78,8 @@ class Event(StrEnum):
     REVIEW_GIVEN_BACK = "review_given_back"
     REVIEW_FORM_UNMATCHED = "review_form_unmatched"
     REVIEW_KEEPER_FAILED = "review_keeper_failed"
+    HOOK_DELIVERED = "hook_delivered"
+    HOOK_FAILED = "hook_failed"
+    HOOK_OUTBOX_FAILED = "hook_outbox_failed"
+    HOOK_TAKEN_OVER = "hook_taken_over"
+    HOOK_COURIER_DIED = "hook_courier_died"

@@ -79,6 +79,10 @@ class Workspace:
             shutil.rmtree(own, ignore_errors=True)
         return [Claim(name=name, path=own / name, ready_at=ready_at) for name in files]
 
+    def adopt_all(self, workspace: Path, *, ready_at: float) -> list[Claim]:
+        """Take over every claim folder of a dead daemon's workspace, oldest first."""
+        return [taken for folder in claim_folders(workspace) for taken in self.adopt(folder, ready_at=ready_at)]
+
     def new_batch(self) -> None:
         """Claims from now on go into a fresh claim folder: one mkdir and one rmdir per batch, not per file."""
         if self._batch_folder is not None and not self._batch_names:
@@ -182,6 +186,18 @@ def dead_workspace(folder: Path, *, leases: Leases) -> Iterator[bool]:
         yield (folder / LOCK_NAME).exists() and leases.owner_gone(folder)
     finally:
         os.close(fd)
+
+
+def dead_workspaces(own: Workspace, *, leases: Leases) -> Iterator[Path]:
+    """Each other workspace beside `own` whose daemon is dead, its lock held while the caller finishes what it
+    left; removed once the caller goes on to the next."""
+    folders = workspaces(own.root, own=own)
+    leases.keep(folders)
+    for folder in folders:
+        with dead_workspace(folder, leases=leases) as dead:
+            if dead:
+                yield folder
+                remove_workspace(folder)
 
 
 def workspaces(root: Path, *, own: Workspace) -> list[Path]:

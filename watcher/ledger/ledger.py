@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
-from watcher.ledger import claim, lease, place, progress, record
+from watcher.ledger import claim, lease, outbox, place, progress, record
 from watcher.ledger.claim import Claim
 from watcher.ledger.record import Sheet
 from watcher.vocabulary import Event, Status
@@ -80,7 +81,8 @@ class Recorded(NamedTuple):
 class Ledger:
     """This daemon's side of the protocol: its workspace, and every row and move it commits.
 
-    Creating it creates the workspace (locked for the ledger's life); `close` removes it when empty.
+    Creating it creates the workspace (locked for the ledger's life); `close` removes it when empty. With an
+    `outbox` (hooks on), each commit also puts its rows there as one batch for the hook (outbox.py).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class Ledger:
         shown_from: Path,
         clock: Callable[[], float],
         now: Callable[[], datetime],
+        outbox: Path | None = None,
     ) -> None:
         self.results = Sheet(results, record.COLUMNS)
         self.folders = folders
@@ -104,6 +107,10 @@ class Ledger:
         self.leases = lease.Leases(clock=clock)
         self.journal = self.workspace.folder / JOURNAL_NAME
         self._journaled: list[Recorded] = []
+        self.outbox = outbox
+        if outbox is not None:
+            outbox.mkdir(parents=True, exist_ok=True)
+        self._batches = itertools.count(1)
 
     def start(self) -> list[Claim]:
         """Recover dead daemons' workspaces and repair a torn last line; returns the claims taken over."""
@@ -117,22 +124,12 @@ class Ledger:
     def recover(self) -> list[Claim]:
         """Finish the journal of each dead daemon and take over its other claims, to be processed as new."""
         adopted: list[Claim] = []
-        folders = claim.workspaces(self.work, own=self.workspace)
-        self.leases.keep(folders)
-        for folder in folders:
-            with claim.dead_workspace(folder, leases=self.leases) as dead:
-                if not dead:
-                    continue
-                journal = folder / JOURNAL_NAME
-                finished = replay(journal) if journal.exists() else 0
-                taken = [
-                    adopted_claim
-                    for claim_folder in claim.claim_folders(folder)
-                    for adopted_claim in self.workspace.adopt(claim_folder, ready_at=self.clock())
-                ]
-                adopted.extend(taken)
-                claim.remove_workspace(folder)
-                log.info(Event.RECOVERED, workspace=folder.name, rows_finished=finished, files_taken_over=len(taken))
+        for folder in claim.dead_workspaces(self.workspace, leases=self.leases):
+            journal = folder / JOURNAL_NAME
+            finished = replay(journal) if journal.exists() else 0
+            taken = self.workspace.adopt_all(folder, ready_at=self.clock())
+            adopted.extend(taken)
+            log.info(Event.RECOVERED, workspace=folder.name, rows_finished=finished, files_taken_over=len(taken))
         return adopted
 
     def renew(self) -> None:
@@ -232,7 +229,10 @@ class Ledger:
                     )
                 for sheet, cells in sheet_rows[item.claim]:
                     rows[sheet].append(cells)
-            parts = [(sheet, locked[sheet].size, record.encode(rows[sheet])) for sheet in sheets if rows[sheet]]
+            encoded = {sheet: [record.encode([cells]) for cells in rows[sheet]] for sheet in sheets if rows[sheet]}
+            parts = [(sheet, locked[sheet].size, b"".join(encoded[sheet])) for sheet in encoded]
+            if self.outbox is not None:
+                moves.append(self._stage_batch([(sheet, offset, encoded[sheet]) for sheet, offset, _ in parts]))
             # Kept before the journal exists, so a retry that finds the journal reports these rows.
             self._journaled = recorded
             _write_journal(self.journal, parts=parts, moves=moves)
@@ -240,6 +240,24 @@ class Ledger:
                 locked[sheet].append(data)
             _finish_moves(moves)
             _remove_journal(self.journal)
+
+    def _stage_batch(self, parts: Sequence[tuple[Sheet, int, Sequence[bytes]]]) -> tuple[Path, Path]:
+        """Write the hook's batch of these rows into the workspace; returns its move into the outbox."""
+        assert self.outbox is not None
+        batch = [outbox.Part(self._csv_name(sheet), sheet.header, offset, rows) for sheet, offset, rows in parts]
+        name = outbox.batch_name(
+            self.now(),
+            workspace=self.workspace.id,
+            number=next(self._batches),
+            rows=sum(len(rows) for _, _, rows in parts),
+        )
+        return outbox.stage(self.workspace.folder, outbox.body(batch)), self.outbox / name
+
+    def _csv_name(self, sheet: Sheet) -> str:
+        """A sheet as the hook names it: `results`, or `forms/NAME` for a sheet beside the results file."""
+        if sheet == self.results:
+            return "results"
+        return Path(os.path.relpath(sheet.path, self.results.path.parent)).with_suffix("").as_posix()
 
 
 def replay(journal: Path) -> int:

@@ -67,7 +67,8 @@ class Desk:
     Opening it recovers dead reviewers' workspaces: a decision whose journal was written is
     finished, a claim without one was never decided and goes back where it was taken from. While
     it is open a thread renews its leases (so stations on other hosts see it alive) and recovers
-    the workspaces of stations that die meanwhile, every `recover_every_s`.
+    the workspaces of stations that die meanwhile, every `recover_every_s`. With an `outbox` (hooks on), each
+    decision's rows go there for the daemons to hand on.
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class Desk:
         forms: FormPages,
         clock: Callable[[], float],
         now: Callable[[], datetime],
+        outbox: Path | None = None,
         recover_every_s: float = RECOVER_EVERY_S,
     ) -> None:
         self.queue = queue
@@ -98,7 +100,14 @@ class Desk:
 
         def ledger(*, inbox: Path, folders: Folders, work: Path) -> Ledger:
             return Ledger(
-                results=results, folders=folders, inbox=inbox, work=work, shown_from=root, clock=clock, now=now
+                results=results,
+                folders=folders,
+                inbox=inbox,
+                work=work,
+                shown_from=root,
+                clock=clock,
+                now=now,
+                outbox=outbox,
             )
 
         self.deciding = ledger(inbox=review, folders=Folders(done=done, error=error), work=review / DECIDING_WORK)

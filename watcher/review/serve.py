@@ -61,6 +61,7 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None, templates
             forms=forms,
             clock=time.monotonic,
             now=lambda: datetime.now(UTC),
+            outbox=config.outbox,
         )
         try:
             app = create_app(

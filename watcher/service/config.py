@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from watcher.ledger.lease import LEASE_S
+from watcher.ledger.outbox import OUTBOX
 from watcher.model.versions import SHIPPED_MODEL
 from watcher.vocabulary import REVIEW_THRESHOLD
 
@@ -91,6 +95,36 @@ class FormsConfig:
 
 
 @dataclass(frozen=True)
+class HooksConfig:
+    """Where each commit's rows are handed on (SPEC "Hooks"): POSTed to `url`, and/or given to `command` on stdin."""
+
+    url: str | None = None
+    command: tuple[str, ...] | None = None  # run in the config's folder; exit 0 acknowledges
+    timeout_s: float = 10.0  # a delivery that takes longer has failed, and is tried again
+
+    @property
+    def on(self) -> bool:
+        return self.url is not None or self.command is not None
+
+    @property
+    def endpoint(self) -> str:
+        """The URL without its credentials: what is requested, and all that is ever logged."""
+        assert self.url is not None
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+    @property
+    def credentials(self) -> tuple[str, str] | None:
+        """The user and password the URL carries, if any, sent as HTTP basic authentication."""
+        assert self.url is not None
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.username is None:
+            return None
+        return urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     format: Literal["auto", "console", "json"] = "auto"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -108,6 +142,7 @@ class Config:
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     forms: FormsConfig = field(default_factory=FormsConfig)
+    hooks: HooksConfig = field(default_factory=HooksConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     @property
@@ -143,6 +178,11 @@ class Config:
         """The daemon's private folder inside the inbox (hidden, so never picked up)."""
         return self.paths.inbox / ".digit-watcher"
 
+    @property
+    def outbox(self) -> Path | None:
+        """Where each commit's rows wait for the hook, in the work folder; None with hooks off."""
+        return self.work / OUTBOX if self.hooks.on else None
+
 
 SECTIONS = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
 POSITIVE = {
@@ -154,6 +194,7 @@ POSITIVE = {
     "limits.max_pages",
     "limits.page_timeout_s",
     "recognition.pdf_dpi",
+    "hooks.timeout_s",
 }
 
 
@@ -235,7 +276,11 @@ def _value(hint: Any, value: Any, *, key: str, root: Path) -> Any:
     if origin is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{key}: expected a list of strings, got {_kind(value)}")
-        return tuple(_extension(v, key=key) for v in value)
+        return tuple(_extension(v, key=key) for v in value) if key == "watch.extensions" else tuple(value)
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}: expected a string, got {_kind(value)}")
+        return value
     if hint is Path:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{key}: expected a path, got {_kind(value)}")
@@ -289,6 +334,28 @@ def _check_consistency(config: Config) -> None:
         raise ConfigError(f"recognition.pdf_dpi: must be between 50 and 1200, got {config.recognition.pdf_dpi}")
     if config.batch.max_size > 4096:
         raise ConfigError(f"batch.max_size: must be at most 4096, got {config.batch.max_size}")
+    _check_hooks(config.hooks, root=config.root)
+
+
+def _check_hooks(hooks: HooksConfig, *, root: Path) -> None:
+    # A courier waiting on its hook does not renew its lease, which other hosts take for dead once unchanged this long.
+    if hooks.timeout_s > LEASE_S / 2:
+        raise ConfigError(f"hooks.timeout_s: must be at most {LEASE_S / 2:g}, got {hooks.timeout_s:g}")
+    if hooks.url is not None:
+        parts = urllib.parse.urlsplit(hooks.url)
+        try:
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number, or out of range
+            usable = False
+        if not usable:
+            raise ConfigError(f"hooks.url: expected an http:// or https:// URL with a host, got {hooks.endpoint!r}")
+    if hooks.command is not None:
+        if not hooks.command:
+            raise ConfigError("hooks.command: expected a program and its arguments, got an empty list")
+        program = hooks.command[0]
+        # Run in the config's folder: a relative path with a slash in it is found from there, a bare name on $PATH.
+        if shutil.which(os.path.join(root, program) if "/" in program else program) is None:
+            raise ConfigError(f"hooks.command: {program}: no such program, or not executable")
 
 
 def prepare_folders(config: Config) -> None:

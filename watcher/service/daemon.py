@@ -27,6 +27,7 @@ from watcher.recognise import Prepared, Preparer, Reading, prepare, read
 from watcher.service import config as configuration
 from watcher.service import logs
 from watcher.service.config import Config
+from watcher.service.hooks import Courier
 from watcher.service.metrics import Metrics
 from watcher.service.notify import Notifier
 from watcher.vocabulary import Event, ExitCode, Status
@@ -99,6 +100,7 @@ class Daemon:
         )
         self.counts: Counter[str] = Counter()
         self.observer: BaseObserver | None = None
+        self.courier: Courier | None = None
         self.ledger: Ledger
         self.preparer: Preparer
         # Read before new arrivals: files taken over from dead daemons, and the next pages of files in hand.
@@ -150,6 +152,13 @@ class Daemon:
             )
         )
         running.callback(self.preparer.close)
+        if self.config.hooks.on:
+            self.courier = Courier(
+                self.config.hooks, work=self.config.work, root=self.config.root, metrics=self.metrics, clock=self.clock
+            )
+            self.courier.start()
+            # With --once, what this run committed is handed on before it exits, unless the hook fails.
+            running.callback(partial(self.courier.close, finish=once))
         if not once:
             self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
             running.callback(lambda: stop_observer(self.observer) if self.observer is not None else None)
@@ -165,6 +174,9 @@ class Daemon:
             error=str(paths.error),
             review=str(paths.review) if paths.review else None,
             results=str(paths.results),
+            hook_url=self.config.hooks.endpoint if self.config.hooks.url is not None else None,
+            # The program alone: its arguments may hold a password.
+            hook_command=self.config.hooks.command[0] if self.config.hooks.command else None,
             model=self.classifier.version,
             queued=len(self.inbox) + len(self._waiting),
             once=once,
@@ -178,6 +190,9 @@ class Daemon:
                 continue
             if self.observer is not None and not observer_alive(self.observer):
                 log.error(Event.OBSERVER_DIED, detail="the folder watcher stopped; exiting rather than running blind")
+                return ExitCode.FAILURE
+            if self.courier is not None and not self.courier.alive:
+                log.error(Event.HOOK_COURIER_DIED, detail="the hook's courier stopped; exiting, for a restart to go on")
                 return ExitCode.FAILURE
             self._housekeeping()
             tasks = self._next_batch(once=once, busy=bool(self._in_hand))
@@ -203,6 +218,7 @@ class Daemon:
             shown_from=self.config.root,
             clock=self.clock,
             now=self.now,
+            outbox=self.config.outbox,
         )
         self._take_over(self.ledger.start())
 
@@ -334,6 +350,8 @@ class Daemon:
         recorded = (
             self._retrying(partial(self.ledger.commit, finished, model=self.classifier.version)) if finished else []
         )
+        if recorded and self.courier is not None:
+            self.courier.wake()
         for entry in recorded:
             reading = entry.reading
             self.counts[reading.status] += 1
@@ -434,7 +452,7 @@ class Daemon:
             return
         needs_restart = [
             name
-            for name in ("paths", "watch", "metrics", "limits", "recognition", "forms")
+            for name in ("paths", "watch", "metrics", "limits", "recognition", "forms", "hooks")
             if getattr(fresh, name) != getattr(self.config, name)
         ]
         if needs_restart:

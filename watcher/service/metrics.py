@@ -47,6 +47,17 @@ class Metrics:
             "Unix time when the rows of the latest batch were written.",
             registry=self.registry,
         )
+        self._hook_pending = Gauge(
+            "digit_watcher_hook_pending",
+            "Rows committed and not yet acknowledged by the hook (in the outbox, or being sent).",
+            registry=self.registry,
+        )
+        self._hook_failures = Counter(
+            "digit_watcher_hook_failures",
+            "Batches the hook refused, or did not answer in time (each is tried again).",
+            registry=self.registry,
+        )
+        self._hook_rows = Counter("digit_watcher_hook_rows", "Rows the hook acknowledged.", registry=self.registry)
         self._server: WSGIServer | None = None
 
     def serve(self, port: int) -> int:
@@ -74,6 +85,15 @@ class Metrics:
 
     def queue_depth(self, depth: int) -> None:
         self._queue_depth.set(depth)
+
+    def hook_pending(self, rows: int) -> None:
+        self._hook_pending.set(rows)
+
+    def hook_failed(self) -> None:
+        self._hook_failures.inc()
+
+    def hook_delivered(self, rows: int) -> None:
+        self._hook_rows.inc(rows)
 
     def model_version(self, version: str) -> None:
         self._model.info({"version": version})
