@@ -52,6 +52,8 @@ class DigitPool:
     def draw(self, digits: list[int], rng: np.random.Generator) -> list[np.ndarray]:
         """One image per digit value, all from one population, as one writer's number comes from one hand."""
         source = int(rng.choice(len(self.images), p=np.asarray(self.weights) / sum(self.weights)))
+        if not set(digits) <= set(self.labels[source].tolist()):
+            source = 0  # a small population may lack a digit; the first (MNIST's) holds every one
         images, labels = self.images[source], self.labels[source]
         return [images[rng.choice(np.flatnonzero(labels == digit))] for digit in digits]
 

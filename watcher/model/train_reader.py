@@ -79,6 +79,7 @@ def run(
     resume: bool,
     cache: Path,
     fields: int = TRAINING_FIELDS,
+    validation_fields: int = VALIDATION_FIELDS,
 ) -> int:
     """Train the reader and write base's digit model with it as out/<next>/; 0 on success, 78 on bad input."""
     try:
@@ -96,7 +97,7 @@ def run(
     # Rendering is the slow part on a CPU: it is done once per seed and size, and kept.
     train_x, train_y = _cached(cache / f"fields-{seed}-{fields}.npz", lambda: _render(pools[0], fields, seed))
     valid_x, valid_y = _cached(
-        cache / f"fields-validation-{VALIDATION_FIELDS}.npz", lambda: _render(pools[1], VALIDATION_FIELDS, seed + 1)
+        cache / f"fields-validation-{validation_fields}.npz", lambda: _render(pools[1], validation_fields, seed + 1)
     )
     cells_x, cells_y = _cached(cache / "register-train.npz", lambda: _register_cells(rows / "train"))
     valid_cells_x, valid_cells_y = _cached(
@@ -255,7 +256,7 @@ def _train(images: np.ndarray, labels: list[str], *, epochs: int, seed: int, che
     for row, label in enumerate(labels):
         targets[row, : len(label)] = encode(label)
 
-    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
+    @tf.function(reduce_retracing=True, autograph=False)  # type: ignore[untyped-decorator]  (plain tensor code)
     def step(x: Any, y: Any, y_length: Any) -> Any:
         with tf.GradientTape() as tape:
             logits = reader(x, training=True)

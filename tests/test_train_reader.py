@@ -1,0 +1,75 @@
+"""Training the sequence reader end to end on tiny data: a version with the reader comes out, and a resumed run goes
+on from the checkpoint instead of starting again."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from watcher.model import train_reader
+from watcher.model.classify import load_classifier, load_version
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
+
+SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "mnist-cnn"
+
+
+def tiny_data(folder: Path) -> tuple[Path, Path, Path]:
+    """MNIST, the real digits and register cells in their archives' layouts, made from the test sample."""
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    mnist = folder / "mnist.npz"
+    np.savez(mnist, x_train=x[:300], y_train=y[:300], x_test=x[300:400], y_test=y[300:400])
+    real = folder / "real-digits.npz"
+    usps = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[400:700]])
+    np.savez(real, usps_x=usps, usps_y=y[400:700], ardis_x=x[700:1000], ardis_y=y[700:1000])
+    rows = folder / "dk-rows"
+    for split, start in (("train", 1000), ("validation", 1100)):
+        (rows / split).mkdir(parents=True)
+        with open(rows / split / "labels.csv", "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["filename", "label"])
+            for index in range(start, start + 20):
+                pair = np.hstack([x[index], x[index + 50]])
+                cell = cv2.copyMakeBorder(255 - pair, 40, 40, 30, 30, cv2.BORDER_CONSTANT, value=235)
+                cell[:, :12] = 20  # the scanner's dark margin along the left edge
+                cv2.imwrite(str(rows / split / f"cell-{index}.jpg"), cell)
+                writer.writerow([f"cell-{index}.jpg", f"{y[index]}{y[index + 50]}"])
+            writer.writerow(["cell-23a.jpg", "23a"])  # letters in a row number: left out
+    return mnist, real, rows
+
+
+@pytest.mark.slow
+def test_train_reader_writes_a_version_with_the_reader_and_resumes(tmp_path: Path) -> None:
+    mnist, real, rows = tiny_data(tmp_path)
+    out, cache = tmp_path / "models" / "mnist-cnn", tmp_path / "cache"
+    base = max((entry for entry in SHIPPED.iterdir() if entry.name.isdigit()), key=lambda entry: int(entry.name))
+    options = {"mnist": mnist, "real": real, "rows": rows, "base": base, "out": out, "seed": 2, "cache": cache}
+
+    assert train_reader.run(**options, epochs=1, resume=False, fields=128, validation_fields=32) == 0
+
+    metadata = json.loads((out / "1" / "metadata.json").read_text())
+    reader = metadata["reader"]
+    assert reader["synthetic_fields"] == 128 and reader["register_cells"] == 20 and reader["epochs"] == 1
+    assert "--reader" in reader["command"] and len(reader["real_digits_sha256"]) == 64
+    assert 0.5 <= reader["temperature"] <= 8.0
+    assert metadata["digits_from"] == f"mnist-cnn/{base.name}"
+    classifier = load_classifier(out)
+    assert classifier.reader is not None
+    assert len(classifier.reader.read(np.zeros((3, FIELD_HEIGHT, FIELD_WIDTH), np.float32))) == 3
+    assert sorted(path.name for path in cache.iterdir() if path.suffix == ".npz") == [
+        "fields-2-128.npz",
+        "fields-validation-32.npz",
+        "register-train.npz",
+        "register-validation.npz",
+    ]
+
+    # Resumed with two epochs: the first is the checkpoint's, so one more is trained, from the same cached data.
+    assert train_reader.run(**options, epochs=2, resume=True, fields=128, validation_fields=32) == 0
+    assert load_version(out / "2").reader is not None
+    assert json.loads((out / "2" / "metadata.json").read_text())["reader"]["epochs"] == 2
