@@ -256,7 +256,7 @@ def _train(images: np.ndarray, labels: list[str], *, epochs: int, seed: int, che
     for row, label in enumerate(labels):
         targets[row, : len(label)] = encode(label)
 
-    @tf.function(reduce_retracing=True, autograph=False)  # type: ignore[untyped-decorator]  (plain tensor code)
+    @tf.function(reduce_retracing=True, autograph=False)  # type: ignore[untyped-decorator]
     def step(x: Any, y: Any, y_length: Any) -> Any:
         with tf.GradientTape() as tape:
             logits = reader(x, training=True)
