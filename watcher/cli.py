@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
     train.add_argument(
-        "--epochs", type=int, help="training epochs (default: 24, as the shipped model; 4 with --corrections)"
+        "--epochs", type=int, help="training epochs (default: 24, as the shipped model; 4 with --corrections; 3 with --reader)"
     )
     train.add_argument(
         "--corrections",
@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--cache", type=Path, default=Path(".cache/reader"), help="--reader: rendered fields and checkpoints"
     )
-    train.add_argument("--fields", type=int, help="--reader: synthetic training fields (default: 150000)")
+    train.add_argument("--fields", type=int, help="--reader: synthetic training fields (default: 80000)")
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
     )
@@ -359,7 +359,7 @@ def _train_reader(args: argparse.Namespace) -> int:
         rows=args.rows,
         base=args.base,
         out=args.out,
-        epochs=6 if args.epochs is None else args.epochs,
+        epochs=train_reader.EPOCHS if args.epochs is None else args.epochs,
         seed=args.seed,
         resume=args.resume,
         cache=args.cache,
