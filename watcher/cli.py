@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
     train.add_argument(
-        "--epochs", type=int, help="training epochs (default: 24, as the shipped model; 4 with --corrections; 3 with --reader)"
+        "--epochs",
+        type=int,
+        help="training epochs (default: 24, as the shipped model; 4 with --corrections; 3 with --reader)",
     )
     train.add_argument(
         "--corrections",
