@@ -83,9 +83,8 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
         if max(w, h) >= SPECK_MM * per_mm and x > 0 and y > 0 and x + w < labels.shape[1] and y + h < labels.shape[0]
     ]  # pieces touching the border are the paper's edge
-    # Twice the distance to the nearest paper is the ink's thickness there; measured on all the ink, so that a
-    # punched hole cut in pieces by the printed lines across it is still as thick as the hole.
-    thickness = 2 * cv2.distanceTransform(ink.view(np.uint8), cv2.DIST_L2, 3)
+    # Twice the distance to the nearest paper is the ink's thickness there.
+    thickness = 2 * cv2.distanceTransform(strokes.view(np.uint8), cv2.DIST_L2, 3)
     beyond = _beyond_the_page(paper, labels)
     pieces = [
         piece
