@@ -147,13 +147,13 @@ def prepare(
                 picture = pictures and opened.page_count > 1
                 found.append(_prepare_page(page, mode=mode, picture=picture, templates=templates))
         except PageTimeout:
-            found.append(PreparedPage(number, error=took_too_long(limits.page_timeout_s)))
+            found.append(PreparedPage(number, error=_took_too_long(limits.page_timeout_s)))
             # The page reader was stopped in the middle: the next run of pages opens the file afresh.
             break
     return Prepared(sha256=sha256, pages=tuple(found), page_count=opened.page_count)
 
 
-def took_too_long(page_timeout_s: float) -> str:
+def _took_too_long(page_timeout_s: float) -> str:
     """A page's `detail` when reading it outlasted limits.page_timeout_s, stopped by its worker or its daemon."""
     return f"page took longer than {page_timeout_s:g} s to read (limits.page_timeout_s)"
 
@@ -214,7 +214,8 @@ def _failure(exc: Exception) -> str:
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise PageTimeout in the block after `seconds`: on the main thread (the workers'), else no limit.
 
-    A signal is seen between Python steps, so one long call into a C library finishes before it stops.
+    A signal is seen between Python steps: a page stuck inside one call into a C library is not stopped here, but
+    by the daemon, which kills its worker (Preparer).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -384,7 +385,7 @@ class Preparer:
         log.warning(Event.WORKER_STUCK, file=name, page=beat.page or None, pid=beat.pid, after_s=timeout)
         if not beat.page:
             return Prepared(sha256="", error=f"file took longer than {timeout:g} s to open (limits.page_timeout_s)")
-        stopped = PreparedPage(beat.page, error=took_too_long(timeout))
+        stopped = PreparedPage(beat.page, error=_took_too_long(timeout))
         if beat.page == first_page:
             return Prepared(beat.sha256, (stopped,), page_count=beat.page_count)
         # The worker read the pages before it, but its answer died with it.
