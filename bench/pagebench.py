@@ -76,13 +76,13 @@ def decode_floor(folder: Path, names: list[str]) -> float:
 class Daemon:
     """The real daemon on a work folder, started and READY, its rows followed."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, settings: str = LIMITS) -> None:
         self.inbox = work / "inbox"
         self.inbox.mkdir(parents=True)
         self.results = work / "results.csv"
         config = work / "config.yaml"
         extensions = "watch:\n  extensions: [.png, .jpg, .pdf]\n"
-        config.write_text(f"model:\n  path: {MODEL}\nlog:\n  format: json\n  level: warning\n{extensions}{LIMITS}")
+        config.write_text(f"model:\n  path: {MODEL}\nlog:\n  format: json\n  level: warning\n{extensions}{settings}")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(work / "notify.sock"))
         self.notify.settimeout(120)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
+from PIL import Image
 
 from tests.helpers import MNIST_SAMPLE
 
@@ -72,6 +75,77 @@ def vector_pdf(sizes: list[tuple[float, float]]) -> bytes:
     for size in sizes:
         add_vector_page(document, size, (72, 72, 72, 72))
     return saved(document)
+
+
+def bilevel(page: np.ndarray) -> np.ndarray:
+    """A grey page as a scanner's black-and-white mode sees it: True for paper, False for ink, cut at mid-grey."""
+    return np.asarray(page >= 128)
+
+
+def bilevel_tiff(page: np.ndarray, *, dpi: int, compression: str = "group4") -> bytes:
+    """A grey page as a 1-bit TIFF, CCITT G4 (`group4`) or G3 (`group3`) compressed, as office scanners write it."""
+    buffer = io.BytesIO()
+    Image.fromarray(bilevel(page)).save(buffer, "TIFF", compression=compression, dpi=(dpi, dpi))
+    return buffer.getvalue()
+
+
+def bilevel_pdf(pages: Sequence[np.ndarray], *, dpi: int, encodings: Sequence[str]) -> bytes:
+    """Grey pages as a scanner's black-and-white scan-to-PDF writes them, written by hand: each page one 1-bit image
+    XObject, compressed as `g4` (CCITTFaxDecode, K -1) or `flate` (FlateDecode of packed rows)."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
+    kids = []
+    for page, encoding in zip(pages, encodings, strict=True):
+        high, wide = page.shape
+        if encoding == "g4":
+            data, decoding = _g4_strip(bilevel(page)), b"/CCITTFaxDecode /DecodeParms << /K -1 /Columns %d /Rows %d >>"
+            decoding %= (wide, high)
+        else:
+            data, decoding = zlib.compress(np.packbits(bilevel(page), axis=1).tobytes()), b"/FlateDecode"
+        points = (wide / dpi * POINTS_PER_INCH, high / dpi * POINTS_PER_INCH)
+        number = len(objects) + 1
+        kids.append(b"%d 0 R" % number)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.4f %.4f] /Resources << /XObject << /Scan %d 0 R >> >>"
+            b" /Contents %d 0 R >>" % (*points, number + 2, number + 1)
+        )
+        objects.append(_stream(b"", b"q %.4f 0 0 %.4f 0 0 cm /Scan Do Q" % points))
+        objects.append(
+            _stream(
+                b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 1"
+                b" /Filter %s" % (wide, high, decoding),
+                data,
+            )
+        )
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), len(kids))
+    return _pdf(objects)
+
+
+def _g4_strip(ink: np.ndarray) -> bytes:
+    """The CCITT G4 data of a 1-bit picture: Pillow's TIFF of it in one strip, cut out of the file."""
+    buffer = io.BytesIO()
+    # Pillow's 1-bit TIFF says 0 is black, so its coder's "white" runs are the ink; inverted, they are the paper.
+    Image.fromarray(~ink).save(buffer, "TIFF", compression="group4", tiffinfo={278: ink.shape[0]})
+    tags = Image.open(buffer).tag_v2
+    (start,), (length,) = tags[273], tags[279]
+    return buffer.getvalue()[start : start + length]
+
+
+def _stream(dictionary: bytes, data: bytes) -> bytes:
+    return b"<< %s /Length %d >>\nstream\n%s\nendstream" % (dictionary, len(data), data)
+
+
+def _pdf(objects: list[bytes]) -> bytes:
+    """A PDF of these objects (numbered from 1, the first the catalog), with its cross-reference table."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
 
 
 def encrypted_pdf(user_password: str) -> bytes:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import FakeClassifier
+from tests.native_hang.hang import hang_in_c
 from watcher.recognise import Prepared, PreparedPage, Preparer, prepare, read
 from watcher.service.config import LimitsConfig
 from watcher.vision.options import Option, choose
@@ -45,6 +46,25 @@ def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: 
         assert [p.sha256 for p in prepared] == ["a.png", "", "b.png"]
         again = preparer.submit([(tmp_path / "c.png", "c.png", 1)])()
         assert again[0].sha256 == "c.png", "the pool is whole again"
+    finally:
+        preparer.close()
+
+
+def hang_on_a_trap(path: Path, name: str, first_page: int) -> Prepared:
+    """A task standing in for a decoder stuck in C on one file, before its first page."""
+    if name == "trap.png":
+        hang_in_c()
+    return Prepared.one_page(Candidates.row(np.zeros((1, 28, 28), np.float32)), sha256=name)
+
+
+def test_a_worker_stuck_in_c_is_killed_and_its_file_is_an_error(tmp_path: Path) -> None:
+    preparer = Preparer(hang_on_a_trap, workers=2, page_timeout_s=0.5)
+    try:
+        names = ["a.png", "trap.png", "b.png"]
+        prepared = preparer.submit([(tmp_path / n, n, 1) for n in names])()
+        assert [p.error for p in prepared] == ["", "file took longer than 0.5 s to open (limits.page_timeout_s)", ""]
+        again = preparer.submit([(tmp_path / "c.png", "c.png", 1)] * 3)()
+        assert [p.sha256 for p in again] == ["c.png"] * 3, "the pool is whole again"
     finally:
         preparer.close()
 

@@ -85,6 +85,36 @@ def test_a_blank_sheet_gives_nothing() -> None:
     assert sheet_crops(cv2.add(page, noise, dtype=cv2.CV_8U)) == []
 
 
+def office_marks(page: np.ndarray, *, dpi: int) -> None:
+    """What a blank page picks up in an office: two punched holes' shadows 12 mm from the left edge, a slanted fold
+    with its soft shadow, and a dark wedge along the right edge where the page lay askew on the glass."""
+    per_mm = dpi / 25.4
+    height, width = page.shape
+    for y in (height // 2 - round(40 * per_mm), height // 2 + round(40 * per_mm)):
+        cv2.circle(page, (round(12 * per_mm), y), round(3 * per_mm), 40, -1)
+    fold = np.zeros(page.shape, np.float32)
+    cv2.line(fold, (0, height // 3), (width - 1, height // 3 + round(4 * per_mm)), 0.5, max(1, round(0.3 * per_mm)))
+    shaded = page * (1 - cv2.GaussianBlur(fold, (0, 0), 0.8 * per_mm))
+    rows, columns = np.mgrid[0:height, 0:width]
+    shaded[columns > width - 1 - 9 * per_mm * rows / height] = 30
+    page[:] = shaded.astype(np.uint8)
+
+
+@pytest.mark.parametrize("bilevel", [False, True], ids=["grey", "bilevel"])
+def test_punched_holes_a_fold_and_a_dark_edge_give_nothing(bilevel: bool) -> None:
+    page = blank_a4(200)
+    office_marks(page, dpi=200)
+    assert sheet_crops(np.where(page < 128, 0, 255).astype(np.uint8) if bilevel else page) == []
+
+
+def test_writing_beside_office_marks_is_still_found() -> None:
+    page = blank_a4(200)
+    office_marks(page, dpi=200)
+    write(page, dpi=200, left_mm=60, baseline_mm=200)
+    crops = sheet_crops(page)
+    assert crops is not None and len(crops) == 1
+
+
 def test_a_margin_line_alone_gives_nothing() -> None:
     page = blank_a4(300)
     per_mm = 300 / 25.4

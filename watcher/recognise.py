@@ -7,14 +7,16 @@ import hashlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.queues import SimpleQueue
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -37,6 +39,8 @@ log = structlog.get_logger()
 
 PR_SET_PDEATHSIG = 1
 PAGES_PER_TASK = 8  # pages a worker reads of a file before they are kept and the next run of pages begins
+STUCK_GRACE_S = 2.0  # a page stuck in Python is stopped by its worker's own alarm; the daemon steps in this much later
+HEARD_EVERY_S = 0.2  # how often the daemon hears its workers' heartbeats while it waits for their results
 REVIEW_PICTURE_SIDE = 2000  # px: an A4 page's picture for review/ at about 170 dpi
 
 
@@ -113,8 +117,9 @@ def prepare(
     pdf_dpi: int,
     pictures: bool,
     templates: tuple[Template, ...] = (),
+    pages: int = PAGES_PER_TASK,
 ) -> Prepared:
-    """Read up to PAGES_PER_TASK pages of one file from `first_page` on, and find their digits.
+    """Read up to `pages` pages of one file from `first_page` on, and find their digits.
 
     Any failure becomes a one-line reason, never an exception: the file's when it cannot be opened at
     all, else the page's. With `pictures`, each page of a file of several pages comes with its picture. With
@@ -133,19 +138,24 @@ def prepare(
         return Prepared(sha256=sha256, error=str(exc))
     except Exception as exc:
         return Prepared(sha256=sha256, error=_failure(exc))
-    pages: list[PreparedPage] = []
-    for number in range(first_page, min(opened.page_count, first_page + PAGES_PER_TASK - 1) + 1):
+    found: list[PreparedPage] = []
+    for number in range(first_page, min(opened.page_count, first_page + pages - 1) + 1):
+        _beat(number, opened.page_count, sha256)
         try:
             with _time_limit(limits.page_timeout_s):
                 page = next(opened.pages)
                 picture = pictures and opened.page_count > 1
-                pages.append(_prepare_page(page, mode=mode, picture=picture, templates=templates))
+                found.append(_prepare_page(page, mode=mode, picture=picture, templates=templates))
         except PageTimeout:
-            took = f"page took longer than {limits.page_timeout_s:g} s to read (limits.page_timeout_s)"
-            pages.append(PreparedPage(number, error=took))
+            found.append(PreparedPage(number, error=_took_too_long(limits.page_timeout_s)))
             # The page reader was stopped in the middle: the next run of pages opens the file afresh.
             break
-    return Prepared(sha256=sha256, pages=tuple(pages), page_count=opened.page_count)
+    return Prepared(sha256=sha256, pages=tuple(found), page_count=opened.page_count)
+
+
+def _took_too_long(page_timeout_s: float) -> str:
+    """A page's `detail` when reading it outlasted limits.page_timeout_s, stopped by its worker or its daemon."""
+    return f"page took longer than {page_timeout_s:g} s to read (limits.page_timeout_s)"
 
 
 def page_digits(image: np.ndarray, *, mode: str) -> Candidates | None:
@@ -204,7 +214,8 @@ def _failure(exc: Exception) -> str:
 def _time_limit(seconds: float) -> Iterator[None]:
     """Raise PageTimeout in the block after `seconds`: on the main thread (the workers'), else no limit.
 
-    A signal is seen between Python steps, so one long call into a C library finishes before it stops.
+    A signal is seen between Python steps: a page stuck inside one call into a C library is not stopped here, but
+    by the daemon, which kills its worker (Preparer).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -222,60 +233,190 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class PrepareTask(Protocol):
+    """`prepare` with its settings bound: a file's pages from the first one given, `pages` of them at most."""
+
+    def __call__(self, path: Path, name: str, first_page: int, /, *, pages: int = ...) -> Prepared: ...
+
+
+class Beat(NamedTuple):
+    """A worker's word to its daemon that it starts on a page of the task `ident` (page 0: opening the file)."""
+
+    pid: int
+    ident: int
+    page: int
+    page_count: int
+    sha256: str
+
+
+class Stuck(NamedTuple):
+    """A task whose worker did not answer within a page's time, and the last beat it gave."""
+
+    beat: Beat
+
+
+_beats: SimpleQueue[Beat] | None = None  # in a worker, its line to the daemon (set by _serve_daemon)
+_ident = 0  # in a worker, the task it runs
+
+
+def _beat(page: int, page_count: int, sha256: str) -> None:
+    """Tell the daemon, when there is one, that this worker starts on `page` of its task."""
+    if _beats is not None:
+        _beats.put(Beat(os.getpid(), _ident, page, page_count, sha256))
+
+
+def _watched(task: PrepareTask, ident: int, path: Path, name: str, first_page: int, pages: int | None) -> Prepared:
+    """A task run in a worker, which says it is opening the file before `prepare` says each page it starts."""
+    global _ident
+    _ident = ident
+    _beat(0, 0, "")
+    return task(path, name, first_page) if pages is None else task(path, name, first_page, pages=pages)
+
+
 class Preparer:
-    """Runs a `prepare` task in worker processes: every core decodes, and a file that crashes the
-    image decoder takes down a worker, never the daemon.
+    """Runs a `prepare` task in worker processes: every core decodes, and a file that crashes the image decoder
+    takes down a worker, never the daemon.
+
+    With `page_timeout_s`, a worker still on one page STUCK_GRACE_S after that (its own alarm stops a page stuck in
+    Python) is stuck inside a C library, where no signal reaches: it is killed by its pid, the page gets an error
+    and the pool is started afresh. Each worker's beats say which page it is on.
     """
 
-    def __init__(self, task: Callable[[Path, str, int], Prepared], *, workers: int | None = None) -> None:
+    def __init__(self, task: PrepareTask, *, workers: int | None = None, page_timeout_s: float | None = None) -> None:
         self.task = task
         self.workers = workers or os.cpu_count() or 1
+        self.page_timeout_s = page_timeout_s
+        self.idents = iter(range(1, 2**62))
+        self.heard: dict[int, tuple[Beat, float]] = {}  # each running task's last beat, and when it was heard
+        # One line for every pool's workers, so that tasks still running in a pool replaced under them are heard
+        # too. A worker is killed inside a page, never while it writes a beat, so it never leaves the line locked.
+        self.beats: SimpleQueue[Beat] = get_context("spawn").SimpleQueue()
         self.pool = self._start()
         # Start the workers now, not on the first file: spawning them and their imports take a second.
         self.submit([(Path(os.devnull), "warm-up.png", 1)] * self.workers)()
 
     def submit(self, files: Sequence[tuple[Path, str, int]]) -> Callable[[], list[Prepared]]:
         """Start reading each (path, name, first page) in the workers; the call returned waits for the results."""
-        chunk = max(1, -(-len(files) // self.workers))
-        paths, names, first_pages = zip(*files, strict=True)
         try:
-            results: Iterator[Prepared] | None = self.pool.map(self.task, paths, names, first_pages, chunksize=chunk)
+            tasks = self._send(files)
         except BrokenProcessPool:
-            results = None
+            # A worker was lost since the last batch: these files are read in a fresh pool.
+            self._restart()
+            tasks = self._send(files)
 
-        def wait() -> list[Prepared]:
-            try:
-                if results is not None:
-                    return list(results)
-            except BrokenProcessPool:
-                pass
-            # One of these files killed a worker: find it by trying each alone in a fresh pool.
-            return [self._prepare_alone(*file) for file in files]
+        def results() -> list[Prepared]:
+            return [self._settled(file, outcome) for file, outcome in zip(files, self._outcomes(tasks), strict=True)]
 
-        return wait
+        return results
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _prepare_alone(self, path: Path, name: str, first_page: int) -> Prepared:
+    def _send(self, files: Sequence[tuple[Path, str, int]], pages: int | None = None) -> dict[int, Future[Prepared]]:
+        """Each file's task, by the ident its worker's beats name it with."""
+        idents = [next(self.idents) for _ in files]
+        return {
+            ident: self.pool.submit(_watched, self.task, ident, *file, pages)
+            for ident, file in zip(idents, files, strict=True)
+        }
+
+    def _outcomes(self, tasks: dict[int, Future[Prepared]]) -> list[Prepared | Stuck | None]:
+        """Each task's result in order; Stuck for one whose worker was killed for not answering, None for one
+        whose worker died (or was lost with a killed one)."""
+        outcomes: dict[int, Prepared | Stuck | None] = {}
+        pending = dict(tasks)
+        while pending:
+            wait(
+                pending.values(),
+                timeout=None if self.page_timeout_s is None else HEARD_EVERY_S,
+                return_when=FIRST_COMPLETED,
+            )
+            for ident, future in list(pending.items()):
+                if future.done():
+                    del pending[ident]
+                    self.heard.pop(ident, None)
+                    outcomes[ident] = _result(future)
+            stuck = self._stuck(pending)
+            if stuck is not None:
+                # Its pool breaks with it: the other tasks still pending come back None, to be read again.
+                with suppress(ProcessLookupError):
+                    os.kill(stuck.pid, signal.SIGKILL)
+                del pending[stuck.ident]
+                self.heard.pop(stuck.ident, None)
+                outcomes[stuck.ident] = Stuck(stuck)
+        return [outcomes[ident] for ident in tasks]
+
+    def _stuck(self, pending: dict[int, Future[Prepared]]) -> Beat | None:
+        """The last beat of a pending task whose worker has been on one page too long, if there is one."""
+        while not self.beats.empty():
+            beat = self.beats.get()
+            self.heard[beat.ident] = (beat, time.monotonic())
+        if self.page_timeout_s is None:
+            return None
+        too_long = self.page_timeout_s + STUCK_GRACE_S
+        for ident in pending:
+            heard = self.heard.get(ident)
+            if heard is not None and time.monotonic() - heard[1] > too_long:
+                return heard[0]
+        return None
+
+    def _settled(self, file: tuple[Path, str, int], outcome: Prepared | Stuck | None) -> Prepared:
+        """A task's result: as its worker gave it, or for a stuck or lost worker, worked out or read again alone."""
+        if isinstance(outcome, Prepared):
+            return outcome
+        if isinstance(outcome, Stuck):
+            return self._past_stuck(file, outcome.beat)
+        # One of the files in the pool killed a worker: find which by trying each alone in a fresh pool.
+        return self._prepare_alone(file)
+
+    def _prepare_alone(self, file: tuple[Path, str, int], pages: int | None = None) -> Prepared:
+        self._restart()
+        (outcome,) = self._outcomes(self._send([file], pages))
+        if outcome is None:
+            log.warning(Event.DECODER_CRASHED, file=file[1], page=file[2])
+            self._restart()
+            return Prepared(sha256="", error="the image crashed the decoder")
+        return self._settled(file, outcome)
+
+    def _past_stuck(self, file: tuple[Path, str, int], beat: Beat) -> Prepared:
+        """A task whose worker was killed on a page: that page an error, the pages before it read again."""
+        _, name, first_page = file
+        timeout = self.page_timeout_s or 0.0
+        log.warning(Event.WORKER_STUCK, file=name, page=beat.page or None, pid=beat.pid, after_s=timeout)
+        if not beat.page:
+            return Prepared(sha256="", error=f"file took longer than {timeout:g} s to open (limits.page_timeout_s)")
+        stopped = PreparedPage(beat.page, error=_took_too_long(timeout))
+        if beat.page == first_page:
+            return Prepared(beat.sha256, (stopped,), page_count=beat.page_count)
+        # The worker read the pages before it, but its answer died with it.
+        before = self._prepare_alone(file, pages=beat.page - first_page)
+        if before.error or not before.pages or before.pages[-1].number != beat.page - 1:
+            return before  # it stopped short on its own: the next run of pages starts after its last page
+        return before._replace(pages=(*before.pages, stopped))
+
+    def _restart(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.pool = self._start()
-        try:
-            return self.pool.submit(self.task, path, name, first_page).result()
-        except BrokenProcessPool:
-            log.warning(Event.DECODER_CRASHED, file=name, page=first_page)
-            self.pool = self._start()
-            return Prepared(sha256="", error="the image crashed the decoder")
 
     def _start(self) -> ProcessPoolExecutor:
         # Spawned, not forked: the daemon has threads (the observer) that a fork would copy mid-step.
         return ProcessPoolExecutor(
-            self.workers, mp_context=get_context("spawn"), initializer=_serve_daemon, initargs=(os.getpid(),)
+            self.workers, mp_context=get_context("spawn"), initializer=_serve_daemon, initargs=(os.getpid(), self.beats)
         )
 
 
-def _serve_daemon(daemon_pid: int) -> None:
-    """Set up a worker: it lives and dies with its daemon, and leaves stopping to it."""
+def _result(future: Future[Prepared]) -> Prepared | None:
+    """A finished task's result; None when its worker died, or its pool was shut down before it ran."""
+    try:
+        return future.result()
+    except (BrokenProcessPool, CancelledError):
+        return None
+
+
+def _serve_daemon(daemon_pid: int, beats: SimpleQueue[Beat]) -> None:
+    """Set up a worker: it lives and dies with its daemon, leaves stopping to it, and tells it the page it is on."""
+    global _beats
+    _beats = beats
     # A daemon killed with SIGKILL cannot shut its pool down: have the kernel kill the workers with it.
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != daemon_pid:

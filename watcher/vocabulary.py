@@ -68,6 +68,7 @@ class Event(StrEnum):
     MODEL_UNCHANGED = "model_unchanged"
     MODEL_REFUSED = "model_refused"
     DECODER_CRASHED = "decoder_crashed"
+    WORKER_STUCK = "worker_stuck"
     EVENT_HANDLER_FAILED = "event_handler_failed"
     NOTIFY_FAILED = "notify_failed"
     NOTIFY_SOCKET_UNSUPPORTED = "notify_socket_unsupported"

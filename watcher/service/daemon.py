@@ -149,7 +149,8 @@ class Daemon:
                 pdf_dpi=self.config.recognition.pdf_dpi,
                 pictures=paths.review is not None,
                 templates=tuple(self.templates.values()),
-            )
+            ),
+            page_timeout_s=self.config.limits.page_timeout_s,
         )
         running.callback(self.preparer.close)
         if self.config.hooks.on:

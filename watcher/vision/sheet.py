@@ -25,6 +25,9 @@ LINE_SHARE = 0.3  # ...and it must run over 30 % of the page, or it is a writer'
 LINE_REACH = 3  # a crossing stroke's ink lies within 3 px beside a line (lines are 1-2 px thick on the copy)
 EDGE_MM = 10.0  # the scanner's dark bands lie within 10 mm of the page's edge...
 EDGE_FILL = 0.5  # ...and fill at least half of their row or column
+OFF_PAGE = 0.5  # paper under half as bright as the page's typical paper is the scanner's lid beyond the page's edge
+SOLID_SHARE = 0.6  # ink at least 3 mm long and this thick for its length is a blot, such as a punched hole's shadow
+# (a disk: 1.0); of MNIST validation digits' pieces that long, 1 in 1,000 is as thick, at any size from 4 to 25 mm
 SPECK_MM = 1.2  # ink whose longer side is under 1.2 mm is a speck or a full stop, not a digit's stroke
 MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm)
 OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline
@@ -69,7 +72,8 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     reduced = 1.0 - reduced if negative else reduced
     paper = _paper(reduced, side=int(BACKGROUND_MM * per_mm) | 1)
     contrast = _contrast(reduced, paper)
-    threshold = _threshold(reduced / paper)
+    # Paper can be pure black where a bilevel scan's dark edge is wider than the paper's window: no 0/0 there.
+    threshold = _threshold(reduced / np.maximum(paper, 1e-3))
     ink = _clear_edge_bands(contrast > threshold, band=int(EDGE_MM * per_mm))
     printed, traced = _printed_lines(ink, faint=contrast > FAINT_LINE * threshold, length=int(LINE_MM * per_mm))
     strokes = ink & ~printed
@@ -79,6 +83,14 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
         if max(w, h) >= SPECK_MM * per_mm and x > 0 and y > 0 and x + w < labels.shape[1] and y + h < labels.shape[0]
     ]  # pieces touching the border are the paper's edge
+    # Twice the distance to the nearest paper is the ink's thickness there.
+    thickness = 2 * cv2.distanceTransform(strokes.view(np.uint8), cv2.DIST_L2, 3)
+    beyond = _beyond_the_page(paper, labels)
+    pieces = [
+        piece
+        for piece in pieces
+        if piece.label not in beyond and not _blot(piece, labels, thickness, least=MIN_DIGIT_MM * per_mm)
+    ]
     lines = [_drop_trailing_marks(line) for line in _lines_of_writing(pieces)]
     lines = [line for line in lines if _extent(line).height >= MIN_DIGIT_MM * per_mm]
     if any(_extent(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
@@ -136,6 +148,23 @@ def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
         if len(filled):
             view[: filled[-1] + 1 + LINE_REACH] = False
     return ink
+
+
+def _beyond_the_page(paper: np.ndarray, labels: np.ndarray) -> set[int]:
+    """The labels of pieces touching where the paper is dark: the scanner's lid beyond a page lying askew, whose
+    rim against the page breaks into slivers of ink that touch neither the border nor a cleared band."""
+    off_page = (paper < OFF_PAGE * float(np.median(paper))).view(np.uint8)
+    near = cv2.dilate(off_page, np.ones((2 * LINE_REACH + 1, 2 * LINE_REACH + 1), np.uint8)).astype(bool)
+    return set(np.unique(labels[near]).tolist()) - {0}
+
+
+def _blot(piece: Box, labels: np.ndarray, thickness: np.ndarray, *, least: float) -> bool:
+    """Whether a piece at least `least` px long is ink no pen writes: as thick as it is long (a punched hole's
+    shadow, an ink blot), where a pen's stroke is long and thin."""
+    longer = max(piece.right - piece.left, piece.height)
+    own = labels[piece.top : piece.bottom, piece.left : piece.right] == piece.label
+    thickest = float(thickness[piece.top : piece.bottom, piece.left : piece.right][own].max())
+    return longer >= least and thickest >= SOLID_SHARE * longer
 
 
 def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
