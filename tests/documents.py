@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
-from PIL import Image
+from PIL import Image, TiffImagePlugin
 
 from tests.helpers import MNIST_SAMPLE
 
@@ -125,7 +125,9 @@ def _g4_strip(ink: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     # Pillow's 1-bit TIFF says 0 is black, so its coder's "white" runs are the ink; inverted, they are the paper.
     Image.fromarray(~ink).save(buffer, "TIFF", compression="group4", tiffinfo={278: ink.shape[0]})
-    tags = Image.open(buffer).tag_v2
+    tiff = Image.open(buffer)
+    assert isinstance(tiff, TiffImagePlugin.TiffImageFile)
+    tags = tiff.tag_v2
     (start,), (length,) = tags[273], tags[279]
     return buffer.getvalue()[start : start + length]
 
