@@ -67,21 +67,25 @@ def test_touching_digits_are_read_whole(classifier: Classifier, pool: DigitPool)
     assert np.mean([r.prediction == t for r, t in zip(readings, truths, strict=True)]) >= 0.85
 
 
-def test_a_number_with_a_digit_nearly_gone_is_not_accepted_misread(classifier: Classifier, pool: DigitPool) -> None:
-    """One digit of each number written so faint it may be missed: a reading that drops it (or misreads it) must
-    not pass review's threshold, as a cut-and-read product's did (the digits it found were sure)."""
+def test_a_number_with_a_faint_digit_is_unsure_when_misread(classifier: Classifier, pool: DigitPool) -> None:
+    """One digit of each number written faint, as a pen running dry: where the reader gets the number wrong (a
+    digit dropped, most often), its confidence says so. A cut-and-read product's did not: the digits it found
+    were sure."""
     rng = np.random.default_rng(3)
-    truths, scans = [], []
+    truths, intact, damaged = [], [], []
     for _ in range(80):
         picked = rng.choice(len(pool.images[0]), size=4, replace=False)
         truths.append("".join(map(str, pool.labels[0][picked])))
         ink, columns = compose_number(pool.images[0][picked], rng)
+        intact.append(255 - ink)
         faint = columns[int(rng.integers(4))] > 0
-        ink[:, faint] = (ink[:, faint] * rng.uniform(0.15, 0.3)).astype(np.uint8)
-        scans.append(cv2.cvtColor(255 - ink, cv2.COLOR_GRAY2BGR))
-    readings = read_all(scans, classifier)
-    accepted = [r.prediction == t for r, t in zip(readings, truths, strict=True) if (r.confidence or 0) >= THRESHOLD]
-    assert len(accepted) >= 20 and np.mean(accepted) >= 0.95
+        ink[:, faint] = (ink[:, faint] * rng.uniform(0.45, 0.6)).astype(np.uint8)
+        damaged.append(255 - ink)
+    sure = np.median([r.confidence or 0.0 for r in read_all(intact, classifier)])
+    readings = read_all(damaged, classifier)
+    wrong = [r.confidence or 0.0 for r, t in zip(readings, truths, strict=True) if r.prediction != t]
+    assert len(wrong) >= 5 and max(wrong) < THRESHOLD  # none of the misreadings would skip review
+    assert np.median(wrong) < 0.75 * sure
 
 
 def test_numbers_are_read_whole_through_the_daemon(tmp_path: Path, pool: DigitPool) -> None:

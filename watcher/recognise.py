@@ -462,13 +462,13 @@ def read(
         own = probabilities[start : start + len(digits.images)]
         start += len(digits.images)
         whole = next(strings) if digits.field is not None and classifier.reader is not None else None
-        # auto: one digit is the digit model's to read (it reads single digits best); a number is the reader's.
-        if whole is not None and whole.digits and (digits.whole or len(whole.digits) > 1):
-            return whole
         shares = digit_shares(own[choose(own, digits)])
-        return StringReading(
-            "".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares)
-        )
+        cut = StringReading("".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares))
+        if whole is None or not whole.digits:
+            return cut
+        # auto: a lone digit both models read alike is the digit model's (its confidence is the one calibrated on
+        # single digits); where they differ, the reader's, which has seen writing the digit model has not.
+        return cut if not digits.whole and whole.digits == cut.digits and len(cut.digits) == 1 else whole
 
     readings: list[list[Reading]] = []
     for item in prepared:

@@ -105,18 +105,13 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
     """
     if mode not in MODES:
         raise ValueError(f"unknown recognition mode {mode!r}; expected one of {', '.join(MODES)}")
-    ink = ink_map(image)
+    # A number's scanner margin along an edge (a register cell cut from a page scan) would pass for the writing.
+    ink = ink_map(image if mode == "digit" else without_dark_margins(image))
     if not ink.any():
         return Candidates.row(np.zeros((0, 28, 28), np.float32))
     if mode == "digit":
         return Candidates.row(fit_digit(ink)[np.newaxis])
-    return _cut(ink, mode=mode)._replace(field=_field(image, ink), whole=mode == "number")
-
-
-def _field(image: np.ndarray, ink: np.ndarray) -> np.ndarray | None:
-    """The writing as the sequence reader reads it: cleaned again without the scanner's dark margins, if any."""
-    trimmed = without_dark_margins(image)
-    return field_image(ink if trimmed is image else ink_map(trimmed))
+    return _cut(ink, mode=mode)._replace(field=field_image(ink), whole=mode == "number")
 
 
 def _cut(ink: np.ndarray, *, mode: str) -> Candidates:
