@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +35,14 @@ def review_config(folder: Path, *, extra: str = "") -> Config:
     return config
 
 
-def daemon_ledger(config: Config) -> Ledger:
+def daemon_ledger(
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    outbox: Path | None = None,
+) -> Ledger:
+    """The ledger a daemon on `config` keeps (with its clocks, and an outbox for hooks when given)."""
     paths = config.paths
     return Ledger(
         results=paths.results,
@@ -43,8 +50,9 @@ def daemon_ledger(config: Config) -> Ledger:
         inbox=paths.inbox,
         work=config.work,
         shown_from=config.root,
-        clock=time.monotonic,
-        now=lambda: datetime.now(UTC),
+        clock=clock,
+        now=now,
+        outbox=outbox,
     )
 
 

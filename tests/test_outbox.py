@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import rows_by_id
+from tests.reviewing import daemon_ledger
 from tests.test_commit import crash_between, fixed_now, processed
 from watcher.ledger import ledger as ledgers
 from watcher.ledger import outbox
@@ -21,17 +22,7 @@ from watcher.vocabulary import Status
 
 
 def open_ledger(config: Config) -> Ledger:
-    paths = config.paths
-    return Ledger(
-        results=paths.results,
-        folders=Folders(done=paths.done, error=paths.error, review=paths.review),
-        inbox=paths.inbox,
-        work=config.work,
-        shown_from=config.root,
-        clock=lambda: 0.25,
-        now=fixed_now,
-        outbox=config.work / outbox.OUTBOX,
-    )
+    return daemon_ledger(config, clock=lambda: 0.25, now=fixed_now, outbox=config.work / outbox.OUTBOX)
 
 
 def batches(config: Config) -> list[Path]:
