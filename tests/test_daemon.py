@@ -122,6 +122,27 @@ def test_an_inbox_that_goes_away_is_waited_for_and_used_again_once_back(
     assert [p.name for p in config.paths.done.iterdir()] == ["after.png"]
 
 
+def test_an_inbox_that_goes_away_while_it_is_first_listed_is_waited_for(
+    config: Config, fake_classifier: FakeClassifier
+) -> None:
+    away = config.paths.inbox.with_name("inbox-away")
+    daemon = make_daemon(config, fake_classifier)
+    listing = daemon.inbox.scan
+
+    def unmounted_midway(under: str = "") -> int:
+        if not away.exists():
+            config.paths.inbox.rename(away)  # gone between the watcher's start and the first listing
+        return listing(under)
+
+    daemon.inbox.scan = unmounted_midway  # type: ignore[method-assign]
+    with capture_logs() as logs, running(daemon) as outcome:
+        wait_for(lambda: "inbox_gone" in [entry["event"] for entry in logs], what="the inbox missed")
+        assert "code" not in outcome, "waiting, not exiting"
+        away.rename(config.paths.inbox)
+        wait_for(lambda: "inbox_back" in [entry["event"] for entry in logs], what="the inbox found again")
+    assert outcome["code"] == 0
+
+
 def test_stopping_while_the_inbox_is_away_exits_cleanly(config: Config, fake_classifier: FakeClassifier) -> None:
     daemon = make_daemon(config, fake_classifier)
     with capture_logs() as logs, running(daemon) as outcome:

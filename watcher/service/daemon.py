@@ -163,7 +163,7 @@ class Daemon:
         if not once:
             self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
             running.callback(lambda: stop_observer(self.observer) if self.observer is not None else None)
-        self.inbox.scan()
+        self._scan()
         self._next_rescan = self.clock() + self.config.watch.rescan_s
         self.metrics.model_version(self.classifier.version)
         self.notifier.ready()
@@ -261,7 +261,17 @@ class Daemon:
         if self.observer is not None:
             stop_observer(self.observer)
             self.observer = start_observer(self.inbox, polling=self.config.watch.polling)
-        self.inbox.scan()
+        self._scan()
+
+    def _scan(self) -> int:
+        """List the inbox for files the watcher did not report; returns how many were new. An inbox that goes
+        away while it is listed is not an error here: the loop sees it gone and waits for it to come back."""
+        try:
+            return self.inbox.scan()
+        except OSError:
+            if self.config.paths.inbox.is_dir():
+                raise
+            return 0
 
     def _drain(self, *, progress: Callable[[int], object] | None) -> None:
         """Finish every batch in hand: rows written and files moved, nothing new taken."""
@@ -431,7 +441,7 @@ class Daemon:
                 self.metrics.model_version(fresh.version)
         if now >= self._next_rescan:
             self._next_rescan = now + self.config.watch.rescan_s
-            found = self.inbox.scan()
+            found = self._scan()
             if found:
                 log.info(Event.RESCAN_FOUND, files=found)
             self._take_over(self.ledger.recover())
