@@ -106,7 +106,11 @@ def _files(scan: np.ndarray, rng: np.random.Generator) -> dict[str, bytes]:
 def _reading(data: bytes, classifier: Classifier) -> str:
     (page,) = open_pages(data, name="sheet", max_pixels=MAX_PIXELS, max_pages=1).pages
     assert page.image is not None, page.error
-    ((reading,),) = read([Prepared.one_page(page_digits(page.image, mode="auto"))], classifier, review_below=None)
+    ((reading,),) = read(
+        [Prepared.one_page(page_digits(page.image, mode="auto", cut=classifier.reader is None))],
+        classifier,
+        review_below=None,
+    )
     return reading.prediction
 
 

@@ -80,7 +80,8 @@ def main() -> int:
                     cell.ink[:] = 0.0
                 pages.append(_scan(draw(cell, rng), rng))
                 truths.append("" if blank else "".join(map(str, y[picked])))
-            prepared = [Prepared.one_page(page_digits(page, mode=args.mode)) for page in pages]
+            cut = classifier.reader is None
+            prepared = [Prepared.one_page(page_digits(page, mode=args.mode, cut=cut)) for page in pages]
             readings = [reading for (reading,) in read(prepared, classifier, review_below=None)]
             right = np.mean([r.prediction == truth for r, truth in zip(readings, truths, strict=True)])
             sure_wrong = np.mean(

@@ -97,8 +97,9 @@ def _cells(folder: Path) -> tuple[list[np.ndarray], list[str]]:
 def _read_all(images: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
     """Each image segmented in `mode` and read as the daemon reads a batch."""
     readings: list[Reading] = []
+    cut = classifier.reader is None  # as the daemon: numbers cut into digits only without a sequence reader
     for start in range(0, len(images), 256):
-        prepared = [Prepared.one_page(candidates(image, mode=mode)) for image in images[start : start + 256]]
+        prepared = [Prepared.one_page(candidates(image, mode=mode, cut=cut)) for image in images[start : start + 256]]
         readings += [reading for (reading,) in read(prepared, classifier, review_below=None)]
     return readings
 

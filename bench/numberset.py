@@ -87,7 +87,7 @@ def read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) ->
     for data in encoded:
         image = decoded(data)
         started = time.perf_counter()
-        prepared.append(Prepared.one_page(candidates(image, mode=mode)))
+        prepared.append(Prepared.one_page(candidates(image, mode=mode, cut=classifier.reader is None)))
         seconds += time.perf_counter() - started
     return [reading.prediction for (reading,) in read(prepared, classifier, review_below=None)], seconds
 

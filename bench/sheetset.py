@@ -53,6 +53,7 @@ def main() -> int:
     sheets: list[Sheet] = []
     readings: dict[str, list[str]] = {mode: [] for mode in MODES}
     decode_s, read_s = 0.0, dict.fromkeys(MODES, 0.0)
+    cut = classifier.reader is None  # as the daemon: numbers cut into digits only without a sequence reader
     for _ in range(args.sheets):
         sheet = make_sheet(digits, labels, rng)
         started = time.perf_counter()
@@ -62,7 +63,9 @@ def main() -> int:
         decode_s += time.perf_counter() - started
         for mode in MODES:
             started = time.perf_counter()
-            ((reading,),) = read([Prepared.one_page(page_digits(image, mode=mode))], classifier, review_below=None)
+            ((reading,),) = read(
+                [Prepared.one_page(page_digits(image, mode=mode, cut=cut))], classifier, review_below=None
+            )
             readings[mode].append(reading.prediction)
             read_s[mode] += time.perf_counter() - started
         sheets.append(Sheet(b"", sheet.truth, sheet.dpi, sheet.paper, sheet.layout, sheet.format))

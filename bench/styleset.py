@@ -89,7 +89,8 @@ def _scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
     """Each PNG decoded, segmented in `mode` and read as the daemon reads a batch (one model call)."""
-    prepared = [Prepared.one_page(candidates(decoded(data), mode=mode)) for data in encoded]
+    cut = classifier.reader is None
+    prepared = [Prepared.one_page(candidates(decoded(data), mode=mode, cut=cut)) for data in encoded]
     return [reading for (reading,) in read(prepared, classifier, review_below=None)]
 
 

@@ -97,6 +97,19 @@ def test_each_candidate_keeps_the_page_columns_it_was_cut_from(sample: tuple[np.
     )
 
 
+@pytest.mark.parametrize("mode", ["number", "auto"])
+def test_a_number_for_a_sequence_reader_is_not_cut_but_kept_whole(
+    sample: tuple[np.ndarray, np.ndarray], mode: str
+) -> None:
+    page = number_page([first_of(sample, label) for label in (2, 0, 4, 7)], gaps=[5, 6, 4])
+    whole = candidates(page, mode=mode, cut=False)
+    cut = candidates(page, mode=mode)
+    assert whole.images.shape == (1, 28, 28), "one candidate: all the ink fitted as a digit"
+    assert whole.field is not None and cut.field is not None and np.array_equal(whole.field, cut.field)
+    assert whole.whole == cut.whole == (mode == "number")
+    assert len(cut.images) >= 4
+
+
 def test_touching_digits_are_split(sample: tuple[np.ndarray, np.ndarray]) -> None:
     page = number_page([first_of(sample, 0), first_of(sample, 8), first_of(sample, 3)], gaps=[-4, 6])
     assert components(page) == 2  # the 0 and the 8 are one blob of ink

@@ -281,6 +281,7 @@ def _read_in_place(path: Path, classifier: Classifier, *, mode: str) -> Iterator
             mode=mode,
             pdf_dpi=RecognitionConfig().pdf_dpi,
             pictures=False,
+            cut=classifier.reader is None,
         )
         (readings,) = read([prepared], classifier, review_below=None)
         yield from ((prepared.page_count, reading) for reading in readings)

@@ -118,12 +118,14 @@ def prepare(
     pictures: bool,
     templates: tuple[Template, ...] = (),
     pages: int = PAGES_PER_TASK,
+    cut: bool = True,
 ) -> Prepared:
     """Read up to `pages` pages of one file from `first_page` on, and find their digits.
 
     Any failure becomes a one-line reason, never an exception: the file's when it cannot be opened at
     all, else the page's. With `pictures`, each page of a file of several pages comes with its picture. With
-    `templates`, each page is read as the form it matches.
+    `templates`, each page is read as the form it matches. `cut` False: numbers are read whole by the served
+    model's sequence reader, not cut into digits (see `candidates`).
     """
     try:
         data = read_file(path, max_bytes=limits.max_bytes)
@@ -145,7 +147,7 @@ def prepare(
             with _time_limit(limits.page_timeout_s):
                 page = next(opened.pages)
                 picture = pictures and opened.page_count > 1
-                found.append(_prepare_page(page, mode=mode, picture=picture, templates=templates))
+                found.append(_prepare_page(page, mode=mode, picture=picture, templates=templates, cut=cut))
         except PageTimeout:
             found.append(PreparedPage(number, error=_took_too_long(limits.page_timeout_s)))
             # The page reader was stopped in the middle: the next run of pages opens the file afresh.
@@ -158,13 +160,13 @@ def _took_too_long(page_timeout_s: float) -> str:
     return f"page took longer than {page_timeout_s:g} s to read (limits.page_timeout_s)"
 
 
-def page_digits(image: np.ndarray, *, mode: str) -> Candidates | None:
+def page_digits(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates | None:
     """A page's candidate digits: a whole sheet's handwriting, found at its own size, or a cut-out field as it is."""
     crops = sheet_crops(image)
     if crops is None:
-        return candidates(image, mode=mode)
+        return candidates(image, mode=mode, cut=cut)
     # One written number per sheet: its largest line of writing (none on a blank sheet).
-    return candidates(crops[0], mode=mode) if crops else None
+    return candidates(crops[0], mode=mode, cut=cut) if crops else None
 
 
 def review_picture(image: np.ndarray) -> bytes:
@@ -179,22 +181,22 @@ def review_picture(image: np.ndarray) -> bytes:
     return encoded.tobytes()
 
 
-def _prepare_page(page: Page, *, mode: str, picture: bool, templates: tuple[Template, ...]) -> PreparedPage:
+def _prepare_page(page: Page, *, mode: str, picture: bool, templates: tuple[Template, ...], cut: bool) -> PreparedPage:
     if page.image is None:
         return PreparedPage(page.number, error=page.error)
     shown = review_picture(page.image) if picture else b""
     try:
         if not templates:
-            return PreparedPage(page.number, page_digits(page.image, mode=mode), picture=shown)
+            return PreparedPage(page.number, page_digits(page.image, mode=mode, cut=cut), picture=shown)
         form = read_form(page.image, templates)
     except Exception as exc:
         return PreparedPage(page.number, error=_failure(exc))
     if isinstance(form, FormRefused):
         return PreparedPage(page.number, error=form.reason, picture=shown)
-    return form_page(page.number, form, picture=shown)
+    return form_page(page.number, form, picture=shown, cut=cut)
 
 
-def form_page(number: int, form: FormPage, *, picture: bytes = b"") -> PreparedPage:
+def form_page(number: int, form: FormPage, *, picture: bytes = b"", cut: bool = True) -> PreparedPage:
     """A page aligned with its template, made ready: each field's candidate digits, crop by crop."""
     fit = form.alignment
     return PreparedPage(
@@ -202,7 +204,7 @@ def form_page(number: int, form: FormPage, *, picture: bytes = b"") -> PreparedP
         picture=picture,
         form=form.template,
         alignment=Alignment(fit.inliers, fit.inlier_share, fit.residual_px),
-        fields=tuple(PreparedField(field.name, field_candidates(field)) for field in form.fields),
+        fields=tuple(PreparedField(field.name, field_candidates(field, cut=cut)) for field in form.fields),
     )
 
 

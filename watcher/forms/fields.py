@@ -78,9 +78,10 @@ def read_form(image: np.ndarray, templates: Sequence[Template]) -> FormPage | Fo
     return FormPage(matched.template.name, alignment, fields)
 
 
-def field_candidates(field: FieldCrop) -> tuple[Candidates | None, ...]:
-    """The candidate digits of each of the field's crops (None for an empty one), as the model reads them."""
-    return tuple(None if crop is None else candidates(crop, mode=field.mode) for crop in field.crops)
+def field_candidates(field: FieldCrop, *, cut: bool = True) -> tuple[Candidates | None, ...]:
+    """The candidate digits of each of the field's crops (None for an empty one), as the model reads them (`cut`:
+    as `candidates`)."""
+    return tuple(None if crop is None else candidates(crop, mode=field.mode, cut=cut) for crop in field.crops)
 
 
 def field_crops(

@@ -23,7 +23,7 @@ from watcher.ledger.ledger import Folders, Ledger, Processed
 from watcher.ledger.record import Sheet, timestamp
 from watcher.model.classify import Classifier
 from watcher.model.reload import ModelReloader
-from watcher.recognise import Prepared, Preparer, Reading, prepare, read
+from watcher.recognise import Prepared, Preparer, PrepareTask, Reading, prepare, read
 from watcher.service import config as configuration
 from watcher.service import logs
 from watcher.service.config import Config
@@ -141,17 +141,7 @@ class Daemon:
         self._open_ledger()
         # The ledger and the watcher of the moment: a share that comes back gets new ones (_resume).
         running.callback(lambda: self.ledger.close())
-        self.preparer = Preparer(
-            partial(
-                prepare,
-                limits=self.config.limits,
-                mode=self.config.recognition.mode,
-                pdf_dpi=self.config.recognition.pdf_dpi,
-                pictures=paths.review is not None,
-                templates=tuple(self.templates.values()),
-            ),
-            page_timeout_s=self.config.limits.page_timeout_s,
-        )
+        self.preparer = Preparer(self._prepare_task(), page_timeout_s=self.config.limits.page_timeout_s)
         running.callback(self.preparer.close)
         if self.config.hooks.on:
             self.courier = Courier(
@@ -181,6 +171,19 @@ class Daemon:
             model=self.classifier.version,
             queued=len(self.inbox) + len(self._waiting),
             once=once,
+        )
+
+    def _prepare_task(self) -> PrepareTask:
+        """What the workers do with a file: its pages decoded and their writing found, cut into digits only when
+        the served model has no sequence reader to read numbers whole."""
+        return partial(
+            prepare,
+            limits=self.config.limits,
+            mode=self.config.recognition.mode,
+            pdf_dpi=self.config.recognition.pdf_dpi,
+            pictures=self.config.paths.review is not None,
+            templates=tuple(self.templates.values()),
+            cut=self.classifier.reader is None,
         )
 
     def _serve(self, *, once: bool, progress: Callable[[int], object] | None) -> ExitCode:
@@ -439,6 +442,8 @@ class Daemon:
             if fresh is not None:
                 self.classifier = fresh
                 self.metrics.model_version(fresh.version)
+                # Files already with the workers are read as they were found; the next ones as this model reads.
+                self.preparer.task = self._prepare_task()
         if now >= self._next_rescan:
             self._next_rescan = now + self.config.watch.rescan_s
             found = self._scan()

@@ -95,13 +95,17 @@ class _Group:
         self.right, self.bottom = max(self.right, box[2]), max(self.bottom, box[3])
 
 
-def candidates(image: np.ndarray, *, mode: str) -> Candidates:
+def candidates(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates:
     """Candidate digits of a decoded scan, left to right; none for a blank page.
 
     mode "digit" reads the whole page as one digit (exactly `normalise`), "number" as a row of digits, and
     "auto" as a number when the ink clearly lies in several digits side by side, and as one digit otherwise
     unless the model is much surer of it as a number. For a number the geometry proposes its reading and, where
     it may be wrong, alternatives for the model to judge (see `Option`).
+
+    In "number" and "auto" mode the writing whole comes too, for a sequence reader. Where one serves, `cut` is
+    False: the number is not cut, and its one candidate is all its ink fitted as a digit, for the digit model's
+    say on a lone digit.
     """
     if mode not in MODES:
         raise ValueError(f"unknown recognition mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -111,7 +115,8 @@ def candidates(image: np.ndarray, *, mode: str) -> Candidates:
         return Candidates.row(np.zeros((0, 28, 28), np.float32))
     if mode == "digit":
         return Candidates.row(fit_digit(ink)[np.newaxis])
-    return _cut(ink, mode=mode)._replace(field=field_image(ink), whole=mode == "number")
+    found = _cut(ink, mode=mode) if cut else Candidates.row(fit_digit(ink)[np.newaxis])
+    return found._replace(field=field_image(ink), whole=mode == "number")
 
 
 def _cut(ink: np.ndarray, *, mode: str) -> Candidates:
