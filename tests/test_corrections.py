@@ -14,10 +14,12 @@ from tests.reviewing import open_desk, review_config, send_to_review
 from watcher.model import evaluate, finetune
 from watcher.model.classify import load_classifier
 from watcher.model.corrections import CorrectionsError, load_corrections
+from watcher.model.versions import newest_complete
 from watcher.service.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
+SERVED = newest_complete(ROOT / "models" / "mnist-cnn") or ROOT / "models" / "mnist-cnn" / "missing"
 
 
 def decided(config: Config, count: int, *, reviewer: str = "ann") -> list[int]:
@@ -90,7 +92,7 @@ def test_no_decisions_is_one_line_naming_the_path(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tuning(tmp_path: Path) -> tuple[Config, Path, Path]:
-    """Decisions on 20 scans, a tiny MNIST and a copy of the shipped version to fine-tune."""
+    """Decisions on 20 scans, a tiny MNIST and a copy of the served version (with its sequence reader) to fine-tune."""
     config = review_config(tmp_path)
     decided(config, 20)
     with np.load(SAMPLE) as data:
@@ -98,7 +100,7 @@ def tuning(tmp_path: Path) -> tuple[Config, Path, Path]:
     tiny = tmp_path / "tiny.npz"
     np.savez_compressed(tiny, x_train=x[:300], y_train=y[:300], x_test=x[300:500], y_test=y[300:500])
     out = tmp_path / "models" / "mnist-cnn"
-    shutil.copytree(ROOT / "models" / "mnist-cnn" / "4", out / "4")
+    shutil.copytree(SERVED, out / SERVED.name)
     return config, tiny, out
 
 
@@ -110,14 +112,20 @@ def test_fine_tuning_writes_the_next_version_with_the_corrections_in_its_metadat
     # 200 test digits: one read differently is half a point, so the gate is opened here and tested below.
     assert finetune.run(corrections=config.paths.results, data=tiny, epochs=1, seed=2, out=out, max_mnist_drop=1) == 0
 
-    metadata = json.loads((out / "5" / "metadata.json").read_text())
-    assert metadata["fine_tuned_from"] == "mnist-cnn/4"
+    tuned = out / str(int(SERVED.name) + 1)
+    metadata = json.loads((tuned / "metadata.json").read_text())
+    assert metadata["fine_tuned_from"] == f"mnist-cnn/{SERVED.name}"
     assert metadata["corrections_count"] == 20
     assert metadata["corrections_sha256"] == load_corrections(config.paths.results).sha256
     assert 0 < metadata["corrections_held_back"] < 20
     assert 0.9 <= metadata["mnist_test_accuracy_after"] <= 1
     assert "--corrections" in metadata["command"]
-    assert load_classifier(out).version == "mnist-cnn/5"
+    classifier = load_classifier(out)
+    assert classifier.version == f"mnist-cnn/{tuned.name}"
+    # Numbers are still read whole: the reader and its calibration come along unchanged.
+    assert classifier.reader is not None
+    assert (tuned / "reader.tflite").read_bytes() == (SERVED / "reader.tflite").read_bytes()
+    assert metadata["reader"] == json.loads((SERVED / "metadata.json").read_text())["reader"]
 
 
 @pytest.mark.slow
@@ -128,7 +136,7 @@ def test_a_fine_tune_that_costs_mnist_accuracy_writes_no_version(
     # No epoch: accuracy unchanged, which a gate asking for a gain refuses; the gate alone is under test.
     assert finetune.run(corrections=config.paths.results, data=tiny, epochs=0, seed=2, out=out, max_mnist_drop=-1) == 1
     assert "not written: MNIST test accuracy fell" in capsys.readouterr().err
-    assert sorted(entry.name for entry in out.iterdir()) == ["4"]
+    assert sorted(entry.name for entry in out.iterdir()) == [SERVED.name]
 
 
 def test_evaluate_reports_the_held_back_corrections(

@@ -19,6 +19,7 @@ from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 READER_FILE = "reader.tflite"  # the sequence reader, in versions that have one (watcher.model.train_reader)
+READER_KERAS_FILE = "reader.keras"  # its Keras weights, which a digit model's fine-tune carries over unchanged
 READER_KEY = "reader"  # metadata.json's section on the reader: its recipe and its own temperature
 TEMPERATURE_KEY = "temperature"  # metadata.json's calibration temperature; absent: the model's own probabilities
 BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once

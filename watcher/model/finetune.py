@@ -8,6 +8,7 @@ and the gain on them printed and kept in the metadata.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import time
@@ -17,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from watcher.model.classify import ModelError, latest_version
+from watcher.model.classify import READER_FILE, READER_KERAS_FILE, READER_KEY, ModelError, latest_version
 from watcher.model.corrections import Corrections, CorrectionsError, load_corrections
 from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
+from watcher.model.versions import KERAS_FILE, METADATA_FILE
 from watcher.vocabulary import CLASSES, NO_DIGIT_CLASS, ExitCode
 
 DEFAULT_EPOCHS = 4
@@ -68,7 +70,7 @@ def run(
 
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
-    model = keras.models.load_model(base / "model.keras")
+    model = keras.models.load_model(base / KERAS_FILE)
     mnist_test = x_test.astype(np.float32) / 255.0
     before = {"mnist_test": accuracy(model, mnist_test, y_test), "held_back": accuracy(model, *held_back)}
     model.compile(
@@ -110,7 +112,11 @@ def run(
         | {f"{name}_accuracy_after": round(value, 6) for name, value in after.items()}
         | {"test_accuracy": round(after["mnist_test"], 6), "tensorflow": tf.__version__, "keras": keras.__version__}
     )
-    version_dir = write_version(out, model=model, metadata=metadata)
+    # The base's sequence reader reads numbers as before: only the digit model learnt from the corrections.
+    reader = [base / name for name in (READER_FILE, READER_KERAS_FILE) if (base / name).is_file()]
+    if reader:
+        metadata[READER_KEY] = json.loads((base / METADATA_FILE).read_text())[READER_KEY]
+    version_dir = write_version(out, model=model, metadata=metadata, carried=reader)
     print(f"wrote {version_dir}")
     return ExitCode.OK
 

@@ -11,7 +11,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from watcher.model.synthetic import (
     render_number_scan,
     render_scan,
 )
-from watcher.model.versions import METADATA_FILE
+from watcher.model.versions import KERAS_FILE, METADATA_FILE
 from watcher.vocabulary import CANVAS_PX, CLASSES, DIGITS, NO_DIGIT_CLASS, ExitCode
 
 DEFAULT_OUT = Path("models/mnist-cnn")
@@ -74,8 +74,8 @@ def run(
     out = Path(out) if out is not None else DEFAULT_OUT
     try:
         x_train, y_train, x_test, y_test = load_mnist(data)
-        if base is not None and not (base / "model.keras").is_file():
-            raise DatasetError(f"{base}: no model.keras to start from")
+        if base is not None and not (base / KERAS_FILE).is_file():
+            raise DatasetError(f"{base}: no {KERAS_FILE} to start from")
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
@@ -120,7 +120,7 @@ def run(
     no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT_CLASS)
     extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, cell_labels, no_digit]))
 
-    model = build_model() if base is None else keras.models.load_model(base / "model.keras")
+    model = build_model() if base is None else keras.models.load_model(base / KERAS_FILE)
     steps_per_epoch = -(-(len(mnist) + len(extra)) // BATCH_SIZE)
     # Cosine decay to zero: a high rate early to learn fast, a low one at the end to settle.
     peak = LEARNING_RATE if base is None else BASE_LEARNING_RATE
@@ -383,12 +383,15 @@ def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path, 
     return shlex.join(words)
 
 
-def write_version(out: Path, *, model: Any, metadata: dict[str, object]) -> Path:
-    """Build the version under a hidden name, then rename it to the next number: readers never see half."""
+def write_version(out: Path, *, model: Any, metadata: dict[str, object], carried: Sequence[Path] = ()) -> Path:
+    """Build the version under a hidden name, then rename it to the next number: readers never see half. The
+    `carried` files (another version's) are copied into it unchanged."""
     import tensorflow as tf
 
     staging = staging_folder(out)
-    model.save(staging / "model.keras")
+    for path in carried:
+        shutil.copy2(path, staging / path.name)
+    model.save(staging / KERAS_FILE)
     # Serving runs the LiteRT interpreter: no TensorFlow import, and far less per-call overhead.
     with silenced_native_logs(), contextlib.redirect_stdout(io.StringIO()):
         tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()

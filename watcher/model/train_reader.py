@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 
 from watcher.model.calibration import temper
-from watcher.model.classify import READER_FILE, READER_KEY, silenced_native_logs
+from watcher.model.classify import READER_FILE, READER_KERAS_FILE, READER_KEY, silenced_native_logs
 from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
 from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, build_reader, decode, serving_reader
 from watcher.model.train import publish_version, staging_folder
-from watcher.model.versions import METADATA_FILE, MODEL_FILE
+from watcher.model.versions import KERAS_FILE, METADATA_FILE, MODEL_FILE
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, without_dark_margins
 from watcher.vision.normalise import ink_map
 from watcher.vocabulary import REVIEW_THRESHOLD, ExitCode
@@ -88,8 +88,9 @@ def run(
         for split in ("train", "validation"):
             if not (rows / split / "labels.csv").is_file():
                 raise DatasetError(f"{rows / split}: no labels.csv of register cells")
-        if not (base / MODEL_FILE).is_file():
-            raise DatasetError(f"{base}: no {MODEL_FILE} to serve beside the reader")
+        for name in (MODEL_FILE, KERAS_FILE):
+            if not (base / name).is_file():
+                raise DatasetError(f"{base}: no {name} to serve beside the reader")
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
@@ -353,12 +354,14 @@ def write_reader_version(out: Path, *, base: Path, reader: Any, section: dict[st
     import tensorflow as tf
 
     staging = staging_folder(out)
-    shutil.copy2(base / MODEL_FILE, staging / MODEL_FILE)
+    # The digit model served, and its Keras weights for a fine-tune from this version (watcher.model.finetune).
+    for name in (MODEL_FILE, KERAS_FILE):
+        shutil.copy2(base / name, staging / name)
     metadata = json.loads((base / METADATA_FILE).read_text())
     metadata[READER_KEY] = {**section, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     metadata["digits_from"] = f"{base.parent.name}/{base.name}"
     serving = serving_reader(reader)
-    serving.save(staging / "reader.keras")
+    serving.save(staging / READER_KERAS_FILE)
     with silenced_native_logs(), contextlib.redirect_stdout(io.StringIO()):
         tflite = tf.lite.TFLiteConverter.from_keras_model(serving).convert()
     (staging / READER_FILE).write_bytes(tflite)

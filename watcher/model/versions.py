@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MODEL_FILE = "model.tflite"
+KERAS_FILE = "model.keras"  # the digit model's Keras weights: what training goes on from (not served, not shipped)
 METADATA_FILE = "metadata.json"
 # The version the build ships inside the package: what `model.path` means when a config does not set it.
 SHIPPED_MODEL = Path(__file__).with_name("shipped") / "mnist-cnn"
