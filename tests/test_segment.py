@@ -257,7 +257,7 @@ def test_shipped_model_reads_composed_numbers(sample: tuple[np.ndarray, np.ndarr
 
 def test_small_digits_beside_big_ones_are_read_not_dropped(sample: tuple[np.ndarray, np.ndarray]) -> None:
     """By the cut-and-read path, and by the served version's sequence reader, which reads them worse (a known gap:
-    docs/READER.md, "What is left")."""
+    docs/MODEL.md, "The sequence reader")."""
     served = load_classifier(MODEL)
     cut_only = load_classifier(MODEL)
     cut_only.reader = None
