@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install install-check system-packages clean
+.PHONY: run test test-quick lint install install-check system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: $(VENV)/.installed-serve
 
 test: $(VENV)/.installed-test system-packages
 	$(BIN)/python -m pytest
+
+# While working: everything but the slow tests (daemons end to end, training) and the GlusterFS ones.
+test-quick: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m "not slow and not gluster" -q
 
 # What users install: the wheel built and tried in a fresh venv outside the checkout (CI runs it after the tests).
 install-check: $(VENV)/.installed-test

@@ -39,6 +39,7 @@ def test_tempering_divides_the_logits_and_keeps_the_ranking() -> None:
     assert temper(np.array([[1.0, 0.0]], np.float32), 2.0).tolist() == [[1.0, 0.0]]
 
 
+@pytest.mark.slow
 def test_fit_finds_the_temperature_the_labels_were_drawn_at() -> None:
     rng = np.random.default_rng(1)
     logits = rng.normal(0, 5, (20_000, 10))

@@ -96,6 +96,7 @@ def test_a_batch_just_over_a_fixed_size_is_split_not_padded_far(sample, count: i
     assert count <= sum(padded_sizes[: len(padded_sizes) - 3]) < count + 8  # at most one chunk of 8 padded
 
 
+@pytest.mark.slow
 def test_shipped_model_reads_mnist_test_digits(classifier, sample) -> None:
     images, labels = sample
     as_given = classifier.probabilities(images.astype(np.float32) / 255).argmax(axis=1)
@@ -104,6 +105,7 @@ def test_shipped_model_reads_mnist_test_digits(classifier, sample) -> None:
     assert np.mean(through_normalise == labels) >= 0.99
 
 
+@pytest.mark.slow
 def test_shipped_model_reads_digits_rendered_as_scans(classifier, sample) -> None:
     images, labels = sample
     rng = np.random.default_rng(7)
@@ -113,6 +115,7 @@ def test_shipped_model_reads_digits_rendered_as_scans(classifier, sample) -> Non
     assert np.mean(classifier.probabilities(digits).argmax(axis=1) == labels[:300]) >= 0.97
 
 
+@pytest.mark.slow
 def test_shipped_model_reads_digits_scaled_to_fill_a_box(classifier, sample) -> None:
     # Scaled as a picture to a comb cell's shape, a digit's pen widens with it and a 1 becomes a broad bar: version 8
     # read 97.0 % of these 1,200 and 81.8 % of their 1s; version 9 98.6 % and 96.2 %.

@@ -65,6 +65,7 @@ def test_files_present_renamed_in_and_written_slowly_each_get_one_row(
     assert len(result_rows(config.paths.results)) == 3
 
 
+@pytest.mark.slow
 def test_a_burst_is_classified_in_few_model_calls(config: Config, fake_classifier: FakeClassifier) -> None:
     daemon = make_daemon(config, fake_classifier)
     with running(daemon):
@@ -104,6 +105,7 @@ def test_once_processes_the_inbox_and_returns(config: Config, fake_classifier: F
     assert len(list(config.paths.done.iterdir())) == 5
 
 
+@pytest.mark.slow
 def test_an_inbox_that_goes_away_is_waited_for_and_used_again_once_back(
     config: Config, fake_classifier: FakeClassifier
 ) -> None:
@@ -122,6 +124,7 @@ def test_an_inbox_that_goes_away_is_waited_for_and_used_again_once_back(
     assert [p.name for p in config.paths.done.iterdir()] == ["after.png"]
 
 
+@pytest.mark.slow
 def test_an_inbox_that_goes_away_while_it_is_first_listed_is_waited_for(
     config: Config, fake_classifier: FakeClassifier
 ) -> None:
@@ -143,6 +146,7 @@ def test_an_inbox_that_goes_away_while_it_is_first_listed_is_waited_for(
     assert outcome["code"] == 0
 
 
+@pytest.mark.slow
 def test_stopping_while_the_inbox_is_away_exits_cleanly(config: Config, fake_classifier: FakeClassifier) -> None:
     daemon = make_daemon(config, fake_classifier)
     with capture_logs() as logs, running(daemon) as outcome:

@@ -28,6 +28,7 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_real_scans_are_read_correctly_and_placed(folder: Path) -> None:
     config = write_e2e_config(folder)
     scans = mnist_scans(40)
@@ -91,6 +92,7 @@ def test_two_daemons_share_an_inbox_and_one_header(folder: Path) -> None:
     assert not taken[0] & taken[1] and taken[0] | taken[1] == {f"{n:03}.png" for n in range(300)}
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_batch_in_hand_and_exits_0(folder: Path) -> None:
     config = write_e2e_config(folder)
     inbox = folder / "inbox"
@@ -145,6 +147,7 @@ def test_sighup_applies_a_new_log_section(folder: Path) -> None:
     assert daemon.output().count("config_reloaded") == 2
 
 
+@pytest.mark.slow
 def test_systemd_notify_protocol(folder: Path) -> None:
     config = write_e2e_config(folder)
     (folder / "inbox").mkdir()
@@ -208,6 +211,7 @@ def test_a_missing_model_exits_78(folder: Path) -> None:
     assert "no-such-model" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_results_file_with_the_old_header_is_set_aside_once(folder: Path) -> None:
     config = write_e2e_config(folder)
     (folder / "inbox").mkdir()
@@ -222,6 +226,7 @@ def test_a_results_file_with_the_old_header_is_set_aside_once(folder: Path) -> N
     assert [line["moved_to"] for line in said] == [str(folder / "results.old.csv")], "said once, where it went"
 
 
+@pytest.mark.slow
 def test_run_once_processes_the_inbox_then_exits(folder: Path) -> None:
     config = write_e2e_config(folder)
     (folder / "inbox").mkdir()
@@ -252,6 +257,7 @@ def test_predict_prints_one_line_per_file_and_moves_nothing(folder: Path) -> Non
     assert sorted(p.name for p in folder.iterdir()) == ["0.png", "1.png", "2.png", "bad.png"]
 
 
+@pytest.mark.slow
 def test_unsure_files_go_to_review_and_numbers_are_read(folder: Path) -> None:
     config = write_e2e_config(
         folder, extra="paths:\n  review: inbox/review\nreview:\n  threshold: 0.99\nrecognition:\n  mode: auto\n"
@@ -388,6 +394,7 @@ def test_metrics_are_served_on_localhost(folder: Path) -> None:
     assert "digit_watcher_latency_seconds_count 1.0" in text
 
 
+@pytest.mark.slow
 def test_a_metrics_port_in_use_exits_78(folder: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import pytest
 
 from tests.daemons import ROOT, run_once, write_e2e_config
 from tests.documents import written_sheet
@@ -17,6 +18,7 @@ from watcher.report import summary as report
 EXAMPLE = ROOT / "examples" / "form"
 
 
+@pytest.mark.slow
 def test_filled_forms_are_read_field_by_field_and_each_page_gets_its_forms_row(tmp_path: Path) -> None:
     templates = tmp_path / "templates"
     templates.mkdir()

@@ -97,6 +97,7 @@ def test_once_hands_every_row_on_with_the_ids_of_the_csv_rows(tmp_path: Path, fa
     assert list((config.work / outbox.DELIVERING).iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_refused_batch_is_retried_until_taken_with_credentials_sent_but_never_logged(
     tmp_path: Path, fake_classifier: FakeClassifier
 ) -> None:
@@ -119,6 +120,7 @@ def test_a_refused_batch_is_retried_until_taken_with_credentials_sent_but_never_
     assert started["hook_url"] == f"http://127.0.0.1:{receiver.port}/r"
 
 
+@pytest.mark.slow
 def test_a_hook_that_keeps_failing_never_stops_reading_and_keeps_every_row(
     tmp_path: Path, fake_classifier: FakeClassifier
 ) -> None:
@@ -319,6 +321,7 @@ def test_a_real_command_is_given_the_rows_of_run_once(tmp_path: Path) -> None:
         ("hooks:\n  timeout_s: -1\n", "hooks.timeout_s"),
     ],
 )
+@pytest.mark.slow
 def test_bad_hook_config_exits_78_with_one_line_naming_the_key(tmp_path: Path, section: str, key: str) -> None:
     config = write_e2e_config(tmp_path, extra=section)
     result = subprocess.run(

@@ -76,6 +76,7 @@ def processed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return folder, by_file
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(ERRORS))
 def test_broken_files_get_an_error_row_and_go_to_error(
     processed: tuple[Path, dict[str, dict[str, str]]], name: str

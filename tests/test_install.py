@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import write_config
 from tests.daemons import SHIPPED_MODEL as MODELS
 from tests.daemons import SHIPPED_VERSION as SERVED
@@ -59,6 +61,7 @@ def test_predict_needs_no_config(tmp_path: Path) -> None:
     assert (reading["prediction"], reading["model"]) == (str(label), f"{MODELS.name}/{SERVED.name}")
 
 
+@pytest.mark.slow
 def test_init_makes_a_folder_to_run_in_and_prints_the_next_command(tmp_path: Path) -> None:
     result = watcher_cli(tmp_path, "init", "scans")
     assert result.returncode == 0, result.stderr

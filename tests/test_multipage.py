@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
+import pytest
 
 from tests.daemons import DaemonProcess, run_once, write_e2e_config
 from tests.documents import a4_pdf, add_vector_page, encrypted_pdf, saved, tiff, written_sheet
@@ -30,6 +31,7 @@ def by_page(rows: list[dict[str, str]], file: str) -> list[tuple[str, str, str]]
     )
 
 
+@pytest.mark.slow
 def test_every_page_of_a_pdf_and_a_tiff_gets_its_row_and_the_files_go_to_done(tmp_path: Path) -> None:
     inbox = inbox_of(tmp_path)
     config = write_e2e_config(tmp_path, extra=PAGES_CONFIG)
@@ -61,6 +63,7 @@ def test_every_page_of_a_pdf_and_a_tiff_gets_its_row_and_the_files_go_to_done(tm
     assert [line["pages"] for line in kept] == ["1-8"], "the first eight pages were kept, then the file committed"
 
 
+@pytest.mark.slow
 def test_an_unsure_page_goes_to_review_as_a_picture_of_that_page(tmp_path: Path) -> None:
     inbox = inbox_of(tmp_path)
     # Every reading is below 1: every written page needs review.
@@ -81,6 +84,7 @@ def test_an_unsure_page_goes_to_review_as_a_picture_of_that_page(tmp_path: Path)
     assert (inbox / "done" / "two.pdf").exists()
 
 
+@pytest.mark.slow
 def test_hostile_pdfs_get_a_reason_and_their_good_pages_are_still_read(tmp_path: Path) -> None:
     inbox = inbox_of(tmp_path)
     config = write_e2e_config(tmp_path, extra=PAGES_CONFIG + "limits:\n  max_pages: 3\n")
@@ -107,6 +111,7 @@ def test_hostile_pdfs_get_a_reason_and_their_good_pages_are_still_read(tmp_path:
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["bomb.pdf", "picture.pdf"]
 
 
+@pytest.mark.slow
 def test_a_pdf_half_read_when_the_daemon_is_killed_is_finished_once_after_a_restart(tmp_path: Path) -> None:
     inbox = inbox_of(tmp_path)
     config = write_e2e_config(tmp_path, extra=PAGES_CONFIG)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.daemons import run_once, write_e2e_config
 from tests.documents import bilevel_pdf, bilevel_tiff, written_sheet
 from tests.helpers import result_rows
@@ -11,6 +13,7 @@ from tests.helpers import result_rows
 PAGES_CONFIG = "watch:\n  extensions: [.png, .pdf, .tif]\n"
 
 
+@pytest.mark.slow
 def test_bilevel_tiffs_and_pdf_pages_read_as_the_grey_pages_they_were(tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()

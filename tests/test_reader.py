@@ -45,6 +45,7 @@ def test_the_shipped_version_reads_numbers_with_its_sequence_reader(classifier: 
     assert classifier.reader is not None
 
 
+@pytest.mark.slow
 def test_numbers_with_separators_and_marks_are_read_without_them(classifier: Classifier, pool: DigitPool) -> None:
     rng = np.random.default_rng(1)
     texts = [text for text in WRITTEN for _ in range(6)]
@@ -55,6 +56,7 @@ def test_numbers_with_separators_and_marks_are_read_without_them(classifier: Cla
     assert all(reading.prediction.isdigit() for reading in readings)  # a mark never reaches the prediction
 
 
+@pytest.mark.slow
 def test_touching_digits_are_read_whole(classifier: Classifier, pool: DigitPool) -> None:
     rng = np.random.default_rng(2)
     truths, scans = [], []
@@ -67,6 +69,7 @@ def test_touching_digits_are_read_whole(classifier: Classifier, pool: DigitPool)
     assert np.mean([r.prediction == t for r, t in zip(readings, truths, strict=True)]) >= 0.85
 
 
+@pytest.mark.slow
 def test_a_number_with_a_faint_digit_is_unsure_when_misread(classifier: Classifier, pool: DigitPool) -> None:
     """One digit of each number written faint, as a pen running dry: where the reader gets the number wrong (a
     digit dropped, most often), its confidence says so. A cut-and-read product's did not: the digits it found
@@ -88,6 +91,7 @@ def test_a_number_with_a_faint_digit_is_unsure_when_misread(classifier: Classifi
     assert np.median(wrong) < 0.75 * sure
 
 
+@pytest.mark.slow
 def test_numbers_are_read_whole_through_the_daemon(tmp_path: Path, pool: DigitPool) -> None:
     config = write_e2e_config(tmp_path, extra="recognition:\n  mode: number\n")
     inbox = tmp_path / "inbox"

@@ -37,6 +37,7 @@ def test_workers_run_opencv_on_one_thread_each(tmp_path: Path) -> None:
         preparer.close()
 
 
+@pytest.mark.slow
 def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: Path) -> None:
     preparer = Preparer(crash_on_a_bomb, workers=2)
     try:
@@ -57,6 +58,7 @@ def hang_on_a_trap(path: Path, name: str, first_page: int) -> Prepared:
     return Prepared.one_page(Candidates.row(np.zeros((1, 28, 28), np.float32)), sha256=name)
 
 
+@pytest.mark.slow
 def test_a_worker_stuck_in_c_is_killed_and_its_file_is_an_error(tmp_path: Path) -> None:
     preparer = Preparer(hang_on_a_trap, workers=2, page_timeout_s=0.5)
     try:

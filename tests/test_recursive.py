@@ -114,6 +114,7 @@ def test_a_file_from_a_subfolder_is_placed_in_it_under_a_free_name(tmp_path: Pat
     assert (done / "y" / "z" / "a.png").read_bytes() == b"new" and not (tmp_path / "a.png").exists()
 
 
+@pytest.mark.slow
 def test_the_daemon_reads_subfolders_and_keeps_them_under_done_and_review(tmp_path: Path) -> None:
     config = write_e2e_config(tmp_path, extra="paths:\n  review: inbox/review\nreview:\n  threshold: 0.9999\n")
     config.write_text(config.read_text(encoding="utf-8").replace("watch:\n", "watch:\n  recursive: true\n"))

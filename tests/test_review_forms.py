@@ -79,6 +79,7 @@ def in_review(config: Config) -> list[str]:
     return sorted(name for name in os.listdir(config.paths.review) if not name.startswith("."))
 
 
+@pytest.mark.slow
 def test_each_unsure_field_waits_and_the_last_decision_moves_the_form_and_writes_its_row(
     config: Config, desk: Desk
 ) -> None:
@@ -232,6 +233,7 @@ def test_a_person_decides_a_forms_fields_in_the_browser_and_its_row_is_written(
     assert problems == []
 
 
+@pytest.mark.slow
 def test_decided_fields_are_learnt_from_cut_out_of_their_form_as_the_daemon_reads_them(
     config: Config, desk: Desk
 ) -> None:

@@ -188,6 +188,7 @@ def read_with(page: np.ndarray, classifier: UnsureOf, *, mode: str) -> str:
     return reading.prediction
 
 
+@pytest.mark.slow
 def test_auto_reads_a_lone_digit_as_one_when_the_model_is_as_sure_of_it(sample: tuple[np.ndarray, np.ndarray]) -> None:
     digits, _ = sample
     rng = np.random.default_rng(4)
@@ -255,6 +256,7 @@ def test_shipped_model_reads_composed_numbers(sample: tuple[np.ndarray, np.ndarr
     assert right >= 18
 
 
+@pytest.mark.slow
 def test_small_digits_beside_big_ones_are_read_not_dropped(sample: tuple[np.ndarray, np.ndarray]) -> None:
     """By the cut-and-read path, and by the served version's sequence reader, which reads them worse (a known gap:
     docs/MODEL.md, "The sequence reader")."""
@@ -276,6 +278,7 @@ def test_small_digits_beside_big_ones_are_read_not_dropped(sample: tuple[np.ndar
     assert whole >= 22  # version 10's reader read 22, the cut path 37: it must not get worse
 
 
+@pytest.mark.slow
 def test_digits_stretched_wider_than_tall_are_read_whole(sample: tuple[np.ndarray, np.ndarray]) -> None:
     # Written to fill wide boxes: a 0 half as wide again as MNIST's, wider than it is tall, is a candidate of its
     # own, not only its halves (before, 12 of these 20 numbers were read right).

@@ -19,6 +19,7 @@ HANG_POINTS = 333  # the size, in points, of the page that hangs PDFium (tests/n
 PAGE_TIMEOUT_S = 1
 
 
+@pytest.mark.slow
 def test_a_page_stuck_in_pdfium_is_an_error_row_and_the_rest_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

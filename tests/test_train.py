@@ -104,6 +104,7 @@ def test_missing_data_file_is_a_config_error(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
 def test_digits_cut_out_of_numbers_keep_their_labels() -> None:
     with np.load(SAMPLE) as data:
         x, y = data["x"][:800], data["y"][:800]
