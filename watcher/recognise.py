@@ -26,10 +26,10 @@ from watcher.forms.fields import FormPage, FormRefused, field_candidates, read_f
 from watcher.forms.rules import CellReading, judge
 from watcher.forms.template import Field, Template
 from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
 from watcher.model.sequence import StringReading
-from watcher.service.config import LimitsConfig
 from watcher.vision.options import choose
 from watcher.vision.segment import Candidates, candidates
 from watcher.vision.sheet import sheet_crops

@@ -11,11 +11,11 @@ import numpy as np
 
 from watcher.forms.template import Template
 from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import only_page
 from watcher.ledger import record
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
-from watcher.service.config import LimitsConfig
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 HELD_BACK_ONE_IN = 5  # this share of the decided scans is never trained on, to measure the gain on
