@@ -13,15 +13,14 @@ import cv2
 import numpy as np
 
 from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import open_pages
 from watcher.ledger.record import COLUMNS, COLUMNS_BEFORE_PAGES
 from watcher.report.counts import SheetRow, Summary, Thumbnail
 from watcher.report.page import render
 
 THUMBNAIL_SIDE = 96
-MAX_BYTES = 50_000_000
-MAX_PIXELS = 40_000_000
-MAX_PAGES = 100_000  # a page is looked up, never the whole file read
+LIMITS = LimitsConfig(max_pages=100_000)  # the default limits, but any page: it is looked up, the file never all read
 
 
 class ReportError(Exception):
@@ -62,10 +61,10 @@ def thumbnail(row: SheetRow, *, root: Path) -> Thumbnail:
     path = root / row.moved_to
     try:
         os.lstat(path)
-        data = read_file(path, max_bytes=MAX_BYTES)
+        data = read_file(path, max_bytes=LIMITS.max_bytes)
         # A page's picture in review/ holds that page alone; a file of several pages is opened at the row's page.
         first = 1 if path.suffix.lower() == ".png" else row.page
-        opened = open_pages(data, name=path.name, max_pixels=MAX_PIXELS, max_pages=MAX_PAGES, first=first)
+        opened = open_pages(data, name=path.name, max_pixels=LIMITS.max_pixels, max_pages=LIMITS.max_pages, first=first)
         page = next(opened.pages, None)
         if page is None or page.image is None:
             return Thumbnail(row, None, page.error if page else f"the file has no page {row.page}")
