@@ -26,12 +26,12 @@ from common import DEFAULT_DATA, ROOT
 
 from watcher.model.classify import latest_version, load_version
 from watcher.model.dataset import load_mnist, split_training
-from watcher.recognise import page_digits
 from watcher.review.decide import Desk
 from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
 from watcher.service import logs
+from watcher.vision.sheet import page_digits
 from watcher.vocabulary import Status
 
 WIDTH_PER_HEIGHT = 3

@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 from common import bench_parser, set_up
 
+from tests.forms import form_verdicts
 from watcher.forms import specimen
 from watcher.forms.fields import FormPage, read_form
 from watcher.forms.template import Template, load_template
-from watcher.forms.verdicts import form_verdicts
 from watcher.intake.decode import decode
 from watcher.intake.pages import open_pages
 from watcher.vocabulary import Status

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from tests.daemons import ROOT, SHIPPED_MODEL
+from tests.forms import form_verdicts
 from watcher.forms.fields import FormPage, read_form
 from watcher.forms.template import load_template, read_reference
-from watcher.forms.verdicts import form_verdicts
 from watcher.model.classify import load_classifier
 from watcher.vocabulary import Status
 

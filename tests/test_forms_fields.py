@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 
 from tests.daemons import SHIPPED_MODEL
-from tests.forms import sample_digits, specimen_template
+from tests.forms import form_verdicts, sample_digits, specimen_template
 from watcher.forms import specimen
 from watcher.forms.fields import FieldCrop, FormPage, FormRefused, read_form
 from watcher.forms.template import Template
-from watcher.forms.verdicts import form_verdicts
 from watcher.model.classify import load_classifier
 
 PAGE_DPI = 200  # pages are scanned finer than the 100-dpi references, as most are

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import FakeClassifier
 from tests.native_hang.hang import hang_in_c
+from watcher.intake.limits import LimitsConfig
 from watcher.recognise import Prepared, PreparedPage, Preparer, prepare, read
-from watcher.service.config import LimitsConfig
 from watcher.vision.options import Option, choose
 from watcher.vision.segment import Candidates
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser
 
-from watcher.ledger.record import HEADER, Row, encode
-from watcher.report.summary import ReportError, run, summarise, to_thumbnail_png, unguard
+from watcher.ledger.record import HEADER, Row, encode, unguard
+from watcher.report.summary import ReportError, run, summarise, to_thumbnail_png
 
 HOSTILE = "<script>alert(1)</script>.png"
 AWKWARD = 'a, "b"\nc ü.png'

@@ -268,8 +268,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _read_in_place(path: Path, classifier: Classifier, *, mode: str) -> Iterator[tuple[int, Reading]]:
     """Every page of one file, read as the daemon reads it: (the file's page count, a page's reading)."""
+    from watcher.intake.limits import LimitsConfig
     from watcher.recognise import prepare, read
-    from watcher.service.config import LimitsConfig, RecognitionConfig
+    from watcher.service.config import RecognitionConfig
 
     first_page = 1
     while True:

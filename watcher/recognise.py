@@ -26,13 +26,13 @@ from watcher.forms.fields import FormPage, FormRefused, field_candidates, read_f
 from watcher.forms.rules import CellReading, judge
 from watcher.forms.template import Field, Template
 from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
 from watcher.model.sequence import StringReading
-from watcher.service.config import LimitsConfig
 from watcher.vision.options import choose
-from watcher.vision.segment import Candidates, candidates
-from watcher.vision.sheet import sheet_crops
+from watcher.vision.segment import Candidates
+from watcher.vision.sheet import page_digits
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
@@ -158,15 +158,6 @@ def prepare(
 def _took_too_long(page_timeout_s: float) -> str:
     """A page's `detail` when reading it outlasted limits.page_timeout_s, stopped by its worker or its daemon."""
     return f"page took longer than {page_timeout_s:g} s to read (limits.page_timeout_s)"
-
-
-def page_digits(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates | None:
-    """A page's candidate digits: a whole sheet's handwriting, found at its own size, or a cut-out field as it is."""
-    crops = sheet_crops(image)
-    if crops is None:
-        return candidates(image, mode=mode, cut=cut)
-    # One written number per sheet: its largest line of writing (none on a blank sheet).
-    return candidates(crops[0], mode=mode, cut=cut) if crops else None
 
 
 def review_picture(image: np.ndarray) -> bytes:

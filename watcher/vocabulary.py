@@ -28,6 +28,18 @@ class ExitCode(IntEnum):
     BAD_CONFIG = 78  # sysexits.h EX_CONFIG: bad config, missing model or unusable folder
 
 
+# The files read, by extension, and the kind each names: what watch.extensions may list, and how decoding speaks of
+# a file that is not what its name says.
+FILE_KINDS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".pdf": "PDF",
+}
+
 # MNIST's geometry, which the model reads: a digit's longer side is 20 px, centred in a 28 px canvas.
 CANVAS_PX = 28
 DIGIT_BOX_PX = 20

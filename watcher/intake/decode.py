@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from watcher.service.config import FILE_KINDS
+from watcher.vocabulary import FILE_KINDS
 
 
 class Unreadable(Exception):

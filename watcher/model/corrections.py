@@ -11,11 +11,11 @@ import numpy as np
 
 from watcher.forms.template import Template
 from watcher.intake.decode import Unreadable, read_file
+from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import only_page
 from watcher.ledger import record
 from watcher.ledger.history import Results
 from watcher.ledger.record import Row
-from watcher.service.config import LimitsConfig
 from watcher.vocabulary import CANVAS_PX, DIGITS
 
 HELD_BACK_ONE_IN = 5  # this share of the decided scans is never trained on, to measure the gain on
@@ -134,8 +134,8 @@ def decided_digits(scan: Path, value: str) -> np.ndarray | None:
 
     None when the scan is gone or unreadable, or is cut into another count of digits than the person wrote.
     """
-    from watcher.recognise import page_digits
     from watcher.vision.options import choose
+    from watcher.vision.sheet import page_digits
 
     image = _page(scan)
     # The mode serving would read it in: one digit as one, a number as a row of digits.

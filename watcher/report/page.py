@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from watcher.report.counts import Summary, Thumbnail
 from watcher.vocabulary import Status
 
 if TYPE_CHECKING:
     from watcher.report.forms import Tally
-    from watcher.report.summary import Summary, Thumbnail
 
 STATUS_COLOURS: dict[str, str] = {  # keyed by the CSV's text, which may hold statuses of other versions
     Status.OK: "#2e7d32",

@@ -14,21 +14,13 @@ from typing import Any, Literal
 
 import yaml
 
+from watcher.intake.limits import LimitsConfig
 from watcher.ledger.lease import LEASE_S
 from watcher.ledger.outbox import OUTBOX
 from watcher.model.versions import SHIPPED_MODEL
-from watcher.vocabulary import REVIEW_THRESHOLD
+from watcher.vocabulary import FILE_KINDS, REVIEW_THRESHOLD
 
 DEFAULT_CONFIG = Path("config.yaml")
-FILE_KINDS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".bmp": "BMP",
-    ".pdf": "PDF",
-}
 CONFIG_ENV = "DIGIT_WATCHER_CONFIG"
 
 
@@ -63,14 +55,6 @@ class WatchConfig:
 class BatchConfig:
     max_size: int = 64
     max_wait_ms: int = 10
-
-
-@dataclass(frozen=True)
-class LimitsConfig:
-    max_pixels: int = 40_000_000  # per page, as decoded or rendered
-    max_bytes: int = 50_000_000
-    max_pages: int = 2000
-    page_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)

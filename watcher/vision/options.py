@@ -7,12 +7,9 @@ geometry's reading by a factor, the log of which is its prior. The priors were m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from watcher.vision.segment import Candidates
 
 SPLIT_PRIOR = -0.05  # a digit the geometry did not cut wins when the model is about 5 % surer of it: a near tie
 MERGE_PRIOR = -1.2  # two neighbouring groups read as one broken digit only when the model is e^1.2 = 3.3 times surer
@@ -33,6 +30,15 @@ class Option(NamedTuple):
     end: int
     images: tuple[int, ...]
     prior: float
+
+
+class Cut(Protocol):
+    """What `choose` reads of a cut (watcher.vision.segment's `Candidates`): its options, and the pieces they cover."""
+
+    @property
+    def options(self) -> tuple[Option, ...]: ...
+    @property
+    def pieces(self) -> int: ...
 
 
 def row_options(count: int) -> tuple[Option, ...]:
@@ -74,7 +80,7 @@ def as_number_or_digit(options: list[Option], *, pieces: int, whole: int) -> lis
     return [*number, Option(0, pieces, (whole,), 0.0)]
 
 
-def choose(probabilities: np.ndarray, digits: Candidates) -> list[int]:
+def choose(probabilities: np.ndarray, digits: Cut) -> list[int]:
     """The candidate images, left to right, of the options that read every piece once with the best score.
 
     An option scores its prior plus the log of the model's probability for each of its digits' best class; a part
