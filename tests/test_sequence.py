@@ -9,7 +9,7 @@ import pytest
 
 from watcher.model.fields import MARK, DigitPool, draw_field, draw_text, label_of
 from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, SYMBOLS, decode
-from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, writing_box
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
@@ -51,6 +51,29 @@ def test_a_field_is_cropped_to_its_writing_at_the_reader_height() -> None:
     columns = np.flatnonzero(image.max(axis=0) > 0.5)
     assert columns[0] <= 3 and 50 <= columns[-1] <= 70  # twice as wide as tall, a margin around it, on the left
     assert field_image(np.zeros((50, 50), np.float32)) is None
+
+
+def test_a_small_number_in_a_large_cell_is_framed_without_the_cells_walls_and_print() -> None:
+    """A register's cell: the number small near the top, the cell's wall down one side, a rule across, printed
+    words along the bottom and specks. The reader sees the number at its own height, not the cell shrunk."""
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    ink = np.zeros((240, 140), np.float32)
+    four, two = x[list(y).index(4)], x[list(y).index(2)]
+    ink[40:68, 40:68] = np.maximum(ink[40:68, 40:68], four / 255.0)
+    ink[40:68, 62:90] = np.maximum(ink[40:68, 62:90], two / 255.0)
+    ink[:, 130:133] = 1.0  # the wall
+    ink[200:202, 5:125] = 1.0  # a rule
+    for left in range(10, 110, 9):  # printed words: small letters along the bottom
+        ink[215:222, left : left + 6] = 1.0
+    ink[150, 20] = ink[100, 110] = 1.0  # specks
+    box = writing_box(ink > 0.1)
+    assert box is not None
+    left, top, right, bottom = box
+    assert 38 <= left <= 48 and 38 <= top <= 46 and 82 <= right <= 90 and 62 <= bottom <= 68
+    lone_one = np.zeros((40, 30), np.float32)
+    lone_one[2:38, 13:17] = 1.0  # a 1 as tall as its tight field is the writing, not a wall
+    assert writing_box(lone_one > 0.1) == (13, 2, 17, 38)
 
 
 def test_writing_wider_than_the_canvas_is_squeezed_to_fit() -> None:

@@ -15,16 +15,23 @@ MARGIN_FULL = 0.95  # ...in 95 % of a column (or row): no written stroke fills a
 MARGIN_LEAST = 0.03  # ...over at least 3 % of the width (or height), else it is a line the cleaning erases
 MARGIN_MOST = 0.6  # a "margin" over 60 % of the image is no margin: the image is left whole
 MARGIN_SIDE = 256  # judged on a copy at most this long
+# The writing in a field is its tallest line of ink; a cell's walls, rules and printed words beside it are not:
+SPECK = 0.15  # ink under 15 % of the tallest piece's height both ways is a speck (a full stop stays with its line)
+WALL = 3.0  # a piece three times longer than the typical piece is tall, and thin, is a wall or a rule...
+THIN = 0.08  # ...thin meaning at most 8 % as thick as it is long (a rule with digits hanging on it is thicker)
+SOLID = 0.7  # a piece at the field's edge that fills 70 % of its box is a dark block, not a pen's stroke
+LINE_OVERLAP = 0.3  # pieces of one line share at least 30 % of the shorter one's rows...
+LINE_GAP = 1.5  # ...and lie within one and a half times the taller one's height of each other
 
 
 def field_image(ink: np.ndarray) -> np.ndarray | None:
     """A cleaned ink map (ink bright on 0) as the reader reads it: cropped to the writing, FIELD_HEIGHT tall, on the
     left of a FIELD_WIDTH canvas; None when there is no ink."""
-    rows = np.flatnonzero((ink > INK_FLOOR).any(axis=1))
-    cols = np.flatnonzero((ink > INK_FLOOR).any(axis=0))
-    if not len(rows):
+    box = writing_box(ink > INK_FLOOR)
+    if box is None:
         return None
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    left, top, right, bottom = box
+    crop = ink[top:bottom, left:right]
     pad = max(1, round(PAD * crop.shape[0]))
     crop = np.pad(crop, pad)
     scale = FIELD_HEIGHT / crop.shape[0]
@@ -33,6 +40,69 @@ def field_image(ink: np.ndarray) -> np.ndarray | None:
     canvas = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32)
     canvas[:, :width] = np.clip(sized, 0.0, 1.0)
     return canvas
+
+
+def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom) of a field's writing: its tallest line of ink, without the cell's walls,
+    rules, specks and the printed words beside it (a register's cell holds all of these around a small number);
+    None when there is no ink."""
+    pieces, areas = _pieces(inked)
+    if not len(pieces):
+        return None
+    # A wall is thin and far longer than the typical piece is tall, whole or broken; a lone "1" in a tight field is
+    # as tall as the field but is the typical piece, and thicker for its length than a printed line.
+    long_side = np.maximum(pieces[:, 2], pieces[:, 3])
+    thin = np.minimum(pieces[:, 2], pieces[:, 3]) <= THIN * long_side
+    wall = thin & (long_side >= WALL * float(np.median(pieces[:, 3])))
+    # A solid block at the field's edge is what is left of a scanner's margin or a page's dark edge.
+    height, width = inked.shape
+    edge = (pieces[:, 0] == 0) | (pieces[:, 1] == 0) | (pieces[:, 0] + pieces[:, 2] == width)
+    edge |= pieces[:, 1] + pieces[:, 3] == height
+    block = edge & (areas >= SOLID * pieces[:, 2] * pieces[:, 3])
+    if not (wall | block).all():
+        pieces = pieces[~(wall | block)]
+    pieces = pieces[np.maximum(pieces[:, 2], pieces[:, 3]) >= SPECK * int(pieces[:, 3].max())]
+    lines = _lines(pieces)
+    line = max(lines, key=lambda members: (_extent(pieces[members])[3] - _extent(pieces[members])[1], len(members)))
+    return _extent(pieces[line])
+
+
+def _pieces(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The connected pieces of ink: their boxes (x, y, w, h rows) and areas."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(inked.view(np.uint8), connectivity=8)
+    return stats[1:, :4], stats[1:, 4]
+
+
+def _lines(pieces: np.ndarray) -> list[list[int]]:
+    """The pieces (x, y, w, h rows) grouped into lines of writing: sharing rows, and near each other."""
+    group = list(range(len(pieces)))
+
+    def root(index: int) -> int:
+        while group[index] != index:
+            index = group[index]
+        return index
+
+    for first, (x1, y1, w1, h1) in enumerate(pieces):
+        for second in range(first + 1, len(pieces)):
+            x2, y2, w2, h2 = pieces[second]
+            shared = min(y1 + h1, y2 + h2) - max(y1, y2)
+            gap = max(x1, x2) - min(x1 + w1, x2 + w2)
+            if shared >= LINE_OVERLAP * min(h1, h2) and gap <= LINE_GAP * max(h1, h2):
+                group[root(second)] = root(first)
+    lines: dict[int, list[int]] = {}
+    for index in range(len(pieces)):
+        lines.setdefault(root(index), []).append(index)
+    return list(lines.values())
+
+
+def _extent(pieces: np.ndarray) -> tuple[int, int, int, int]:
+    """The box around pieces (x, y, w, h rows): left, top, right, bottom."""
+    return (
+        int(pieces[:, 0].min()),
+        int(pieces[:, 1].min()),
+        int((pieces[:, 0] + pieces[:, 2]).max()),
+        int((pieces[:, 1] + pieces[:, 3]).max()),
+    )
 
 
 def without_dark_margins(image: np.ndarray) -> np.ndarray:
