@@ -51,11 +51,13 @@ class DaemonProcess:
         env: dict[str, str] | None = None,
         name: str = "daemon",
         log_folder: Path | None = None,
+        launcher: tuple[str, ...] = (),
     ) -> None:
+        """`launcher`: a command that execs the daemon's command line given after it (its pid is the daemon's)."""
         self.log_path = (log_folder or config.parent) / f"{name}-{os.getpid()}-{id(self)}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 -- the daemon writes to it for its whole life
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "watcher", "run", "--config", str(config), *args],
+            [*launcher, sys.executable, "-m", "watcher", "run", "--config", str(config), *args],
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,

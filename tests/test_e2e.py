@@ -18,9 +18,12 @@ import cv2
 import numpy as np
 import pytest
 
+from tests import sandbox
 from tests.daemons import ROOT, SHIPPED_MODEL, SHIPPED_VERSION, DaemonProcess, run_once, write_e2e_config
 from tests.helpers import MNIST_SAMPLE, drop, mnist_scans, result_rows, wait_for
 from watcher.vocabulary import Event
+
+SOCKET_ACTIVATE = "/usr/bin/systemd-socket-activate"
 
 
 @pytest.fixture
@@ -409,6 +412,71 @@ def test_a_metrics_port_in_use_exits_78(folder: Path) -> None:
         )
     assert result.returncode == 78
     assert "metrics.port: cannot listen on 127.0.0.1:" in result.stderr and "Traceback" not in result.stderr
+
+
+def free_port() -> int:
+    """A port that was free a moment ago, for a launcher to listen on next."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def socket_activate(port: int, *options: str) -> tuple[str, ...]:
+    """systemd's launcher: it listens on 127.0.0.1:port and, at the first connection (or datagram), execs the command
+    after it with the socket as fd 3, LISTEN_FDS=1 and LISTEN_PID its own pid, as a socket unit starts a service."""
+    return (SOCKET_ACTIVATE, *options, "--listen", f"127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sandbox.SUPPORTED, reason="the user unit's network sandbox needs root on x86_64 or aarch64")
+def test_a_socket_activated_daemon_in_the_user_units_sandbox_serves_metrics_on_the_passed_socket(folder: Path) -> None:
+    # As `unit --user` runs it with a metrics port: its manager listens and starts the daemon at the first scrape,
+    # in a network namespace of its own and with no socket family but AF_UNIX. The config names no port.
+    port = free_port()
+    config = write_e2e_config(folder)
+    (folder / "inbox").mkdir()
+    launcher = (*socket_activate(port), sys.executable, "-m", "tests.sandbox")
+    daemon = DaemonProcess(config, launcher=launcher)
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def scrape() -> str:
+        page: bytes = urllib.request.urlopen(url, timeout=60).read()  # the first waits for the daemon to start
+        return page.decode()
+
+    try:
+        wait_for(lambda: f"Listening on 127.0.0.1:{port}" in daemon.output(), what="the launcher to listen")
+        assert "digit_watcher_files_total" in scrape()
+        daemon.wait_started()
+        drop(folder / "inbox", "a.png", mnist_scans(1)[0][1])
+        wait_for(lambda: 'digit_watcher_files_total{status="ok"} 1.0' in scrape(), what="the file counted")
+    finally:
+        assert daemon.terminate() == 0, daemon.output()
+    assert [e["url"] for e in daemon.events() if e.get("event") == Event.METRICS_SERVING] == [url]
+    assert [row["status"] for row in result_rows(folder / "results.csv")] == ["ok"]
+
+
+def test_a_passed_socket_that_is_not_a_listening_tcp_one_exits_78(folder: Path) -> None:
+    port = free_port()
+    config = write_e2e_config(folder)
+    command = [sys.executable, "-m", "watcher", "run", "--config", str(config)]
+    with subprocess.Popen(
+        [*socket_activate(port, "--datagram"), *command], cwd=ROOT, stderr=subprocess.PIPE, text=True
+    ) as launched:
+        assert launched.stderr is not None
+        try:
+            assert launched.stderr.readline().startswith(f"Listening on 127.0.0.1:{port}")
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                sender.sendto(b"start", ("127.0.0.1", port))
+            returncode = launched.wait(timeout=60)
+        finally:
+            launched.kill()  # a daemon that took the socket and runs on must not outlive the test
+        stderr = launched.stderr.read()
+    assert returncode == 78
+    assert [line for line in stderr.splitlines() if line.startswith("digit-watcher:")] == [
+        "digit-watcher: socket activation: fd 3 is not a listening TCP socket (AF_INET SOCK_DGRAM):"
+        " the socket unit needs ListenStream="
+    ]
+    assert "Traceback" not in stderr
 
 
 @pytest.mark.slow

@@ -73,6 +73,19 @@ def test_two_instances_do_not_share_metrics() -> None:
     assert first.registry.get_sample_value("digit_watcher_queue_depth") == 3
 
 
+def test_a_listening_socket_opened_elsewhere_is_served_and_closed_with_the_metrics() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))  # as a service manager would pass it
+    port = listener.getsockname()[1]
+    metrics = Metrics()
+    metrics.serve_on(listener)
+    try:
+        assert metrics.url == f"http://127.0.0.1:{port}/metrics"
+        assert scrape(port)[("digit_watcher_queue_depth", ())] == 0
+    finally:
+        metrics.close()
+    assert listener.fileno() == -1
+
+
 def test_a_port_in_use_is_an_oserror(served: tuple[Metrics, int]) -> None:
     _, port = served
     with pytest.raises(OSError):

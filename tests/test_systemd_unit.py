@@ -32,27 +32,33 @@ def systemd_analyze(*args: str, user_runtime: Path | None = None) -> subprocess.
     return subprocess.run([program, *args, *extra], capture_output=True, text=True, timeout=120, check=False, env=env)
 
 
-def service_settings(text: str) -> dict[str, list[str]]:
+def service_settings(text: str, section: str = "Service") -> dict[str, list[str]]:
+    """The settings of one section of a unit (by default [Service]), each with its values in order."""
     settings: dict[str, list[str]] = {}
-    section = ""
+    current = ""
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("["):
-            section = line
-        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            current = line
+        elif current == f"[{section}]" and "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
     return settings
 
 
-def printed_unit(folder: Path, *args: str) -> Path:
-    """`digit-watcher unit ARGS` run in folder, written there as digit-watcher.service (its name matters)."""
+def unit_command(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`digit-watcher unit ARGS` run in folder, its config found there (not through the environment)."""
     env = {key: value for key, value in os.environ.items() if key != configuration.CONFIG_ENV}
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "watcher", "unit", *args], cwd=folder, env=env, capture_output=True, text=True
     )
+
+
+def printed_unit(folder: Path, *args: str, name: str = UNIT.name) -> Path:
+    """`digit-watcher unit ARGS` run in folder, written there as digit-watcher.service or name (names matter)."""
+    result = unit_command(folder, *args)
     assert result.returncode == 0, result.stderr
-    unit = folder / UNIT.name
+    unit = folder / name
     unit.write_text(result.stdout, encoding="utf-8")
     return unit
 
@@ -133,20 +139,51 @@ def test_user_unit_runs_the_config_as_the_user_verifies_clean_and_is_hardened(st
     assert exposure(unit, user_runtime=tmp_path) <= MAX_EXPOSURE
 
 
-def test_user_unit_keeps_the_metrics_port_reachable(started: Path) -> None:
-    config = started / "config.yaml"
-    config.write_text(config.read_text(encoding="utf-8") + "metrics:\n  port: 9108\n", encoding="utf-8")
-    settings = service_settings(printed_unit(started, "--user").read_text(encoding="utf-8"))
-    assert "PrivateNetwork" not in settings
-    assert settings["RestrictAddressFamilies"] == ["AF_UNIX AF_INET"] and settings["IPAddressAllow"] == ["localhost"]
+def with_metrics_port(folder: Path, port: int = 9108) -> None:
+    config = folder / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + f"metrics:\n  port: {port}\n", encoding="utf-8")
+
+
+def test_user_unit_with_a_metrics_port_is_passed_its_socket_and_keeps_no_network(started: Path, tmp_path: Path) -> None:
+    with_metrics_port(started)
+    unit = printed_unit(started, "--user")
+    socket_unit = printed_unit(started, "--user", "--socket", name="digit-watcher.socket")
+    text = unit.read_text(encoding="utf-8")
+    settings = service_settings(text)
+    assert settings["PrivateNetwork"] == ["yes"] and settings["RestrictAddressFamilies"] == ["AF_UNIX"]
+    assert settings["Sockets"] == ["digit-watcher.socket"] and "IPAddressAllow" not in settings
+    assert service_settings(text, "Unit")["Requires"] == ["digit-watcher.socket"]
+    assert service_settings(text, "Unit")["After"] == ["local-fs.target digit-watcher.socket"]
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert "enable --now digit-watcher.socket digit-watcher.service" in header  # install both, it says
+    socket_text = socket_unit.read_text(encoding="utf-8")
+    assert service_settings(socket_text, "Socket") == {"ListenStream": ["127.0.0.1:9108"]}
+    assert service_settings(socket_text, "Install") == {"WantedBy": ["sockets.target"]}
+    result = systemd_analyze("verify", "--man=no", str(unit), str(socket_unit), user_runtime=tmp_path)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    assert exposure(unit, user_runtime=tmp_path) <= MAX_EXPOSURE
+
+
+@pytest.mark.parametrize(
+    ("args", "port", "error"),
+    [
+        (("--socket",), 9108, "unit --socket: only with --user (the system unit serves its metrics port itself)"),
+        (("--user", "--socket"), None, "unit --socket: {config} serves no metrics (metrics.port is not set)"),
+        (("--user", "--socket"), 0, "metrics.port: 0 picks a new port at each start; a unit needs a fixed one"),
+        (("--user",), 0, "metrics.port: 0 picks a new port at each start; a unit needs a fixed one"),
+    ],
+)
+def test_metrics_socket_mistakes_exit_78_in_one_line(
+    started: Path, args: tuple[str, ...], port: int | None, error: str
+) -> None:
+    if port is not None:
+        with_metrics_port(started, port)
+    result = unit_command(started, *args)
+    assert result.returncode == ExitCode.BAD_CONFIG
+    assert result.stderr.splitlines() == [f"digit-watcher: {error.format(config=started / 'config.yaml')}"]
 
 
 def test_user_unit_without_a_config_says_so_in_one_line(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "watcher", "unit", "--user", "--config", "missing.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    result = unit_command(tmp_path, "--user", "--config", "missing.yaml")
     assert result.returncode == ExitCode.BAD_CONFIG
     assert result.stderr.splitlines() == ["digit-watcher: missing.yaml: cannot read config: No such file or directory"]

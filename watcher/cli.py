@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from watcher.model.classify import Classifier
     from watcher.recognise import Reading
     from watcher.service.daemon import Daemon
+    from watcher.service.metrics import Metrics
 
 TEMPLATES_HELP = "with --corrections: the form templates (forms.templates), to learn from form fields' decisions too"
 DEFAULT_MODEL = Path("models/mnist-cnn")
@@ -151,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     unit = commands.add_parser("unit", help="print a hardened systemd unit that starts this installation")
     unit.add_argument("--user", action="store_true", help="for your own service manager (systemctl --user)")
     unit.add_argument("--config", type=Path, help=f"with --user: the config it runs ({config_help[1:-1]})")
+    unit.add_argument(
+        "--socket", action="store_true", help="with --user: print the socket unit for the config's metrics port"
+    )
     unit.set_defaults(command=_unit)
     return parser
 
@@ -179,15 +183,7 @@ def _run(args: argparse.Namespace) -> int:
 
     classifier = load_classifier(config.model.path)
     metrics = Metrics()
-    if config.metrics.port is not None:
-        try:
-            port = metrics.serve(config.metrics.port)
-        except OSError as exc:
-            raise ConfigError(
-                f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}"
-            ) from None
-        # Port 0 asks for any free port: say which one was bound, for scrapers and tests alike.
-        structlog.get_logger().info(Event.METRICS_SERVING, url=f"http://127.0.0.1:{port}/metrics")
+    _serve_metrics(config, metrics)
     daemon = Daemon(
         config,
         classifier,
@@ -204,6 +200,27 @@ def _run(args: argparse.Namespace) -> int:
             return daemon.run(once=True, progress=progress)
     finally:
         metrics.close()
+
+
+def _serve_metrics(config: configuration.Config, metrics: Metrics) -> None:
+    """Serve metrics on the socket the service manager passed (socket activation), whether or not the config
+    names a port; else on 127.0.0.1:metrics.port when it is set."""
+    from watcher.service import activation
+
+    passed = activation.passed_socket()
+    if passed is not None:
+        metrics.serve_on(passed)
+    elif config.metrics.port is not None:
+        try:
+            metrics.serve(config.metrics.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}"
+            ) from None
+    else:
+        return
+    # Port 0 asks for any free port, and a passed socket's is the socket unit's: say where, for scrapers and tests.
+    structlog.get_logger().info(Event.METRICS_SERVING, url=metrics.url)
 
 
 def _handle_signals(daemon: Daemon) -> None:
@@ -475,11 +492,13 @@ def _shown(path: Path) -> str:
 def _unit(args: argparse.Namespace) -> int:
     from watcher.service import unit
 
-    program = unit.installed_program()
     if not args.user:
         if args.config is not None:
             raise ConfigError("unit --config: only with --user (the system unit runs /etc/digit-watcher/config.yaml)")
-        print(unit.system_unit(program), end="")
+        if args.socket:
+            raise ConfigError("unit --socket: only with --user (the system unit serves its metrics port itself)")
+        print(unit.system_unit(unit.installed_program()), end="")
         return 0
-    print(unit.user_unit(program, configuration.load(configuration.config_path(args.config))), end="")
+    config = configuration.load(configuration.config_path(args.config))
+    print(unit.user_socket(config) if args.socket else unit.user_unit(unit.installed_program(), config), end="")
     return 0

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import socketserver
+import threading
 from collections.abc import Sequence
-from wsgiref.simple_server import WSGIServer
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
+from wsgiref.types import WSGIApplication
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, make_wsgi_app
 
 from watcher.vocabulary import Status
 
@@ -58,14 +63,27 @@ class Metrics:
             registry=self.registry,
         )
         self._hook_rows = Counter("digit_watcher_hook_rows", "Rows the hook acknowledged.", registry=self.registry)
-        self._server: WSGIServer | None = None
+        self._server: _Server | None = None
 
     def serve(self, port: int) -> int:
         """Serve /metrics on 127.0.0.1:port (0: any free port) from a background thread; the port bound.
 
         OSError when the port is taken."""
-        self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
-        return int(self._server.server_port)
+        listener = socket.create_server(("127.0.0.1", port))
+        self.serve_on(listener)
+        return int(listener.getsockname()[1])
+
+    def serve_on(self, listener: socket.socket) -> None:
+        """Serve /metrics from a background thread on a listening TCP socket opened elsewhere (socket activation)."""
+        self._server = _Server(listener, make_wsgi_app(self.registry))
+        threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        """Where /metrics is served (only while serving)."""
+        assert self._server is not None
+        host, port = self._server.server_name, self._server.server_port
+        return f"http://[{host}]:{port}/metrics" if ":" in host else f"http://{host}:{port}/metrics"
 
     def close(self) -> None:
         """Stop serving, if serving."""
@@ -97,3 +115,23 @@ class Metrics:
 
     def model_version(self, version: str) -> None:
         self._model.info({"version": version})
+
+
+class _Server(socketserver.ThreadingMixIn, WSGIServer):
+    """A WSGI server, one thread a scrape, on a listening socket it is given."""
+
+    daemon_threads = True  # a scrape under way never holds up the daemon's exit
+
+    def __init__(self, listener: socket.socket, app: WSGIApplication) -> None:
+        # Not TCPServer.__init__: it opens a socket of its own first, even with bind_and_activate=False, and a
+        # service kept to AF_UNIX (the user unit, handed the metrics socket by its manager) may open none.
+        socketserver.BaseServer.__init__(self, listener.getsockname(), _QuietHandler)
+        self.socket = listener
+        self.server_name, self.server_port = listener.getsockname()[:2]
+        self.setup_environ()
+        self.set_app(app)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing: a line on stderr for every scrape, outside the structured log, would only be noise."""

@@ -14,6 +14,8 @@ from watcher.service.config import Config, ConfigError
 
 UNIT_FILE = Path(__file__).with_name("digit-watcher.service")
 PROGRAM = "digit-watcher"
+SOCKET = "digit-watcher.socket"
+USER_FOLDER = "~/.config/systemd/user"
 
 
 def installed_program() -> Path:
@@ -37,12 +39,15 @@ def user_unit(program: Path, config: Config) -> str:
     """The unit for a user's own manager (`systemctl --user`), running `program` on `config` as that user.
 
     The system unit's sandbox, less what cannot apply: no account or state folder of its own, home read-only
-    rather than hidden (the program and the config may live there) and the config's folders writable; and, when
-    the config serves no metrics, no network at all.
+    rather than hidden (the program and the config may live there) and the config's folders writable; and no
+    network at all: the metrics port, when the config has one, is the socket unit's (`user_socket`), which the
+    manager opens on the host and passes to the daemon.
     """
     text = UNIT_FILE.read_text(encoding="utf-8")
     writable = [f"ReadWritePaths={_quoted(folder, command=False)}" for folder in _outermost(config.written_folders)]
     command = f"{_quoted(program, command=True)} run --config {_quoted(config.source, command=True)}"
+    # The passed socket needs neither the host's network nor AF_INET: both apply to sockets the daemon would open.
+    network = ["PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX"]
     changes: dict[str, list[str]] = {
         "ExecStart": [f"ExecStart={command}"],
         "User": [],
@@ -51,14 +56,57 @@ def user_unit(program: Path, config: Config) -> str:
         "StateDirectoryMode": [],
         "ConfigurationDirectory": [],
         "ProtectHome": ["ProtectHome=read-only", *writable],
+        "RestrictAddressFamilies": network,
+        "IPAddressAllow": [],
         "WantedBy": ["WantedBy=default.target"],
     }
-    if config.metrics.port is None:
+    serves_metrics = _metrics_port(config) is not None
+    if serves_metrics:
         changes |= {
-            "RestrictAddressFamilies": ["PrivateNetwork=yes", "RestrictAddressFamilies=AF_UNIX"],
-            "IPAddressAllow": [],
+            "After": [f"After={_setting(text, 'After')} {SOCKET}", f"Requires={SOCKET}"],
+            "RestrictAddressFamilies": [*network, f"Sockets={SOCKET}"],
         }
-    return _changed(text, changes)
+    return _changed(_headed(text, _user_header(with_socket=serves_metrics)), changes)
+
+
+def _user_header(*, with_socket: bool) -> str:
+    """What the user unit is and how to install it: with its socket unit, when the config serves metrics."""
+    lines = [f"# {PROGRAM} as a hardened service of your own manager: save it as {USER_FOLDER}/{UNIT_FILE.name},"]
+    if with_socket:
+        lines.append(f"# and `{PROGRAM} unit --user --socket` (same --config) beside it as {SOCKET}, the metrics port;")
+    units = f"{SOCKET} {UNIT_FILE.name}" if with_socket else UNIT_FILE.name
+    lines.append(f"# then: systemctl --user daemon-reload && systemctl --user enable --now {units}")
+    return "\n".join(lines)
+
+
+def user_socket(config: Config) -> str:
+    """The socket unit beside the user unit: the manager listens on the metrics port and passes it to the daemon."""
+    port = _metrics_port(config)
+    if port is None:
+        raise ConfigError(f"unit --socket: {config.source} serves no metrics (metrics.port is not set)")
+    return (
+        f"# The metrics port of {UNIT_FILE.name}: your manager listens on it and passes it to the daemon.\n"
+        "[Unit]\n"
+        f"Description={PROGRAM}: Prometheus metrics on 127.0.0.1:{port}\n"
+        "\n"
+        "[Socket]\n"
+        f"ListenStream=127.0.0.1:{port}\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=sockets.target\n"
+    )
+
+
+def _metrics_port(config: Config) -> int | None:
+    """The config's metrics port for a unit: a fixed one (0 would be a new port each start, for nobody to find)."""
+    if config.metrics.port == 0:
+        raise ConfigError("metrics.port: 0 picks a new port at each start; a unit needs a fixed one")
+    return config.metrics.port
+
+
+def _headed(text: str, header: str) -> str:
+    """The unit with its first line, the comment saying what it is, replaced by header."""
+    return header + "\n" + text.partition("\n")[2]
 
 
 def _setting(text: str, key: str) -> str:
