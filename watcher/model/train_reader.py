@@ -62,10 +62,15 @@ class Recipe:
     register_cells: int
     epochs: int
     seed: int
-    generator: str = "watcher.model.fields.draw_field (lengths 1-8, separators, signs, trailing marks, styles, joins, "
-    "clutter, paper, JPEG) through watcher.vision.normalise.ink_map and watcher.model.sequence.field_image"
-    register_licence: str = "Danish parish register row numbers (Cabello Piqueras et al., ICFHR 2022); licence not "
-    "stated: used for training only"
+    # Parenthesised: a string on the next line alone would be a statement of its own, not the rest of the default.
+    generator: str = (
+        "watcher.model.fields.draw_field (lengths 1-8, separators, signs, trailing marks, styles, joins, "
+        "clutter, paper, JPEG) through watcher.vision.normalise.ink_map and watcher.model.sequence.field_image"
+    )
+    register_licence: str = (
+        "Danish parish register row numbers (Cabello Piqueras et al., ICFHR 2022); licence not "
+        "stated: used for training only"
+    )
 
 
 def run(
