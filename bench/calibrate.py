@@ -27,7 +27,7 @@ from watcher.model.classify import (
     latest_version,
 )
 from watcher.model.styles import STYLES, styled_digits
-from watcher.model.train import publish_version, staging_folder
+from watcher.model.train import calibration, publish_version, staging_folder
 from watcher.model.versions import METADATA_FILE, MODEL_FILE
 from watcher.service.config import ReviewConfig
 from watcher.vision.normalise import normalise
@@ -75,7 +75,8 @@ def main() -> int:
     print(f"\nECE over {ECE_BINS} bins; err≥p: share of the errors read at p or more")
     if args.write:
         command = f"python bench/calibrate.py --write --seed {args.seed} --per-style {args.per_style}"
-        print(f"wrote {_write_calibrated(version, temperature=temperature, source=source, command=command)}")
+        fitted = calibration(len(truths), per_style=args.per_style)
+        print(f"wrote {_write_calibrated(version, temperature=temperature, fitted=fitted, command=command)}")
     return 0
 
 
@@ -92,18 +93,16 @@ def _print_row(name: str, temperature: float, rows: np.ndarray, truth: np.ndarra
     )
 
 
-def _write_calibrated(version: Path, *, temperature: float, source: str, command: str) -> Path:
-    """The next version: `version`'s model files as they are, its metadata with the temperature."""
+def _write_calibrated(version: Path, *, temperature: float, fitted: dict[str, object], command: str) -> Path:
+    """The next version: `version`'s model files as they are, its metadata with the temperature and how it was
+    fitted."""
     staging = staging_folder(version.parent)
     for entry in version.iterdir():
         if entry.name != METADATA_FILE:
             shutil.copy2(entry, staging / entry.name)
     metadata = json.loads((version / METADATA_FILE).read_text())
     metadata[TEMPERATURE_KEY] = temperature
-    metadata["calibration"] = (
-        f"temperature scaling of version {version.name}'s model, unchanged: T {source}, "
-        "minimising the negative log-likelihood"
-    )
+    metadata["calibration"] = fitted
     metadata["calibrated_from"] = f"{version.parent.name}/{version.name}"
     metadata["calibration_command"] = command  # `command` still trains the model itself; this calibrates it
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")

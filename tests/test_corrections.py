@@ -120,6 +120,7 @@ def test_fine_tuning_writes_the_next_version_with_the_corrections_in_its_metadat
     assert 0 < metadata["corrections_held_back"] < 20
     assert 0.9 <= metadata["mnist_test_accuracy_after"] <= 1
     assert "--corrections" in metadata["command"]
+    assert metadata["mix"]["correction_share"] == finetune.CORRECTION_SHARE  # the recipe's numbers, not prose
     classifier = load_classifier(out)
     assert classifier.version == f"mnist-cnn/{tuned.name}"
     # Numbers are still read whole: the reader and its calibration come along unchanged.

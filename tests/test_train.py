@@ -10,7 +10,7 @@ import pytest
 
 from watcher.model import train
 from watcher.model.classify import load_classifier
-from watcher.model.dataset import VALIDATION_DIGITS, split_training, validation_indices
+from watcher.model.dataset import VALIDATION_DIGITS, VALIDATION_SEED, split_training, validation_indices
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
@@ -39,7 +39,9 @@ def test_train_writes_the_next_loadable_version(tmp_path: Path) -> None:
     # 13 digits in each of the 7 styles alone (half of 183), and most of 183 cut out of styled numbers.
     assert 7 * 13 + 0.7 * 183 <= metadata["styled_digits"] <= 7 * 13 + 183
     assert metadata["cell_filling_digits"] == 27  # 15 % of the 183, scaled to fill a box: each still has ink
-    assert 0.25 <= metadata["temperature"] <= 20 and "validation digits" in metadata["calibration"]
+    assert 0.25 <= metadata["temperature"] <= 20 and metadata["calibration"]["validation_digits"] > held_out
+    assert metadata["scan_rendering"]["share"] == train.SCAN_SHARE  # the recipe's numbers, not prose
+    assert metadata["trained_from"] is None and metadata["learning_rate"] == train.LEARNING_RATE
     assert (out / "2" / "model.keras").is_file()
     classifier = load_classifier(out)
     assert classifier.version == "tiny-cnn/2"
@@ -62,7 +64,7 @@ def test_train_from_a_version_starts_from_its_weights(tmp_path: Path) -> None:
 
     metadata = json.loads((out / "2" / "metadata.json").read_text())
     assert metadata["trained_from"] == "tiny-cnn/1" and metadata["learning_rate"] == train.BASE_LEARNING_RATE
-    assert f"--from {out / '1'}" in metadata["command"] and "trained on them" not in metadata["validation"]
+    assert f"--from {out / '1'}" in metadata["command"] and not metadata["validation"]["base_trained_on_them"]
     after = keras.models.load_model(out / "2" / "model.keras").get_weights()
     from watcher.model.network import build_model
 
@@ -81,9 +83,9 @@ def test_a_base_from_before_the_split_is_said_to_have_seen_the_validation_digits
         version.mkdir(parents=True)
         (version / "metadata.json").write_text(json.dumps(metadata))
 
-    assert "m/4, was trained on them" in train._validation_note(5000, before_split)
-    assert train._validation_note(5000, after_split) == train._validation_note(5000, None)
-    assert train._validation_note(5000, None).startswith("5000 training digits held out")
+    assert train._validation(before_split) == {"seed": VALIDATION_SEED, "base_trained_on_them": True}
+    assert train._validation(after_split) == train._validation(None)
+    assert train._validation(None) == {"seed": VALIDATION_SEED, "base_trained_on_them": False}
 
 
 def test_a_base_without_a_model_is_a_config_error(tmp_path: Path, capsys) -> None:

@@ -73,3 +73,12 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(tmp_path: Pat
     assert train_reader.run(**options, epochs=2, resume=True, fields=128, validation_fields=32) == 0
     assert load_version(out / "2").reader is not None
     assert json.loads((out / "2" / "metadata.json").read_text())["reader"]["epochs"] == 2
+
+
+def test_the_recipe_writes_its_generator_and_licence_whole() -> None:
+    recipe = train_reader.Recipe(
+        command="c", mnist="m", mnist_sha256="0", real_digits="r", real_digits_sha256="0", register_rows="d",
+        synthetic_fields=1, register_cells=1, epochs=1, seed=1,
+    )  # fmt: skip
+    assert recipe.generator.endswith("watcher.model.sequence.field_image")
+    assert recipe.register_licence.endswith("used for training only")

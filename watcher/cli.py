@@ -50,12 +50,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     config_help = f"config file (default: ${configuration.CONFIG_ENV} or ./config.yaml)"
+    _add_run(commands, config_help)
+    _add_predict(commands, config_help)
+    _add_train(commands)
+    _add_evaluate(commands)
+    _add_check(commands, config_help)
+    _add_template(commands)
+    _add_report(commands, config_help)
+    _add_review(commands, config_help)
+    _add_init(commands)
+    _add_unit(commands, config_help)
+    return parser
 
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     run = commands.add_parser("run", help="watch the inbox (the daemon, in the foreground)")
     run.add_argument("--config", type=Path, help=config_help)
     run.add_argument("--once", action="store_true", help="process what is in the inbox now, then exit")
     run.set_defaults(command=_run)
 
+
+def _add_predict(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     predict = commands.add_parser("predict", help="classify files in place (nothing moved, no CSV)")
     predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -65,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     predict.set_defaults(command=_predict)
 
+
+def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train = commands.add_parser("train", help="train, evaluate and write a new model version")
     train.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
     train.add_argument(
@@ -104,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(command=_train)
 
+
+def _add_evaluate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     evaluate = commands.add_parser("evaluate", help="accuracy on the MNIST test split, confusion matrix picture")
     evaluate.add_argument("--data", type=Path, help="mnist.npz (default: download with Keras)")
     evaluate.add_argument(
@@ -119,10 +138,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--templates", type=Path, metavar="FOLDER", help=TEMPLATES_HELP)
     evaluate.set_defaults(command=_evaluate)
 
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     check = commands.add_parser("check", help="validate the config, load the model, check the folders")
     check.add_argument("--config", type=Path, help=config_help)
     check.set_defaults(command=_check)
 
+
+def _add_template(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     template = commands.add_parser(
         "template", help="draft a form template from a blank form: its boxes and comb cells found and numbered"
     )
@@ -130,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     template.add_argument("--out", type=Path, help="the template to write (default: REFERENCE's name, .yaml)")
     template.set_defaults(command=_template)
 
+
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     report = commands.add_parser("report", help="write an HTML report of the results")
     report.add_argument("--config", type=Path, help=config_help)
     report.add_argument("--results", type=Path, help="results CSV (default: the config's paths.results)")
@@ -138,6 +163,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(command=_report)
 
+
+def _add_review(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     review = commands.add_parser("review", help="serve the review queue to a browser (prints its URL with a token)")
     review.add_argument("--config", type=Path, help=config_help)
     review.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default: 8765)")
@@ -145,10 +172,14 @@ def _parser() -> argparse.ArgumentParser:
     review.add_argument("--reviewer", help="the name decisions are recorded under (default: the OS user)")
     review.set_defaults(command=_review)
 
+
+def _add_init(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = commands.add_parser("init", help="write a commented config.yaml and the inbox folders (never overwriting)")
     init.add_argument("folder", nargs="?", type=Path, default=Path("."), metavar="DIR", help="where (default: .)")
     init.set_defaults(command=_init)
 
+
+def _add_unit(commands: argparse._SubParsersAction[argparse.ArgumentParser], config_help: str) -> None:
     unit = commands.add_parser("unit", help="print a hardened systemd unit that starts this installation")
     unit.add_argument("--user", action="store_true", help="for your own service manager (systemctl --user)")
     unit.add_argument("--config", type=Path, help=f"with --user: the config it runs ({config_help[1:-1]})")
@@ -156,7 +187,6 @@ def _parser() -> argparse.ArgumentParser:
         "--socket", action="store_true", help="with --user: print the socket unit for the config's metrics port"
     )
     unit.set_defaults(command=_unit)
-    return parser
 
 
 def _ready_config(

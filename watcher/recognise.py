@@ -463,23 +463,31 @@ def read(
         # single digits); where they differ, the reader's, which has seen writing the digit model has not.
         return cut if not digits.whole and whole.digits == cut.digits and len(cut.digits) == 1 else whole
 
-    readings: list[list[Reading]] = []
-    for item in prepared:
-        if item.error:
-            readings.append([Reading(status=Status.ERROR, detail=item.error)])
-            continue
-        file_readings = []
-        for page in item.pages:
-            if page.error:
-                file_readings.append(Reading(status=Status.ERROR, detail=page.error, page=page.number))
-            elif page.fields:
-                form = (templates or {})[page.form]
-                for field, definition in zip(page.fields, form.fields, strict=True):
-                    cells = [crop_reading(crop) for crop in field.crops]
-                    file_readings.append(_field_reading(definition, cells, review_below=review_below, page=page.number))
-            else:
-                file_readings.append(_reading(crop_reading(page.digits), review_below=review_below, page=page.number))
-        readings.append(file_readings)
+    # In the files' order, so each crop takes its own rows of the batch's probabilities and the reader's strings.
+    return [_file_readings(item, crop_reading, review_below=review_below, templates=templates) for item in prepared]
+
+
+def _file_readings(
+    item: Prepared,
+    crop_reading: Callable[[Candidates | None], StringReading | None],
+    *,
+    review_below: float | None,
+    templates: Mapping[str, Template] | None,
+) -> list[Reading]:
+    """A file's readings: its error, or a reading per page (per field on a form page) from each crop's reading."""
+    if item.error:
+        return [Reading(status=Status.ERROR, detail=item.error)]
+    readings = []
+    for page in item.pages:
+        if page.error:
+            readings.append(Reading(status=Status.ERROR, detail=page.error, page=page.number))
+        elif page.fields:
+            form = (templates or {})[page.form]
+            for field, definition in zip(page.fields, form.fields, strict=True):
+                cells = [crop_reading(crop) for crop in field.crops]
+                readings.append(_field_reading(definition, cells, review_below=review_below, page=page.number))
+        else:
+            readings.append(_reading(crop_reading(page.digits), review_below=review_below, page=page.number))
     return readings
 
 

@@ -198,37 +198,7 @@ class Ledger:
         with ExitStack() as held:
             # Locked in path order, so two daemons committing to the same sheets can never deadlock.
             locked = {sheet: held.enter_context(record.locked(sheet.path, header=sheet.header)) for sheet in sheets}
-            taken: dict[Path, set[str]] = {}
-            shown: dict[Path, str] = {}
-            rows: dict[Sheet, list[Sequence[str]]] = {sheet: [] for sheet in sheets}
-            recorded, moves = [], []
-            written_at, written_clock = record.timestamp(self.now()), self.clock()
-
-            def place_as(source: Path, folder: Path, wanted: str) -> str:
-                """Add the move of `source` into `folder` under a free name; returns its `moved_to`."""
-                name = place.free_name(folder, wanted, taken=taken.setdefault(folder, set()))
-                taken[folder].add(name)
-                moves.append((source, folder / name))
-                return os.path.join(shown.setdefault(folder, os.path.relpath(folder, self.shown_from)), name)
-
-            for item in batch:
-                readings = [*kept[item.claim].readings, *item.readings] if item.paged else list(item.readings)
-                statuses = {reading.status for reading in readings}
-                folder = item.destination or (self.folders.done if item.paged else self.folders.destination(statuses))
-                file_moved_to = place_as(item.claim.path, folder, item.claim.name)
-                latency_s = max(written_clock - item.claim.ready_at, 0.0)
-                for reading in readings:
-                    moved_to = file_moved_to
-                    picture = self._picture(item, reading) if item.paged else None
-                    if picture is not None and self.folders.review is not None:
-                        wanted = progress.picture_name(item.claim.name, reading.page)
-                        moved_to = place_as(picture, self.folders.review, wanted)
-                    recorded.append(Recorded(item.file or item.claim.name, reading, latency_s, moved_to))
-                    rows[self.results].append(
-                        _results_row(item, reading, model=model, at=written_at, latency_s=latency_s, moved_to=moved_to)
-                    )
-                for sheet, cells in sheet_rows[item.claim]:
-                    rows[sheet].append(cells)
+            rows, moves, recorded = self._placed(batch, kept=kept, sheet_rows=sheet_rows, sheets=sheets, model=model)
             encoded = {sheet: [record.encode([cells]) for cells in rows[sheet]] for sheet in sheets if rows[sheet]}
             parts = [(sheet, locked[sheet].size, b"".join(encoded[sheet])) for sheet in encoded]
             if self.outbox is not None:
@@ -240,6 +210,50 @@ class Ledger:
                 locked[sheet].append(data)
             _finish_moves(moves)
             _remove_journal(self.journal)
+
+    def _placed(
+        self,
+        batch: Sequence[Processed],
+        *,
+        kept: Mapping[Claim, progress.Kept],
+        sheet_rows: Mapping[Claim, Sequence[tuple[Sheet, Sequence[str]]]],
+        sheets: Sequence[Sheet],
+        model: str,
+    ) -> tuple[dict[Sheet, list[Sequence[str]]], list[tuple[Path, Path]], list[Recorded]]:
+        """Each sheet's rows for the batch, the moves of its files (and unsure pages' pictures) to free names, and
+        its results rows as recorded; with the sheets locked, nothing moved or written yet."""
+        taken: dict[Path, set[str]] = {}
+        shown: dict[Path, str] = {}
+        rows: dict[Sheet, list[Sequence[str]]] = {sheet: [] for sheet in sheets}
+        recorded, moves = [], []
+        written_at, written_clock = record.timestamp(self.now()), self.clock()
+
+        def place_as(source: Path, folder: Path, wanted: str) -> str:
+            """Add the move of `source` into `folder` under a free name; returns its `moved_to`."""
+            name = place.free_name(folder, wanted, taken=taken.setdefault(folder, set()))
+            taken[folder].add(name)
+            moves.append((source, folder / name))
+            return os.path.join(shown.setdefault(folder, os.path.relpath(folder, self.shown_from)), name)
+
+        for item in batch:
+            readings = [*kept[item.claim].readings, *item.readings] if item.paged else list(item.readings)
+            statuses = {reading.status for reading in readings}
+            folder = item.destination or (self.folders.done if item.paged else self.folders.destination(statuses))
+            file_moved_to = place_as(item.claim.path, folder, item.claim.name)
+            latency_s = max(written_clock - item.claim.ready_at, 0.0)
+            for reading in readings:
+                moved_to = file_moved_to
+                picture = self._picture(item, reading) if item.paged else None
+                if picture is not None and self.folders.review is not None:
+                    wanted = progress.picture_name(item.claim.name, reading.page)
+                    moved_to = place_as(picture, self.folders.review, wanted)
+                recorded.append(Recorded(item.file or item.claim.name, reading, latency_s, moved_to))
+                rows[self.results].append(
+                    _results_row(item, reading, model=model, at=written_at, latency_s=latency_s, moved_to=moved_to)
+                )
+            for sheet, cells in sheet_rows[item.claim]:
+                rows[sheet].append(cells)
+        return rows, moves, recorded
 
     def _stage_batch(self, parts: Sequence[tuple[Sheet, int, Sequence[bytes]]]) -> tuple[Path, Path]:
         """Write the hook's batch of these rows into the workspace; returns its move into the outbox."""

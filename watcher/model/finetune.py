@@ -12,6 +12,7 @@ import json
 import shlex
 import sys
 import time
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,36 @@ LEARNING_RATE = 3e-4  # a tenth of training's peak: the served weights are moved
 BATCH_SIZE = 128
 AUGMENTED_SHARE = 0.85  # as in training
 MAX_MNIST_DROP = 0.001  # 0.1 point of MNIST test accuracy, the most a fine-tune may cost
+
+
+@dataclass(frozen=True)
+class Mix:
+    """What each epoch of a fine-tune is made of, and the rate it learns at."""
+
+    mnist_per_epoch: int = MNIST_PER_EPOCH
+    correction_share: float = CORRECTION_SHARE
+    augmented_share: float = AUGMENTED_SHARE
+    learning_rate: float = LEARNING_RATE
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a fine-tune was made: written into the version's metadata, so one command reproduces it."""
+
+    name: str
+    fine_tuned_from: str
+    corrections: str
+    corrections_sha256: str
+    corrections_count: int
+    corrections_scans: int
+    corrections_skipped: int
+    corrections_held_back: int
+    data: str
+    data_sha256: str | None
+    epochs: int
+    seed: int
+    mix: Mix
+    command: str
 
 
 def run(
@@ -62,29 +93,11 @@ def run(
         flush=True,
     )
     started = time.monotonic()
-
-    from watcher.model.network import augment, import_tensorflow
-
-    tf = import_tensorflow()
-    import keras
-
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = keras.models.load_model(base / KERAS_FILE)
-    mnist_test = x_test.astype(np.float32) / 255.0
-    before = {"mnist_test": accuracy(model, mnist_test, y_test), "held_back": accuracy(model, *held_back)}
-    model.compile(
-        optimizer=keras.optimizers.Adam(LEARNING_RATE),
-        loss="categorical_crossentropy",
-        metrics=["categorical_accuracy"],
-    )
-    for epoch in range(epochs):
-        images, labels = _epoch(x_train, y_train, trained_on, rng=rng, augment=augment)
-        targets = np.eye(CLASSES, dtype=np.float32)[labels]
-        model.fit(
-            images[..., None], targets, batch_size=BATCH_SIZE, epochs=epoch + 1, initial_epoch=epoch, shuffle=True
-        )
-    after = {"mnist_test": accuracy(model, mnist_test, y_test), "held_back": accuracy(model, *held_back)}
+    model, rng = _load_seeded(base / KERAS_FILE, seed)
+    tests = {"mnist_test": (x_test.astype(np.float32) / 255.0, y_test), "held_back": held_back}
+    before = _accuracies(model, tests)
+    _fit(model, x_train, y_train, trained_on, epochs=epochs, rng=rng)
+    after = _accuracies(model, tests)
     minutes = (time.monotonic() - started) / 60
     for name, what in (("mnist_test", "MNIST test"), ("held_back", "held-back corrections")):
         print(f"{what:<22} {before[name]:.2%} -> {after[name]:.2%}")
@@ -94,31 +107,57 @@ def run(
             file=sys.stderr,
         )
         return ExitCode.FAILURE
-    from watcher.model.train import write_version
-
-    metadata = _metadata(
-        decided,
-        corrections=corrections,
-        templates=templates,
-        base=base,
-        data=data,
-        epochs=epochs,
-        seed=seed,
-        out=out,
-        minutes=minutes,
+    recipe = _recipe(
+        decided, corrections=corrections, templates=templates, base=base, data=data, epochs=epochs, seed=seed, out=out
     )
-    metadata.update(
-        {f"{name}_accuracy_before": round(value, 6) for name, value in before.items()}
-        | {f"{name}_accuracy_after": round(value, 6) for name, value in after.items()}
-        | {"test_accuracy": round(after["mnist_test"], 6), "tensorflow": tf.__version__, "keras": keras.__version__}
-    )
-    # The base's sequence reader reads numbers as before: only the digit model learnt from the corrections.
-    reader = [base / name for name in (READER_FILE, READER_KERAS_FILE) if (base / name).is_file()]
-    if reader:
-        metadata[READER_KEY] = json.loads((base / METADATA_FILE).read_text())[READER_KEY]
-    version_dir = write_version(out, model=model, metadata=metadata, carried=reader)
+    version_dir = _write(out, base=base, model=model, metadata=_metadata(recipe, before, after, minutes=minutes))
     print(f"wrote {version_dir}")
     return ExitCode.OK
+
+
+def _load_seeded(keras_file: Path, seed: int) -> tuple[Any, np.random.Generator]:
+    """The served version's Keras model, and the generator of the run's own draws: one seed fixes both, and
+    Keras's shuffling."""
+    from watcher.model.network import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    return keras.models.load_model(keras_file), rng
+
+
+def _accuracies(model: Any, tests: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """The model's accuracy on each named test set."""
+    return {name: accuracy(model, images, labels) for name, (images, labels) in tests.items()}
+
+
+def _fit(
+    model: Any,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    corrections: tuple[np.ndarray, np.ndarray],
+    *,
+    epochs: int,
+    rng: np.random.Generator,
+) -> None:
+    """Train `model` for `epochs` at a fixed low rate, each epoch a fresh MNIST draw with the corrections among it."""
+    import keras
+
+    from watcher.model.network import augment
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(LEARNING_RATE),
+        loss="categorical_crossentropy",
+        metrics=["categorical_accuracy"],
+    )
+    for epoch in range(epochs):
+        images, labels = _epoch(x_train, y_train, corrections, rng=rng, augment=augment)
+        targets = np.eye(CLASSES, dtype=np.float32)[labels]
+        model.fit(
+            images[..., None], targets, batch_size=BATCH_SIZE, epochs=epoch + 1, initial_epoch=epoch, shuffle=True
+        )
 
 
 def accuracy(model: Any, images: np.ndarray, labels: np.ndarray) -> float:
@@ -147,7 +186,7 @@ def _epoch(
     return images, np.concatenate([y_train[drawn], corrections[1][repeats]]).astype(np.int64)
 
 
-def _metadata(
+def _recipe(
     decided: Corrections,
     *,
     corrections: Path,
@@ -157,29 +196,58 @@ def _metadata(
     epochs: int,
     seed: int,
     out: Path,
-    minutes: float,
-) -> dict[str, object]:
+) -> Recipe:
+    """What the fine-tune started from and learnt from, and the command that makes it again."""
     command = ["digit-watcher", "train", "--corrections", str(corrections)]
     command += ["--templates", str(templates)] if templates is not None else []
     command += ["--data", str(data)] if data is not None else []
     command += ["--epochs", str(epochs), "--seed", str(seed), "--out", str(out)]
+    return Recipe(
+        name=out.name,
+        fine_tuned_from=f"{base.parent.name}/{base.name}",
+        corrections=str(corrections),
+        corrections_sha256=decided.sha256,
+        corrections_count=len(decided.labels),
+        corrections_scans=decided.scans,
+        corrections_skipped=decided.skipped,
+        corrections_held_back=int(decided.held_back.sum()),
+        data=str(data) if data is not None else "keras.datasets.mnist",
+        data_sha256=sha256_of(data) if data is not None else None,
+        epochs=epochs,
+        seed=seed,
+        mix=Mix(),
+        command=shlex.join(command),
+    )
+
+
+def _metadata(
+    recipe: Recipe, before: dict[str, float], after: dict[str, float], *, minutes: float
+) -> dict[str, object]:
+    """What metadata.json says of a fine-tuned version: its recipe, and how it read before and after."""
+    import keras
+    import tensorflow as tf
+
+    from watcher.model.train import INPUT
+
     return {
-        "name": out.name,
-        "fine_tuned_from": f"{base.parent.name}/{base.name}",
-        "corrections": str(corrections),
-        "corrections_sha256": decided.sha256,
-        "corrections_count": len(decided.labels),
-        "corrections_scans": decided.scans,
-        "corrections_skipped": decided.skipped,
-        "corrections_held_back": int(decided.held_back.sum()),
-        "data": str(data) if data is not None else "keras.datasets.mnist",
-        "data_sha256": sha256_of(data) if data is not None else None,
-        "epochs": epochs,
-        "seed": seed,
-        "mix": f"each epoch {MNIST_PER_EPOCH} MNIST training digits drawn afresh and the corrections repeated to "
-        f"{CORRECTION_SHARE:.0%} of it, {AUGMENTED_SHARE:.0%} augmented; Adam at {LEARNING_RATE}",
+        **asdict(recipe),
         "training_minutes": round(minutes, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
-        "command": shlex.join(command),
+        "input": INPUT,
+        **{f"{name}_accuracy_before": round(value, 6) for name, value in before.items()},
+        **{f"{name}_accuracy_after": round(value, 6) for name, value in after.items()},
+        "test_accuracy": round(after["mnist_test"], 6),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
     }
+
+
+def _write(out: Path, *, base: Path, model: Any, metadata: dict[str, object]) -> Path:
+    """Write the next version under `out`, with the base's sequence reader beside the fine-tuned digit model."""
+    from watcher.model.train import write_version
+
+    # The base's sequence reader reads numbers as before: only the digit model learnt from the corrections.
+    reader = [base / name for name in (READER_FILE, READER_KERAS_FILE) if (base / name).is_file()]
+    if reader:
+        metadata = {**metadata, READER_KEY: json.loads((base / METADATA_FILE).read_text())[READER_KEY]}
+    return write_version(out, model=model, metadata=metadata, carried=reader)

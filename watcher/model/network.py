@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -9,10 +10,24 @@ import numpy as np
 
 from watcher.vocabulary import CANVAS_PX, CLASSES
 
-AUGMENTATION = (
-    "redrawn every epoch: rotation ±15°, scale 0.8–1.2, shear ±0.25, shift ±2.5 px, "
-    "stroke thickness (dilate/erode 2x2, 25% each), blur (sigma ≤ 0.8, 20%), Gaussian noise (sigma ≤ 0.08, 20%)"
-)
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What `augment` draws each distortion from: training writes it into a version's metadata as it is."""
+
+    rotation_degrees: float = 15  # either way
+    scale: tuple[float, float] = (0.8, 1.2)
+    shear: float = 0.25  # either way
+    shift_px: float = 2.5  # either way, on each axis
+    thickened: float = 0.25  # the share dilated 2x2...
+    thinned: float = 0.25  # ...and the share eroded 2x2, where there is ink enough to thin
+    blurred: float = 0.2
+    blur_sigma: tuple[float, float] = (0.3, 0.8)
+    noised: float = 0.2  # Gaussian noise
+    noise_sigma: tuple[float, float] = (0.02, 0.08)
+
+
+AUGMENTATION = Augmentation()
 
 
 def import_tensorflow() -> Any:  # TensorFlow ships no types
@@ -61,23 +76,25 @@ def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = np.empty_like(images)
     centre = CANVAS_PX / 2
     for index, image in enumerate(images):
-        angle = np.deg2rad(rng.uniform(-15, 15))
-        scale = rng.uniform(0.8, 1.2)
-        shear = rng.uniform(-0.25, 0.25)
+        angle = np.deg2rad(rng.uniform(-AUGMENTATION.rotation_degrees, AUGMENTATION.rotation_degrees))
+        scale = rng.uniform(*AUGMENTATION.scale)
+        shear = rng.uniform(-AUGMENTATION.shear, AUGMENTATION.shear)
         rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         linear = scale * rotation @ np.array([[1.0, shear], [0.0, 1.0]])
-        shift = rng.uniform(-2.5, 2.5, size=2)
+        shift = rng.uniform(-AUGMENTATION.shift_px, AUGMENTATION.shift_px, size=2)
         offset = np.array([centre, centre]) + shift - linear @ np.array([centre, centre])
         matrix = np.hstack([linear, offset[:, None]]).astype(np.float32)
         warped = cv2.warpAffine(image, matrix, (CANVAS_PX, CANVAS_PX), flags=cv2.INTER_LINEAR, borderValue=0.0)
         pen = rng.random()
-        if pen < 0.25:
+        if pen < AUGMENTATION.thickened:
             warped = cv2.dilate(warped, np.ones((2, 2), np.uint8))
-        elif pen < 0.5 and (warped > 0.5).sum() > 60:
+        elif pen < AUGMENTATION.thickened + AUGMENTATION.thinned and (warped > 0.5).sum() > 60:
             warped = cv2.erode(warped, np.ones((2, 2), np.uint8))
-        if rng.random() < 0.2:
-            warped = cv2.GaussianBlur(warped, (3, 3), rng.uniform(0.3, 0.8))
-        if rng.random() < 0.2:
-            warped = warped + np.asarray(rng.normal(0, rng.uniform(0.02, 0.08), warped.shape), np.float32)
+        if rng.random() < AUGMENTATION.blurred:
+            warped = cv2.GaussianBlur(warped, (3, 3), rng.uniform(*AUGMENTATION.blur_sigma))
+        if rng.random() < AUGMENTATION.noised:
+            warped = warped + np.asarray(
+                rng.normal(0, rng.uniform(*AUGMENTATION.noise_sigma), warped.shape), np.float32
+            )
         out[index] = np.clip(warped, 0.0, 1.0)
     return out

@@ -21,6 +21,7 @@ VARIANTS = (
     "specks+edge",
     "mixed",
 )
+SCAN_MIN_SIDE_PX = 40  # a rendered scan's smallest canvas side (render_scan's max_side sets the largest)
 
 # Written numbers composed from MNIST digits:
 NUMBER_LENGTHS = (2, 3, 4, 5, 6)  # a year, a ZIP code, a meter reading
@@ -45,8 +46,8 @@ def render_scan(
         effects -= {"rgba", "16bit", "palette"} - {rng.choice(["rgba", "16bit", "palette", "colour"])}
     else:
         effects = {variant}
-    canvas_h = int(rng.integers(40, max_side + 1))
-    canvas_w = int(np.clip(canvas_h * rng.uniform(0.7, 1.4), 40, max_side))
+    canvas_h = int(rng.integers(SCAN_MIN_SIDE_PX, max_side + 1))
+    canvas_w = int(np.clip(canvas_h * rng.uniform(0.7, 1.4), SCAN_MIN_SIDE_PX, max_side))
     ink = _pen_strokes(digit, rng, canvas=(canvas_h, canvas_w), effects=effects)
     if "blur" in effects:
         sigma = rng.uniform(0.6, 1.5) * max(1.0, min(canvas_h, canvas_w) / 150)

@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from watcher.model.styles import STYLES
 from watcher.model.synthetic import (
     CELL_ASPECT,
     NUMBER_LENGTHS,
+    SCAN_MIN_SIDE_PX,
     compose_number,
     fill_cell,
     render_number_scan,
@@ -54,6 +56,52 @@ STYLE_SHARE = 1 / 2  # this share of the training digits is also drawn in a styl
 STYLED_NUMBER_DIGITS = 25_000  # ...and this many written as numbers in one writer's style, cut apart again
 CALIBRATION_PER_STYLE = 1_000  # validation digits drawn in each style to fit the temperature on, with the plain ones
 BASE_LEARNING_RATE = 3e-4  # from a version's weights (--from): a seventh of the peak, so they are moved, not relearnt
+INPUT = "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise"  # what a version reads
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a version was trained: written into its metadata, with the mix's numbers (`_mix`), so one command
+    reproduces it."""
+
+    name: str
+    data: str
+    data_sha256: str | None
+    epochs: int
+    seed: int
+    trained_from: str | None  # the version whose weights training started from; None: from scratch
+    learning_rate: float  # the cosine schedule's peak
+    command: str
+
+
+@dataclass(frozen=True)
+class Digits:
+    """MNIST as training uses it: the training digits, the validation digits held out of them, the test split."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_validation: np.ndarray
+    y_validation: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class Made:
+    """The digits made once per run from the training digits, learnt beside MNIST itself in every epoch."""
+
+    images: np.ndarray  # (n, 28, 28) float32 in [0, 1]
+    targets: np.ndarray  # (n, CLASSES) one-hot
+    counts: dict[str, int]  # how many of each kind, under their metadata keys
+
+
+@dataclass(frozen=True)
+class Figures:
+    """How the trained model reads: MNIST test accuracy, and its calibration on validation digits."""
+
+    test_accuracy: float
+    temperature: float
+    calibration_digits: int
 
 
 def run(
@@ -73,27 +121,65 @@ def run(
     """
     out = Path(out) if out is not None else DEFAULT_OUT
     try:
-        x_train, y_train, x_test, y_test = load_mnist(data)
-        if base is not None and not (base / KERAS_FILE).is_file():
-            raise DatasetError(f"{base}: no {KERAS_FILE} to start from")
+        digits = _load(data, base=base, limit=limit)
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
+    started = time.monotonic()
+    rng = _seeded(seed)
+    made = _make_digits(digits.x_train, digits.y_train, rng=rng)
+    model, peak = _start_model(base)
+    _fit(model, digits, made, epochs=epochs, peak=peak, rng=rng)
+    figures = _evaluate(model, digits, rng=rng)
+    minutes = (time.monotonic() - started) / 60
+    print(
+        f"test accuracy {figures.test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min), "
+        f"temperature {figures.temperature}"
+    )
+    recipe = Recipe(
+        name=out.name,
+        data=str(data) if data is not None else "keras.datasets.mnist",
+        data_sha256=sha256_of(data) if data is not None else None,
+        epochs=epochs,
+        seed=seed,
+        trained_from=f"{base.parent.name}/{base.name}" if base is not None else None,
+        learning_rate=peak,
+        command=_reproduce_command(data=data, epochs=epochs, seed=seed, out=out, base=base),
+    )
+    metadata = _metadata(recipe, digits, made, figures, base=base, minutes=minutes)
+    version_dir = write_version(out, model=model, metadata=metadata)
+    print(f"wrote {version_dir}")
+    return ExitCode.OK
+
+
+def _load(data: Path | None, *, base: Path | None, limit: int | None) -> Digits:
+    """MNIST split for training (its first `limit` training digits only, when given); DatasetError when it cannot be
+    read, or the base has no weights to start from."""
+    x_train, y_train, x_test, y_test = load_mnist(data)
+    if base is not None and not (base / KERAS_FILE).is_file():
+        raise DatasetError(f"{base}: no {KERAS_FILE} to start from")
     if limit is not None:
         x_train, y_train = x_train[:limit], y_train[:limit]
     (x_train, y_train), (x_validation, y_validation) = split_training(x_train, y_train)
     print(f"held out {len(x_validation)} training digits for validation", flush=True)
-    started = time.monotonic()
+    return Digits(x_train, y_train, x_validation, y_validation, x_test, y_test)
 
-    from watcher.model.network import AUGMENTATION, augment, build_model, import_tensorflow
 
-    tf = import_tensorflow()
+def _seeded(seed: int) -> np.random.Generator:
+    """Keras imported (quietly) and seeded, and the generator of the run's own draws: one seed fixes weights,
+    shuffling and augmentation, so a run can be reproduced."""
+    from watcher.model.network import import_tensorflow
+
+    import_tensorflow()
     import keras
 
-    # One seed fixes weights, shuffling and augmentation, so a run can be reproduced.
     keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    mnist = x_train.astype(np.float32) / 255.0
+    return np.random.default_rng(seed)
+
+
+def _make_digits(x_train: np.ndarray, y_train: np.ndarray, *, rng: np.random.Generator) -> Made:
+    """The training digits as serving sees them (scanned, cut out of numbers, in styles, filling a box), and
+    candidates that are no digit, made once for the whole run."""
     scans, scan_labels = _through_normalise(
         x_train,
         y_train,
@@ -116,14 +202,41 @@ def run(
     print(f"scaled {len(cells)} training digits to fill a box, pen and all", flush=True)
     # No digit is a class of its own, so the number reader (watcher.vision.options.choose) can tell a part of a digit
     # from a digit, while the ten digits' shares among themselves stay what review's threshold was chosen on.
-    extra = np.concatenate([scans, cut, styled, cells, pairs, fragments])
     no_digit = np.full(len(pairs) + len(fragments), NO_DIGIT_CLASS)
-    extra_targets = _one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, cell_labels, no_digit]))
+    return Made(
+        images=np.concatenate([scans, cut, styled, cells, pairs, fragments]),
+        targets=_one_hot(np.concatenate([scan_labels, cut_labels, styled_labels, cell_labels, no_digit])),
+        counts={
+            "scan_rendered_digits": len(scans),
+            "cell_filling_digits": len(cells),
+            "number_cut_digits": len(cut),
+            "touching_pair_scans": len(pairs),
+            "fragment_candidates": len(fragments),
+            "styled_digits": len(styled),
+        },
+    )
 
-    model = build_model() if base is None else keras.models.load_model(base / KERAS_FILE)
-    steps_per_epoch = -(-(len(mnist) + len(extra)) // BATCH_SIZE)
+
+def _start_model(base: Path | None) -> tuple[Any, float]:
+    """The model to train, fresh or with the base's weights, and the peak learning rate to train it at."""
+    import keras
+
+    from watcher.model.network import build_model
+
+    if base is None:
+        return build_model(), LEARNING_RATE
+    return keras.models.load_model(base / KERAS_FILE), BASE_LEARNING_RATE
+
+
+def _fit(model: Any, digits: Digits, made: Made, *, epochs: int, peak: float, rng: np.random.Generator) -> None:
+    """Train `model` for `epochs` on the training digits, distorted afresh each epoch, and on the made ones."""
+    import keras
+
+    from watcher.model.network import augment
+
+    mnist = digits.x_train.astype(np.float32) / 255.0
+    steps_per_epoch = -(-(len(mnist) + len(made.images)) // BATCH_SIZE)
     # Cosine decay to zero: a high rate early to learn fast, a low one at the end to settle.
-    peak = LEARNING_RATE if base is None else BASE_LEARNING_RATE
     schedule = keras.optimizers.schedules.CosineDecay(peak, decay_steps=max(1, epochs * steps_per_epoch))
     model.compile(
         optimizer=keras.optimizers.Adam(schedule), loss="categorical_crossentropy", metrics=["categorical_accuracy"]
@@ -133,67 +246,77 @@ def run(
         chosen = rng.random(len(mnist)) < AUGMENTED_SHARE
         epoch_mnist = mnist.copy()
         epoch_mnist[chosen] = augment(mnist[chosen], rng)
-        images = np.concatenate([epoch_mnist, extra])[..., None]
-        targets = np.concatenate([_one_hot(y_train), extra_targets])
+        images = np.concatenate([epoch_mnist, made.images])[..., None]
+        targets = np.concatenate([_one_hot(digits.y_train), made.targets])
         model.fit(images, targets, batch_size=BATCH_SIZE, epochs=epoch + 1, initial_epoch=epoch, shuffle=True)
 
-    # Served as the classifier serves it: the likeliest of the ten digits.
-    test_probabilities = model.predict(x_test.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
-    test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1) == y_test))
-    temperature, calibration_digits = _fit_temperature(model, x_validation, y_validation, rng=rng)
-    minutes = (time.monotonic() - started) / 60
-    print(f"test accuracy {test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min), temperature {temperature}")
-    metadata = {
-        "name": out.name,
-        "data": str(data) if data is not None else "keras.datasets.mnist",
-        "data_sha256": sha256_of(data) if data is not None else None,
-        "epochs": epochs,
-        "seed": seed,
-        **({} if base is None else {"trained_from": f"{base.parent.name}/{base.name}", "learning_rate": peak}),
-        "training_digits": len(mnist),
-        "validation_digits": len(x_validation),
-        "validation": _validation_note(len(x_validation), base),
-        "scan_rendered_digits": len(scans),
-        "cell_filling_digits": len(cells),
-        "number_cut_digits": len(cut),
-        "touching_pair_scans": len(pairs),
-        "fragment_candidates": len(fragments),
-        "augmentation": f"{AUGMENTED_SHARE:.0%} of the MNIST digits each epoch, {AUGMENTATION}",
-        "scan_rendering": f"{SCAN_SHARE:.0%} of the training digits rendered once by watcher.model.synthetic "
-        f"(canvas 40 to {SCAN_MAX_SIDE} px) and passed back through watcher.vision.normalise",
-        "cell_filling": f"{CELL_SHARE:.0%} of the training digits scaled as pictures to fill a box of width/height "
-        f"{CELL_ASPECT[0]} to {CELL_ASPECT[1]} (pen widened with them) by watcher.model.synthetic.fill_cell, and "
-        "passed back through watcher.vision.normalise",
-        "number_cutting": f"{NUMBER_DIGITS} training digits written as numbers of {NUMBER_LENGTHS[0]} to "
-        f"{NUMBER_LENGTHS[-1]} digits by watcher.model.synthetic, {SCANNED_NUMBER_SHARE:.0%} of them scanned, and cut "
-        "apart by watcher.vision.segment's own reading (numbers cut into the wrong count of digits are left out)",
-        "styled_digits": len(styled),
-        "styles": f"{STYLE_SHARE:.0%} of the training digits drawn once each by a writer of one of "
-        f"watcher.model.styles.STYLES ({', '.join(STYLES)}), on paper and passed back through "
-        f"watcher.vision.normalise; and {STYLED_NUMBER_DIGITS} written as numbers of {NUMBER_LENGTHS[0]} to "
-        f"{NUMBER_LENGTHS[-1]} digits by one writer each, cut apart by watcher.vision.segment's own reading "
-        "(numbers cut into the wrong count are left out)",
-        TEMPERATURE_KEY: temperature,
-        "calibration": "temperature scaling fitted after training (watcher.model.calibration, negative "
-        f"log-likelihood) on {calibration_digits} validation digits: up to {CALIBRATION_PER_STYLE} drawn in each "
-        "style, and the plain ones",
-        "touching_pairs": f"{len(pairs)} scans of two training digits touching (gap {TOUCHING_GAPS[0]} to "
-        f"{TOUCHING_GAPS[1]} px), normalised as one digit, taught as class {NO_DIGIT_CLASS} (no digit)",
-        "fragments": f"{len(fragments)} of watcher.vision.segment's candidates in numbers written from training digits "
-        f"(at MNIST's scale, and {STYLED_FRAGMENT_SHARE:.0%} of the training digits' count in one writer's style of "
-        f"watcher.model.styles) that hold under {WHOLE_INK:.0%} of any one digit's ink or {SPILL_INK:.0%} of each of "
-        f"two digits' ink (by columns), taught as class {NO_DIGIT_CLASS} (no digit)",
-        "test_accuracy": round(test_accuracy, 6),
+
+def _evaluate(model: Any, digits: Digits, *, rng: np.random.Generator) -> Figures:
+    """MNIST test accuracy, served as the classifier serves it (the likeliest of the ten digits), and the temperature
+    fitted on the validation digits."""
+    test_probabilities = model.predict(digits.x_test.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
+    test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1) == digits.y_test))
+    temperature, calibration_digits = _fit_temperature(model, digits.x_validation, digits.y_validation, rng=rng)
+    return Figures(test_accuracy, temperature, calibration_digits)
+
+
+def _metadata(
+    recipe: Recipe, digits: Digits, made: Made, figures: Figures, *, base: Path | None, minutes: float
+) -> dict[str, object]:
+    """What metadata.json says of a trained version: its recipe, what it learnt from, how it reads."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        **asdict(recipe),
+        "training_digits": len(digits.x_train),
+        "validation_digits": len(digits.x_validation),
+        "validation": _validation(base),
+        **made.counts,
+        **_mix(),
+        TEMPERATURE_KEY: figures.temperature,
+        "calibration": calibration(figures.calibration_digits, per_style=CALIBRATION_PER_STYLE),
+        "test_accuracy": round(figures.test_accuracy, 6),
         "training_minutes": round(minutes, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "input": "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise",
-        "command": _reproduce_command(data=data, epochs=epochs, seed=seed, out=out, base=base),
+        "input": INPUT,
     }
-    version_dir = write_version(out, model=model, metadata=metadata)
-    print(f"wrote {version_dir}")
-    return ExitCode.OK
+
+
+def _mix() -> dict[str, dict[str, object]]:
+    """What each part of the training mix is made of, as numbers: this module's constants, under metadata keys."""
+    from watcher.model.network import AUGMENTATION
+
+    lengths = [NUMBER_LENGTHS[0], NUMBER_LENGTHS[-1]]  # of the numbers written, shortest and longest
+    return {
+        "augmentation": {"share": AUGMENTED_SHARE, **asdict(AUGMENTATION)},
+        "scan_rendering": {"share": SCAN_SHARE, "canvas_px": [SCAN_MIN_SIDE_PX, SCAN_MAX_SIDE]},
+        "cell_filling": {"share": CELL_SHARE, "width_to_height": list(CELL_ASPECT)},
+        "number_cutting": {"digits": NUMBER_DIGITS, "lengths": lengths, "scanned_share": SCANNED_NUMBER_SHARE},
+        "styles": {
+            "share": STYLE_SHARE,
+            "styles": list(STYLES),
+            "number_digits": STYLED_NUMBER_DIGITS,
+            "lengths": lengths,
+        },
+        "touching_pairs": {"share": TOUCHING_PAIR_SHARE, "gap_px": list(TOUCHING_GAPS), "class": NO_DIGIT_CLASS},
+        "fragments": {
+            "share": FRAGMENT_SHARE,
+            "styled_share": STYLED_FRAGMENT_SHARE,
+            "whole_ink_under": WHOLE_INK,
+            "spill_ink_at_least": SPILL_INK,
+            "per_number": FRAGMENTS_PER_NUMBER,
+            "class": NO_DIGIT_CLASS,
+        },
+    }
+
+
+def calibration(digits: int, *, per_style: int) -> dict[str, object]:
+    """metadata.json's `calibration`: the temperature fitted on `digits` validation digits, up to `per_style` drawn
+    in each style and the plain ones (here after training, and by bench/calibrate.py)."""
+    return {"by": "watcher.model.calibration.fit_temperature", "validation_digits": digits, "per_style": per_style}
 
 
 def _through_normalise(
@@ -348,16 +471,11 @@ def _number_fragments(
     return np.asarray(images[:count], np.float32).reshape(-1, CANVAS_PX, CANVAS_PX)
 
 
-def _validation_note(held_out: int, base: Path | None) -> str:
-    """What the metadata says of the validation digits: held out, unless the base was trained on them before."""
-    note = (
-        f"{held_out} training digits held out for tuning: "
-        f"watcher.model.dataset.validation_indices (seed {VALIDATION_SEED})"
-    )
-    if base is None or _held_validation_out(base):
-        return note
-    # A version from before the split saw them: its weights carry them into this one.
-    return f"{note}; the base, {base.parent.name}/{base.name}, was trained on them, so validation figures flatter it"
+def _validation(base: Path | None) -> dict[str, object]:
+    """What the metadata says of the validation digits: held out (watcher.model.dataset.validation_indices, by their
+    seed), and whether the base was trained on them before."""
+    # A version from before the split saw them: its weights carry them into this one, so validation figures flatter it.
+    return {"seed": VALIDATION_SEED, "base_trained_on_them": base is not None and not _held_validation_out(base)}
 
 
 def _held_validation_out(version: Path) -> bool:

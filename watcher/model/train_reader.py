@@ -62,10 +62,25 @@ class Recipe:
     register_cells: int
     epochs: int
     seed: int
-    generator: str = "watcher.model.fields.draw_field (lengths 1-8, separators, signs, trailing marks, styles, joins, "
-    "clutter, paper, JPEG) through watcher.vision.normalise.ink_map and watcher.model.sequence.field_image"
-    register_licence: str = "Danish parish register row numbers (Cabello Piqueras et al., ICFHR 2022); licence not "
-    "stated: used for training only"
+    # Parenthesised: a string on the next line alone would be a statement of its own, not the rest of the default.
+    generator: str = (
+        "watcher.model.fields.draw_field (lengths 1-8, separators, signs, trailing marks, styles, joins, "
+        "clutter, paper, JPEG) through watcher.vision.normalise.ink_map and watcher.model.sequence.field_image"
+    )
+    register_licence: str = (
+        "Danish parish register row numbers (Cabello Piqueras et al., ICFHR 2022); licence not "
+        "stated: used for training only"
+    )
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The fields the reader learns from and is measured on, as it sees them: images (n, H, W) uint8, and labels."""
+
+    train: tuple[np.ndarray, list[str]]  # synthetic
+    validation: tuple[np.ndarray, list[str]]  # synthetic, from held-out digits
+    cells: tuple[np.ndarray, list[str]]  # the register's
+    validation_cells: tuple[np.ndarray, list[str]]
 
 
 def run(
@@ -84,41 +99,17 @@ def run(
 ) -> int:
     """Train the reader and write base's digit model with it as out/<next>/; 0 on success, 78 on bad input."""
     try:
-        pools = _pools(mnist, real)
-        for split in ("train", "validation"):
-            if not (rows / split / "labels.csv").is_file():
-                raise DatasetError(f"{rows / split}: no labels.csv of register cells")
-        for name in (MODEL_FILE, KERAS_FILE):
-            if not (base / name).is_file():
-                raise DatasetError(f"{base}: no {name} to serve beside the reader")
+        pools = _inputs(mnist, real, rows=rows, base=base)
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
     started = time.monotonic()
-    cache.mkdir(parents=True, exist_ok=True)
-    # Rendering is the slow part on a CPU: it is done once per seed and size, and kept.
-    train_x, train_y = _cached(cache / f"fields-{seed}-{fields}.npz", lambda: _render(pools[0], fields, seed))
-    valid_x, valid_y = _cached(
-        cache / f"fields-validation-{validation_fields}.npz", lambda: _render(pools[1], validation_fields, seed + 1)
-    )
-    cells_x, cells_y = _cached(cache / "register-train.npz", lambda: _register_cells(rows / "train"))
-    valid_cells_x, valid_cells_y = _cached(
-        cache / "register-validation.npz", lambda: _register_cells(rows / "validation")
-    )
-    print(f"{len(train_x)} synthetic fields and {len(cells_x)} register cells to train on", flush=True)
-    images = np.concatenate([train_x, cells_x])
-    labels = list(train_y) + list(cells_y)
+    data = _fields(pools, rows=rows, cache=cache, seed=seed, count=fields, validation_count=validation_fields)
+    print(f"{len(data.train[0])} synthetic fields and {len(data.cells[0])} register cells to train on", flush=True)
+    images = np.concatenate([data.train[0], data.cells[0]])
+    labels = data.train[1] + data.cells[1]
     reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=cache / f"checkpoints-{seed}", resume=resume)
-    probabilities = _probabilities(reader, valid_x)
-    cell_probabilities = _probabilities(reader, valid_cells_x)
-    # Fitted on synthetic and real writing together: the real cells are the nearer to what users drop in.
-    temperature = fit_string_temperature(
-        np.concatenate([probabilities, cell_probabilities]), list(valid_y) + list(valid_cells_y)
-    )
-    figures = {
-        "validation_fields": _accuracy(probabilities, valid_y, temperature),
-        "validation_register_cells": _accuracy(cell_probabilities, valid_cells_y, temperature),
-    }
+    temperature, figures = _calibrate(reader, data)
     print(json.dumps(figures), flush=True)
     recipe = Recipe(
         command=f"digit-watcher train --reader --data {mnist} --real {real} --rows {rows} --from {base} "
@@ -128,8 +119,8 @@ def run(
         real_digits=str(real),
         real_digits_sha256=sha256_of(real),
         register_rows=str(rows),
-        synthetic_fields=len(train_x),
-        register_cells=len(cells_x),
+        synthetic_fields=len(data.train[0]),
+        register_cells=len(data.cells[0]),
         epochs=epochs,
         seed=seed,
     )
@@ -138,6 +129,49 @@ def run(
     version = write_reader_version(out, base=base, reader=reader, section=section)
     print(f"wrote {version}", flush=True)
     return ExitCode.OK
+
+
+def _inputs(mnist: Path, real: Path, *, rows: Path, base: Path) -> tuple[DigitPool, DigitPool]:
+    """The digit pools (`_pools`), once every input is known to be there; DatasetError naming the first that is
+    not."""
+    pools = _pools(mnist, real)
+    for split in ("train", "validation"):
+        if not (rows / split / "labels.csv").is_file():
+            raise DatasetError(f"{rows / split}: no labels.csv of register cells")
+    for name in (MODEL_FILE, KERAS_FILE):
+        if not (base / name).is_file():
+            raise DatasetError(f"{base}: no {name} to serve beside the reader")
+    return pools
+
+
+def _fields(
+    pools: tuple[DigitPool, DigitPool], *, rows: Path, cache: Path, seed: int, count: int, validation_count: int
+) -> Fields:
+    """The synthetic fields rendered and the register's cells read, each from the cache when there."""
+    cache.mkdir(parents=True, exist_ok=True)
+    # Rendering is the slow part on a CPU: it is done once per seed and size, and kept.
+    return Fields(
+        train=_cached(cache / f"fields-{seed}-{count}.npz", lambda: _render(pools[0], count, seed)),
+        validation=_cached(
+            cache / f"fields-validation-{validation_count}.npz", lambda: _render(pools[1], validation_count, seed + 1)
+        ),
+        cells=_cached(cache / "register-train.npz", lambda: _register_cells(rows / "train")),
+        validation_cells=_cached(cache / "register-validation.npz", lambda: _register_cells(rows / "validation")),
+    )
+
+
+def _calibrate(reader: Any, data: Fields) -> tuple[float, dict[str, dict[str, float]]]:
+    """The confidence's temperature, and how the reader reads the validation fields and cells at it."""
+    probabilities = _probabilities(reader, data.validation[0])
+    cell_probabilities = _probabilities(reader, data.validation_cells[0])
+    # Fitted on synthetic and real writing together: the real cells are the nearer to what users drop in.
+    temperature = fit_string_temperature(
+        np.concatenate([probabilities, cell_probabilities]), data.validation[1] + data.validation_cells[1]
+    )
+    return temperature, {
+        "validation_fields": _accuracy(probabilities, data.validation[1], temperature),
+        "validation_register_cells": _accuracy(cell_probabilities, data.validation_cells[1], temperature),
+    }
 
 
 def _pools(mnist: Path, real: Path) -> tuple[DigitPool, DigitPool]:
@@ -236,7 +270,6 @@ def encode(label: str) -> list[int]:
 def _train(images: np.ndarray, labels: list[str], *, epochs: int, seed: int, checkpoints: Path, resume: bool) -> Any:
     """The reader trained with CTC for `epochs`, from the last checkpoint when resuming."""
     import keras
-    import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     reader = build_reader()
@@ -244,32 +277,9 @@ def _train(images: np.ndarray, labels: list[str], *, epochs: int, seed: int, che
     # Cosine decay to zero: a high rate early to learn fast, a low one at the end to settle.
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, decay_steps=epochs * steps_per_epoch)
     optimizer = keras.optimizers.Adam(schedule)
-    epoch = tf.Variable(0, dtype=tf.int64)
-    checkpoint = tf.train.Checkpoint(reader=reader, optimizer=optimizer, epoch=epoch)
-    manager = tf.train.CheckpointManager(checkpoint, str(checkpoints), max_to_keep=2)
-    if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint)
-        print(f"resumed from {manager.latest_checkpoint} after epoch {int(epoch.numpy())}", flush=True)
-    elif checkpoints.exists():
-        shutil.rmtree(checkpoints)
-    longest = max(len(label) for label in labels)
-    targets = np.zeros((len(labels), longest), np.int32)
-    lengths = np.asarray([len(label) for label in labels], np.int32)
-    for row, label in enumerate(labels):
-        targets[row, : len(label)] = encode(label)
-
-    @tf.function(reduce_retracing=True, autograph=False)  # type: ignore[untyped-decorator]
-    def step(x: Any, y: Any, y_length: Any) -> Any:
-        with tf.GradientTape() as tape:
-            logits = reader(x, training=True)
-            frames = tf.fill([tf.shape(x)[0]], tf.shape(logits)[1])
-            loss = tf.reduce_mean(
-                tf.nn.ctc_loss(y, logits, y_length, frames, logits_time_major=False, blank_index=BLANK_CLASS)
-            )
-        gradients = tape.gradient(loss, reader.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, reader.trainable_variables, strict=True))
-        return loss
-
+    epoch, manager = _checkpointed(reader, optimizer, checkpoints, resume=resume)
+    targets, lengths = _ctc_targets(labels)
+    step = _ctc_step(reader, optimizer)
     rng = np.random.default_rng([seed, int(epoch.numpy())])
     saved = time.monotonic()
     while int(epoch.numpy()) < epochs:
@@ -293,6 +303,51 @@ def _train(images: np.ndarray, labels: list[str], *, epochs: int, seed: int, che
         saved = time.monotonic()
         print(f"epoch {int(epoch.numpy())} done, loss {total / steps_per_epoch:.3f}", flush=True)
     return reader
+
+
+def _checkpointed(reader: Any, optimizer: Any, checkpoints: Path, *, resume: bool) -> tuple[Any, Any]:
+    """The epochs done (a tf.Variable, 0 unless resumed) and the manager that checkpoints them with the reader and
+    optimizer in `checkpoints`; restored from the last checkpoint when resuming, else any old ones removed."""
+    import tensorflow as tf
+
+    epoch = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(reader=reader, optimizer=optimizer, epoch=epoch)
+    manager = tf.train.CheckpointManager(checkpoint, str(checkpoints), max_to_keep=2)
+    if resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+        print(f"resumed from {manager.latest_checkpoint} after epoch {int(epoch.numpy())}", flush=True)
+    elif checkpoints.exists():
+        shutil.rmtree(checkpoints)
+    return epoch, manager
+
+
+def _ctc_targets(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The labels as CTC targets: each one's classes, padded to the longest, and each one's length."""
+    longest = max(len(label) for label in labels)
+    targets = np.zeros((len(labels), longest), np.int32)
+    lengths = np.asarray([len(label) for label in labels], np.int32)
+    for row, label in enumerate(labels):
+        targets[row, : len(label)] = encode(label)
+    return targets, lengths
+
+
+def _ctc_step(reader: Any, optimizer: Any) -> Any:
+    """One training step on a batch (images, targets, their lengths), compiled; it returns the batch's mean loss."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True, autograph=False)  # type: ignore[untyped-decorator]
+    def step(x: Any, y: Any, y_length: Any) -> Any:
+        with tf.GradientTape() as tape:
+            logits = reader(x, training=True)
+            frames = tf.fill([tf.shape(x)[0]], tf.shape(logits)[1])
+            loss = tf.reduce_mean(
+                tf.nn.ctc_loss(y, logits, y_length, frames, logits_time_major=False, blank_index=BLANK_CLASS)
+            )
+        gradients = tape.gradient(loss, reader.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, reader.trainable_variables, strict=True))
+        return loss
+
+    return step
 
 
 def _augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:

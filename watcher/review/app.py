@@ -30,6 +30,7 @@ COOKIE = "digit_watcher_review"
 CSRF_HEADER = "x-csrf-token"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost"})
 MAX_VALUE_DIGITS = 64
+ITEM_ID = re.compile(r"[0-9a-f]{24}")  # an item's id as Queue makes it: 12 bytes of keyed BLAKE2b, in hex
 # What a browser shows itself; any other kind of scan (a TIFF, a PDF) is re-encoded as PNG to be shown.
 SHOWN_AS_IS = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 SECURITY_HEADERS = {
@@ -103,21 +104,40 @@ def create_app(
     threshold: float,
     reviewer: str,
 ) -> Starlette:
+    """The station: its page, the queue's routes and the decisions' routes, all behind the Gate."""
+    return Starlette(
+        routes=[
+            _page_route(token=token, reviewer=reviewer),
+            *_queue_routes(queue, forms, threshold=threshold, reviewer=reviewer),
+            *_decision_routes(desk, queue),
+            Mount("/static", StaticFiles(directory=HERE / "static")),
+        ],
+        middleware=[Middleware(Gate, token=token, hosts=hosts)],
+    )
+
+
+def _page_route(*, token: str, reviewer: str) -> Route:
+    """The station's one page, carrying the CSRF token its script sends with every POST."""
     pages = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
-    item_id = re.compile(r"[0-9a-f]{24}")
 
     def index(request: Request) -> Response:
         page = pages.get_template("index.html").render(csrf=csrf_token(token), reviewer=reviewer)
         return HTMLResponse(page)
+
+    return Route("/", index)
+
+
+def _queue_routes(queue: Queue, forms: FormPages, *, threshold: float, reviewer: str) -> list[Route]:
+    """What waits for a person: the queue, and each item's picture and whole page."""
 
     def waiting(request: Request) -> Response:
         return JSONResponse({"reviewer": reviewer, "items": [_shown(item, threshold) for item in queue.items()]})
 
     def waiting_item(request: Request) -> Item | None:
         wanted = request.path_params["item"]
-        return queue.find(wanted) if item_id.fullmatch(wanted) else None
+        return queue.find(wanted) if ITEM_ID.fullmatch(wanted) else None
 
     def page(request: Request) -> Response:
         item = waiting_item(request)
@@ -132,12 +152,22 @@ def create_app(
         field = forms.field_picture(path, item.row, list(queue.form_page(item.row))) if item.row.field else None
         return _picture(("image/png", field) if field is not None else _page_picture(forms, path))
 
+    return [
+        Route("/api/queue", waiting),
+        Route("/api/items/{item}/image", image),
+        Route("/api/items/{item}/page", page),
+    ]
+
+
+def _decision_routes(desk: Desk, queue: Queue) -> list[Route]:
+    """What a person does: decide an item's value, and undo the last decision."""
+
     async def decide(request: Request) -> Response:
         wanted = request.path_params["item"]
         value = await _value(request)
         if value is None:
             return JSONResponse({"error": f"a value is 0 to {MAX_VALUE_DIGITS} digits"}, status_code=400)
-        if not item_id.fullmatch(wanted):
+        if not ITEM_ID.fullmatch(wanted):
             return JSONResponse({"error": "already decided"}, status_code=409)
         # Off the event loop (fsyncs, renames), so the pages polling meanwhile are answered.
         try:
@@ -156,18 +186,10 @@ def create_app(
         back = next((item for item in queue.items() if item.name == outcome.name), None)
         return JSONResponse({"id": back.id if back else None, "prediction": outcome.prediction})
 
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/api/queue", waiting),
-            Route("/api/items/{item}/image", image),
-            Route("/api/items/{item}/page", page),
-            Route("/api/items/{item}/decide", decide, methods=["POST"]),
-            Route("/api/undo", undo, methods=["POST"]),
-            Mount("/static", StaticFiles(directory=HERE / "static")),
-        ],
-        middleware=[Middleware(Gate, token=token, hosts=hosts)],
-    )
+    return [
+        Route("/api/items/{item}/decide", decide, methods=["POST"]),
+        Route("/api/undo", undo, methods=["POST"]),
+    ]
 
 
 def _shown(item: Item, threshold: float) -> dict[str, str | bool]:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import structlog
 import uvicorn
+from starlette.applications import Starlette
 
 from watcher.forms.template import Template
 from watcher.review.app import LOCAL_HOSTS, create_app
@@ -37,10 +38,7 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None, templates
     if review is None:
         raise ConfigError(f"paths.review: not set in {config.source}, so review is off and nothing waits for a person")
     name = reviewer_name(reviewer)
-    try:
-        listening = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    except OSError as exc:
-        raise ConfigError(f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    listening = _listen(host, port)
     token = secrets.token_urlsafe(24)
     queue = Queue(review=review, results=config.paths.results, root=config.root, secret=secrets.token_bytes(16))
     forms = FormPages(
@@ -50,19 +48,7 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None, templates
         pdf_dpi=config.recognition.pdf_dpi,
     )
     with listening:
-        desk = Desk(
-            queue=queue,
-            results=config.paths.results,
-            review=review,
-            done=config.paths.done,
-            error=config.paths.error,
-            root=config.root,
-            reviewer=name,
-            forms=forms,
-            clock=time.monotonic,
-            now=lambda: datetime.now(UTC),
-            outbox=config.outbox,
-        )
+        desk = _open_desk(config, queue=queue, forms=forms, reviewer=name)
         try:
             app = create_app(
                 desk=desk,
@@ -78,12 +64,42 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None, templates
             url = f"http://{shown_host}:{listening.getsockname()[1]}/"
             log.info(Event.REVIEW_SERVING, url=url, reviewer=name, waiting=len(queue.items()))
             print(f"Review station for person:{name}, open: {url}?token={token}", flush=True)
-            server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-            # uvicorn stops on SIGTERM/SIGINT, then raises the signal again for the handler it found: let that
-            # one be a no-op, so the desk closes its workspace and the command exits 0.
-            for stop in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(stop, lambda signum, frame: None)
-            server.run(sockets=[listening])
+            _serve(app, listening)
         finally:
             desk.close()
     return ExitCode.OK
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The station's listening socket, bound before the desk opens: a port it cannot have is a config error."""
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    except OSError as exc:
+        raise ConfigError(f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _open_desk(config: Config, *, queue: Queue, forms: FormPages, reviewer: str) -> Desk:
+    """The desk decisions on the queue's items are made at, recorded under `reviewer`'s name."""
+    return Desk(
+        queue=queue,
+        results=config.paths.results,
+        review=queue.review,
+        done=config.paths.done,
+        error=config.paths.error,
+        root=config.root,
+        reviewer=reviewer,
+        forms=forms,
+        clock=time.monotonic,
+        now=lambda: datetime.now(UTC),
+        outbox=config.outbox,
+    )
+
+
+def _serve(app: Starlette, listening: socket.socket) -> None:
+    """Serve `app` on `listening` until SIGTERM or SIGINT."""
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    # uvicorn stops on SIGTERM/SIGINT, then raises the signal again for the handler it found: let that
+    # one be a no-op, so the desk closes its workspace and the command exits 0.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, lambda signum, frame: None)
+    server.run(sockets=[listening])

@@ -339,28 +339,9 @@ class Daemon:
         finished: list[Processed] = []
         read_all = read(prepared, self.classifier, review_below=review_below, templates=self.templates)
         for task, item, readings in zip(tasks, prepared, read_all, strict=True):
-            last_page = readings[-1].page if item.pages else task.first_page - 1
-            pictures = _pictures_to_review(item, readings)
-            form_rows = self._form_rows(task.claim.name, item, readings)
-            if item.error and task.first_page > 1:
-                # Its first pages are kept: they are committed, with the reason the rest could not be read.
-                cut_short = f"{item.error}; pages from {task.first_page} on were not read"
-                lost = Reading(status=Status.ERROR, detail=cut_short, page=task.first_page)
-                finished.append(Processed(task.claim, item.sha256, (lost,), paged=True))
-            elif item.error or last_page >= item.page_count:
-                paged = item.page_count > 1 and not item.error
-                finished.append(Processed(task.claim, item.sha256, readings, form_rows, paged=paged, pictures=pictures))
-            else:
-                self._retrying(partial(self.ledger.keep_pages, task.claim, readings, pictures, form_rows))
-                self._waiting.appendleft(Task(task.claim, last_page + 1))
-                log.info(
-                    Event.PAGES_KEPT,
-                    file=task.claim.name,
-                    pages=f"{task.first_page}-{last_page}",
-                    page_count=item.page_count,
-                    unsure=[r.page for r in readings if r.status == Status.LOW_CONFIDENCE] or None,
-                    errors=[r.page for r in readings if r.status == Status.ERROR] or None,
-                )
+            done = self._finished_or_kept(task, item, readings)
+            if done is not None:
+                finished.append(done)
         recorded = (
             self._retrying(partial(self.ledger.commit, finished, model=self.classifier.version)) if finished else []
         )
@@ -388,6 +369,32 @@ class Daemon:
         self.notifier.progress()
         if progress is not None:
             progress(len(finished))
+
+    def _finished_or_kept(self, task: Task, item: Prepared, readings: Sequence[Reading]) -> Processed | None:
+        """A file read to its last page, or that could not be read, as it is to be committed; None for one with pages
+        still to read: the pages read are kept, and its next pages queued first."""
+        last_page = readings[-1].page if item.pages else task.first_page - 1
+        pictures = _pictures_to_review(item, readings)
+        form_rows = self._form_rows(task.claim.name, item, readings)
+        if item.error and task.first_page > 1:
+            # Its first pages are kept: they are committed, with the reason the rest could not be read.
+            cut_short = f"{item.error}; pages from {task.first_page} on were not read"
+            lost = Reading(status=Status.ERROR, detail=cut_short, page=task.first_page)
+            return Processed(task.claim, item.sha256, (lost,), paged=True)
+        if item.error or last_page >= item.page_count:
+            paged = item.page_count > 1 and not item.error
+            return Processed(task.claim, item.sha256, readings, form_rows, paged=paged, pictures=pictures)
+        self._retrying(partial(self.ledger.keep_pages, task.claim, readings, pictures, form_rows))
+        self._waiting.appendleft(Task(task.claim, last_page + 1))
+        log.info(
+            Event.PAGES_KEPT,
+            file=task.claim.name,
+            pages=f"{task.first_page}-{last_page}",
+            page_count=item.page_count,
+            unsure=[r.page for r in readings if r.status == Status.LOW_CONFIDENCE] or None,
+            errors=[r.page for r in readings if r.status == Status.ERROR] or None,
+        )
+        return None
 
     def _form_rows(self, file: str, item: Prepared, readings: Sequence[Reading]) -> list[tuple[Sheet, list[str]]]:
         """forms/NAME.csv rows for the form pages whose fields are all final (none waits for a person)."""
