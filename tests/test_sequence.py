@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from watcher.model.fields import MARK, DigitPool, draw_field, draw_text, label_of
-from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, SYMBOLS, decode
+from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, SYMBOLS, StringReading, decode, second_opinion
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, writing_box
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -41,6 +41,36 @@ def test_a_doubtful_slice_lowers_the_whole_string() -> None:
     doubtful = decode(frames)
     assert sure.digits == "173" and sure.confidence > 0.85
     assert doubtful.digits == "13" and doubtful.confidence < 0.6
+
+
+def test_each_digit_is_placed_between_the_gaps_to_its_neighbours() -> None:
+    b, m = BLANK_CLASS, MARK_CLASS
+    reading = decode(frames_of([b, 2, 2, b, m, b, 5, b] + [b] * (FIELD_WIDTH // 4 - 8)))
+    # Slices are 4 px: the 2 runs over slices 1-2, the 5 is at slice 6; the gap (slices 3-5) is split midway.
+    assert reading.columns == ((0, 18), (18, FIELD_WIDTH))
+    assert decode(frames_of([b] * (FIELD_WIDTH // 4))).columns == ()
+
+
+def test_the_digit_model_settles_a_digit_the_reader_doubts_and_never_raises_the_confidence() -> None:
+    def read_as(one: float, seven: float) -> StringReading:
+        b = BLANK_CLASS
+        frames = frames_of([b, 1, b, 3, b])
+        frames[1] = 0.0
+        frames[1, 1], frames[1, 7], frames[1, 4] = one, seven, 1 - one - seven  # a 1, or a crossed 7?
+        return decode(frames)
+
+    seven, three = np.full((2, 10), 0.001, np.float32)
+    seven[7] = three[3] = 0.99
+    doubted = read_as(0.55, 0.4)
+    settled = second_opinion(doubted, np.stack([seven, three]))
+    assert (doubted.digits, settled.digits) == ("13", "73")
+    assert [digit for digit, _ in settled.top3[0]] == [7, 1, 4]
+    assert settled.confidence == doubted.confidence, "the pair is surer of the 7 than the reader was of its 1"
+    sure = read_as(0.9, 0.08)
+    overruled = second_opinion(sure, np.stack([seven, three]))
+    assert overruled.digits == "73" and overruled.confidence < 0.9 * sure.confidence
+    agreed = second_opinion(sure, np.stack([np.eye(10, dtype=np.float32)[1], three]))
+    assert agreed.digits == "13" and agreed.confidence == sure.confidence
 
 
 def test_a_field_is_cropped_to_its_writing_at_the_reader_height() -> None:

@@ -29,7 +29,8 @@ from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
-from watcher.model.sequence import StringReading
+from watcher.model.sequence import StringReading, second_opinion
+from watcher.vision.field import digit_images
 from watcher.vision.options import choose
 from watcher.vision.segment import Candidates
 from watcher.vision.sheet import page_digits
@@ -443,7 +444,7 @@ def read(
         classifier.probabilities(np.concatenate([c.images for c in crops])) if crops else np.zeros((0, 10), np.float32)
     )
     fields = [c.field for c in crops if c.field is not None] if classifier.reader is not None else []
-    strings = iter(classifier.reader.read(np.stack(fields)) if fields and classifier.reader is not None else [])
+    strings = iter(_read_whole(fields, classifier))
     start = 0
 
     def crop_reading(digits: Candidates | None) -> StringReading | None:
@@ -457,14 +458,33 @@ def read(
         whole = next(strings) if digits.field is not None and classifier.reader is not None else None
         shares = digit_shares(own[choose(own, digits)])
         cut = StringReading("".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares))
-        if whole is None or not whole.digits:
+        if whole is None or not whole[0].digits:
             return cut
-        # auto: a lone digit both models read alike is the digit model's (its confidence is the one calibrated on
-        # single digits); where they differ, the reader's, which has seen writing the digit model has not.
-        return cut if not digits.whole and whole.digits == cut.digits and len(cut.digits) == 1 else whole
+        # auto: a lone digit both models read alike, each on its own, is the digit model's (its confidence is the
+        # one calibrated on single digits); else the reader's, the digit model's second opinion taken.
+        own_reading, settled = whole
+        if not digits.whole and own_reading.digits == cut.digits and len(cut.digits) == 1:
+            return cut
+        return settled
 
     # In the files' order, so each crop takes its own rows of the batch's probabilities and the reader's strings.
     return [_file_readings(item, crop_reading, review_below=review_below, templates=templates) for item in prepared]
+
+
+def _read_whole(fields: list[np.ndarray], classifier: Classifier) -> list[tuple[StringReading, StringReading]]:
+    """Every field read whole by the reader in one call: its own reading, and the reading with each digit judged
+    again by the digit model (one call for all), cut out where the reader placed it (sequence.second_opinion)."""
+    if not fields or classifier.reader is None:
+        return []
+    strings = classifier.reader.read(np.stack(fields))
+    digits = [digit_images(field, string.columns) for field, string in zip(fields, strings, strict=True)]
+    concatenated = np.concatenate(digits)
+    probabilities = classifier.probabilities(concatenated) if len(concatenated) else concatenated
+    ends = np.cumsum([len(images) for images in digits])
+    return [
+        (string, second_opinion(string, probabilities[end - len(images) : end]))
+        for string, images, end in zip(strings, digits, ends, strict=True)
+    ]
 
 
 def _file_readings(

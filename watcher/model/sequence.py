@@ -8,6 +8,7 @@ confidence) drops with it.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,13 +23,17 @@ BLANK_CLASS = DIGITS + 1  # CTC's "nothing new here"
 SYMBOLS = DIGITS + 2
 
 
+SECOND_OPINION = 0.5  # the digit model's say on each digit: a power on its probabilities (see `second_opinion`)
+
+
 class StringReading(NamedTuple):
-    """A field read whole: its digits (marks left out), the probability of the string, and each digit's top
-    three digits with their shares."""
+    """A field read whole: its digits (marks left out), the probability of the string, each digit's top three
+    digits with their shares, and the field's columns each digit lies between (none for a cut-and-read string)."""
 
     digits: str
     confidence: float
     top3: tuple[tuple[tuple[int, float], ...], ...]
+    columns: tuple[tuple[int, int], ...] = ()
 
 
 def decode(frames: np.ndarray) -> StringReading:
@@ -38,6 +43,7 @@ def decode(frames: np.ndarray) -> StringReading:
     confidence = float(np.prod(frames[np.arange(len(frames)), best]))
     digits: list[str] = []
     top3: list[tuple[tuple[int, float], ...]] = []
+    runs: list[tuple[int, int]] = []
     previous = BLANK_CLASS
     for index, symbol in enumerate(best):
         if symbol != previous and symbol < DIGITS:
@@ -50,8 +56,34 @@ def decode(frames: np.ndarray) -> StringReading:
             order = np.argsort(-shares)[:3]
             digits.append(str(symbol))
             top3.append(tuple((int(d), float(shares[d])) for d in order))
+            runs.append((index, end))
         previous = symbol
-    return StringReading("".join(digits), confidence, tuple(top3))
+    # Each digit lies between the midpoints of the gaps to its neighbours' runs of slices.
+    gaps = [(end + 1 + start) * FRAME_PX // 2 for (_, end), (start, _) in pairwise(runs)]
+    columns = tuple(pairwise([0, *gaps, FIELD_WIDTH])) if runs else ()
+    return StringReading("".join(digits), confidence, tuple(top3), columns)
+
+
+def second_opinion(reading: StringReading, probabilities: np.ndarray) -> StringReading:
+    """The reading with each digit judged again among the reader's three likeliest, by the digit model's
+    `probabilities` of that digit cut out at its columns ((n, 10), one row per digit).
+
+    The reader decides how many digits there are and where (what the digit model cannot); the digit model has seen
+    far more single digits. Each digit is the likeliest by the reader's share times the digit model's to the power
+    SECOND_OPINION (it sees the digit cut at the reader's guess of its edges, so it counts for less). The confidence
+    only ever drops: by how much less sure the pair is of the digit chosen than the reader was of its own.
+    """
+    digits, top3, confidence = [], [], reading.confidence
+    for candidates, own in zip(reading.top3, probabilities, strict=True):
+        chosen = np.array([digit for digit, _ in candidates])
+        shares = np.array([share for _, share in candidates])
+        joint = shares * (own[chosen] / max(float(own.sum()), 1e-12)) ** SECOND_OPINION
+        joint = joint / joint.sum() if joint.sum() > 0 else shares
+        order = np.argsort(-joint)
+        digits.append(str(chosen[order[0]]))
+        top3.append(tuple((int(chosen[i]), float(joint[i])) for i in order))
+        confidence *= min(1.0, float(joint[order[0]]) / max(candidates[0][1], 1e-12))
+    return reading._replace(digits="".join(digits), confidence=confidence, top3=tuple(top3))
 
 
 def build_reader() -> Any:  # a keras.Model; Keras ships no types

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
+
+from watcher.vision.normalise import fit_digit
+from watcher.vocabulary import CANVAS_PX
 
 FIELD_HEIGHT = 32  # the writing is read this many px tall: a digit's loops stay open, and a field costs little
 FIELD_WIDTH = 192  # px; wider writing is squeezed to fit (six times its height: eight digits and their marks)
@@ -40,6 +45,13 @@ def field_image(ink: np.ndarray) -> np.ndarray | None:
     canvas = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32)
     canvas[:, :width] = np.clip(sized, 0.0, 1.0)
     return canvas
+
+
+def digit_images(field: np.ndarray, columns: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Each digit of a field (as `field_image` made it) cut out between its columns, fitted as the digit model
+    reads a digit: (n, 28, 28) float32."""
+    images = [fit_digit(field[:, left:right]) for left, right in columns]
+    return np.stack(images) if images else np.zeros((0, CANVAS_PX, CANVAS_PX), np.float32)
 
 
 def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
