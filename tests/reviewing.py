@@ -15,6 +15,7 @@ from pathlib import Path
 
 from watcher.forms.template import Template, load_templates
 from watcher.ledger.ledger import Folders, Ledger, Processed
+from watcher.review import serve
 from watcher.review.decide import RECOVER_EVERY_S, Desk, Judgement
 from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
@@ -95,20 +96,8 @@ def open_desk(
     forms = FormPages(
         templates, folder=config.forms_folder, max_pixels=config.limits.max_pixels, pdf_dpi=config.recognition.pdf_dpi
     )
-    return Desk(
-        queue=Queue(review=paths.review, results=paths.results, root=config.root, secret=secret),
-        results=paths.results,
-        review=paths.review,
-        done=paths.done,
-        error=paths.error,
-        root=config.root,
-        reviewer=reviewer,
-        forms=forms,
-        clock=time.monotonic,
-        now=lambda: datetime.now(UTC),
-        outbox=config.outbox,
-        recover_every_s=recover_every_s,
-    )
+    queue = Queue(review=paths.review, results=paths.results, root=config.root, secret=secret)
+    return serve.open_desk(config, queue=queue, forms=forms, reviewer=reviewer, recover_every_s=recover_every_s)
 
 
 def die_deciding(config_path: str, stage: str) -> None:

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from watcher.forms.template import Template
 from watcher.review.app import LOCAL_HOSTS, create_app
-from watcher.review.decide import Desk
+from watcher.review.decide import RECOVER_EVERY_S, Desk
 from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service.config import Config, ConfigError
@@ -48,7 +48,7 @@ def run(config: Config, *, host: str, port: int, reviewer: str | None, templates
         pdf_dpi=config.recognition.pdf_dpi,
     )
     with listening:
-        desk = _open_desk(config, queue=queue, forms=forms, reviewer=name)
+        desk = open_desk(config, queue=queue, forms=forms, reviewer=name)
         try:
             app = create_app(
                 desk=desk,
@@ -78,7 +78,9 @@ def _listen(host: str, port: int) -> socket.socket:
         raise ConfigError(f"--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _open_desk(config: Config, *, queue: Queue, forms: FormPages, reviewer: str) -> Desk:
+def open_desk(
+    config: Config, *, queue: Queue, forms: FormPages, reviewer: str, recover_every_s: float = RECOVER_EVERY_S
+) -> Desk:
     """The desk decisions on the queue's items are made at, recorded under `reviewer`'s name."""
     return Desk(
         queue=queue,
@@ -92,6 +94,7 @@ def _open_desk(config: Config, *, queue: Queue, forms: FormPages, reviewer: str)
         clock=time.monotonic,
         now=lambda: datetime.now(UTC),
         outbox=config.outbox,
+        recover_every_s=recover_every_s,
     )
 
 
