@@ -106,14 +106,30 @@ def test_once_processes_the_inbox_and_returns(config: Config, fake_classifier: F
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("when", ["once started", "while first listed"])
 def test_an_inbox_that_goes_away_is_waited_for_and_used_again_once_back(
-    config: Config, fake_classifier: FakeClassifier
+    config: Config, fake_classifier: FakeClassifier, when: str
 ) -> None:
     away = config.paths.inbox.with_name("inbox-away")
     daemon = make_daemon(config, fake_classifier)
-    with capture_logs() as logs, running(daemon) as outcome:
-        wait_for(lambda: daemon.observer is not None, what="start")
+
+    def unmount() -> None:
         config.paths.inbox.rename(away)  # as a share unmounted would look: gone, its folders with it
+
+    if when == "while first listed":
+        listing, listed = daemon.inbox.scan, []
+
+        def unmounted_midway(under: str = "") -> int:
+            if not listed:
+                listed.append(under)
+                unmount()  # between the watcher's start and the first listing
+            return listing(under)
+
+        daemon.inbox.scan = unmounted_midway  # type: ignore[method-assign]
+    with capture_logs() as logs, running(daemon) as outcome:
+        if when == "once started":
+            wait_for(lambda: daemon.observer is not None, what="start")
+            unmount()
         wait_for(lambda: "inbox_gone" in [entry["event"] for entry in logs], what="the inbox missed")
         assert "code" not in outcome, "waiting, not exiting"
         away.rename(config.paths.inbox)
@@ -122,28 +138,6 @@ def test_an_inbox_that_goes_away_is_waited_for_and_used_again_once_back(
         wait_for(lambda: result_rows(config.paths.results), what="a row for the file dropped after")
     assert outcome["code"] == 0
     assert [p.name for p in config.paths.done.iterdir()] == ["after.png"]
-
-
-@pytest.mark.slow
-def test_an_inbox_that_goes_away_while_it_is_first_listed_is_waited_for(
-    config: Config, fake_classifier: FakeClassifier
-) -> None:
-    away = config.paths.inbox.with_name("inbox-away")
-    daemon = make_daemon(config, fake_classifier)
-    listing = daemon.inbox.scan
-
-    def unmounted_midway(under: str = "") -> int:
-        if not away.exists():
-            config.paths.inbox.rename(away)  # gone between the watcher's start and the first listing
-        return listing(under)
-
-    daemon.inbox.scan = unmounted_midway  # type: ignore[method-assign]
-    with capture_logs() as logs, running(daemon) as outcome:
-        wait_for(lambda: "inbox_gone" in [entry["event"] for entry in logs], what="the inbox missed")
-        assert "code" not in outcome, "waiting, not exiting"
-        away.rename(config.paths.inbox)
-        wait_for(lambda: "inbox_back" in [entry["event"] for entry in logs], what="the inbox found again")
-    assert outcome["code"] == 0
 
 
 @pytest.mark.slow
