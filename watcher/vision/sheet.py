@@ -26,6 +26,9 @@ FAINT_LINE = 0.5  # a printed line is traced on ink half as dark as the least in
 LINE_MM = 30.0  # a straight run of ink this long is a printed line (a digit's longest stroke is 25 mm)
 LINE_SHARE = 0.3  # ...and it must run over 30 % of the page, or it is a writer's stroke (a long underline)
 LINE_REACH = 3  # a crossing stroke's ink lies within 3 px beside a line (lines are 1-2 px thick on the copy)
+LINE_RIM = 1  # a printed line under a pixel thick on the copy straddles two rows where it falls between them; the
+# fainter row's ink breaks where the scan's noise (or a bilevel scan's black level) dips, so it is the line's within
+# a pixel beside its run, never a run of its own
 EDGE_MM = 10.0  # the scanner's dark bands lie within 10 mm of the page's edge...
 EDGE_FILL = 0.5  # ...and fill at least half of their row or column
 OFF_PAGE = 0.5  # paper under half as bright as the page's typical paper is the scanner's lid beyond the page's edge
@@ -196,7 +199,7 @@ def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> tuple[
         runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
         _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         long_runs = np.flatnonzero(stats[:, along] >= LINE_SHARE * page)
-        line = np.isin(labels, long_runs[long_runs > 0])
+        line = _with_rim(np.isin(labels, long_runs[long_runs > 0]), faint, across=side_shape)
         off_line = (ink & ~line).view(np.uint8)
         side = np.ones(side_shape, np.uint8)
         # Dilating with the kernel anchored at its first or last pixel looks to one side of the line only.
@@ -205,6 +208,13 @@ def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> tuple[
         printed |= line & ~(after & before)
         traced |= line
     return printed, traced
+
+
+def _with_rim(line: np.ndarray, faint: np.ndarray, *, across: tuple[int, int]) -> np.ndarray:
+    """The line's runs and the faint ink within LINE_RIM px beside them, across the line (`across` is the shape of
+    a kernel lying across it)."""
+    rim = np.ones(tuple(1 if side == 1 else 2 * LINE_RIM + 1 for side in across), np.uint8)
+    return line | (cv2.dilate(line.view(np.uint8), rim).astype(bool) & faint)
 
 
 def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
