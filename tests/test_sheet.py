@@ -182,3 +182,15 @@ def test_a_long_hairline_gives_nothing() -> None:
     x = round(5 * per_mm)
     cv2.line(page, (x, round(10 * per_mm)), (x + round(1 * per_mm), round(80 * per_mm)), 60, 2)
     assert sheet_crops(page) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_black_dots_of_a_faint_shade_in_black_and_white_give_nothing(seed: int) -> None:
+    # A faint shade just under the black level comes out as scattered black dots: their clusters are a line of
+    # writing's height at most, yet none of them is as tall as a digit.
+    dpi, per_mm = 200, 200 / 25.4
+    page = blank_a4(dpi)
+    top, left = round(100 * per_mm), round(40 * per_mm)
+    shade = page[top : top + round(40 * per_mm), left : left + round(80 * per_mm)]
+    shade[np.random.default_rng(seed).random(shade.shape) < 0.15] = 0
+    assert sheet_crops(page) == []
