@@ -127,3 +127,70 @@ def test_a_cut_out_field_is_not_a_sheet() -> None:
     field = np.full((200, 500), 245, np.uint8)
     cv2.putText(field, NUMBER, (40, 160), cv2.FONT_HERSHEY_SIMPLEX, 4.0, 20, 12)
     assert sheet_crops(field) is None
+
+
+def bilevel(page: np.ndarray, *, noise: float, seed: int = 0, black_level: int = 128) -> np.ndarray:
+    """The page as a black-and-white scan writes it: its grey with the sensor's noise, cut at a black level."""
+    rng = np.random.default_rng(seed)
+    noisy = page.astype(np.float32) + rng.normal(0.0, noise, page.shape).astype(np.float32)
+    return np.where(noisy < black_level, 0, 255).astype(np.uint8)
+
+
+def squared(page: np.ndarray, *, dpi: int, level: int) -> None:
+    """Squared paper: thin lines 5 mm apart, `level` grey."""
+    per_mm = dpi / 25.4
+    thickness = max(1, round(0.2 * per_mm))
+    for y in np.arange(3 * per_mm, page.shape[0], 5 * per_mm):
+        cv2.line(page, (0, int(y)), (page.shape[1] - 1, int(y)), level, thickness)
+    for x in np.arange(3 * per_mm, page.shape[1], 5 * per_mm):
+        cv2.line(page, (int(x), 0), (int(x), page.shape[0] - 1), level, thickness)
+
+
+@pytest.mark.parametrize("level", [135, 150, 165])
+def test_squared_paper_whose_lines_come_out_dashed_in_black_and_white_gives_nothing(level: int) -> None:
+    # Lines near the black level break into dashes, and a line between two rows of the reduced copy leaves a faint
+    # rim beside it: neither is writing.
+    page = blank_a4(200)
+    squared(page, dpi=200, level=level)
+    assert sheet_crops(bilevel(page, noise=25)) == []
+
+
+def test_a_shadow_speckled_by_black_and_white_gives_nothing() -> None:
+    # Uneven light darkens a corner to the scanner's black level: it comes out as random black dots.
+    page = blank_a4(300).astype(np.float32)
+    rows, columns = np.mgrid[0 : page.shape[0], 0 : page.shape[1]]
+    corner = np.hypot(rows / page.shape[0], columns / page.shape[1])
+    page *= np.clip(0.5 + 0.5 * corner / 0.8, 0.5, 1.0)
+    assert sheet_crops(bilevel(page.astype(np.uint8), noise=20)) == []
+
+
+@pytest.mark.parametrize("bilevel_scan", [False, True], ids=["grey", "bilevel"])
+def test_a_punched_hole_on_squared_paper_near_the_edge_gives_nothing(bilevel_scan: bool) -> None:
+    # A square's line near the edge is no scanner band, and a line crossing the hole does not cut it into strokes.
+    dpi, per_mm = 200, 200 / 25.4
+    page = blank_a4(dpi)
+    squared(page, dpi=dpi, level=120)
+    for y in (page.shape[0] // 2 - round(40 * per_mm), page.shape[0] // 2 + round(40 * per_mm)):
+        cv2.circle(page, (round(9.5 * per_mm), y), round(3 * per_mm), 110, -1)
+    assert sheet_crops(bilevel(page, noise=25) if bilevel_scan else page) == []
+
+
+def test_a_long_hairline_gives_nothing() -> None:
+    # A fold's crease or a shadow's rim the line finder misses: longer than a digit's stroke, thinner than a digit.
+    dpi, per_mm = 300, 300 / 25.4
+    page = blank_a4(dpi)
+    x = round(5 * per_mm)
+    cv2.line(page, (x, round(10 * per_mm)), (x + round(1 * per_mm), round(80 * per_mm)), 60, 2)
+    assert sheet_crops(page) == []
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_black_dots_of_a_faint_shade_in_black_and_white_give_nothing(seed: int) -> None:
+    # A faint shade just under the black level comes out as scattered black dots: their clusters are a line of
+    # writing's height at most, yet none of them is as tall as a digit.
+    dpi, per_mm = 200, 200 / 25.4
+    page = blank_a4(dpi)
+    top, left = round(100 * per_mm), round(40 * per_mm)
+    shade = page[top : top + round(40 * per_mm), left : left + round(80 * per_mm)]
+    shade[np.random.default_rng(seed).random(shade.shape) < 0.15] = 0
+    assert sheet_crops(page) == []

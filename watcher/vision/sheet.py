@@ -22,17 +22,29 @@ SHEET_SHARE = 0.25  # on a sheet the writing is at most a quarter of the page's 
 BACKGROUND_MM = 8.0  # the paper is judged over windows wider than any stroke (a marker is 2 mm), yet local
 MIN_CONTRAST = 0.18  # ink darkens the paper by 18 % at least; a scan's noise, after reduction, by far less
 NOISE_FACTOR = 6.0  # ...or by six times the paper's noise, on a noisy scan
+NOISE_MM = 20.0  # ...judged over the page and over tiles this wide: a bilevel scan turns paper whose grey sat near
+# the scanner's black level (a shadow, uneven light) into a patch of random black dots, its noise local; a digit's
+# stroke edges are a minority of a tile's pixels, so its noise is the paper's
 FAINT_LINE = 0.5  # a printed line is traced on ink half as dark as the least ink, so it stays whole
 LINE_MM = 30.0  # a straight run of ink this long is a printed line (a digit's longest stroke is 25 mm)
 LINE_SHARE = 0.3  # ...and it must run over 30 % of the page, or it is a writer's stroke (a long underline)
 LINE_REACH = 3  # a crossing stroke's ink lies within 3 px beside a line (lines are 1-2 px thick on the copy)
+LINE_GAP_MM = 3.0  # a printed line whose grey is near a bilevel scan's black level comes out dashed, its gaps up to
+# 3 mm: bridged along the line (digits never stand in one pixel's column or row for 30 % of a page, however bridged)
+LINE_RIM = 1  # a printed line under a pixel thick on the copy straddles two rows where it falls between them; the
+# fainter row's ink breaks where the scan's noise (or a bilevel scan's black level) dips, so it is the line's within
+# a pixel beside its run, never a run of its own
+LINE_WHOLE = 90  # ...a pixel the line fills whole is as dark as the 90th percentile of its pixels (pens crossing it
+# are a few of them)...
+LINE_SPLIT = 1.5  # ...and the two rows together hold no more than 1.5 such pixels: a line is at most 0.5 mm thick
 EDGE_MM = 10.0  # the scanner's dark bands lie within 10 mm of the page's edge...
 EDGE_FILL = 0.5  # ...and fill at least half of their row or column
 OFF_PAGE = 0.5  # paper under half as bright as the page's typical paper is the scanner's lid beyond the page's edge
 SOLID_SHARE = 0.6  # ink at least 3 mm long and this thick for its length is a blot, such as a punched hole's shadow
 # (a disk: 1.0); of MNIST validation digits' pieces that long, 1 in 1,000 is as thick, at any size from 4 to 25 mm
 SPECK_MM = 1.2  # ink whose longer side is under 1.2 mm is a speck or a full stop, not a digit's stroke
-MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm)
+MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm), and so is one of
+# its pieces at least: a cluster of specks (a speckled shadow on a bilevel scan) is taller than any of its specks
 OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline
 GAP_HEIGHTS = 1.0  # digits of one number lie within one digit height of each other
 TRAIL_LOW = 0.5  # a piece after the last digit that starts below the writing's middle...
@@ -76,26 +88,34 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     paper = _paper(reduced, side=int(BACKGROUND_MM * per_mm) | 1)
     contrast = _contrast(reduced, paper)
     # Paper can be pure black where a bilevel scan's dark edge is wider than the paper's window: no 0/0 there.
-    threshold = _threshold(reduced / np.maximum(paper, 1e-3))
+    threshold = _threshold(reduced / np.maximum(paper, 1e-3), tile=int(NOISE_MM * per_mm))
     ink = _clear_edge_bands(contrast > threshold, band=int(EDGE_MM * per_mm))
-    printed, traced = _printed_lines(ink, faint=contrast > FAINT_LINE * threshold, length=int(LINE_MM * per_mm))
-    strokes = ink & ~printed
+    printed, rims, traced = _printed_lines(
+        ink,
+        contrast,
+        faint=contrast > FAINT_LINE * threshold,
+        length=int(LINE_MM * per_mm),
+        gap=int(LINE_GAP_MM * per_mm),
+    )
+    strokes = ink & ~printed & ~rims
     _, labels, stats, _ = cv2.connectedComponentsWithStats(strokes.view(np.uint8), connectivity=8)
     pieces = [
         Box(label, int(x), int(y), int(x + w), int(y + h))
         for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
         if max(w, h) >= SPECK_MM * per_mm and x > 0 and y > 0 and x + w < labels.shape[1] and y + h < labels.shape[0]
     ]  # pieces touching the border are the paper's edge
-    # Twice the distance to the nearest paper is the ink's thickness there.
-    thickness = 2 * cv2.distanceTransform(strokes.view(np.uint8), cv2.DIST_L2, 3)
+    thickness = _thickness(ink)
     beyond = _beyond_the_page(paper, labels)
     pieces = [
         piece
         for piece in pieces
-        if piece.label not in beyond and not _blot(piece, labels, thickness, least=MIN_DIGIT_MM * per_mm)
+        if piece.label not in beyond
+        and not _blot(piece, labels, thickness, least=MIN_DIGIT_MM * per_mm)
+        and not _hairline(piece, least=LINE_MM * per_mm, thinnest=MIN_DIGIT_MM * per_mm)
     ]
     lines = [_drop_trailing_marks(line) for line in _lines_of_writing(pieces)]
-    lines = [line for line in lines if _extent(line).height >= MIN_DIGIT_MM * per_mm]
+    # The line's tallest piece is at least as tall as the line must be (a digit is one piece, or mostly one).
+    lines = [line for line in lines if max(piece.height for piece in line) >= MIN_DIGIT_MM * per_mm]
     if any(_extent(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
         return None
     lines.sort(key=lambda line: -sum(int(stats[piece.label, cv2.CC_STAT_AREA]) for piece in line))
@@ -144,22 +164,46 @@ def _contrast(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip(1.0 - grey / np.maximum(paper, 1e-3), 0.0, 1.0), np.float32)
 
 
-def _threshold(relative: np.ndarray) -> float:
-    """The least contrast that is ink, given each pixel's brightness relative to its paper: the paper's noise is
-    measured from the differences of nearby pixels, most of which lie on paper."""
-    differences = np.abs(relative[:, 2:] - relative[:, :-2])[::4]
-    noise = 1.4826 * float(np.median(differences)) / np.sqrt(2.0)
-    return float(max(MIN_CONTRAST, NOISE_FACTOR * noise))
+def _threshold(relative: np.ndarray, *, tile: int) -> np.ndarray:
+    """The least contrast that is ink at each pixel, given each pixel's brightness relative to its paper: the
+    paper's noise is measured from the differences of nearby pixels, most of which lie on paper, over the whole page
+    and over each tile `tile` px wide (the page's last part-tiles take their neighbours'), whichever is noisier."""
+    differences = np.abs(relative[:, 2:] - relative[:, :-2])
+    whole = _noise(differences[::4])
+    tile = min(tile, *differences.shape)
+    rows, columns = (side // tile for side in differences.shape)
+    tiles = differences[: rows * tile, : columns * tile].reshape(rows, tile, columns, tile)
+    # Every other row of each tile, as the whole page's every fourth: enough pairs, at less cost.
+    tiles = tiles[:, ::2].transpose(0, 2, 1, 3).reshape(rows, columns, -1)
+    local = (1.4826 / np.sqrt(2.0) * np.median(tiles, axis=2)).astype(np.float32)
+    noise = np.maximum(whole, cv2.resize(local, relative.shape[::-1], interpolation=cv2.INTER_LINEAR))
+    return np.asarray(np.maximum(MIN_CONTRAST, NOISE_FACTOR * noise), np.float32)
+
+
+def _noise(differences: np.ndarray) -> float:
+    """The paper's noise (a standard deviation) from the differences of pixel pairs: their robust spread."""
+    return float(1.4826 * np.median(differences) / np.sqrt(2.0))
 
 
 def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
     """The ink without the scanner's dark bands: rows or columns near an edge mostly inked, and all beyond them."""
     ink = ink.copy()
     for view in (ink, ink[::-1], ink.T, ink.T[::-1]):  # from each edge inwards, as rows of the view
-        filled = np.flatnonzero(view[:band].mean(axis=1) >= EDGE_FILL)
+        filled = _from_the_edge(np.flatnonzero(view[:band].mean(axis=1) >= EDGE_FILL))
         if len(filled):
             view[: filled[-1] + 1 + LINE_REACH] = False
     return ink
+
+
+def _from_the_edge(filled: np.ndarray) -> np.ndarray:
+    """The filled rows that reach the edge, no more than LINE_REACH rows apart: a scanner's band lies against the
+    page's edge, where a printed line near it (a square's, a margin's) lies apart, with paper between. Clearing up to
+    such a line would cut in two whatever lies across it (a punched hole's shadow, a digit), and a part passes for
+    writing where the whole would not."""
+    if not len(filled) or filled[0] > LINE_REACH:
+        return filled[:0]
+    apart = np.flatnonzero(np.diff(filled) > LINE_REACH)
+    return filled[: apart[0] + 1] if len(apart) else filled
 
 
 def _beyond_the_page(paper: np.ndarray, labels: np.ndarray) -> set[int]:
@@ -168,6 +212,19 @@ def _beyond_the_page(paper: np.ndarray, labels: np.ndarray) -> set[int]:
     off_page = (paper < OFF_PAGE * float(np.median(paper))).view(np.uint8)
     near = cv2.dilate(off_page, np.ones((2 * LINE_REACH + 1, 2 * LINE_REACH + 1), np.uint8)).astype(bool)
     return set(np.unique(labels[near]).tolist()) - {0}
+
+
+def _thickness(ink: np.ndarray) -> np.ndarray:
+    """The ink's thickness at each pixel: twice the distance to the nearest paper. Printed lines count in, so a
+    shadow a line crosses is as thick as it is whole."""
+    return np.asarray(2 * cv2.distanceTransform(ink.view(np.uint8), cv2.DIST_L2, 3), np.float32)
+
+
+def _hairline(piece: Box, *, least: float, thinnest: float) -> bool:
+    """Whether a piece is a line no digit makes: longer than a digit's longest stroke, yet narrower than the
+    smallest digit is tall (a fold's crease, the rim of a page's shadow, a ruled line the finder missed)."""
+    width, height = piece.right - piece.left, piece.height
+    return max(width, height) > least and min(width, height) < thinnest
 
 
 def _blot(piece: Box, labels: np.ndarray, thickness: np.ndarray, *, least: float) -> bool:
@@ -179,32 +236,66 @@ def _blot(piece: Box, labels: np.ndarray, thickness: np.ndarray, *, least: float
     return longer >= least and thickest >= SOLID_SHARE * longer
 
 
-def _printed_lines(ink: np.ndarray, *, faint: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ink of printed lines (ruled, squared, a margin): long straight thin runs across or down the page; and
-    the lines' whole trace, strokes crossing them included.
+def _printed_lines(
+    ink: np.ndarray, contrast: np.ndarray, *, faint: np.ndarray, length: int, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ink of printed lines (ruled, squared, a margin): long straight thin runs across or down the page; their
+    rims (not writing, yet left to the full-resolution crop, which tells a line's pixels from a pen's by darkness);
+    and the lines' whole trace, strokes crossing them included.
 
-    Lines are found on the faint ink, where a thin line that fades in and out of the ink stays whole. Where a
+    Lines are found on the faint ink, where a thin line that fades in and out of the ink stays whole, its gaps up to
+    `gap` px long bridged (a dashed line, as a bilevel scan leaves a faint one), then the bridges left out. Where a
     stroke crosses a line (ink right above and below it, or either side of a vertical one), its pixels are not the
     line's.
     """
     mask = faint.view(np.uint8)
-    printed, traced = np.zeros_like(ink), np.zeros_like(ink)
+    printed, rims, traced = np.zeros_like(ink), np.zeros_like(ink), np.zeros_like(ink)
+    reach = LINE_REACH + 2 * LINE_RIM  # a line's rims make it thicker, on either side
     for run_shape, side_shape, along, page in (
-        ((1, length), (LINE_REACH, 1), cv2.CC_STAT_WIDTH, ink.shape[1]),
-        ((length, 1), (1, LINE_REACH), cv2.CC_STAT_HEIGHT, ink.shape[0]),
+        ((1, length), (reach, 1), cv2.CC_STAT_WIDTH, ink.shape[1]),
+        ((length, 1), (1, reach), cv2.CC_STAT_HEIGHT, ink.shape[0]),
     ):
-        runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
-        _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-        long_runs = np.flatnonzero(stats[:, along] >= LINE_SHARE * page)
-        line = np.isin(labels, long_runs[long_runs > 0])
+        solid = _long_runs(mask, run_shape, along=along, least=LINE_SHARE * page)
+        bridged = cv2.morphologyEx(
+            mask, cv2.MORPH_CLOSE, np.ones((1, gap) if run_shape[0] == 1 else (gap, 1), np.uint8)
+        )
+        # A dashed line lies apart from the solid ones: beside a solid line, bridging only thickens it.
+        # (Within its rim and a row beyond.)
+        across = np.ones(tuple(2 * LINE_RIM + 3 if side > 1 else 1 for side in side_shape), np.uint8)
+        beside = cv2.dilate(solid.view(np.uint8), across).astype(bool)
+        dashed = _long_runs(bridged, run_shape, along=along, least=LINE_SHARE * page) & faint & ~beside
+        core = solid | dashed
+        line = _with_rim(core, contrast, faint=faint, across=side_shape)
         off_line = (ink & ~line).view(np.uint8)
         side = np.ones(side_shape, np.uint8)
         # Dilating with the kernel anchored at its first or last pixel looks to one side of the line only.
         after = cv2.dilate(off_line, side, anchor=(0, 0)).astype(bool)
         before = cv2.dilate(off_line, side, anchor=(side_shape[1] - 1, side_shape[0] - 1)).astype(bool)
-        printed |= line & ~(after & before)
-        traced |= line
-    return printed, traced
+        uncrossed = line & ~(after & before)
+        printed |= uncrossed & core
+        rims |= uncrossed & ~core
+        traced |= core
+    return printed, rims, traced
+
+
+def _long_runs(mask: np.ndarray, run_shape: tuple[int, int], *, along: int, least: float) -> np.ndarray:
+    """The straight runs of `mask` as long as `run_shape`, in components at least `least` px long `along`."""
+    runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    long_runs = np.flatnonzero(stats[:, along] >= least)
+    return np.isin(labels, long_runs[long_runs > 0])
+
+
+def _with_rim(line: np.ndarray, contrast: np.ndarray, *, faint: np.ndarray, across: tuple[int, int]) -> np.ndarray:
+    """The line's runs and its rim: the faint ink within LINE_RIM px beside them, across the line (`across` is the
+    shape of a kernel lying across it), that holds the rest of a thin line's darkness (a pen's stroke along the line,
+    or crossing it at a slant, is darker than the line beside it)."""
+    if not line.any():
+        return line
+    whole = float(np.percentile(contrast[line], LINE_WHOLE))
+    rim = np.ones(tuple(2 * LINE_RIM + 1 if side > 1 else 1 for side in across), np.uint8)
+    beside = cv2.dilate(np.where(line, contrast, 0.0).astype(np.float32), rim)
+    return line | (faint & (beside > 0) & (contrast + beside <= LINE_SPLIT * whole))
 
 
 def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
