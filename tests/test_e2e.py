@@ -506,3 +506,15 @@ def test_an_inbox_that_goes_away_is_waited_for_and_its_files_finished_once(folde
     assert sorted(row["file"] for row in rows) == sorted([*names, "after.png"])
     assert {row["status"] for row in rows} <= {"ok", "low_confidence", "no_digit"}, "none misfiled as an error"
     assert sorted(p.name for p in (inbox / "done").iterdir()) == sorted([*names, "after.png"])
+
+
+@pytest.mark.skipif(not sandbox.SUPPORTED, reason="the user unit's network sandbox needs root on x86_64 or aarch64")
+def test_a_metrics_port_in_the_user_units_sandbox_without_its_socket_unit_exits_78_saying_so(folder: Path) -> None:
+    # The user unit installed without the socket unit its config needs: the daemon may not open the port itself.
+    config = write_e2e_config(folder, extra=f"metrics:\n  port: {free_port()}\n")
+    command = [sys.executable, "-m", "tests.sandbox", sys.executable, "-m", "watcher", "run", "--config", str(config)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 78
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("digit-watcher:")]
+    assert line.endswith("(install the socket unit `unit --user --socket` prints)"), line
+    assert "Traceback" not in result.stderr

@@ -152,7 +152,7 @@ def test_user_unit_with_a_metrics_port_is_passed_its_socket_and_keeps_no_network
     settings = service_settings(text)
     assert settings["PrivateNetwork"] == ["yes"] and settings["RestrictAddressFamilies"] == ["AF_UNIX"]
     assert settings["Sockets"] == ["digit-watcher.socket"] and "IPAddressAllow" not in settings
-    assert service_settings(text, "Unit")["Requires"] == ["digit-watcher.socket"]
+    assert service_settings(text, "Unit")["Wants"] == ["digit-watcher.socket"]
     assert service_settings(text, "Unit")["After"] == ["local-fs.target digit-watcher.socket"]
     header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
     assert "enable --now digit-watcher.socket digit-watcher.service" in header  # install both, it says
@@ -160,6 +160,11 @@ def test_user_unit_with_a_metrics_port_is_passed_its_socket_and_keeps_no_network
     assert service_settings(socket_text, "Socket") == {"ListenStream": ["127.0.0.1:9108"]}
     assert service_settings(socket_text, "Install") == {"WantedBy": ["sockets.target"]}
     result = systemd_analyze("verify", "--man=no", str(unit), str(socket_unit), user_runtime=tmp_path)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    alone = tmp_path / "alone" / unit.name  # the service printed alone, before its socket unit is installed
+    alone.parent.mkdir()
+    alone.write_text(text, encoding="utf-8")
+    result = systemd_analyze("verify", "--man=no", str(alone), user_runtime=tmp_path)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
     assert exposure(unit, user_runtime=tmp_path) <= MAX_EXPOSURE
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import json
 import os
@@ -244,8 +245,10 @@ def _serve_metrics(config: configuration.Config, metrics: Metrics) -> None:
         try:
             metrics.serve(config.metrics.port)
         except OSError as exc:
+            # In the user unit's sandbox the port is its socket unit's to open: say so rather than only why not.
+            hint = " (install the socket unit `unit --user --socket` prints)" if exc.errno == errno.EAFNOSUPPORT else ""
             raise ConfigError(
-                f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}"
+                f"metrics.port: cannot listen on 127.0.0.1:{config.metrics.port}: {exc.strerror or exc}{hint}"
             ) from None
     else:
         return

@@ -63,7 +63,9 @@ def user_unit(program: Path, config: Config) -> str:
     serves_metrics = _metrics_port(config) is not None
     if serves_metrics:
         changes |= {
-            "After": [f"After={_setting(text, 'After')} {SOCKET}", f"Requires={SOCKET}"],
+            # Wants, not Requires: the service printed alone still loads, and without the socket unit the daemon
+            # exits 78 saying it cannot open the port in its sandbox.
+            "After": [f"After={_setting(text, 'After')} {SOCKET}", f"Wants={SOCKET}"],
             "RestrictAddressFamilies": [*network, f"Sockets={SOCKET}"],
         }
     return _changed(_headed(text, _user_header(with_socket=serves_metrics)), changes)
