@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -25,8 +26,9 @@ SPECK = 0.15  # ink under 15 % of the tallest piece's height both ways is a spec
 WALL = 3.0  # a piece three times longer than the typical piece is tall, and thin, is a wall or a rule...
 THIN = 0.08  # ...thin meaning at most 8 % as thick as it is long (a rule with digits hanging on it is thicker)
 SOLID = 0.7  # a piece at the field's edge that fills 70 % of its box is a dark block, not a pen's stroke
-LINE_OVERLAP = 0.3  # pieces of one line share at least 30 % of the shorter one's rows...
-LINE_GAP = 1.5  # ...and lie within one and a half times the taller one's height of each other
+OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline...
+HANGS_LOW = 0.5  # ...or the shorter starts below the taller's middle (a comma's tail hangs below the digits)
+LINE_GAP = 1.5  # a field's pieces of one line lie within one and a half times the taller one's height
 
 
 def field_image(ink: np.ndarray) -> np.ndarray | None:
@@ -74,9 +76,10 @@ def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
     if not (wall | block).all():
         pieces = pieces[~(wall | block)]
     pieces = pieces[np.maximum(pieces[:, 2], pieces[:, 3]) >= SPECK * int(pieces[:, 3].max())]
-    lines = _lines(pieces)
-    line = max(lines, key=lambda members: (_extent(pieces[members])[3] - _extent(pieces[members])[1], len(members)))
-    return _extent(pieces[line])
+    boxes = [Box(label, int(x), int(y), int(x + w), int(y + h)) for label, (x, y, w, h) in enumerate(pieces)]
+    lines = [extent_of(line) for line in lines_of_writing(boxes, gap=LINE_GAP)]
+    tallest = max(lines, key=lambda line: line.height)
+    return tallest.left, tallest.top, tallest.right, tallest.bottom
 
 
 def _pieces(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,8 +88,23 @@ def _pieces(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return stats[1:, :4], stats[1:, 4]
 
 
-def _lines(pieces: np.ndarray) -> list[list[int]]:
-    """The pieces (x, y, w, h rows) grouped into lines of writing: sharing rows, and near each other."""
+class Box(NamedTuple):
+    """A piece of ink: its component label and bounding box."""
+
+    label: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+def lines_of_writing(pieces: list[Box], *, gap: float) -> list[list[Box]]:
+    """The pieces grouped into lines of writing: pieces sharing rows and lying within `gap` heights of each
+    other (a sheet's and a field's alike)."""
     group = list(range(len(pieces)))
 
     def root(index: int) -> int:
@@ -94,26 +112,31 @@ def _lines(pieces: np.ndarray) -> list[list[int]]:
             index = group[index]
         return index
 
-    for first, (x1, y1, w1, h1) in enumerate(pieces):
+    for first, a in enumerate(pieces):
         for second in range(first + 1, len(pieces)):
-            x2, y2, w2, h2 = pieces[second]
-            shared = min(y1 + h1, y2 + h2) - max(y1, y2)
-            gap = max(x1, x2) - min(x1 + w1, x2 + w2)
-            if shared >= LINE_OVERLAP * min(h1, h2) and gap <= LINE_GAP * max(h1, h2):
+            b = pieces[second]
+            shared = min(a.bottom, b.bottom) - max(a.top, b.top)
+            apart = max(a.left, b.left) - min(a.right, b.right)
+            small, tall = sorted((a, b), key=lambda piece: piece.height)
+            # A comma's tail hangs below the digits: it shares only their last rows, yet it is theirs.
+            hangs = shared > 0 and small.top >= tall.top + HANGS_LOW * tall.height
+            beside = shared >= OVERLAP * small.height or hangs
+            if beside and apart <= gap * tall.height:
                 group[root(second)] = root(first)
-    lines: dict[int, list[int]] = {}
-    for index in range(len(pieces)):
-        lines.setdefault(root(index), []).append(index)
+    lines: dict[int, list[Box]] = {}
+    for index, piece in enumerate(pieces):
+        lines.setdefault(root(index), []).append(piece)
     return list(lines.values())
 
 
-def _extent(pieces: np.ndarray) -> tuple[int, int, int, int]:
-    """The box around pieces (x, y, w, h rows): left, top, right, bottom."""
-    return (
-        int(pieces[:, 0].min()),
-        int(pieces[:, 1].min()),
-        int((pieces[:, 0] + pieces[:, 2]).max()),
-        int((pieces[:, 1] + pieces[:, 3]).max()),
+def extent_of(line: list[Box]) -> Box:
+    """The box around all of a line's pieces."""
+    return Box(
+        0,
+        min(piece.left for piece in line),
+        min(piece.top for piece in line),
+        max(piece.right for piece in line),
+        max(piece.bottom for piece in line),
     )
 
 

@@ -8,11 +8,10 @@ specks are told from handwriting by their physical size, and only the handwritin
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import cv2
 import numpy as np
 
+from watcher.vision.field import HANGS_LOW, Box, extent_of, lines_of_writing
 from watcher.vision.segment import Candidates, candidates
 
 REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
@@ -45,29 +44,14 @@ SOLID_SHARE = 0.6  # ink at least 3 mm long and this thick for its length is a b
 SPECK_MM = 1.2  # ink whose longer side is under 1.2 mm is a speck or a full stop, not a digit's stroke
 MIN_DIGIT_MM = 3.0  # a line of handwriting is at least 3 mm tall (the smallest digits are 4 mm), and so is one of
 # its pieces at least: a cluster of specks (a speckled shadow on a bilevel scan) is taller than any of its specks
-OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline
 GAP_HEIGHTS = 1.0  # digits of one number lie within one digit height of each other
-TRAIL_LOW = 0.5  # a piece after the last digit that starts below the writing's middle...
+TRAIL_LOW = HANGS_LOW  # a piece after the last digit that starts below the writing's middle...
 TRAIL_HEIGHT = 0.45  # ...and is under 45 % of its height is a full stop or a comma;
 COMMA_WIDTH = 0.35  # ...one narrower than 35 % of its height that hangs below its baseline is a comma's tail
 KEEP_MM = 0.5  # ink within half a mm of the found strokes is theirs (anti-aliased rims, fragments)
 INK_FLOOR = 0.08  # at full resolution, contrast under 8 % is paper, not a line's or a stroke's pixel
 PEN_OVER_LINE = 0.15  # a pen at least 15 % darker than the printed lines is told from them by its darkness
 MARGIN = 0.3  # the crop reaches 30 % of the writing's height beyond it, as a cut-out field's margin does
-
-
-class Box(NamedTuple):
-    """A piece of ink on the reduced copy: its component label and bounding box."""
-
-    label: int
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
 
 
 def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
@@ -113,10 +97,10 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         and not _blot(piece, labels, thickness, least=MIN_DIGIT_MM * per_mm)
         and not _hairline(piece, least=LINE_MM * per_mm, thinnest=MIN_DIGIT_MM * per_mm)
     ]
-    lines = [_drop_trailing_marks(line) for line in _lines_of_writing(pieces)]
+    lines = [_drop_trailing_marks(line) for line in lines_of_writing(pieces, gap=GAP_HEIGHTS)]
     # The line's tallest piece is at least as tall as the line must be (a digit is one piece, or mostly one).
     lines = [line for line in lines if max(piece.height for piece in line) >= MIN_DIGIT_MM * per_mm]
-    if any(_extent(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
+    if any(extent_of(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
         return None
     lines.sort(key=lambda line: -sum(int(stats[piece.label, cv2.CC_STAT_AREA]) for piece in line))
     reach = 2 * max(1, round(KEEP_MM * per_mm)) + 1
@@ -298,38 +282,12 @@ def _with_rim(line: np.ndarray, contrast: np.ndarray, *, faint: np.ndarray, acro
     return line | (faint & (beside > 0) & (contrast + beside <= LINE_SPLIT * whole))
 
 
-def _lines_of_writing(pieces: list[Box]) -> list[list[Box]]:
-    """The pieces grouped into lines of writing: pieces sharing rows and lying within a height of each other."""
-    group = list(range(len(pieces)))
-
-    def root(index: int) -> int:
-        while group[index] != index:
-            index = group[index]
-        return index
-
-    for first, a in enumerate(pieces):
-        for second in range(first + 1, len(pieces)):
-            b = pieces[second]
-            shared = min(a.bottom, b.bottom) - max(a.top, b.top)
-            gap = max(a.left, b.left) - min(a.right, b.right)
-            small, tall = sorted((a, b), key=lambda piece: piece.height)
-            # A comma's tail hangs below the digits: it shares only their last rows, yet it is theirs.
-            hangs = shared > 0 and small.top >= tall.top + TRAIL_LOW * tall.height
-            beside = shared >= OVERLAP * small.height or hangs
-            if beside and gap <= GAP_HEIGHTS * tall.height:
-                group[root(second)] = root(first)
-    lines: dict[int, list[Box]] = {}
-    for index, piece in enumerate(pieces):
-        lines.setdefault(root(index), []).append(piece)
-    return list(lines.values())
-
-
 def _drop_trailing_marks(line: list[Box]) -> list[Box]:
     """The line without the full stops and commas after its last digit: low pieces at its right end, short, or
     narrow and hanging below the digits (a comma drawn with a long tail, beside small digits)."""
     line = sorted(line, key=lambda piece: piece.right)
     while len(line) > 1:
-        extent = _extent(line[:-1])
+        extent = extent_of(line[:-1])
         last = line[-1]
         low = last.top >= extent.top + TRAIL_LOW * extent.height
         short = last.height < TRAIL_HEIGHT * extent.height
@@ -341,17 +299,6 @@ def _drop_trailing_marks(line: list[Box]) -> list[Box]:
             break
         line.pop()
     return line
-
-
-def _extent(line: list[Box]) -> Box:
-    """The box around all of a line's pieces."""
-    return Box(
-        0,
-        min(piece.left for piece in line),
-        min(piece.top for piece in line),
-        max(piece.right for piece in line),
-        max(piece.bottom for piece in line),
-    )
 
 
 def _crop(
@@ -369,7 +316,7 @@ def _crop(
     On the reduced copy, `own` marks the pixels near the writing's strokes, `lines` those near printed lines and
     those of the lines not crossed by a stroke, and `paper` the paper's brightness.
     """
-    extent = _extent(line)
+    extent = extent_of(line)
     margin = MARGIN * extent.height
     height, width = image.shape[:2]
     left, top = max(0, int((extent.left - margin) / scale)), max(0, int((extent.top - margin) / scale))
