@@ -1,7 +1,9 @@
 """The sequence reader against the cut-and-read path, on the same numbers: realistic fields (watcher.model.fields),
 real register cells, MNIST numbers composed and scanned (as bench/numberset.py) and numbers in one writer's style
 (as bench/styleset.py); whole numbers right, and at review's default threshold the share accepted and the accepted
-that are wrong. The served version reads both ways: with its reader, and with the reader switched off."""
+that are wrong, and the straight-through rate (`st`: the largest share accepted surest first with at most 1 % of it
+wrong); then the reader's reliability diagram over every set. The served version reads both ways: with its reader,
+and with the reader switched off."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from watcher.recognise import Reading
 from watcher.vocabulary import REVIEW_THRESHOLD
 
 ROWS = ROOT.parent / "shared" / "data" / "dk-rows" / "validation"
+STRAIGHT_WRONG = 0.01  # the straight-through rate's bound on the accepted readings that are wrong
+RELIABILITY_BANDS = 10
 
 
 def main() -> int:
@@ -46,22 +50,57 @@ def main() -> int:
         writer = draw_writer(STYLES[index % len(STYLES)], rng)
         styled.append(print_on_paper(compose_styled_number(x[picked], writer, rng)[0], rng, effects=set()))
     sets |= {"mnist composed": (composed, truths), "mnist scanned": (scanned, truths), "styled": (styled, truths)}
-    print(f"{'set':<15} {'mode':<7} {'reader':>28} {'cut and read':>28}")
+    print(f"{'set':<15} {'mode':<7} {'reader':>36} {'cut and read':>36}")
+    outcomes = []
     for name, (images, expected) in sets.items():
         for mode in ("number", "auto"):
             figures = []
             for served in (reader, None):
                 classifier.reader = served
-                figures.append(_figures(_read_all(images, classifier, mode=mode), expected))
-            print(f"{name:<15} {mode:<7} {figures[0]:>28} {figures[1]:>28}")
+                readings = _read_all(images, classifier, mode=mode)
+                figures.append(_figures(readings, expected))
+                if served is not None and mode == "number":
+                    outcomes.append(_outcomes(readings, expected))
+            print(f"{name:<15} {mode:<7} {figures[0]:>36} {figures[1]:>36}")
+    # Every set's numbers together, read by the reader in `number` mode.
+    _reliability(np.concatenate([c for c, _ in outcomes]), np.concatenate([r for _, r in outcomes]))
     return 0
 
 
 def _figures(readings: list[Reading], truths: list[str]) -> str:
-    right = np.array([reading.prediction == truth for reading, truth in zip(readings, truths, strict=True)])
-    accepted = np.array([(reading.confidence or 0.0) >= REVIEW_THRESHOLD for reading in readings])
+    """Whole numbers right (accepted at review's default threshold, the share of those wrong; straight through)."""
+    confidence, right = _outcomes(readings, truths)
+    accepted = confidence >= REVIEW_THRESHOLD
     wrong = (~right & accepted).sum() / max(1, accepted.sum())
-    return f"{right.mean():.1%} (acc {accepted.mean():.0%}, {wrong:.1%} wrong)"
+    through = _straight_through(confidence, right)
+    return f"{right.mean():.1%} (acc {accepted.mean():.0%}, {wrong:.1%} wrong; st {through:.0%})"
+
+
+def _outcomes(readings: list[Reading], truths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    confidence = np.array([reading.confidence or 0.0 for reading in readings])
+    right = np.array([reading.prediction == truth for reading, truth in zip(readings, truths, strict=True)])
+    return confidence, right
+
+
+def _straight_through(confidence: np.ndarray, right: np.ndarray) -> float:
+    """The largest share a user could accept, surest first, with at most STRAIGHT_WRONG of it wrong."""
+    order = np.argsort(-confidence, kind="stable")
+    wrong_share = np.cumsum(~right[order]) / np.arange(1, len(order) + 1)
+    within = np.flatnonzero(wrong_share <= STRAIGHT_WRONG)
+    return float((within.max() + 1) / len(order)) if len(within) else 0.0
+
+
+def _reliability(confidence: np.ndarray, right: np.ndarray) -> None:
+    """The reliability diagram as a table: per band of confidence, how many readings and how many of them right."""
+    print(f"\n{'confidence':<12} {'readings':>9} {'mean conf.':>11} {'right':>7}")
+    bands = np.linspace(0.0, 1.0, RELIABILITY_BANDS + 1)
+    which = np.clip(np.searchsorted(bands, confidence, side="right") - 1, 0, RELIABILITY_BANDS - 1)
+    for band in range(RELIABILITY_BANDS):
+        members = which == band
+        if members.any():
+            low, high = bands[band], bands[band + 1]
+            mean, share = confidence[members].mean(), right[members].mean()
+            print(f"{low:.1f}-{high:.1f}     {members.sum():>9} {mean:>11.3f} {share:>7.1%}")
 
 
 if __name__ == "__main__":

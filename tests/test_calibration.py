@@ -13,11 +13,13 @@ from watcher.model import classify
 from watcher.model.calibration import (
     confident_error_share,
     expected_calibration_error,
+    fit_logistic,
     fit_temperature,
     temper,
     with_no_digit,
 )
 from watcher.model.classify import LiteRTClassifier, ModelError, digit_shares, latest_version, load_version
+from watcher.model.sequence import EVIDENCE
 
 SHIPPED = Path(__file__).parents[1] / "models" / "mnist-cnn"
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -141,3 +143,37 @@ def test_a_bad_temperature_is_a_one_line_model_error(tmp_path: Path, temperature
     with pytest.raises(ModelError) as raised:
         load_version(version)
     assert "temperature" in str(raised.value) and "metadata.json" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_the_logistic_fit_recovers_the_weights_the_outcomes_were_drawn_with() -> None:
+    rng = np.random.default_rng(0)
+    evidence = rng.normal(size=(20_000, 3)) * [1.0, 3.0, 0.2]  # columns of different scales, as a judge's are
+    truth, bias = np.array([1.5, -0.4, 5.0]), 0.7
+    right = rng.random(len(evidence)) < 1 / (1 + np.exp(-(evidence @ truth + bias)))
+    weights, fitted_bias = fit_logistic(evidence, right)
+    assert np.allclose(weights, truth, rtol=0.1) and abs(fitted_bias - bias) < 0.1
+
+
+def reader_version(folder: Path, judge: object) -> Path:
+    """The shipped version with its reader, the reader's judge replaced by `judge`."""
+    shutil.copytree(latest_version(SHIPPED), folder)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["reader"]["judge"] = judge
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+    return folder
+
+
+@pytest.mark.parametrize(
+    "judge",
+    [
+        "sure",
+        {"weights": {"log_path": 1.0}, "bias": 0.0},  # evidence missing
+        {"weights": dict.fromkeys(EVIDENCE, 1.0)},  # no bias
+        {"weights": dict.fromkeys(EVIDENCE, 1.0), "bias": float("nan")},
+        {"weights": dict.fromkeys(reversed(EVIDENCE), 1.0), "bias": 0.0},  # the evidence out of its order
+    ],
+)
+def test_a_bad_judge_is_a_one_line_model_error(tmp_path: Path, judge: object) -> None:
+    with pytest.raises(ModelError) as raised:
+        load_version(reader_version(tmp_path / "1", judge))
+    assert "reader.judge" in str(raised.value) and "\n" not in str(raised.value)

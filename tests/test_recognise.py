@@ -10,7 +10,9 @@ import pytest
 from tests.conftest import FakeClassifier
 from tests.native_hang.hang import hang_in_c
 from watcher.intake.limits import LimitsConfig
+from watcher.model.sequence import StringReading
 from watcher.recognise import Prepared, PreparedPage, Preparer, prepare, read
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vision.options import Option, choose
 from watcher.vision.segment import Candidates
 
@@ -178,3 +180,29 @@ def test_a_page_that_takes_too_long_is_an_error_and_the_next_run_of_pages_starts
     ]
     rest = prepare(path, path.name, 3, limits=limits, mode="auto", pdf_dpi=300, pictures=False)
     assert [(page.number, page.error) for page in rest.pages] == [(3, "")] and rest.page_count == 3
+
+
+class BlankReader:
+    """A sequence reader that sees no number in any field, `sure` of it."""
+
+    judge = None
+
+    def __init__(self, sure: float) -> None:
+        self.sure = sure
+
+    def read(self, fields: np.ndarray) -> list[StringReading]:
+        return [StringReading("", self.sure, ()) for _ in fields]
+
+
+@pytest.mark.parametrize("sure", [0.95, 0.1])
+def test_digits_the_reader_does_not_see_are_only_as_sure_as_its_doubt(sure: float) -> None:
+    """The digit model finds a sure 1 where the reader, `sure` of it, reads nothing: the reading is the 1, but no
+    surer than the reader's doubt that the field is blank (what a wall's fragment read as a 1 looks like)."""
+    classifier = FakeClassifier(confidence=0.99)
+    classifier.reader = BlankReader(sure)  # type: ignore[assignment]
+    one = np.zeros((28, 28), np.float32)
+    one[10, :] = 1
+    found = Candidates.row(np.stack([one]))._replace(field=np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32))
+    (reading,) = read([Prepared.one_page(found)], classifier, review_below=0.8)[0]
+    assert reading.prediction == "1" and reading.confidence == pytest.approx(0.99 * (1 - sure))
+    assert reading.status == ("low_confidence" if sure > 0.5 else "ok")

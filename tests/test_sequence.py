@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 
 from watcher.model.fields import MARK, DigitPool, draw_field, draw_text, label_of
-from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, SYMBOLS, StringReading, decode, second_opinion
+from watcher.model.sequence import (
+    BLANK_CLASS,
+    EVIDENCE,
+    MARK_CLASS,
+    SYMBOLS,
+    Judge,
+    StringReading,
+    decode,
+    evidence,
+    second_opinion,
+)
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, writing_box
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -71,6 +81,20 @@ def test_the_digit_model_settles_a_digit_the_reader_doubts_and_never_raises_the_
     assert overruled.digits == "73" and overruled.confidence < 0.9 * sure.confidence
     agreed = second_opinion(sure, np.stack([np.eye(10, dtype=np.float32)[1], three]))
     assert agreed.digits == "13" and agreed.confidence == sure.confidence
+
+
+def test_the_judge_trusts_a_reading_the_digit_model_agrees_with_and_doubts_one_it_does_not() -> None:
+    b = BLANK_CLASS
+    reading = decode(frames_of([b, 1, b, 7, b, 3, b]))
+    agree = np.eye(10, dtype=np.float32)[[1, 7, 3]] * 0.98 + 0.002
+    disagree = agree[[0, 2, 2]]  # the digit model sees a 3 where the reader read its 7
+    judge = Judge(weights=(1.0, 1.0, 1.0, 2.0, 2.0, -0.2), bias=0.0)
+    trusted, doubted = second_opinion(reading, agree, judge), second_opinion(reading, disagree, judge)
+    assert trusted.digits == doubted.digits == "173"  # the reader was sure of its 7: the digit model does not overrule
+    assert trusted.confidence > 0.9 > 0.5 > doubted.confidence
+    facts = dict(zip(EVIDENCE, evidence(reading, "173", disagree), strict=True))
+    assert facts["digits"] == 3 and facts["agreement"] == pytest.approx(2 / 3) and facts["agreed"] == 0
+    assert facts["log_least_second"] < np.log(0.01) and facts["log_path"] == pytest.approx(np.log(reading.confidence))
 
 
 def test_a_field_is_cropped_to_its_writing_at_the_reader_height() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from watcher.model import train_reader
 from watcher.model.classify import load_classifier, load_version
+from watcher.model.sequence import EVIDENCE
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -57,14 +58,16 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(tmp_path: Pat
     reader = metadata["reader"]
     assert reader["synthetic_fields"] == 128 and reader["register_cells"] == 20 and reader["epochs"] == 1
     assert "--reader" in reader["command"] and len(reader["real_digits_sha256"]) == 64
-    assert 0.5 <= reader["temperature"] <= 8.0
+    assert list(reader["judge"]["weights"]) == list(EVIDENCE) and isinstance(reader["judge"]["bias"], float)
+    assert set(reader["validation_register_cells"]) == {"accuracy", "accepted", "accepted_wrong"}
     assert metadata["digits_from"] == f"mnist-cnn/{base.name}"
     classifier = load_classifier(out)
-    assert classifier.reader is not None
+    assert classifier.reader is not None and classifier.reader.judge is not None
     assert len(classifier.reader.read(np.zeros((3, FIELD_HEIGHT, FIELD_WIDTH), np.float32))) == 3
     assert sorted(path.name for path in cache.iterdir() if path.suffix == ".npz") == [
         "fields-2-128.npz",
         "fields-validation-32.npz",
+        "numbers-validation-32.npz",
         "register-train.npz",
         "register-validation.npz",
     ]

@@ -458,11 +458,15 @@ def read(
         whole = next(strings) if digits.field is not None and classifier.reader is not None else None
         shares = digit_shares(own[choose(own, digits)])
         cut = StringReading("".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares))
-        if whole is None or not whole[0].digits:
+        if whole is None:
             return cut
+        own_reading, settled = whole
+        if not own_reading.digits:
+            # The reader sees no number where the digit model found digits: they are there only as likely as the
+            # reader doubts its blank reading.
+            return cut._replace(confidence=cut.confidence * (1.0 - own_reading.confidence))
         # auto: a lone digit both models read alike, each on its own, is the digit model's (its confidence is the
         # one calibrated on single digits); else the reader's, the digit model's second opinion taken.
-        own_reading, settled = whole
         if not digits.whole and own_reading.digits == cut.digits and len(cut.digits) == 1:
             return cut
         return settled
@@ -482,7 +486,7 @@ def _read_whole(fields: list[np.ndarray], classifier: Classifier) -> list[tuple[
     probabilities = classifier.probabilities(concatenated) if len(concatenated) else concatenated
     ends = np.cumsum([len(images) for images in digits])
     return [
-        (string, second_opinion(string, probabilities[end - len(images) : end]))
+        (string, second_opinion(string, probabilities[end - len(images) : end], classifier.reader.judge))
         for string, images, end in zip(strings, digits, ends, strict=True)
     ]
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from watcher.model.calibration import temper
-from watcher.model.sequence import StringReading, decode
+from watcher.model.sequence import EVIDENCE, Judge, StringReading, decode
 from watcher.model.versions import METADATA_FILE, MODEL_FILE, newest_complete
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vocabulary import CANVAS_PX, DIGITS
@@ -22,12 +22,15 @@ READER_FILE = "reader.tflite"  # the sequence reader, in versions that have one 
 READER_KERAS_FILE = "reader.keras"  # its Keras weights, which a digit model's fine-tune carries over unchanged
 READER_KEY = "reader"  # metadata.json's section on the reader: its recipe and its own temperature
 TEMPERATURE_KEY = "temperature"  # metadata.json's calibration temperature; absent: the model's own probabilities
+JUDGE_KEY = "judge"  # the reader section's judge of a reading's confidence: {"weights": {evidence: w}, "bias": b}
 BATCH_SIZES = (1, 8, 64, 256)  # batches are padded up to one of these, so each size is set up once
 DIGIT_SHAPE = (CANVAS_PX, CANVAS_PX)
 FIELD_SHAPE = (FIELD_HEIGHT, FIELD_WIDTH)
 
 
 class StringReader(Protocol):
+    judge: Judge | None  # how sure to be of a reading once the digit model has had its say; None before judges
+
     def read(self, fields: np.ndarray) -> list[StringReading]:
         """(n, FIELD_HEIGHT, FIELD_WIDTH) float32 fields (watcher.model.sequence.field_image) -> each one's string."""
         ...
@@ -89,7 +92,9 @@ def load_version(version_dir: Path) -> Classifier:
     reader = None
     if (version_dir / READER_FILE).is_file():
         section = metadata.get(READER_KEY) if isinstance(metadata, dict) else None
-        reader = LiteRTReader(version_dir / READER_FILE, temperature=_temperature(section, where))
+        reader = LiteRTReader(
+            version_dir / READER_FILE, temperature=_temperature(section, where), judge=_judge(section, where)
+        )
         reader.read(np.zeros((1, *FIELD_SHAPE), np.float32))
     classifier = LiteRTClassifier(
         version_dir / MODEL_FILE,
@@ -107,6 +112,22 @@ def _temperature(metadata: object, where: Path) -> float:
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0 < temperature < 1e3:
         raise ModelError(f"{where}: {TEMPERATURE_KEY} must be a positive number, got {temperature!r}")
     return float(temperature)
+
+
+def _judge(section: object, where: Path) -> Judge | None:
+    """The reader's judge (watcher.model.sequence.Judge) from its metadata section; None in versions without one."""
+    judge = section.get(JUDGE_KEY) if isinstance(section, dict) else None
+    if judge is None:
+        return None
+    weights = judge.get("weights") if isinstance(judge, dict) else None
+    bias = judge.get("bias") if isinstance(judge, dict) else None
+    if not isinstance(weights, dict) or tuple(weights) != EVIDENCE or not all(map(_finite, [*weights.values(), bias])):
+        raise ModelError(f"{where}: {READER_KEY}.{JUDGE_KEY} must hold a number for each of {', '.join(EVIDENCE)}")
+    return Judge(tuple(float(weights[name]) for name in EVIDENCE), float(bias or 0.0))
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 class _Batched:
@@ -161,8 +182,9 @@ class LiteRTClassifier:
 class LiteRTReader:
     """Runs the exported sequence reader in LiteRT: every field of a batch in few invokes, each decoded whole."""
 
-    def __init__(self, model_file: Path, *, temperature: float = 1.0) -> None:
+    def __init__(self, model_file: Path, *, temperature: float = 1.0, judge: Judge | None = None) -> None:
         self.temperature = temperature
+        self.judge = judge
         self._model = _Batched(model_file, shape=FIELD_SHAPE)
 
     def read(self, fields: np.ndarray) -> list[StringReading]:

@@ -23,6 +23,7 @@ BLANK_CLASS = DIGITS + 1  # CTC's "nothing new here"
 SYMBOLS = DIGITS + 2
 
 
+FLOOR = 1e-9  # the least probability whose log `evidence` takes
 SECOND_OPINION = 0.5  # the digit model's say on each digit: a power on its probabilities (see `second_opinion`)
 
 
@@ -64,14 +65,56 @@ def decode(frames: np.ndarray) -> StringReading:
     return StringReading("".join(digits), confidence, tuple(top3), columns)
 
 
-def second_opinion(reading: StringReading, probabilities: np.ndarray) -> StringReading:
+EVIDENCE = (  # what a settled reading's confidence is judged on (`evidence`), in this order
+    "log_path",  # the log of the reader's best path's probability: every slice's doubt, a missed digit's too
+    "log_least_share",  # the log of the reader's share for its least sure digit
+    "log_least_second",  # the log of the digit model's share for the digit read where it is least sure
+    "agreement",  # the share of the digits the digit model, on its own, reads as read
+    "agreed",  # 1 when it reads every one of them so: two readers of different make agree on the string
+    "digits",  # how many: each one more is another chance to be wrong
+)
+
+
+class Judge(NamedTuple):
+    """How sure to be of a settled reading: a logistic model over its `evidence` (weights in EVIDENCE's order),
+    fitted on validation fields when the reader is trained (watcher.model.train_reader), kept in its metadata."""
+
+    weights: tuple[float, ...]
+    bias: float
+
+    def confidence(self, evidence: np.ndarray) -> float:
+        """The chance the reading is right."""
+        return float(1.0 / (1.0 + np.exp(-(self.bias + float(np.dot(self.weights, evidence))))))
+
+
+def evidence(reading: StringReading, digits: str, probabilities: np.ndarray) -> np.ndarray:
+    """The reading's EVIDENCE, once its `digits` are settled among the reader's own and the digit model's
+    `probabilities` (one row per digit); the logs are floored at FLOOR so a zero stays a number."""
+    shares = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
+    read = np.array([int(digit) for digit in digits])
+    second = shares[np.arange(len(read)), read]
+    return np.array(
+        [
+            np.log(max(reading.confidence, FLOOR)),
+            np.log(max(min(top[0][1] for top in reading.top3), FLOOR)),
+            np.log(max(float(second.min()), FLOOR)),
+            float(np.mean(shares.argmax(axis=1) == read)),
+            float(np.all(shares.argmax(axis=1) == read)),
+            float(len(read)),
+        ]
+    )
+
+
+def second_opinion(reading: StringReading, probabilities: np.ndarray, judge: Judge | None = None) -> StringReading:
     """The reading with each digit judged again among the reader's three likeliest, by the digit model's
-    `probabilities` of that digit cut out at its columns ((n, 10), one row per digit).
+    `probabilities` of that digit cut out at its columns ((n, 10), one row per digit), and its confidence judged
+    by `judge` on the pair's evidence.
 
     The reader decides how many digits there are and where (what the digit model cannot); the digit model has seen
     far more single digits. Each digit is the likeliest by the reader's share times the digit model's to the power
-    SECOND_OPINION (it sees the digit cut at the reader's guess of its edges, so it counts for less). The confidence
-    only ever drops: by how much less sure the pair is of the digit chosen than the reader was of its own.
+    SECOND_OPINION (it sees the digit cut at the reader's guess of its edges, so it counts for less). Without a
+    judge (versions before the judge), the confidence only drops: by how much less sure the pair is of the digit
+    chosen than the reader was of its own.
     """
     digits, top3, confidence = [], [], reading.confidence
     for candidates, own in zip(reading.top3, probabilities, strict=True):
@@ -83,7 +126,10 @@ def second_opinion(reading: StringReading, probabilities: np.ndarray) -> StringR
         digits.append(str(chosen[order[0]]))
         top3.append(tuple((int(chosen[i]), float(joint[i])) for i in order))
         confidence *= min(1.0, float(joint[order[0]]) / max(candidates[0][1], 1e-12))
-    return reading._replace(digits="".join(digits), confidence=confidence, top3=tuple(top3))
+    settled = "".join(digits)
+    if judge is not None and settled:
+        confidence = judge.confidence(evidence(reading, settled, probabilities))
+    return reading._replace(digits=settled, confidence=confidence, top3=tuple(top3))
 
 
 def build_reader() -> Any:  # a keras.Model; Keras ships no types

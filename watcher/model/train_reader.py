@@ -1,7 +1,7 @@
 """Train the sequence reader on synthetic fields and real register cells, resumably, and write it into a version.
 
-The story: render the fields once (cached), train with CTC in epochs that end in a checkpoint, fit the confidence's
-temperature on validation fields, export to LiteRT beside the digit model of the version it extends.
+The story: render the fields once (cached), train with CTC in epochs that end in a checkpoint, fit the judge of a
+reading's confidence on validation fields, export to LiteRT beside the digit model of the version it extends.
 """
 
 from __future__ import annotations
@@ -17,25 +17,43 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
 
-from watcher.model.calibration import temper
-from watcher.model.classify import READER_FILE, READER_KERAS_FILE, READER_KEY, silenced_native_logs
+from watcher.model.calibration import fit_logistic
+from watcher.model.classify import (
+    JUDGE_KEY,
+    READER_FILE,
+    READER_KERAS_FILE,
+    READER_KEY,
+    load_version,
+    silenced_native_logs,
+)
 from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
-from watcher.model.sequence import BLANK_CLASS, MARK_CLASS, build_reader, decode, serving_reader
+from watcher.model.sequence import (
+    BLANK_CLASS,
+    EVIDENCE,
+    MARK_CLASS,
+    Judge,
+    build_reader,
+    decode,
+    second_opinion,
+    serving_reader,
+)
+from watcher.model.sequence import evidence as sequence_evidence
+from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
 from watcher.model.train import publish_version, staging_folder
 from watcher.model.versions import KERAS_FILE, METADATA_FILE, MODEL_FILE
-from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, without_dark_margins
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, digit_images, field_image, without_dark_margins
 from watcher.vision.normalise import ink_map
 from watcher.vocabulary import REVIEW_THRESHOLD, ExitCode
 
 TRAINING_FIELDS = 80_000  # synthetic fields rendered once and cached (the shipped reader's)
 EPOCHS = 3  # the shipped reader's: about an hour on 2 cores
-VALIDATION_FIELDS = 3_000  # from digits held out of training: tuning and the temperature
+VALIDATION_FIELDS = 3_000  # from digits held out of training: tuning and the judge
 POPULATION_WEIGHTS = (0.55, 0.15, 0.30)  # MNIST, USPS, ARDIS: the real digits MNIST lacks are drawn more often
 HELD_OUT_SHARE = 0.1  # of USPS and ARDIS, kept for validation fields (MNIST has its own validation digits)
 HELD_OUT_SEED = 20_261_206
@@ -44,8 +62,8 @@ BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 CHUNK = 500  # fields rendered per task in a worker
 CHECKPOINT_SECONDS = 600  # a checkpoint at least this often, and at every epoch's end
-TEMPERATURES = np.exp(np.linspace(np.log(0.5), np.log(8.0), 41))  # searched for the confidence's calibration
-ACCEPTED_WRONG = 0.01  # at most this share of the readings accepted at that threshold may be wrong
+ACCEPTED_WRONG = 0.01  # at most this share of the validation readings accepted at review's default may be wrong
+CAUTION_STEP = 0.05  # the judge's bias is lowered in steps of this until they are
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,7 @@ class Fields:
     validation: tuple[np.ndarray, list[str]]  # synthetic, from held-out digits
     cells: tuple[np.ndarray, list[str]]  # the register's
     validation_cells: tuple[np.ndarray, list[str]]
+    validation_numbers: tuple[np.ndarray, list[str]]  # plain numbers of held-out digits, clean and as scans
 
 
 def run(
@@ -109,7 +128,7 @@ def run(
     images = np.concatenate([data.train[0], data.cells[0]])
     labels = data.train[1] + data.cells[1]
     reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=cache / f"checkpoints-{seed}", resume=resume)
-    temperature, figures = _calibrate(reader, data)
+    judge, figures = _judge(reader, data, base)
     print(json.dumps(figures), flush=True)
     recipe = Recipe(
         command=f"digit-watcher train --reader --data {mnist} --real {real} --rows {rows} --from {base} "
@@ -125,7 +144,12 @@ def run(
         seed=seed,
     )
     minutes = round((time.monotonic() - started) / 60, 1)
-    section = {**asdict(recipe), "temperature": temperature, "training_minutes": minutes, **figures}
+    section = {
+        **asdict(recipe),
+        JUDGE_KEY: {"weights": dict(zip(EVIDENCE, judge.weights, strict=True)), "bias": judge.bias},
+        "training_minutes": minutes,
+        **figures,
+    }
     version = write_reader_version(out, base=base, reader=reader, section=section)
     print(f"wrote {version}", flush=True)
     return ExitCode.OK
@@ -157,21 +181,72 @@ def _fields(
         ),
         cells=_cached(cache / "register-train.npz", lambda: _register_cells(rows / "train")),
         validation_cells=_cached(cache / "register-validation.npz", lambda: _register_cells(rows / "validation")),
+        validation_numbers=_cached(
+            cache / f"numbers-validation-{validation_count}.npz",
+            lambda: _plain_numbers(pools[1], validation_count, seed + 2),
+        ),
     )
 
 
-def _calibrate(reader: Any, data: Fields) -> tuple[float, dict[str, dict[str, float]]]:
-    """The confidence's temperature, and how the reader reads the validation fields and cells at it."""
-    probabilities = _probabilities(reader, data.validation[0])
-    cell_probabilities = _probabilities(reader, data.validation_cells[0])
-    # Fitted on synthetic and real writing together: the real cells are the nearer to what users drop in.
-    temperature = fit_string_temperature(
-        np.concatenate([probabilities, cell_probabilities]), data.validation[1] + data.validation_cells[1]
-    )
-    return temperature, {
-        "validation_fields": _accuracy(probabilities, data.validation[1], temperature),
-        "validation_register_cells": _accuracy(cell_probabilities, data.validation_cells[1], temperature),
+def _judge(reader: Any, data: Fields, base: Path) -> tuple[Judge, dict[str, dict[str, float]]]:
+    """The reader's judge (watcher.model.sequence.Judge), fitted on the validation fields and cells read as they
+    are served, the base's digit model giving its second opinion; and how it reads each set."""
+    digit_model = load_version(base)
+    sets = {
+        "validation_fields": data.validation,
+        "validation_register_cells": data.validation_cells,
+        "validation_numbers": data.validation_numbers,
     }
+    read = {name: _settled(reader, digit_model, images, labels) for name, (images, labels) in sets.items()}
+    evidence = np.concatenate([r.evidence for r in read.values()])
+    right = np.concatenate([r.right for r in read.values()])
+    # Fitted on all three together: plain numbers, realistic fields and real cells, each doubtful in its own way.
+    weights, bias = fit_logistic(evidence, right)
+    # Lowering the bias lowers every confidence alike, so the first that meets the bound is the least change. The
+    # bound holds for the three together: the realistic fields alone hold illegible ones read surely wrong, and
+    # holding them to it would send nine in ten sound readings of the others to review.
+    while _accepted(Judge(tuple(weights), bias), evidence, right)[1] > ACCEPTED_WRONG:
+        bias -= CAUTION_STEP
+    judge = Judge(tuple(float(w) for w in weights), round(bias, 4))
+    figures = {}
+    for name, r in read.items():
+        accepted, wrong = _accepted(judge, r.evidence, r.right)
+        # A string the reader finds no digit in is not the reader's to judge: counted wrong and not accepted.
+        figures[name] = {
+            "accuracy": round(float(r.right.sum() / r.fields), 4),
+            "accepted": round(accepted * len(r.right) / r.fields, 4),
+            "accepted_wrong": round(wrong, 4),
+        }
+    return judge, figures
+
+
+class _Settled(NamedTuple):
+    """A set's readings with digits in them, settled as served: each one's evidence, whether it is right, and the
+    size of the whole set."""
+
+    evidence: np.ndarray
+    right: np.ndarray
+    fields: int
+
+
+def _settled(reader: Any, digit_model: Any, images: np.ndarray, labels: list[str]) -> _Settled:
+    """The fields read by the reader, each digit judged again by the digit model (watcher.model.sequence)."""
+    strings = [decode(frames) for frames in _probabilities(reader, images)]
+    kept = [index for index, string in enumerate(strings) if string.digits]
+    evidence, right = [], []
+    for index in kept:
+        field = images[index].astype(np.float32) / 255.0
+        probabilities = digit_model.probabilities(digit_images(field, strings[index].columns))
+        settled = second_opinion(strings[index], probabilities)
+        evidence.append(sequence_evidence(strings[index], settled.digits, probabilities))
+        right.append(settled.digits == labels[index].replace(MARK, ""))
+    return _Settled(np.reshape(evidence, (len(kept), len(EVIDENCE))), np.asarray(right, bool), len(images))
+
+
+def _accepted(judge: Judge, evidence: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """The share of readings the judge accepts at review's default threshold, and the share of those wrong."""
+    sure = np.asarray([judge.confidence(row) >= REVIEW_THRESHOLD for row in evidence], bool)
+    return float(sure.mean()) if len(sure) else 0.0, float((~right & sure).sum() / max(1, sure.sum()))
 
 
 def _pools(mnist: Path, real: Path) -> tuple[DigitPool, DigitPool]:
@@ -233,6 +308,24 @@ _worker_pool: list[DigitPool] = []
 
 def _keep_pool(pool: DigitPool) -> None:
     _worker_pool.append(pool)
+
+
+def _plain_numbers(pool: DigitPool, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
+    """`count` numbers of MNIST's held-out digits in a row, as the reader sees them: half written on clean paper,
+    half rendered as scans (watcher.model.synthetic). Most of what users drop in is this plain; the judge must see
+    that a sure, agreed reading of it is right, not only the realistic fields' and the register's doubts."""
+    rng = np.random.default_rng(seed)
+    digits, values = pool.images[0], pool.labels[0]
+    images: list[np.ndarray] = []
+    labels: list[str] = []
+    while len(images) < count:
+        picked = rng.choice(len(digits), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
+        ink, _ = compose_number(digits[picked], rng)
+        image = field_image(ink_map(255 - ink if len(images) % 2 else render_number_scan(ink, rng)))
+        if image is not None:
+            images.append(np.round(image * 255).astype(np.uint8))
+            labels.append("".join(map(str, values[picked])))
+    return np.asarray(images, np.uint8), labels
 
 
 def _render_chunk(task: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
@@ -365,43 +458,6 @@ def _probabilities(reader: Any, images: np.ndarray) -> np.ndarray:
 
     logits = reader.predict(images.astype(np.float32)[..., np.newaxis] / 255.0, batch_size=256, verbose=0)
     return np.asarray(keras.ops.softmax(logits, axis=-1))
-
-
-def tempered_frames(frames: np.ndarray, temperature: float) -> np.ndarray:
-    """Every slice's probabilities at `temperature` (see watcher.model.calibration.temper)."""
-    return temper(frames.reshape(-1, frames.shape[-1]), temperature).reshape(frames.shape)
-
-
-def _accuracy(probabilities: np.ndarray, labels: list[str], temperature: float) -> dict[str, float]:
-    """Whole-string accuracy (marks left out), and the share accepted and wrong at 0.8 (review's default)."""
-    readings = [decode(frames) for frames in tempered_frames(probabilities, temperature)]
-    right = np.asarray([r.digits == label.replace(MARK, "") for r, label in zip(readings, labels, strict=True)])
-    sure = np.asarray([r.confidence >= REVIEW_THRESHOLD for r in readings])
-    return {
-        "accuracy": round(float(right.mean()), 4),
-        "accepted": round(float(sure.mean()), 4),
-        "accepted_wrong": round(float((~right & sure).sum() / max(1, sure.sum())), 4),
-    }
-
-
-def fit_string_temperature(probabilities: np.ndarray, labels: list[str]) -> float:
-    """The temperature whose best-path probabilities best predict whether a string is read right (log loss), raised
-    where needed until the readings accepted at review's default threshold are wrong at most ACCEPTED_WRONG of the
-    time: the confidence people act on."""
-    truths = [label.replace(MARK, "") for label in labels]
-    fits = []
-    for temperature in TEMPERATURES:
-        readings = [decode(frames) for frames in tempered_frames(probabilities, float(temperature))]
-        p = np.clip([r.confidence for r in readings], 1e-6, 1 - 1e-6)
-        right = np.asarray([r.digits == truth for r, truth in zip(readings, truths, strict=True)])
-        loss = float(-np.mean(np.where(right, np.log(p), np.log(1 - p))))
-        accepted = p >= REVIEW_THRESHOLD
-        wrong = float((~right & accepted).sum() / max(1, accepted.sum()))
-        fits.append((loss, float(temperature), wrong))
-    best = min(fits)
-    # A hotter temperature only lowers every confidence, so the first that meets the bound is the least change.
-    kept = next((fit for fit in fits if fit[1] >= best[1] and fit[2] <= ACCEPTED_WRONG), fits[-1])
-    return round(kept[1], 4)
 
 
 def write_reader_version(out: Path, *, base: Path, reader: Any, section: dict[str, object]) -> Path:
