@@ -8,7 +8,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from watcher.vision.normalise import fit_digit
+from watcher.vision.fit import fit_digit
 from watcher.vocabulary import CANVAS_PX
 
 FIELD_HEIGHT = 32  # the writing is read this many px tall: a digit's loops stay open, and a field costs little

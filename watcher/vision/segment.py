@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from watcher.vision.field import field_image, without_dark_margins
-from watcher.vision.normalise import boxed_components, fit_digit, ink_box, ink_map
+from watcher.vision.fit import fit_digit
+from watcher.vision.normalise import ink_map
 from watcher.vision.options import (
     NARROWEST_PART,
     Option,
@@ -22,6 +23,8 @@ from watcher.vision.options import (
     row_options,
     run_option,
 )
+from watcher.vision.paper import is_edge_line
+from watcher.vision.pieces import boxed_components, ink_box
 
 MODES = ("digit", "number", "auto")
 SPECK_SIDE = 0.35  # a short piece whose longer side is under 35 % of the tallest digit's height is a dot or speck
@@ -31,7 +34,6 @@ DIGIT_ASPECT = 0.8  # digits that touch are mostly wide ones, about 0.8 times as
 SPLIT_ASPECT = 1.25  # a piece wider than 1.25 times a digit's height holds touching digits (1 % of MNIST digits are)
 CUT_WINDOW = 0.35  # a cut is sought within 35 % of a digit's width around its even-spacing position
 TALL_GROUP = 0.5  # a group at least half as tall as the tallest is a digit; a shorter one may be a mark
-EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
 CLEAR_GAP = 0.1  # auto: full-size groups at least a tenth of a height apart are separate digits
 FULL_HEIGHT = 0.65  # auto: a group 65 % as tall as the tallest is full-size (a broken 4's loose corner is shorter)
 FULL_INK = 0.2  # auto: a full-size group holds 20 % of the biggest's ink (a thin 1 holds 30 % of a 0's, a tick less)
@@ -244,7 +246,7 @@ def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
     boxes = {
         label: (int(left), int(top), int(left + w), int(top + h))
         for label, (left, top, w, h, _) in enumerate(stats)
-        if label and not _is_edge_line(int(left), int(top), int(w), int(h), page=page)
+        if label and not is_edge_line(int(left), int(top), int(w), int(h), page=page)
     }
     if not boxes:
         return []
@@ -275,13 +277,6 @@ def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
             loose.mark = True
             marks.append(loose)
     return sorted(digits + marks, key=lambda group: group.left)
-
-
-def _is_edge_line(left: int, top: int, w: int, h: int, *, page: tuple[int, int]) -> bool:
-    """A thin line running off the page: what `ink_map` leaves of a scanner edge or a ruled line."""
-    height, width = page
-    off_page = left == 0 or top == 0 or left + w == width or top + h == height
-    return off_page and min(w, h) < EDGE_ASPECT * max(w, h)
 
 
 def _gap(digit: _Group, loose: _Group) -> int:

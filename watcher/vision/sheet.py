@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from watcher.vision.field import HANGS_LOW, Box, extent_of, lines_of_writing
+from watcher.vision.paper import pair_noise
 from watcher.vision.segment import Candidates, candidates
 
 REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
@@ -153,20 +154,15 @@ def _threshold(relative: np.ndarray, *, tile: int) -> np.ndarray:
     paper's noise is measured from the differences of nearby pixels, most of which lie on paper, over the whole page
     and over each tile `tile` px wide (the page's last part-tiles take their neighbours'), whichever is noisier."""
     differences = np.abs(relative[:, 2:] - relative[:, :-2])
-    whole = _noise(differences[::4])
+    whole = float(pair_noise(np.median(differences[::4])))
     tile = min(tile, *differences.shape)
     rows, columns = (side // tile for side in differences.shape)
     tiles = differences[: rows * tile, : columns * tile].reshape(rows, tile, columns, tile)
     # Every other row of each tile, as the whole page's every fourth: enough pairs, at less cost.
     tiles = tiles[:, ::2].transpose(0, 2, 1, 3).reshape(rows, columns, -1)
-    local = (1.4826 / np.sqrt(2.0) * np.median(tiles, axis=2)).astype(np.float32)
+    local = pair_noise(np.median(tiles, axis=2).astype(np.float64)).astype(np.float32)
     noise = np.maximum(whole, cv2.resize(local, relative.shape[::-1], interpolation=cv2.INTER_LINEAR))
     return np.asarray(np.maximum(MIN_CONTRAST, NOISE_FACTOR * noise), np.float32)
-
-
-def _noise(differences: np.ndarray) -> float:
-    """The paper's noise (a standard deviation) from the differences of pixel pairs: their robust spread."""
-    return float(1.4826 * np.median(differences) / np.sqrt(2.0))
 
 
 def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
