@@ -3,6 +3,8 @@ longer side 20 px and its centre of mass at the centre of 28x28."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -34,6 +36,13 @@ def fit_digit(ink: np.ndarray) -> np.ndarray:
     canvas = cv2.warpAffine(small, shift, (CANVAS_PX, CANVAS_PX), flags=cv2.INTER_LINEAR, borderValue=0.0)
     centred: np.ndarray = np.clip(canvas, 0.0, 1.0, out=canvas).astype(np.float32, copy=False)
     return centred
+
+
+def digit_images(field: np.ndarray, columns: Sequence[tuple[int, int]]) -> np.ndarray:
+    """Each digit of a field (as watcher.vision.field's `field_image` made it) cut out between its columns, where the
+    sequence reader placed them, fitted as the digit model reads a digit: (n, 28, 28) float32."""
+    images = [fit_digit(field[:, left:right]) for left, right in columns]
+    return np.stack(images) if images else np.zeros((0, CANVAS_PX, CANVAS_PX), np.float32)
 
 
 def _crop_to_ink(ink: np.ndarray) -> np.ndarray:

@@ -1,5 +1,5 @@
 """What on a scan is not writing: the paper's brightness and its noise, and the printed lines on it (a box's
-sides, ruled paper, a table's grid, scanner edges along the border).
+sides, ruled paper, a table's grid, scanner edges along the border), and a scanner's dark margins.
 
 One module for sheets, crops and form fields alike: a sheet's noise (watcher.vision.sheet) and a crop's
 (watcher.vision.normalise) are the same robust spread of pixel pairs, `pair_noise`; a crop's printed lines are
@@ -29,6 +29,12 @@ FRAME_CORNER = 0.85  # ...each side runs at least 85 % of the way between the tw
 FRAME_THICKNESS = 0.06  # ...and is at most 6 % of the page thick (a pen stroke around a drawn 0 is thicker)
 RULED_LENGTH = 0.9  # a ruled paper line runs across at least 90 % of the page
 EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
+# A scanner's dark margin (the lid's shadow, the platen beyond the page) along an edge of a cut-out cell:
+MARGIN_DARK = 0.5  # its pixels are darker than half the paper's brightness...
+MARGIN_FULL = 0.95  # ...in 95 % of a column (or row): no written stroke fills a field's whole height with margins
+MARGIN_LEAST = 0.03  # ...over at least 3 % of the width (or height), else it is a line the cleaning erases
+MARGIN_MOST = 0.6  # a "margin" over 60 % of the image is no margin: the image is left whole
+MARGIN_SIDE = 256  # judged on a copy at most this long
 
 
 @overload
@@ -261,3 +267,30 @@ def _edge_lines(faint_ink: np.ndarray) -> list[int]:
         if len(run) < band:
             cleared += run
     return cleared
+
+
+def without_dark_margins(image: np.ndarray) -> np.ndarray:
+    """The decoded image less a scanner's dark margins along its edges, as register cells cut from a page scan
+    show them; the image itself when it has none. Found on a small grey copy, cut from the image at full size."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    height, width = grey.shape
+    shrink = min(1.0, MARGIN_SIDE / max(height, width))
+    small = cv2.resize(
+        grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+    )
+    dark = small < MARGIN_DARK * np.percentile(small, 75)
+    bands = [_band(dark.mean(axis=axis) >= MARGIN_FULL) for axis in (0, 1)]
+    (left, right), (top, bottom) = ((round(first / shrink), round(last / shrink)) for first, last in bands)
+    if left + right > MARGIN_MOST * width or top + bottom > MARGIN_MOST * height or not left + right + top + bottom:
+        return image
+    return image[top : height - bottom, left : width - right]
+
+
+def _band(full: np.ndarray) -> tuple[int, int]:
+    """How many of the first and of the last lines are margin: a run of full lines from each end, with a little
+    more for its soft inner edge; none when the run is too thin to be a margin."""
+    runs = []
+    for flags in (full, full[::-1]):
+        run = int(np.argmin(flags)) if not flags.all() else len(flags)
+        runs.append(run + max(2, len(flags) // 50) if run >= max(3, MARGIN_LEAST * len(flags)) else 0)
+    return runs[0], runs[1]

@@ -1,9 +1,15 @@
-"""The pieces of ink on a mask: labelled, counted and boxed, as cleaning, cutting and fitting all see them."""
+"""The pieces of ink on a mask: labelled, counted and boxed, as cleaning, cutting and fitting all see them; and
+the pieces grouped into lines of writing, as a sheet's and a field's writing is found."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
+
+OVERLAP = 0.3  # two pieces share at least 30 % of the shorter one's rows when they lie on one baseline...
+HANGS_LOW = 0.5  # ...or the shorter starts below the taller's middle (a comma's tail hangs below the digits)
 
 
 def as_mask(selected: np.ndarray) -> np.ndarray:
@@ -39,3 +45,55 @@ def boxed_components(mask: np.ndarray, box: tuple[slice, slice]) -> tuple[int, n
 def piece_count(mask: np.ndarray) -> int:
     """How many 8-connected pieces a 0/1 uint8 mask holds: labelling alone costs a fraction of `components`."""
     return cv2.connectedComponentsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_BBDT)[0] - 1
+
+
+class Box(NamedTuple):
+    """A piece of ink: its component label and bounding box."""
+
+    label: int
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+def lines_of_writing(pieces: list[Box], *, gap: float) -> list[list[Box]]:
+    """The pieces grouped into lines of writing: pieces sharing rows and lying within `gap` heights of each
+    other (a sheet's and a field's alike)."""
+    group = list(range(len(pieces)))
+
+    def root(index: int) -> int:
+        while group[index] != index:
+            index = group[index]
+        return index
+
+    for first, a in enumerate(pieces):
+        for second in range(first + 1, len(pieces)):
+            b = pieces[second]
+            shared = min(a.bottom, b.bottom) - max(a.top, b.top)
+            apart = max(a.left, b.left) - min(a.right, b.right)
+            small, tall = sorted((a, b), key=lambda piece: piece.height)
+            # A comma's tail hangs below the digits: it shares only their last rows, yet it is theirs.
+            hangs = shared > 0 and small.top >= tall.top + HANGS_LOW * tall.height
+            beside = shared >= OVERLAP * small.height or hangs
+            if beside and apart <= gap * tall.height:
+                group[root(second)] = root(first)
+    lines: dict[int, list[Box]] = {}
+    for index, piece in enumerate(pieces):
+        lines.setdefault(root(index), []).append(piece)
+    return list(lines.values())
+
+
+def extent_of(line: list[Box]) -> Box:
+    """The box around all of a line's pieces."""
+    return Box(
+        0,
+        min(piece.left for piece in line),
+        min(piece.top for piece in line),
+        max(piece.right for piece in line),
+        max(piece.bottom for piece in line),
+    )

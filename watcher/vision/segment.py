@@ -9,7 +9,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from watcher.vision.field import field_image, without_dark_margins
+from watcher.vision.field import field_image
 from watcher.vision.fit import fit_digit
 from watcher.vision.normalise import ink_map
 from watcher.vision.options import (
@@ -23,7 +23,7 @@ from watcher.vision.options import (
     row_options,
     run_option,
 )
-from watcher.vision.paper import is_edge_line
+from watcher.vision.paper import is_edge_line, without_dark_margins
 from watcher.vision.pieces import boxed_components, ink_box
 
 MODES = ("digit", "number", "auto")
