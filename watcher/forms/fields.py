@@ -17,7 +17,7 @@ import numpy as np
 from watcher.forms.align import Alignment, Reference, Refusal, best_alignment, reference
 from watcher.forms.features import features, grey
 from watcher.forms.template import Field, Kind, Template
-from watcher.vision.segment import Candidates, candidates
+from watcher.vision.digits import Candidates, candidates
 
 MARGIN = 0.6  # the region read around a box reaches this share of a cell's smaller side beyond it
 READ_PX = 56  # a field is read with its cells at most this many px across (or at the page's own resolution)

@@ -3,7 +3,7 @@
 A number written 1 cm tall on an A4 page is a few percent of the page; shrunk whole to the working size of
 `normalise` it becomes specks. Here the ink is found at about 2.7 px per mm, where ruled lines, scanner edges and
 specks are told from handwriting by their physical size, and only the handwriting's own box is read at full size.
-`page_digits` is what serving reads on a page: the writing found here, cut into candidates by watcher.vision.segment.
+What serving reads on a page is the writing found here (watcher.vision.digits.page_digits).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import numpy as np
 
 from watcher.vision.field import HANGS_LOW, Box, extent_of, lines_of_writing
 from watcher.vision.paper import pair_noise
-from watcher.vision.segment import Candidates, candidates
 
 REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
 PAGE_MM = 297.0  # a sheet's longer side is taken as A4's; Letter (279 mm) and A5 (210 mm) only shift mm a little
@@ -114,15 +113,6 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
         crops.append(_crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative))
     return crops
-
-
-def page_digits(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates | None:
-    """A page's candidate digits: a whole sheet's handwriting, found at its own size, or a cut-out field as it is."""
-    crops = sheet_crops(image)
-    if crops is None:
-        return candidates(image, mode=mode, cut=cut)
-    # One written number per sheet: its largest line of writing (none on a blank sheet).
-    return candidates(crops[0], mode=mode, cut=cut) if crops else None
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
