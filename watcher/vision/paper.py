@@ -1,10 +1,12 @@
 """What on a scan is not writing: the paper's brightness and its noise, and the printed lines on it (a box's
-sides, ruled paper, a table's grid, scanner edges along the border), and a scanner's dark margins.
+sides, ruled paper, a table's grid, scanner edges along the border, a form's print), and a scanner's dark margins.
 
 One module for sheets, crops and form fields alike: a sheet's noise (watcher.vision.sheet) and a crop's
 (watcher.vision.normalise) are the same robust spread of pixel pairs, `pair_noise`; a crop's printed lines are
 cleared by `without_printed_lines`, whose tilted lines watcher.vision.lines finds; what cleaning leaves of a line
-along the border is told by `is_border_line` and `is_edge_line`.
+along the border is told by `is_border_line` and `is_edge_line`; a form field's paper and print, known from its
+template, are `darkness_on_paper` and `without_print` (watcher.forms.fields). A whole sheet's printed lines are
+still the sheet finder's own (watcher.vision.sheet).
 """
 
 from __future__ import annotations
@@ -267,6 +269,48 @@ def _edge_lines(faint_ink: np.ndarray) -> list[int]:
         if len(run) < band:
             cleared += run
     return cleared
+
+
+def darkness_on_paper(window: np.ndarray) -> np.ndarray:
+    """How much darker than the window's paper each pixel is, 0-1 (the paper: its bright pixels): a form field's
+    window, as watcher.forms.fields cuts it from an aligned page and from its template's reference."""
+    paper = max(float(np.percentile(window[::3, ::3], 90)), 1.0)  # every third pixel tells the paper as well
+    darkness: np.ndarray = np.clip(1.0 - window.astype(np.float32) / paper, 0.0, 1.0)
+    return darkness
+
+
+def without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int, line_length: int) -> np.ndarray:
+    """The ink that is not a form's print (`printed`: where its template's reference has ink, aligned): the page's
+    ink away from the reference's (widened by `slack`), and where a pen stroke crosses a printed line, the line's
+    pixels between its two sides.
+
+    Beside a ruled line only the line is removed: the page's own straight run of ink there, and whatever lies on
+    the reference's line itself; a stroke running along beside it (a 9's loop over the box's top edge) stays.
+    """
+    side = 2 * slack + 1
+    ruled = _straight(printed, line_length)
+    beside_line = _grown(ruled, side) & (_grown(_straight(ink, line_length), 3) | _grown(ruled, 3))
+    covered = beside_line | _grown(printed & ~ruled, side)
+    writing = ink & ~covered
+    # A closing wider than the gap a removed line leaves joins a stroke's two sides, and only over the line.
+    bridge = np.ones((2 * side + 1, 2 * side + 1), np.uint8)
+    crossed = cv2.morphologyEx(writing.view(np.uint8), cv2.MORPH_CLOSE, bridge).astype(bool)
+    joined: np.ndarray = writing | (crossed & ink & covered)
+    return joined
+
+
+def _straight(mask: np.ndarray, length: int) -> np.ndarray:
+    """The mask's straight horizontal and vertical runs at least `length` px long: ruled lines, in reference
+    coordinates."""
+    along = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    down = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    straight: np.ndarray = np.logical_or(along, down)
+    return straight
+
+
+def _grown(mask: np.ndarray, side: int) -> np.ndarray:
+    grown: np.ndarray = cv2.dilate(mask.view(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+    return grown
 
 
 def without_dark_margins(image: np.ndarray) -> np.ndarray:
