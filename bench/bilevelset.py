@@ -20,7 +20,7 @@ from sheetset import LAYOUTS, PAPERS_MM, _draw_lines, _scan, _write_number
 from watcher.intake.pages import open_pages
 from watcher.model.classify import Classifier
 from watcher.recognise import Prepared, read
-from watcher.vision.sheet import page_digits
+from watcher.vision.digits import page_digits
 
 DPIS = (200, 300)  # an office scanner's black-and-white resolutions
 THRESHOLDS = (90, 170)  # the scanner's fixed black level, anywhere in this range of 8-bit grey

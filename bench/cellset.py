@@ -2,7 +2,7 @@
 through the writing, a table grid, a full stop or comma after the number, printed text near an edge, a small
 digit in a large cell, a dark band where the scan was cut, lines tilted a little; each beside a plain control.
 
-Every cell is read through the product's own path (vision.sheet.page_digits, then recognise.read, in auto mode unless
+Every cell is read through the product's own path (vision.digits.page_digits, then recognise.read, in auto mode unless
 --mode says otherwise). Per artefact: whole readings right, wrong readings at confidence >= the review threshold
 (they would pass unreviewed), and readings of no digit. On "alone" rows, a cell without writing, no digit is
 the right reading.
@@ -20,7 +20,7 @@ from common import bench_parser, set_up
 
 from watcher.model.synthetic import compose_number, print_on_paper
 from watcher.recognise import Prepared, read
-from watcher.vision.sheet import page_digits
+from watcher.vision.digits import page_digits
 from watcher.vocabulary import Status
 
 REVIEW_AT = 0.9  # the default review.threshold: readings this sure pass unreviewed

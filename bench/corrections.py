@@ -31,7 +31,7 @@ from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
 from watcher.service import logs
-from watcher.vision.sheet import page_digits
+from watcher.vision.digits import page_digits
 from watcher.vocabulary import Status
 
 WIDTH_PER_HEIGHT = 3

@@ -20,7 +20,7 @@ from watcher.model.dataset import load_mnist, split_training
 from watcher.model.fields import STYLE_WEIGHTS, DigitPool, as_mnist, draw_field
 from watcher.recognise import Prepared, Reading, read
 from watcher.service.config import ReviewConfig
-from watcher.vision.segment import candidates
+from watcher.vision.digits import candidates
 
 REAL = ROOT.parent / "shared" / "data" / "real-digits.npz"
 HELD_OUT_SHARE = 0.1  # as watcher.model.train_reader holds USPS and ARDIS digits out of training

@@ -1,4 +1,4 @@
-"""CPU cost of the scan normaliser alone, and of a worker's whole task (decode + segment.candidates), per scan.
+"""CPU cost of the scan normaliser alone, and of a worker's whole task (decode + digits.candidates), per scan.
 
     .venv/bin/python bench/normalise_cost.py              # the bench's scan mix at 160 and 300 px
     .venv/bin/python bench/normalise_cost.py --sides 600  # other scan sizes
@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 from watcher.intake.decode import decode  # noqa: E402
 from watcher.model.synthetic import render_scan  # noqa: E402
+from watcher.vision.digits import candidates  # noqa: E402
 from watcher.vision.normalise import normalise  # noqa: E402
-from watcher.vision.segment import candidates  # noqa: E402
 
 SAMPLE = ROOT / "tests" / "data" / "mnist_sample.npz"
 MAX_PIXELS = 50_000_000  # far above any scan made here: the header check passes, as in the daemon

@@ -13,7 +13,7 @@ from common import bench_parser, decoded, set_up
 from watcher.model.classify import Classifier
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan, render_scan
 from watcher.recognise import Prepared, read
-from watcher.vision.segment import candidates
+from watcher.vision.digits import candidates
 
 TARGET = 0.97
 

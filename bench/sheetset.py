@@ -18,7 +18,7 @@ from tests.documents import POINTS_PER_INCH, add_scan, saved
 from watcher.intake.pages import open_pages
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number
 from watcher.recognise import Prepared, read
-from watcher.vision.sheet import page_digits
+from watcher.vision.digits import page_digits
 
 TARGET, BLANK_TARGET = 0.97, 0.99
 MODES = ("number", "auto")

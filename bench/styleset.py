@@ -18,7 +18,7 @@ from watcher.model.styles import STYLES, compose_styled_number, draw_digit, draw
 from watcher.model.synthetic import NUMBER_LENGTHS, print_on_paper
 from watcher.recognise import Prepared, Reading, read
 from watcher.service.config import ReviewConfig
-from watcher.vision.segment import candidates
+from watcher.vision.digits import candidates
 
 SINGLE_TARGET = 0.98  # issue #18: every style at least 98 % single digits...
 NUMBER_TARGET = 0.95  # ...and 95 % whole numbers of 2-6 digits

@@ -11,9 +11,9 @@ import pytest
 
 from watcher.model.classify import Classifier, load_classifier
 from watcher.recognise import Prepared, Reading, read
+from watcher.vision.digits import page_digits
 from watcher.vision.lines import erase_lines
 from watcher.vision.normalise import ink_map
-from watcher.vision.sheet import page_digits
 from watcher.vocabulary import Status
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"

@@ -8,7 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.vision.normalise import WORK_SIDE, _erase_ruled_lines, fit_digit, ink_map, normalise
+from watcher.vision.fit import fit_digit
+from watcher.vision.normalise import WORK_SIDE, ink_map, normalise
+from watcher.vision.paper import _erase_ruled_lines
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 

@@ -15,7 +15,7 @@ from watcher.model.classify import Classifier, load_classifier
 from watcher.model.fields import DigitPool, write_field
 from watcher.model.synthetic import compose_number, render_number_scan
 from watcher.recognise import Prepared, Reading, read
-from watcher.vision.segment import candidates
+from watcher.vision.digits import candidates
 
 THRESHOLD = 0.8  # review's default (watcher.service.config.ReviewConfig)
 WRITTEN = ("1.000", "25,-", "3 500", "12.345,67", "-40", "250/-", "7'500", "19.133.-", "4071", "50.000")

@@ -12,9 +12,9 @@ from tests.native_hang.hang import hang_in_c
 from watcher.intake.limits import LimitsConfig
 from watcher.model.sequence import StringReading
 from watcher.recognise import Prepared, PreparedPage, Preparer, prepare, read
+from watcher.vision.digits import Candidates
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vision.options import Option, choose
-from watcher.vision.segment import Candidates
 
 
 def crash_on_a_bomb(path: Path, name: str, first_page: int) -> Prepared:

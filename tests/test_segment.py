@@ -13,9 +13,9 @@ from watcher.model.classify import Classifier, load_classifier
 from watcher.model.styles import Writer, compose_styled_number
 from watcher.model.synthetic import print_on_paper, render_scan
 from watcher.recognise import Prepared, read
+from watcher.vision.digits import candidates
 from watcher.vision.normalise import normalise
 from watcher.vision.options import choose
-from watcher.vision.segment import candidates
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 MODEL = Path(__file__).resolve().parents[1] / "models" / "mnist-cnn"

@@ -30,10 +30,9 @@ from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import Page, open_pages
 from watcher.model.classify import Classifier, digit_shares
 from watcher.model.sequence import StringReading, second_opinion
-from watcher.vision.field import digit_images
+from watcher.vision.digits import Candidates, page_digits
+from watcher.vision.fit import digit_images
 from watcher.vision.options import choose
-from watcher.vision.segment import Candidates
-from watcher.vision.sheet import page_digits
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()

@@ -17,7 +17,8 @@ import numpy as np
 from watcher.forms.align import Alignment, Reference, Refusal, best_alignment, reference
 from watcher.forms.features import features, grey
 from watcher.forms.template import Field, Kind, Template
-from watcher.vision.segment import Candidates, candidates
+from watcher.vision.digits import Candidates, candidates
+from watcher.vision.paper import darkness_on_paper, without_print
 
 MARGIN = 0.6  # the region read around a box reaches this share of a cell's smaller side beyond it
 READ_PX = 56  # a field is read with its cells at most this many px across (or at the page's own resolution)
@@ -94,12 +95,12 @@ def field_crops(
     zoom = _zoom(alignment.homography, cell_side=min(cell_width, h))
     nudge = NUDGE_PX + math.ceil(alignment.residual_px * zoom)
     region = (x - margin, y - margin, w + 2 * margin, h + 2 * margin)
-    printed = _darkness(_reference_window(matched.image, region, zoom)) > INK
+    printed = darkness_on_paper(_reference_window(matched.image, region, zoom)) > INK
     window = _nudged(_page_window(page, alignment.homography, region, zoom, border=nudge), printed, nudge)
-    darkness = _darkness(window)
+    darkness = darkness_on_paper(window)
     slack = SLACK_PX + math.ceil(alignment.residual_px * zoom)
     line_length = max(3, round(LINE_SHARE * min(cell_width, h) * zoom))
-    writing = _without_print(darkness > INK, printed, slack=slack, line_length=line_length)
+    writing = without_print(darkness > INK, printed, slack=slack, line_length=line_length)
     inner = _scaled((margin, margin, w, h), zoom)
     cells = [_scaled((margin + cell * cell_width, margin, cell_width, h), zoom) for cell in range(field.cells)]
     owners = _owners(writing, inner, cells, speck=SPECK * h * zoom)
@@ -155,49 +156,9 @@ def _nudged(window: np.ndarray, printed: np.ndarray, reach: int) -> np.ndarray:
     if not printed.any():
         return window[reach : reach + height, reach : reach + width]
     # Plain correlation, not normalised: only page ink under the reference's print counts, wherever the pen is.
-    score = cv2.matchTemplate(_darkness(window), printed.astype(np.float32), cv2.TM_CCORR)
+    score = cv2.matchTemplate(darkness_on_paper(window), printed.astype(np.float32), cv2.TM_CCORR)
     _, _, _, (dx, dy) = cv2.minMaxLoc(score)
     return window[dy : dy + height, dx : dx + width]
-
-
-def _darkness(window: np.ndarray) -> np.ndarray:
-    """How much darker than the window's paper each pixel is, 0-1 (the paper: its bright pixels)."""
-    paper = max(float(np.percentile(window[::3, ::3], 90)), 1.0)  # every third pixel tells the paper as well
-    darkness: np.ndarray = np.clip(1.0 - window.astype(np.float32) / paper, 0.0, 1.0)
-    return darkness
-
-
-def _without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int, line_length: int) -> np.ndarray:
-    """The ink that is not the form's print: the page's ink away from the reference's (widened by `slack`), and
-    where a pen stroke crosses a printed line, the line's pixels between its two sides.
-
-    Beside a ruled line only the line is removed: the page's own straight run of ink there, and whatever lies on
-    the reference's line itself; a stroke running along beside it (a 9's loop over the box's top edge) stays.
-    """
-    side = 2 * slack + 1
-    ruled = _straight(printed, line_length)
-    beside_line = _grown(ruled, side) & (_grown(_straight(ink, line_length), 3) | _grown(ruled, 3))
-    covered = beside_line | _grown(printed & ~ruled, side)
-    writing = ink & ~covered
-    # A closing wider than the gap a removed line leaves joins a stroke's two sides, and only over the line.
-    bridge = np.ones((2 * side + 1, 2 * side + 1), np.uint8)
-    crossed = cv2.morphologyEx(writing.view(np.uint8), cv2.MORPH_CLOSE, bridge).astype(bool)
-    joined: np.ndarray = writing | (crossed & ink & covered)
-    return joined
-
-
-def _straight(mask: np.ndarray, length: int) -> np.ndarray:
-    """The mask's straight horizontal and vertical runs at least `length` px long: ruled lines, in reference
-    coordinates."""
-    along = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
-    down = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
-    straight: np.ndarray = np.logical_or(along, down)
-    return straight
-
-
-def _grown(mask: np.ndarray, side: int) -> np.ndarray:
-    grown: np.ndarray = cv2.dilate(mask.view(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
-    return grown
 
 
 def _scaled(rect: tuple[float, float, float, float], zoom: float) -> tuple[int, int, int, int]:

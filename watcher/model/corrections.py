@@ -134,8 +134,8 @@ def decided_digits(scan: Path, value: str) -> np.ndarray | None:
 
     None when the scan is gone or unreadable, or is cut into another count of digits than the person wrote.
     """
+    from watcher.vision.digits import page_digits
     from watcher.vision.options import choose
-    from watcher.vision.sheet import page_digits
 
     image = _page(scan)
     # The mode serving would read it in: one digit as one, a number as a row of digits.

@@ -399,8 +399,8 @@ def _cut_numbers(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`count` training digits written as numbers by `write` (MNIST digits -> a page) and cut apart by the segmenter's
     own reading; numbers cut into the wrong count of digits are left out."""
+    from watcher.vision.digits import candidates
     from watcher.vision.options import choose
-    from watcher.vision.segment import candidates
 
     picked = rng.permutation(len(x_train))[:count]
     images: list[np.ndarray] = []
@@ -458,7 +458,7 @@ def _number_fragments(
 ) -> np.ndarray:
     """`count` candidates that are not one digit in numbers `write` makes (digits -> the page and the ink each
     digit puts in each of its columns), where each digit's columns are known."""
-    from watcher.vision.segment import candidates
+    from watcher.vision.digits import candidates
 
     images: list[np.ndarray] = []
     while len(images) < count:

@@ -47,8 +47,10 @@ from watcher.model.sequence import evidence as sequence_evidence
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
 from watcher.model.train import publish_version, staging_folder
 from watcher.model.versions import KERAS_FILE, METADATA_FILE, MODEL_FILE
-from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, digit_images, field_image, without_dark_margins
+from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image
+from watcher.vision.fit import digit_images
 from watcher.vision.normalise import ink_map
+from watcher.vision.paper import without_dark_margins
 from watcher.vocabulary import REVIEW_THRESHOLD, ExitCode
 
 TRAINING_FIELDS = 80_000  # synthetic fields rendered once and cached (the shipped reader's)

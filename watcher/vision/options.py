@@ -33,7 +33,7 @@ class Option(NamedTuple):
 
 
 class Cut(Protocol):
-    """What `choose` reads of a cut (watcher.vision.segment's `Candidates`): its options, and the pieces they cover."""
+    """What `choose` reads of a cut (watcher.vision.digits' `Candidates`): its options, and the pieces they cover."""
 
     @property
     def options(self) -> tuple[Option, ...]: ...

@@ -1,4 +1,6 @@
-"""Split a scan of a written number into candidate digits, left to right, each fitted like an MNIST digit."""
+"""Cut a written number's cleaned ink into candidate digits, left to right: each candidate's own ink and the page
+columns it lies between, and the options that read the number's pieces with them. Fitting them is the next step's
+(watcher.vision.fit), done once for each candidate, after the cutting."""
 
 from __future__ import annotations
 
@@ -9,8 +11,6 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from watcher.vision.field import field_image, without_dark_margins
-from watcher.vision.normalise import boxed_components, fit_digit, ink_box, ink_map
 from watcher.vision.options import (
     NARROWEST_PART,
     Option,
@@ -19,11 +19,11 @@ from watcher.vision.options import (
     mark_options,
     may_merge,
     merge_option,
-    row_options,
     run_option,
 )
+from watcher.vision.paper import is_edge_line
+from watcher.vision.pieces import boxed_components, ink_box
 
-MODES = ("digit", "number", "auto")
 SPECK_SIDE = 0.35  # a short piece whose longer side is under 35 % of the tallest digit's height is a dot or speck
 NEAR_STROKE = 0.2  # a short stroke this close (in digit heights) beside a digit is a loose part of it
 MERGE_OVERLAP = 0.5  # pieces sharing half the narrower one's columns are one digit (a broken 4 or 5)
@@ -31,7 +31,6 @@ DIGIT_ASPECT = 0.8  # digits that touch are mostly wide ones, about 0.8 times as
 SPLIT_ASPECT = 1.25  # a piece wider than 1.25 times a digit's height holds touching digits (1 % of MNIST digits are)
 CUT_WINDOW = 0.35  # a cut is sought within 35 % of a digit's width around its even-spacing position
 TALL_GROUP = 0.5  # a group at least half as tall as the tallest is a digit; a shorter one may be a mark
-EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
 CLEAR_GAP = 0.1  # auto: full-size groups at least a tenth of a height apart are separate digits
 FULL_HEIGHT = 0.65  # auto: a group 65 % as tall as the tallest is full-size (a broken 4's loose corner is shorter)
 FULL_INK = 0.2  # auto: a full-size group holds 20 % of the biggest's ink (a thin 1 holds 30 % of a 0's, a tick less)
@@ -46,26 +45,18 @@ NARROW_PART = 0.35  # least-ink cuts are offered into parts at least 35 % of a d
 COUNT_REACH = 2  # least-ink cuts into up to two digits more or fewer than the geometry reads are offered
 
 
-class Candidates(NamedTuple):
-    """The page's candidate digit images and the options that read its pieces of ink, left to right, with them.
+class Spans(NamedTuple):
+    """A number's ink cut into candidate digits, not yet fitted: each candidate's own ink (in the order the options
+    name them) and the page columns it was cut between, and the options that read its pieces with them.
 
     A piece is a group of ink, or a part of one between two columns where it may be cut. A reading takes options
-    that cover every piece once. Named tuples, not dataclasses: they cross from the worker processes, and a
-    frozen dataclass unpickles ten times slower.
+    that cover every piece once.
     """
 
-    images: np.ndarray  # (m, 28, 28) float32
+    inks: tuple[np.ndarray, ...]
+    columns: tuple[tuple[int, int], ...]
     options: tuple[Option, ...]
     pieces: int
-    spans: tuple[tuple[int, int], ...] = ()  # the page columns each image was cut between (none for a row)
-    # The writing whole, for the sequence reader (watcher.vision.field): in "number" and "auto" mode only.
-    field: np.ndarray | None = None
-    whole: bool = False  # "number" mode: the writing is a number, read whole when a reader can
-
-    @classmethod
-    def row(cls, images: np.ndarray) -> Candidates:
-        """Each image one digit, all read: the page as a single digit, or an already segmented number."""
-        return cls(images=images.astype(np.float32), options=row_options(len(images)), pieces=len(images))
 
 
 @dataclass
@@ -95,32 +86,14 @@ class _Group:
         self.right, self.bottom = max(self.right, box[2]), max(self.bottom, box[3])
 
 
-def candidates(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates:
-    """Candidate digits of a decoded scan, left to right; none for a blank page.
+def cut_number(ink: np.ndarray, *, mode: str) -> Spans | None:
+    """The candidate digits of a number's cleaned ink (mode "number" or "auto"), and the options that read its pieces
+    with them; None when the ink is one digit, read whole.
 
-    mode "digit" reads the whole page as one digit (exactly `normalise`), "number" as a row of digits, and
-    "auto" as a number when the ink clearly lies in several digits side by side, and as one digit otherwise
-    unless the model is much surer of it as a number. For a number the geometry proposes its reading and, where
-    it may be wrong, alternatives for the model to judge (see `Option`).
-
-    In "number" and "auto" mode the writing whole comes too, for a sequence reader. Where one serves, `cut` is
-    False: the number is not cut, and its one candidate is all its ink fitted as a digit, for the digit model's
-    say on a lone digit.
+    "number" reads the ink as a row of digits; "auto" as a number when it clearly lies in several digits side by
+    side, and as one digit otherwise unless the model is much surer of it as a number. The geometry proposes its
+    reading and, where it may be wrong, alternatives for the model to judge (see `Option`).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown recognition mode {mode!r}; expected one of {', '.join(MODES)}")
-    # A number's scanner margin along an edge (a register cell cut from a page scan) would pass for the writing.
-    ink = ink_map(image if mode == "digit" else without_dark_margins(image))
-    if not ink.any():
-        return Candidates.row(np.zeros((0, 28, 28), np.float32))
-    if mode == "digit":
-        return Candidates.row(fit_digit(ink)[np.newaxis])
-    found = _cut(ink, mode=mode) if cut else Candidates.row(fit_digit(ink)[np.newaxis])
-    return found._replace(field=field_image(ink), whole=mode == "number")
-
-
-def _cut(ink: np.ndarray, *, mode: str) -> Candidates:
-    """The candidate digits of a number's ink, and the options that read its pieces with them."""
     labels, stats = _page_components(ink)
     groups = _digit_groups(stats, page=ink.shape)
     digits = [group for group in groups if not group.mark]
@@ -129,55 +102,51 @@ def _cut(ink: np.ndarray, *, mode: str) -> Candidates:
     # model is much surer of it as a number.
     maybe_number = bool(digits) and mode == "auto" and not _looks_like_number(digits)
     if not digits or (maybe_number and not _may_be_several(digits, ink=ink, labels=labels)):
-        return Candidates.row(fit_digit(ink)[np.newaxis])
+        return None
     digit_height, digit_width = _digit_size(digits)
-    fitter = _Fitter(ink, labels)
+    parts = _Parts(ink, labels)
     # Each group is cut at every column where a digit may end, into pieces; an option reads a run of pieces.
     options: list[Option] = []
     first_piece = [0]
     for group in groups:
         if group.mark:
-            whole = fitter.image_of((group,), left=group.left, right=group.right)
+            whole = parts.image_of((group,), left=group.left, right=group.right)
             options += mark_options(first_piece[-1], whole)
             first_piece.append(first_piece[-1] + 1)
         else:
-            own, pieces = _group_options(group, fitter, first=first_piece[-1], size=(digit_height, digit_width))
+            own, pieces = _group_options(group, parts, first=first_piece[-1], size=(digit_height, digit_width))
             options += own
             first_piece.append(first_piece[-1] + pieces)
-    options += _merge_options(groups, fitter, first_piece=first_piece, digit_height=digit_height)
+    options += _merge_options(groups, parts, first_piece=first_piece, digit_height=digit_height)
     if maybe_number:
-        options = as_number_or_digit(options, pieces=first_piece[-1], whole=fitter.whole_page())
-    return Candidates(
-        images=np.stack(fitter.images), options=tuple(options), pieces=first_piece[-1], spans=tuple(fitter.spans)
-    )
+        options = as_number_or_digit(options, pieces=first_piece[-1], whole=parts.whole_page())
+    return Spans(tuple(parts.inks), tuple(parts.columns), tuple(options), first_piece[-1])
 
 
-class _Fitter:
-    """The candidate images of one page and the page columns each was cut between, each fitted once."""
+class _Parts:
+    """The candidate digits of one page: each one's own ink and the page columns it was cut between, each once."""
 
     def __init__(self, ink: np.ndarray, labels: np.ndarray) -> None:
         self.ink, self.labels = ink, labels
-        self.images: list[np.ndarray] = []
-        self.spans: list[tuple[int, int]] = []
-        self._fitted: dict[tuple[int, ...], int] = {}
+        self.inks: list[np.ndarray] = []
+        self.columns: list[tuple[int, int]] = []
+        self._seen: dict[tuple[int, ...], int] = {}
 
     def image_of(self, members: tuple[_Group, ...], *, left: int, right: int) -> int:
-        """The index of the fitted image of these groups' ink between two page columns."""
+        """The index of the candidate that is these groups' ink between two page columns."""
         key = (*(id(group) for group in members), left, right)
-        if key not in self._fitted:
-            self._fitted[key] = self._add(
-                fit_digit(_own_ink(self.ink, self.labels, members, left=left, right=right)), left, right
-            )
-        return self._fitted[key]
+        if key not in self._seen:
+            self._seen[key] = self._add(_own_ink(self.ink, self.labels, members, left=left, right=right), left, right)
+        return self._seen[key]
 
     def whole_page(self) -> int:
-        """The index of the whole page's ink fitted as one digit."""
-        return self._add(fit_digit(self.ink), 0, self.ink.shape[1])
+        """The index of the candidate that is the whole page's ink, as one digit."""
+        return self._add(self.ink, 0, self.ink.shape[1])
 
-    def _add(self, image: np.ndarray, left: int, right: int) -> int:
-        self.images.append(image)
-        self.spans.append((left, right))
-        return len(self.images) - 1
+    def _add(self, ink: np.ndarray, left: int, right: int) -> int:
+        self.inks.append(ink)
+        self.columns.append((left, right))
+        return len(self.inks) - 1
 
 
 def _digit_size(digits: list[_Group]) -> tuple[float, float]:
@@ -189,12 +158,10 @@ def _digit_size(digits: list[_Group]) -> tuple[float, float]:
     return digit_height, max(DIGIT_ASPECT * digit_height, float(np.median(alone)) if alone else 0.0)
 
 
-def _group_options(
-    group: _Group, fitter: _Fitter, *, first: int, size: tuple[float, float]
-) -> tuple[list[Option], int]:
+def _group_options(group: _Group, parts: _Parts, *, first: int, size: tuple[float, float]) -> tuple[list[Option], int]:
     """The options reading a digit group's pieces, numbered from `first`, and how many pieces it was cut into."""
     digit_height, digit_width = size
-    crop = _own_ink(fitter.ink, fitter.labels, (group,), left=group.left, right=group.right)
+    crop = _own_ink(parts.ink, parts.labels, (group,), left=group.left, right=group.right)
     geometry = _geometry_cuts(crop, group, digit_height=digit_height, digit_width=digit_width)
     bounds = [0, *_cut_columns(crop, geometry=geometry, digit_height=digit_height), group.width]
     own = set(itertools.pairwise([0, *geometry, group.width]))
@@ -206,14 +173,12 @@ def _group_options(
         if not geometrys and not is_digit_wide(end - start, digit_height=digit_height):
             continue
         inked = bool((crop[:, start:end] > 0).any())
-        image = fitter.image_of((group,), left=group.left + start, right=group.left + end) if inked else None
+        image = parts.image_of((group,), left=group.left + start, right=group.left + end) if inked else None
         options.append(run_option(first + a, first + b, image, geometrys=geometrys))
     return options, len(bounds) - 1
 
 
-def _merge_options(
-    groups: list[_Group], fitter: _Fitter, *, first_piece: list[int], digit_height: float
-) -> list[Option]:
+def _merge_options(groups: list[_Group], parts: _Parts, *, first_piece: list[int], digit_height: float) -> list[Option]:
     """Options reading two neighbouring digit groups as one digit broken apart, where they may be."""
     options = []
     for index, (group, following) in enumerate(itertools.pairwise(groups)):
@@ -221,7 +186,7 @@ def _merge_options(
             continue
         width = max(group.right, following.right) - group.left
         if may_merge(gap=following.left - group.right, width=width, digit_height=digit_height):
-            pair = fitter.image_of((group, following), left=group.left, right=max(group.right, following.right))
+            pair = parts.image_of((group, following), left=group.left, right=max(group.right, following.right))
             options.append(merge_option(first_piece[index], first_piece[index + 2], pair))
     return options
 
@@ -244,7 +209,7 @@ def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
     boxes = {
         label: (int(left), int(top), int(left + w), int(top + h))
         for label, (left, top, w, h, _) in enumerate(stats)
-        if label and not _is_edge_line(int(left), int(top), int(w), int(h), page=page)
+        if label and not is_edge_line(int(left), int(top), int(w), int(h), page=page)
     }
     if not boxes:
         return []
@@ -275,13 +240,6 @@ def _digit_groups(stats: np.ndarray, *, page: tuple[int, int]) -> list[_Group]:
             loose.mark = True
             marks.append(loose)
     return sorted(digits + marks, key=lambda group: group.left)
-
-
-def _is_edge_line(left: int, top: int, w: int, h: int, *, page: tuple[int, int]) -> bool:
-    """A thin line running off the page: what `ink_map` leaves of a scanner edge or a ruled line."""
-    height, width = page
-    off_page = left == 0 or top == 0 or left + w == width or top + h == height
-    return off_page and min(w, h) < EDGE_ASPECT * max(w, h)
 
 
 def _gap(digit: _Group, loose: _Group) -> int:

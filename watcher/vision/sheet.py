@@ -3,7 +3,7 @@
 A number written 1 cm tall on an A4 page is a few percent of the page; shrunk whole to the working size of
 `normalise` it becomes specks. Here the ink is found at about 2.7 px per mm, where ruled lines, scanner edges and
 specks are told from handwriting by their physical size, and only the handwriting's own box is read at full size.
-`page_digits` is what serving reads on a page: the writing found here, cut into candidates by watcher.vision.segment.
+What serving reads on a page is the writing found here (watcher.vision.digits.page_digits).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from watcher.vision.field import HANGS_LOW, Box, extent_of, lines_of_writing
-from watcher.vision.segment import Candidates, candidates
+from watcher.vision.paper import pair_noise
+from watcher.vision.pieces import HANGS_LOW, Box, extent_of, lines_of_writing
 
 REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
 PAGE_MM = 297.0  # a sheet's longer side is taken as A4's; Letter (279 mm) and A5 (210 mm) only shift mm a little
@@ -115,15 +115,6 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     return crops
 
 
-def page_digits(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates | None:
-    """A page's candidate digits: a whole sheet's handwriting, found at its own size, or a cut-out field as it is."""
-    crops = sheet_crops(image)
-    if crops is None:
-        return candidates(image, mode=mode, cut=cut)
-    # One written number per sheet: its largest line of writing (none on a blank sheet).
-    return candidates(crops[0], mode=mode, cut=cut) if crops else None
-
-
 def _grey(image: np.ndarray) -> np.ndarray:
     """Float32 grey in [0, 1] from 8/16-bit grey, BGR or BGRA (transparent pixels onto white paper)."""
     full = 65535.0 if image.dtype == np.uint16 else 255.0
@@ -153,20 +144,15 @@ def _threshold(relative: np.ndarray, *, tile: int) -> np.ndarray:
     paper's noise is measured from the differences of nearby pixels, most of which lie on paper, over the whole page
     and over each tile `tile` px wide (the page's last part-tiles take their neighbours'), whichever is noisier."""
     differences = np.abs(relative[:, 2:] - relative[:, :-2])
-    whole = _noise(differences[::4])
+    whole = float(pair_noise(np.median(differences[::4])))
     tile = min(tile, *differences.shape)
     rows, columns = (side // tile for side in differences.shape)
     tiles = differences[: rows * tile, : columns * tile].reshape(rows, tile, columns, tile)
     # Every other row of each tile, as the whole page's every fourth: enough pairs, at less cost.
     tiles = tiles[:, ::2].transpose(0, 2, 1, 3).reshape(rows, columns, -1)
-    local = (1.4826 / np.sqrt(2.0) * np.median(tiles, axis=2)).astype(np.float32)
+    local = pair_noise(np.median(tiles, axis=2).astype(np.float64)).astype(np.float32)
     noise = np.maximum(whole, cv2.resize(local, relative.shape[::-1], interpolation=cv2.INTER_LINEAR))
     return np.asarray(np.maximum(MIN_CONTRAST, NOISE_FACTOR * noise), np.float32)
-
-
-def _noise(differences: np.ndarray) -> float:
-    """The paper's noise (a standard deviation) from the differences of pixel pairs: their robust spread."""
-    return float(1.4826 * np.median(differences) / np.sqrt(2.0))
 
 
 def _clear_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:

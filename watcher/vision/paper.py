@@ -1,0 +1,340 @@
+"""What on a scan is not writing: the paper's brightness and its noise, and the printed lines on it (a box's
+sides, ruled paper, a table's grid, scanner edges along the border, a form's print), and a scanner's dark margins.
+
+One module for sheets, crops and form fields alike: a sheet's noise (watcher.vision.sheet) and a crop's
+(watcher.vision.normalise) are the same robust spread of pixel pairs, `pair_noise`; a crop's printed lines are
+cleared by `without_printed_lines`, whose tilted lines watcher.vision.lines finds; what cleaning leaves of a line
+along the border is told by `is_border_line` and `is_edge_line`; a form field's paper and print, known from its
+template, are `darkness_on_paper` and `without_print` (watcher.forms.fields). A whole sheet's printed lines are
+still the sheet finder's own (watcher.vision.sheet).
+"""
+
+from __future__ import annotations
+
+from typing import Any, overload
+
+import cv2
+import numpy as np
+
+from watcher.vision.lines import erase_lines
+from watcher.vision.pieces import as_mask
+
+NOISE_PER_MAD = 1.4826  # a normal distribution's standard deviation per median absolute deviation
+BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
+NOISE_GAP = 3  # pixels this far apart carry nearly independent noise, even after the light blur
+STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
+BORDER_BAND = 0.08  # scanner edges and box lines lie within 8 % of the image border
+EDGE_LINE_FILL = 0.6  # an edge row/column this full of ink is a scanner edge, not a stroke
+FRAME_LINE = 0.6  # a box's side is a straight run of ink over 60 % of the page's width or height...
+FRAME_SPAN = 0.5  # ...its opposite sides lie at least half the page apart...
+FRAME_CORNER = 0.85  # ...each side runs at least 85 % of the way between the two sides it meets...
+FRAME_THICKNESS = 0.06  # ...and is at most 6 % of the page thick (a pen stroke around a drawn 0 is thicker)
+RULED_LENGTH = 0.9  # a ruled paper line runs across at least 90 % of the page
+EDGE_ASPECT = 0.1  # a line this thin that runs off the page is a scanner edge or a ruled line, not a 1
+# A scanner's dark margin (the lid's shadow, the platen beyond the page) along an edge of a cut-out cell:
+MARGIN_DARK = 0.5  # its pixels are darker than half the paper's brightness...
+MARGIN_FULL = 0.95  # ...in 95 % of a column (or row): no written stroke fills a field's whole height with margins
+MARGIN_LEAST = 0.03  # ...over at least 3 % of the width (or height), else it is a line the cleaning erases
+MARGIN_MOST = 0.6  # a "margin" over 60 % of the image is no margin: the image is left whole
+MARGIN_SIDE = 256  # judged on a copy at most this long
+
+
+@overload
+def pair_noise(median_difference: np.ndarray) -> np.ndarray: ...
+@overload
+def pair_noise(median_difference: float | np.floating[Any]) -> float: ...
+def pair_noise(median_difference: Any) -> Any:
+    """The paper's noise (a standard deviation) from the median absolute difference of pixel pairs that carry
+    independent noise, most of them on paper: the robust spread of their differences, less the pair's sqrt(2).
+
+    The arithmetic follows the median's type: a float32 median's product is rounded to float32 (a sheet's
+    whole-page noise), a float64 one's is not (a sheet's tiles, a crop's noise).
+    """
+    return NOISE_PER_MAD * median_difference / np.sqrt(2.0)
+
+
+def without_printed_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
+    """A crop's strokes without its printed lines: a box's and ruled paper's lines first; then any other straight
+    line far longer than the writing (a table's grid or column line, tilted a little, watcher.vision.lines), traced
+    on the faint ink where a light line stays whole; then the lines along the border (a scanner's shadow)."""
+    lined = erase_lines(_erase_ruled_lines(_erase_frame(strokes)), faint=faint)
+    return _erase_border_lines(lined, faint_ink=faint)
+
+
+def is_edge_line(left: int, top: int, w: int, h: int, *, page: tuple[int, int]) -> bool:
+    """A thin line running off the page: what cleaning leaves of a scanner edge or a ruled line."""
+    height, width = page
+    off_page = left == 0 or top == 0 or left + w == width or top + h == height
+    return off_page and min(w, h) < EDGE_ASPECT * max(w, h)
+
+
+def median(scratch: np.ndarray) -> float:
+    """np.median of an array it may reorder, without the overhead that dominates np.median on the few thousand
+    values used here: one partition in place, and for an even count the other middle value is the lower half's max."""
+    values = scratch.ravel()
+    middle = values.size // 2
+    values.partition(middle)
+    if values.size % 2:
+        return float(values[middle])
+    return float((values[:middle].max() + values[middle]) / 2)
+
+
+def percentile(scratch: np.ndarray, percent: float) -> float:
+    """np.percentile (linear interpolation, the same rounding) of an array it may reorder, from one partition in
+    place instead of np.percentile's many steps."""
+    values = scratch.ravel()
+    position = (values.size - 1) * (percent / 100)
+    below = int(position)
+    weight = position - below
+    values.partition(below)
+    low = values[below]
+    high = values[below + 1 :].min() if below + 1 < values.size else low
+    step = high - low
+    # numpy interpolates from the nearer end, which keeps the result inside [low, high].
+    return float(high - step * (1 - weight) if weight >= 0.5 else low + step * weight)
+
+
+def _sample(pixels: np.ndarray) -> np.ndarray:
+    """An evenly strided sample of at most STATS_SAMPLES pixels."""
+    flat = pixels.reshape(-1)
+    step = max(1, flat.size // STATS_SAMPLES)
+    return flat[::step]
+
+
+def paper_and_noise(smooth: np.ndarray) -> tuple[float, float]:
+    """The paper's level and its noise, measured so that even a fat digit covering most of the page does not
+    count: the level below Otsu's ink/paper split, the noise from differences between nearby pixels."""
+    sample = _sample(smooth)
+    # The blurred contrast is never negative, so its share of the peak lies in [0, 1]: 0-255, rounded half to even.
+    scaled = cv2.convertScaleAbs(sample / max(float(sample.max()), 1e-6), alpha=255).reshape(-1)
+    split, _ = cv2.threshold(scaled.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    paper = median(sample[scaled <= split])
+    rows = smooth[:: max(1, smooth.shape[0] // 64)]  # 64 rows hold plenty of pixel pairs
+    gap = min(NOISE_GAP, smooth.shape[1] - 1)
+    differences = cv2.absdiff(rows[:, gap:], rows[:, :-gap]) if gap > 0 else np.zeros(1, np.float32)
+    # Half the pixel pairs lie inside paper or inside a stroke, where the difference is noise alone.
+    return paper, pair_noise(median(differences))
+
+
+def background(raised: np.ndarray) -> np.ndarray:
+    """The paper's brightness everywhere: a grey opening wider than any stroke, done on a small copy."""
+    height, width = raised.shape
+    shrink = min(1.0, 32.0 / min(height, width))
+    small = cv2.resize(
+        raised, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+    )
+    # A window this share of the shorter side is wider than even a marker's stroke across a tightly
+    # cropped digit, yet still follows a lighting gradient.
+    side = max(3, int(BACKGROUND_WINDOW * min(small.shape)) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    # Beyond the edges the light is extrapolated (odd reflection), not held flat, or an opening would cut the
+    # bright end of a gradient short and leave a false stroke along that edge; dips stop at the darkest paper.
+    padded = np.maximum(_pad_odd_reflection(small, side), small.min())
+    paper = cv2.morphologyEx(padded, cv2.MORPH_OPEN, kernel, borderType=cv2.BORDER_REPLICATE)
+    paper = cv2.blur(paper, (side, side), borderType=cv2.BORDER_REPLICATE)[side:-side, side:-side]
+    return cv2.resize(paper, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _pad_odd_reflection(image: np.ndarray, side: int) -> np.ndarray:
+    """np.pad(image, side, mode="reflect", reflect_type="odd"): rows first, then columns, each mirrored value
+    turned about its edge (2 * edge - mirror); OpenCV's borders make it a few calls instead of numpy's dozens."""
+    if side >= min(image.shape):  # numpy then reflects repeatedly, out of the mirrored pixels themselves
+        return np.pad(image, side, mode="reflect", reflect_type="odd")
+    rows = 2 * cv2.copyMakeBorder(image, side, side, 0, 0, cv2.BORDER_REPLICATE) - cv2.copyMakeBorder(
+        image, side, side, 0, 0, cv2.BORDER_REFLECT_101
+    )
+    return 2 * cv2.copyMakeBorder(rows, 0, 0, side, side, cv2.BORDER_REPLICATE) - cv2.copyMakeBorder(
+        rows, 0, 0, side, side, cv2.BORDER_REFLECT_101
+    )
+
+
+def is_border_line(left: int, top: int, w: int, h: int, *, height: int, width: int) -> bool:
+    """A long thin component lying along an image edge (scanner shadow, a form's box line)."""
+    band_x, band_y = BORDER_BAND * width, BORDER_BAND * height
+    along_left_or_right = (left == 0 or left + w == width) and w <= band_x and h >= 0.5 * height
+    along_top_or_bottom = (top == 0 or top + h == height) and h <= band_y and w >= 0.5 * width
+    frame = w == width and h == height and (left, top) == (0, 0) and height > 40 and width > 40
+    return along_left_or_right or along_top_or_bottom or frame
+
+
+def _erase_border_lines(strokes: np.ndarray, *, faint_ink: np.ndarray) -> np.ndarray:
+    """Clear rows and columns at the image edge that are ink nearly end to end: a scanner's shadow or a ruled edge.
+
+    Done per pixel row, not per component, because a digit touching such a line would join it. Fullness is
+    judged on the faint ink too, since uneven light dims one end of a long line.
+    """
+    rows, columns = _edge_lines(faint_ink), _edge_lines(faint_ink.T)
+    if not rows and not columns:
+        return strokes
+    strokes = strokes.copy()
+    strokes[rows] = False
+    strokes[:, columns] = False
+    return strokes
+
+
+def _erase_frame(strokes: np.ndarray) -> np.ndarray:
+    """Clear a box drawn around the digit (a form's field): straight lines near all four sides enclosing ink.
+
+    A digit never has both: two long straight rows far apart and two long straight columns far apart. The lines
+    are found per pixel row and column (an opening with a long thin kernel), so a digit touching the box keeps
+    its strokes.
+    """
+    height, width = strokes.shape
+    mask = as_mask(strokes)
+    # Cheap first: a box needs rows and columns holding that much ink at all, far apart; most pages have none.
+    full_rows, full_columns = _full_lines(mask, share=FRAME_LINE, axis=1), _full_lines(mask, share=FRAME_LINE, axis=0)
+    if not len(full_rows) or not len(full_columns):
+        return strokes
+    if np.ptp(full_rows) < FRAME_SPAN * height or np.ptp(full_columns) < FRAME_SPAN * width:
+        return strokes
+    across, down = _straight_runs(mask, share=FRAME_LINE, axis=1), _straight_runs(mask, share=FRAME_LINE, axis=0)
+    rows, columns = np.flatnonzero(across.any(axis=1)), np.flatnonzero(down.any(axis=0))
+    if not len(rows) or not len(columns) or np.ptp(rows) < FRAME_SPAN * height or np.ptp(columns) < FRAME_SPAN * width:
+        return strokes
+    # A box's sides are thin, and they meet at the corners: the outermost lines run from one opposite side to
+    # the other. A thick 0's flat top and bottom are neither.
+    row_lines, column_lines = _consecutive(rows), _consecutive(columns)
+    (top, bottom), (left, right) = (row_lines[0], row_lines[-1]), (column_lines[0], column_lines[-1])
+    if max(len(top), len(bottom)) > FRAME_THICKNESS * height or max(len(left), len(right)) > FRAME_THICKNESS * width:
+        return strokes
+    sides = (across[rows[0]], across[rows[-1]], down[:, columns[0]], down[:, columns[-1]])
+    spans = (columns[-1] - columns[0], columns[-1] - columns[0], rows[-1] - rows[0], rows[-1] - rows[0])
+    if any(np.ptp(np.flatnonzero(side)) < FRAME_CORNER * span for side, span in zip(sides, spans, strict=True)):
+        return strokes
+    # Only the four sides go: a long straight bar of the digit inside the box stays.
+    lines = np.zeros(strokes.shape, bool)
+    for band in (top, bottom):
+        lines[band] = across[band]
+    for band in (left, right):
+        lines[:, band] |= down[:, band]
+    enclosed = (slice(top[-1] + 1, bottom[0]), slice(left[-1] + 1, right[0]))
+    if not strokes[enclosed].any():
+        return strokes  # an empty box: the page is read as it is
+    return strokes & ~lines
+
+
+def _erase_ruled_lines(strokes: np.ndarray) -> np.ndarray:
+    """Clear the lines of ruled paper: thin straight rows of ink across the whole page, at least two of them.
+
+    Where a stroke of the digit crosses a line (ink right above and below it), the line's pixels stay.
+    """
+    height = strokes.shape[0]
+    mask = as_mask(strokes)
+    if len(_full_lines(mask, share=RULED_LENGTH, axis=1)) < 2:
+        return strokes
+    across = _straight_runs(mask, share=RULED_LENGTH, axis=1)
+    # Each line must be thin, or it is a stroke (a tightly cropped 7's bar is thick).
+    lines = [line for line in _consecutive(np.flatnonzero(across.any(axis=1))) if len(line) <= FRAME_THICKNESS * height]
+    if len(lines) < 2:
+        return strokes
+    strokes = strokes.copy()
+    for line in lines:
+        above, below = max(line[0] - 1, 0), min(line[-1] + 1, height - 1)
+        crossed = strokes[above] & strokes[below]
+        strokes[line] &= crossed | ~across[line]
+    return strokes
+
+
+def _full_lines(mask: np.ndarray, *, share: float, axis: int) -> np.ndarray:
+    """The rows (axis 1) or columns (axis 0) of a 0/1 mask with ink over at least `share` of their length."""
+    length = mask.shape[axis]
+    return np.flatnonzero(cv2.reduce(mask, axis, cv2.REDUCE_SUM, dtype=cv2.CV_32S) >= share * length)
+
+
+def _straight_runs(mask: np.ndarray, *, share: float, axis: int) -> np.ndarray:
+    """The mask's pixels on straight runs of ink at least `share` of the page long, across (axis 1) or down (0)."""
+    length = max(3, int(share * mask.shape[axis]))
+    kernel = np.ones((1, length) if axis == 1 else (length, 1), np.uint8)
+    return cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel).astype(bool)
+
+
+def _consecutive(indices: np.ndarray) -> list[np.ndarray]:
+    """Sorted indices split into runs of consecutive ones (the rows of one line); none for none."""
+    return np.split(indices, np.flatnonzero(np.diff(indices) > 1) + 1) if len(indices) else []
+
+
+def _edge_lines(faint_ink: np.ndarray) -> list[int]:
+    """The rows of `faint_ink` that `_erase_border_lines` clears, from its top and its bottom edge."""
+    count, length = faint_ink.shape
+    band = max(1, int(BORDER_BAND * count))
+    cleared = []
+    for edge in (range(band), range(count - 1, count - 1 - band, -1)):
+        run, needed = [], EDGE_LINE_FILL
+        for index in edge:
+            if np.count_nonzero(faint_ink[index]) / length < needed:
+                break  # only lines contiguous with the edge itself
+            run.append(index)
+            needed = EDGE_LINE_FILL / 2  # the line's own blurred rim is less full
+        # A run filling the whole band is something thicker, like the bar of a tightly cropped 7.
+        if len(run) < band:
+            cleared += run
+    return cleared
+
+
+def darkness_on_paper(window: np.ndarray) -> np.ndarray:
+    """How much darker than the window's paper each pixel is, 0-1 (the paper: its bright pixels): a form field's
+    window, as watcher.forms.fields cuts it from an aligned page and from its template's reference."""
+    paper = max(float(np.percentile(window[::3, ::3], 90)), 1.0)  # every third pixel tells the paper as well
+    darkness: np.ndarray = np.clip(1.0 - window.astype(np.float32) / paper, 0.0, 1.0)
+    return darkness
+
+
+def without_print(ink: np.ndarray, printed: np.ndarray, *, slack: int, line_length: int) -> np.ndarray:
+    """The ink that is not a form's print (`printed`: where its template's reference has ink, aligned): the page's
+    ink away from the reference's (widened by `slack`), and where a pen stroke crosses a printed line, the line's
+    pixels between its two sides.
+
+    Beside a ruled line only the line is removed: the page's own straight run of ink there, and whatever lies on
+    the reference's line itself; a stroke running along beside it (a 9's loop over the box's top edge) stays.
+    """
+    side = 2 * slack + 1
+    ruled = _straight(printed, line_length)
+    beside_line = _grown(ruled, side) & (_grown(_straight(ink, line_length), 3) | _grown(ruled, 3))
+    covered = beside_line | _grown(printed & ~ruled, side)
+    writing = ink & ~covered
+    # A closing wider than the gap a removed line leaves joins a stroke's two sides, and only over the line.
+    bridge = np.ones((2 * side + 1, 2 * side + 1), np.uint8)
+    crossed = cv2.morphologyEx(writing.view(np.uint8), cv2.MORPH_CLOSE, bridge).astype(bool)
+    joined: np.ndarray = writing | (crossed & ink & covered)
+    return joined
+
+
+def _straight(mask: np.ndarray, length: int) -> np.ndarray:
+    """The mask's straight horizontal and vertical runs at least `length` px long: ruled lines, in reference
+    coordinates."""
+    along = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    down = cv2.morphologyEx(mask.view(np.uint8), cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    straight: np.ndarray = np.logical_or(along, down)
+    return straight
+
+
+def _grown(mask: np.ndarray, side: int) -> np.ndarray:
+    grown: np.ndarray = cv2.dilate(mask.view(np.uint8), np.ones((side, side), np.uint8)).astype(bool)
+    return grown
+
+
+def without_dark_margins(image: np.ndarray) -> np.ndarray:
+    """The decoded image less a scanner's dark margins along its edges, as register cells cut from a page scan
+    show them; the image itself when it has none. Found on a small grey copy, cut from the image at full size."""
+    grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    height, width = grey.shape
+    shrink = min(1.0, MARGIN_SIDE / max(height, width))
+    small = cv2.resize(
+        grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
+    )
+    dark = small < MARGIN_DARK * np.percentile(small, 75)
+    bands = [_band(dark.mean(axis=axis) >= MARGIN_FULL) for axis in (0, 1)]
+    (left, right), (top, bottom) = ((round(first / shrink), round(last / shrink)) for first, last in bands)
+    if left + right > MARGIN_MOST * width or top + bottom > MARGIN_MOST * height or not left + right + top + bottom:
+        return image
+    return image[top : height - bottom, left : width - right]
+
+
+def _band(full: np.ndarray) -> tuple[int, int]:
+    """How many of the first and of the last lines are margin: a run of full lines from each end, with a little
+    more for its soft inner edge; none when the run is too thin to be a margin."""
+    runs = []
+    for flags in (full, full[::-1]):
+        run = int(np.argmin(flags)) if not flags.all() else len(flags)
+        runs.append(run + max(2, len(flags) // 50) if run >= max(3, MARGIN_LEAST * len(flags)) else 0)
+    return runs[0], runs[1]
