@@ -15,10 +15,11 @@ import cv2
 import numpy as np
 from common import ROOT, bench_parser, set_up
 
+from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier
 from watcher.model.dataset import load_mnist, split_training
 from watcher.model.fields import STYLE_WEIGHTS, DigitPool, as_mnist, draw_field
-from watcher.recognise import Prepared, Reading, read
+from watcher.recognise import Prepared, read
 from watcher.service.config import ReviewConfig
 from watcher.vision.digits import candidates
 

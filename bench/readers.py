@@ -14,10 +14,10 @@ import numpy as np
 from common import ROOT, bench_parser, set_up
 from fieldset import _cells, _pool, _read_all
 
+from watcher.ledger.record import Reading
 from watcher.model.fields import STYLE_WEIGHTS, draw_field
 from watcher.model.styles import STYLES, compose_styled_number, draw_writer
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, print_on_paper, render_number_scan
-from watcher.recognise import Reading
 from watcher.vocabulary import REVIEW_THRESHOLD
 
 ROWS = ROOT.parent / "shared" / "data" / "dk-rows" / "validation"

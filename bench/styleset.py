@@ -12,11 +12,12 @@ import cv2
 import numpy as np
 from common import bench_parser, decoded, set_up
 
+from watcher.ledger.record import Reading
 from watcher.model.calibration import ECE_BINS, SURE, confident_error_share, expected_calibration_error
 from watcher.model.classify import Classifier
 from watcher.model.styles import STYLES, compose_styled_number, draw_digit, draw_writer, with_margins
 from watcher.model.synthetic import NUMBER_LENGTHS, print_on_paper
-from watcher.recognise import Prepared, Reading, read
+from watcher.recognise import Prepared, read
 from watcher.service.config import ReviewConfig
 from watcher.vision.digits import candidates
 

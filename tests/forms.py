@@ -12,8 +12,9 @@ from tests.helpers import MNIST_SAMPLE
 from watcher.forms import specimen
 from watcher.forms.fields import FormPage
 from watcher.forms.template import Template, load_template
+from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier
-from watcher.recognise import Prepared, Reading, form_page, read
+from watcher.recognise import Prepared, form_page, read
 
 REFERENCE_DPI = 100  # small references and pages keep the tests fast; the bench reads at 150-600 dpi
 

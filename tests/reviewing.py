@@ -15,8 +15,9 @@ from pathlib import Path
 
 from watcher.forms.template import Template, load_templates
 from watcher.ledger.ledger import Folders, Ledger, Processed
+from watcher.ledger.record import Reading
 from watcher.review import serve
-from watcher.review.decide import RECOVER_EVERY_S, Desk, Judgement
+from watcher.review.decide import RECOVER_EVERY_S, Desk
 from watcher.review.forms import FormPages
 from watcher.review.queue import Queue
 from watcher.service import config as configuration
@@ -74,7 +75,7 @@ def send_to_review(
         (config.paths.inbox / name).write_bytes(data)
         claim = ledger.claim(name, ready_at=time.monotonic())
         assert claim is not None
-        reading = Judgement(
+        reading = Reading(
             status=Status.LOW_CONFIDENCE, prediction=prediction, page=page, field=field, confidence=0.55, top3=(TOP3,)
         )
         processed = Processed(claim=claim, sha256=hashlib.sha256(data).hexdigest(), readings=[reading], file=file)

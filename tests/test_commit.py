@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 from watcher.ledger import ledger as ledgers
 from watcher.ledger import record
 from watcher.ledger.ledger import Folders, Ledger, Processed
-from watcher.recognise import Reading
+from watcher.ledger.record import Reading
 from watcher.service.config import Config
 from watcher.vocabulary import Status
 

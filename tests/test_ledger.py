@@ -14,7 +14,7 @@ import pytest
 from tests.test_commit import open_ledger, processed, rows_of
 from watcher.ledger import record
 from watcher.ledger.ledger import Folders, Processed, Sheet, replay
-from watcher.recognise import Reading
+from watcher.ledger.record import Reading
 from watcher.service.config import Config
 from watcher.vocabulary import Status
 

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
+from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier, load_classifier
-from watcher.recognise import Prepared, Reading, read
+from watcher.recognise import Prepared, read
 from watcher.vision.digits import page_digits
 from watcher.vision.lines import erase_lines
 from watcher.vision.normalise import ink_map

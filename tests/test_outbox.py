@@ -15,8 +15,7 @@ from tests.test_commit import crash_between, fixed_now, processed
 from watcher.ledger import ledger as ledgers
 from watcher.ledger import outbox
 from watcher.ledger.ledger import Folders, Ledger
-from watcher.ledger.record import Sheet
-from watcher.recognise import Reading
+from watcher.ledger.record import Reading, Sheet
 from watcher.service.config import Config
 from watcher.vocabulary import Status
 

@@ -10,7 +10,7 @@ from tests.conftest import write_config
 from tests.test_commit import open_ledger, processed, rows_of
 from watcher.ledger import progress
 from watcher.ledger.ledger import Processed
-from watcher.recognise import Reading
+from watcher.ledger.record import Reading
 from watcher.service import config as configuration
 from watcher.service.config import Config
 from watcher.vocabulary import Status

@@ -11,10 +11,11 @@ import pytest
 
 from tests.daemons import SHIPPED_MODEL, SHIPPED_VERSION, run_once, write_e2e_config
 from tests.helpers import MNIST_SAMPLE, result_rows
+from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier, load_classifier
 from watcher.model.fields import DigitPool, write_field
 from watcher.model.synthetic import compose_number, render_number_scan
-from watcher.recognise import Prepared, Reading, read
+from watcher.recognise import Prepared, read
 from watcher.vision.digits import candidates
 
 THRESHOLD = 0.8  # review's default (watcher.service.config.ReviewConfig)

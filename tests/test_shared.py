@@ -27,7 +27,7 @@ from watcher.intake.observe import Inbox, ListingObserver, start_observer, stop_
 from watcher.ledger import ledger as ledgers
 from watcher.ledger import record
 from watcher.ledger.ledger import Ledger, Processed
-from watcher.recognise import Reading
+from watcher.ledger.record import Reading
 from watcher.service import config as configuration
 from watcher.vocabulary import Status
 

@@ -81,7 +81,7 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(tmp_path: Pat
 def test_the_recipe_writes_its_generator_and_licence_whole() -> None:
     recipe = train_reader.Recipe(
         command="c", mnist="m", mnist_sha256="0", real_digits="r", real_digits_sha256="0", register_rows="d",
-        synthetic_fields=1, register_cells=1, epochs=1, seed=1,
+        synthetic_fields=1, register_cells=1, register_repeats=1, epochs=1, seed=1,
     )  # fmt: skip
     assert recipe.generator.endswith("watcher.model.sequence.field_image")
     assert recipe.register_licence.endswith("used for training only")

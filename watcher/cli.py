@@ -23,8 +23,8 @@ from watcher.vocabulary import Event, ExitCode
 
 if TYPE_CHECKING:
     from watcher.forms.template import Template
+    from watcher.ledger.record import Reading
     from watcher.model.classify import Classifier
-    from watcher.recognise import Reading
     from watcher.service.daemon import Daemon
     from watcher.service.metrics import Metrics
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.queues import SimpleQueue
 from pathlib import Path
@@ -28,6 +27,7 @@ from watcher.forms.template import Field, Template
 from watcher.intake.decode import Unreadable, read_file
 from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import Page, open_pages
+from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier, digit_shares
 from watcher.model.sequence import StringReading, second_opinion
 from watcher.vision.digits import Candidates, page_digits
@@ -87,19 +87,6 @@ class Prepared(NamedTuple):
     def one_page(cls, digits: Candidates | None, *, sha256: str = "") -> Prepared:
         """A single image made ready, as benches and tests prepare a decoded picture."""
         return cls(sha256=sha256, pages=(PreparedPage(1, digits),))
-
-
-@dataclass(frozen=True)
-class Reading:
-    """What the model read in one page, in numbers; the ledger formats it once, for the CSV and `predict`."""
-
-    status: Status
-    prediction: str = ""
-    confidence: float | None = None
-    top3: tuple[tuple[tuple[int, float], ...], ...] = ()  # per digit, its three likeliest (digit, probability)
-    detail: str = ""
-    page: int = 1  # 1-based, as the CSV counts pages
-    field: str = ""  # the form field's name; empty on a page without a template
 
 
 class PageTimeout(BaseException):

@@ -61,7 +61,7 @@ class Processed:
 
     claim: Claim
     sha256: str
-    readings: Sequence[record.Readout]
+    readings: Sequence[record.Reading]
     sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = ()
     paged: bool = False
     pictures: Mapping[int, bytes] = field(default_factory=dict)  # page number -> PNG, for review
@@ -73,7 +73,7 @@ class Recorded(NamedTuple):
     """One results row as written, in numbers, for logs and metrics."""
 
     file: str
-    reading: record.Readout
+    reading: record.Reading
     latency_s: float
     moved_to: str
 
@@ -145,7 +145,7 @@ class Ledger:
     def keep_pages(
         self,
         claimed: Claim,
-        readings: Sequence[record.Readout],
+        readings: Sequence[record.Reading],
         pictures: Mapping[int, bytes],
         sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = (),
     ) -> None:
@@ -178,7 +178,7 @@ class Ledger:
     def close(self) -> None:
         self.workspace.close()
 
-    def _picture(self, item: Processed, reading: record.Readout) -> Path | None:
+    def _picture(self, item: Processed, reading: record.Reading) -> Path | None:
         """An unsure page's picture beside the claimed file (written there now if it came with this commit)."""
         if reading.status != Status.LOW_CONFIDENCE:
             return None
@@ -388,7 +388,7 @@ def _finish_move(source: Path, destination: Path) -> bool:
 
 
 def _results_row(
-    item: Processed, reading: record.Readout, *, model: str, at: str, latency_s: float, moved_to: str
+    item: Processed, reading: record.Reading, *, model: str, at: str, latency_s: float, moved_to: str
 ) -> record.Row:
     cells = record.reading_cells(reading)
     return record.Row(

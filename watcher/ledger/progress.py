@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -23,23 +22,10 @@ READINGS_SUFFIX = ".pages.jsonl"
 PICTURE_SUFFIX = ".png"
 
 
-@dataclass(frozen=True)
-class KeptReading:
-    """A page's reading as it was kept: a `record.Readout`."""
-
-    status: Status
-    prediction: str
-    confidence: float | None
-    top3: tuple[tuple[tuple[int, float], ...], ...]
-    detail: str
-    page: int
-    field: str
-
-
 class Kept(NamedTuple):
     """What the runs of pages kept so far gave, in page order."""
 
-    readings: list[KeptReading]
+    readings: list[record.Reading]
     sheet_rows: list[tuple[Sheet, list[str]]]
 
 
@@ -55,7 +41,7 @@ def picture_name(file: str, page: int) -> str:
 
 def keep(
     claimed: Path,
-    readings: Sequence[record.Readout],
+    readings: Sequence[record.Reading],
     pictures: Mapping[int, bytes],
     sheet_rows: Sequence[tuple[Sheet, Sequence[str]]] = (),
 ) -> None:
@@ -134,7 +120,7 @@ def _whole_lines_length(data: bytes) -> int:
     return data.rfind(b"\n") + 1
 
 
-def _as_json(reading: record.Readout) -> dict[str, Any]:
+def _as_json(reading: record.Reading) -> dict[str, Any]:
     return {
         "page": reading.page,
         "field": reading.field,
@@ -146,8 +132,8 @@ def _as_json(reading: record.Readout) -> dict[str, Any]:
     }
 
 
-def _from_json(entry: dict[str, Any]) -> KeptReading:
-    return KeptReading(
+def _from_json(entry: dict[str, Any]) -> record.Reading:
+    return record.Reading(
         status=Status(entry["status"]),
         prediction=entry["prediction"],
         confidence=entry["confidence"],

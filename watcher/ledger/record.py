@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import structlog
 
@@ -64,23 +64,18 @@ class Row(NamedTuple):
     field: str
 
 
-class Readout(Protocol):
-    """What was read in a file or page, as numbers: the recogniser's `Reading`, seen from the ledger."""
+@dataclass(frozen=True)
+class Reading:
+    """What was read in one page (or a form's field), in numbers; the ledger formats it once, for the CSV and
+    `predict`. The recogniser makes it, a page kept for later reads it back, a person's decision is one."""
 
-    @property
-    def status(self) -> Status: ...
-    @property
-    def prediction(self) -> str: ...
-    @property
-    def confidence(self) -> float | None: ...
-    @property
-    def top3(self) -> Sequence[Sequence[tuple[int, float]]]: ...
-    @property
-    def detail(self) -> str: ...
-    @property
-    def page(self) -> int: ...
-    @property
-    def field(self) -> str: ...
+    status: Status
+    prediction: str = ""
+    confidence: float | None = None
+    top3: tuple[tuple[tuple[int, float], ...], ...] = ()  # per digit, its three likeliest (digit, probability)
+    detail: str = ""
+    page: int = 1  # 1-based, as the CSV counts pages
+    field: str = ""  # the form field's name; empty on a page without a template
 
 
 class ReadingCells(NamedTuple):
@@ -93,7 +88,7 @@ class ReadingCells(NamedTuple):
     detail: str
 
 
-def reading_cells(reading: Readout) -> ReadingCells:
+def reading_cells(reading: Reading) -> ReadingCells:
     """Format a reading once, as SPEC says: confidence and each probability with 4 decimals, digits apart by ` | `."""
     return ReadingCells(
         status=str(reading.status),

@@ -60,6 +60,7 @@ POPULATION_WEIGHTS = (0.55, 0.15, 0.30)  # MNIST, USPS, ARDIS: the real digits M
 HELD_OUT_SHARE = 0.1  # of USPS and ARDIS, kept for validation fields (MNIST has its own validation digits)
 HELD_OUT_SEED = 20_261_206
 MAX_INK_SHARE = 0.3  # a register cell whose cleaned ink covers more than this is a scanner band, not writing
+REGISTER_REPEATS = 3  # each real register cell is trained on this often an epoch, each synthetic field once
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3
 CHUNK = 500  # fields rendered per task in a worker
@@ -80,6 +81,7 @@ class Recipe:
     register_rows: str
     synthetic_fields: int
     register_cells: int
+    register_repeats: int
     epochs: int
     seed: int
     # Parenthesised: a string on the next line alone would be a statement of its own, not the rest of the default.
@@ -127,8 +129,9 @@ def run(
     started = time.monotonic()
     data = _fields(pools, rows=rows, cache=cache, seed=seed, count=fields, validation_count=validation_fields)
     print(f"{len(data.train[0])} synthetic fields and {len(data.cells[0])} register cells to train on", flush=True)
-    images = np.concatenate([data.train[0], data.cells[0]])
-    labels = data.train[1] + data.cells[1]
+    # The real cells are few beside the synthetic fields: each is seen REGISTER_REPEATS times an epoch.
+    images = np.concatenate([data.train[0], *[data.cells[0]] * REGISTER_REPEATS])
+    labels = data.train[1] + data.cells[1] * REGISTER_REPEATS
     reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=cache / f"checkpoints-{seed}", resume=resume)
     judge, figures = _judge(reader, data, base)
     print(json.dumps(figures), flush=True)
@@ -142,6 +145,7 @@ def run(
         register_rows=str(rows),
         synthetic_fields=len(data.train[0]),
         register_cells=len(data.cells[0]),
+        register_repeats=REGISTER_REPEATS,
         epochs=epochs,
         seed=seed,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,7 @@ from watcher.ledger import place
 from watcher.ledger.claim import Claim
 from watcher.ledger.lease import RENEW_EVERY_S
 from watcher.ledger.ledger import Folders, Ledger, Processed
-from watcher.ledger.record import Row, Sheet, timestamp
+from watcher.ledger.record import Reading, Row, Sheet, timestamp
 from watcher.review.forms import FormPages
 from watcher.review.queue import Item, Queue
 from watcher.vocabulary import PERSON, Event, Status
@@ -36,19 +36,6 @@ class AlreadyDecided(Exception):
 
 class NothingToUndo(Exception):
     """This reviewer has no decision left whose file is still where the decision put it."""
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """A reading as the ledger writes it (record.Readout), made by a person or given back to review."""
-
-    status: Status
-    prediction: str
-    page: int
-    field: str
-    detail: str = ""
-    confidence: float | None = None
-    top3: Sequence[Sequence[tuple[int, float]]] = ()
 
 
 @dataclass(frozen=True)
@@ -140,7 +127,7 @@ class Desk:
             claim = self._claim_item(item)
             status = Status.VERIFIED if final == item.row.prediction else Status.CORRECTED
             detail = "" if status == Status.VERIFIED else f"read as {item.row.prediction or 'nothing'}"
-            judgement = Judgement(
+            judgement = Reading(
                 status=status, prediction=final, page=_page(item.row), field=item.row.field, detail=detail
             )
             still_waiting = [row for row in self.queue.waiting_on(item.name) if row != item.row]
@@ -182,7 +169,7 @@ class Desk:
                 claim = self._claim(ledger, decided.relative_to(ledger.workspace.inbox).as_posix())
                 if claim is None:
                     continue
-                judgement = Judgement(
+                judgement = Reading(
                     status=Status.LOW_CONFIDENCE,
                     prediction=reading.prediction,
                     detail=f"undone by {self.model}",

@@ -20,10 +20,10 @@ from watcher.forms.template import Template
 from watcher.intake.observe import Inbox, observer_alive, start_observer, stop_observer
 from watcher.ledger.claim import Claim
 from watcher.ledger.ledger import Folders, Ledger, Processed
-from watcher.ledger.record import Sheet, timestamp
+from watcher.ledger.record import Reading, Sheet, timestamp
 from watcher.model.classify import Classifier
 from watcher.model.reload import ModelReloader
-from watcher.recognise import Prepared, Preparer, PrepareTask, Reading, prepare, read
+from watcher.recognise import Prepared, Preparer, PrepareTask, prepare, read
 from watcher.service import config as configuration
 from watcher.service import logs
 from watcher.service.config import Config
