@@ -124,22 +124,32 @@ def _confidence(readings: list[Reading], right: np.ndarray) -> None:
     threshold = ReviewConfig().threshold
     accepted = confidence >= threshold
     wrong = (~right & accepted).sum() / max(1, accepted.sum())
-    order = np.argsort(-confidence)
-    errors = np.cumsum(~right[order]) / np.arange(1, len(order) + 1)
-    through = np.flatnonzero(errors <= MOST_WRONG)
-    straight = (through.max() + 1) / len(order) if len(through) else 0.0
     print(
         f"  at threshold {threshold}: {accepted.mean():.1%} accepted, {wrong:.2%} of them wrong, "
-        f"{1 - accepted.mean():.1%} to review; straight-through (≤ {MOST_WRONG:.0%} wrong) {straight:.1%}"
+        f"{1 - accepted.mean():.1%} to review; straight-through (≤ {MOST_WRONG:.0%} wrong) "
+        f"{_straight_through(confidence, right):.1%}"
     )
-    edges = np.linspace(0, 1, BINS + 1)
+    _reliability(confidence, right)
+
+
+def _straight_through(confidence: np.ndarray, right: np.ndarray) -> float:
+    """The largest share a user could accept, surest first, with at most MOST_WRONG of it wrong."""
+    order = np.argsort(-confidence, kind="stable")
+    errors = np.cumsum(~right[order]) / np.arange(1, len(order) + 1)
+    through = np.flatnonzero(errors <= MOST_WRONG)
+    return float((through.max() + 1) / len(order)) if len(through) else 0.0
+
+
+def _reliability(confidence: np.ndarray, right: np.ndarray) -> None:
+    """The reliability diagram as a table: per band of confidence, how many readings and how many of them right."""
+    print(f"  {'confidence':<12} {'readings':>9} {'mean conf.':>11} {'right':>7}")
+    edges = np.linspace(0.0, 1.0, BINS + 1)
     which = np.clip(np.digitize(confidence, edges) - 1, 0, BINS - 1)
-    table = "  ".join(
-        f"{edges[b]:.1f}-{edges[b + 1]:.1f}: {right[which == b].mean():.0%}/{(which == b).sum()}"
-        for b in range(BINS)
-        if (which == b).any()
-    )
-    print(f"  reliability (confidence bin: right/count): {table}")
+    for band in range(BINS):
+        members = which == band
+        if members.any():
+            mean, share = confidence[members].mean(), right[members].mean()
+            print(f"  {edges[band]:.1f}-{edges[band + 1]:.1f}     {members.sum():>9} {mean:>11.3f} {share:>7.1%}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from common import ROOT, bench_parser, set_up
-from fieldset import _cells, _pool, _read_all
+from fieldset import _cells, _pool, _read_all, _reliability, _straight_through
 
 from watcher.ledger.record import Reading
 from watcher.model.fields import STYLE_WEIGHTS, draw_field
@@ -21,8 +21,6 @@ from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, print_on_pap
 from watcher.vocabulary import REVIEW_THRESHOLD
 
 ROWS = ROOT.parent / "shared" / "data" / "dk-rows" / "validation"
-STRAIGHT_WRONG = 0.01  # the straight-through rate's bound on the accepted readings that are wrong
-RELIABILITY_BANDS = 10
 
 
 def main() -> int:
@@ -63,6 +61,7 @@ def main() -> int:
                     outcomes.append(_outcomes(readings, expected))
             print(f"{name:<15} {mode:<7} {figures[0]:>36} {figures[1]:>36}")
     # Every set's numbers together, read by the reader in `number` mode.
+    print()
     _reliability(np.concatenate([c for c, _ in outcomes]), np.concatenate([r for _, r in outcomes]))
     return 0
 
@@ -80,27 +79,6 @@ def _outcomes(readings: list[Reading], truths: list[str]) -> tuple[np.ndarray, n
     confidence = np.array([reading.confidence or 0.0 for reading in readings])
     right = np.array([reading.prediction == truth for reading, truth in zip(readings, truths, strict=True)])
     return confidence, right
-
-
-def _straight_through(confidence: np.ndarray, right: np.ndarray) -> float:
-    """The largest share a user could accept, surest first, with at most STRAIGHT_WRONG of it wrong."""
-    order = np.argsort(-confidence, kind="stable")
-    wrong_share = np.cumsum(~right[order]) / np.arange(1, len(order) + 1)
-    within = np.flatnonzero(wrong_share <= STRAIGHT_WRONG)
-    return float((within.max() + 1) / len(order)) if len(within) else 0.0
-
-
-def _reliability(confidence: np.ndarray, right: np.ndarray) -> None:
-    """The reliability diagram as a table: per band of confidence, how many readings and how many of them right."""
-    print(f"\n{'confidence':<12} {'readings':>9} {'mean conf.':>11} {'right':>7}")
-    bands = np.linspace(0.0, 1.0, RELIABILITY_BANDS + 1)
-    which = np.clip(np.searchsorted(bands, confidence, side="right") - 1, 0, RELIABILITY_BANDS - 1)
-    for band in range(RELIABILITY_BANDS):
-        members = which == band
-        if members.any():
-            low, high = bands[band], bands[band + 1]
-            mean, share = confidence[members].mean(), right[members].mean()
-            print(f"{low:.1f}-{high:.1f}     {members.sum():>9} {mean:>11.3f} {share:>7.1%}")
 
 
 if __name__ == "__main__":
