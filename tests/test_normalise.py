@@ -126,6 +126,21 @@ def test_uneven_lighting_is_removed(digit: np.ndarray) -> None:
     assert cleaned[:, :40].max() == 0 and cleaned[:, -40:].max() == 0  # the shadow itself is not ink
 
 
+def test_a_narrow_cell_with_dark_sides_keeps_its_paper_as_paper(digit: np.ndarray) -> None:
+    """A register's cell as it is cut from a page scan: tall and narrow, what is left of the scanner's margin
+    shading down one side, the cell's wall down the other. Its outermost ring is mostly those two sides; taken for
+    the paper's tone, the paper itself looked like light ink, and the writing came out as a hole in a smear."""
+    rng = np.random.default_rng(0)
+    cell = np.full((236, 79), 0.99, np.float32)
+    cell[:, :12] = np.linspace(0.8, 0.97, 12)[None, :]
+    cell[:, -6:] = 0.83
+    written = cv2.resize(digit.astype(np.float32) / 255, (40, 40))
+    cell[100:140, 20:60] = np.minimum(cell[100:140, 20:60], 1 - 0.7 * written)
+    ink = ink_map(to_uint8(np.clip(cell + rng.normal(0, 0.01, cell.shape), 0, 1)))
+    assert (ink > 0.1).mean() < 0.02, "the paper is not ink"
+    assert (ink[100:140, 20:60][written > 0.5] > 0.1).mean() > 0.95, "the writing is"
+
+
 def test_noise_specks_and_scanner_edge_are_removed(digit: np.ndarray) -> None:
     dirty = page(digit) + np.random.default_rng(1).normal(0, 0.05, (200, 200)).astype(np.float32)
     dirty[:, :5] = 0.1  # scanner shadow along the left edge

@@ -22,7 +22,7 @@ from watcher.vision.pieces import as_mask, boxed_components, ink_box, piece_coun
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
 POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long...
 POLARITY_RINGS = 3  # ...from the paper tone of its outermost ring, or of three rings where a line runs along it:
-EDGE_RING_STEP = 0.15  # the outermost ring's median that far from the third ring's
+EDGE_RING_STEP = 0.05  # the outermost ring's median that far from the third ring's (a register cell's: 0.13)
 MIN_CONTRAST = 0.06  # ink must differ from the paper by 6 % of full scale, or the page is blank
 MIN_INK_SIDE = 0.04  # ink whose longer side is under 4 % of the page (or 3 px) is a speck
 MIN_PIECE = 0.04  # pieces under 4 % of the largest piece's area are specks
