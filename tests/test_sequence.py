@@ -130,6 +130,19 @@ def test_a_small_number_in_a_large_cell_is_framed_without_the_cells_walls_and_pr
     assert writing_box(lone_one > 0.1) == (13, 2, 17, 38)
 
 
+def test_a_neighbours_writing_reaching_in_at_the_edge_is_not_the_cells_number() -> None:
+    """The cell's own number lies wholly inside it; a taller stroke of the next column's writing is cut by the
+    cell's edge. The number is framed, though it is not the tallest line."""
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    ink = np.zeros((160, 200), np.float32)
+    ink[60:88, 20:48] = x[list(y).index(2)] / 255.0
+    ink[60:88, 44:72] = np.maximum(ink[60:88, 44:72], x[list(y).index(5)] / 255.0)
+    ink[40:90, 192:200] = x[list(y).index(6)][:, 10:18].repeat(2, axis=0)[:50] / 255.0  # cut by the right edge
+    box = writing_box(ink > 0.1)
+    assert box is not None and box[0] >= 18 and box[2] <= 74
+
+
 def test_writing_wider_than_the_canvas_is_squeezed_to_fit() -> None:
     ink = np.zeros((40, 2000), np.float32)
     ink[5:35, 5:1995] = 1.0

@@ -16,6 +16,7 @@ SPECK = 0.15  # ink under 15 % of the tallest piece's height both ways is a spec
 WALL = 3.0  # a piece three times longer than the typical piece is tall, and thin, is a wall or a rule...
 THIN = 0.08  # ...thin meaning at most 8 % as thick as it is long (a rule with digits hanging on it is thicker)
 SOLID = 0.7  # a piece at the field's edge that fills 70 % of its box is a dark block, not a pen's stroke
+INSIDE_PREFERRED = 0.5  # a line wholly inside the field wins over taller ones its edge cuts, if half as tall
 LINE_GAP = 1.5  # a field's pieces of one line lie within one and a half times the taller one's height
 
 
@@ -59,7 +60,11 @@ def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
     pieces = pieces[np.maximum(pieces[:, 2], pieces[:, 3]) >= SPECK * int(pieces[:, 3].max())]
     boxes = [Box(label, int(x), int(y), int(x + w), int(y + h)) for label, (x, y, w, h) in enumerate(pieces)]
     lines = [extent_of(line) for line in lines_of_writing(boxes, gap=LINE_GAP)]
-    tallest = max(lines, key=lambda line: line.height)
+    # A line cut by the field's edge is most often a neighbour's writing reaching in: among the lines nearly as
+    # tall as the tallest, one wholly inside the field is the field's own.
+    tall = [line for line in lines if line.height >= INSIDE_PREFERRED * max(line.height for line in lines)]
+    inside = [line for line in tall if line.left > 0 and line.top > 0 and line.right < width and line.bottom < height]
+    tallest = max(inside or tall, key=lambda line: line.height)
     return tallest.left, tallest.top, tallest.right, tallest.bottom
 
 
