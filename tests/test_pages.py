@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_raw
 import pytest
 
 from tests.documents import add_scan, encrypted_pdf, saved, scan, scanned_pdf, tiff, vector_pdf
@@ -255,3 +257,59 @@ def test_a_file_opened_at_a_later_page_says_its_count_and_reads_from_there(monke
     assert stack.page_count == 3 and [page.number for page in stack.pages] == [2, 3]
     single = open_pages(tiff([np.zeros((20, 20), np.uint8)]), name="a.tif", max_pixels=MAX_PIXELS, max_pages=10)
     assert single.page_count == 1 and [page.number for page in single.pages] == [1]
+
+
+def jpeg_scan_pdf(image: np.ndarray, *, dpi: int, rotation: int = 0, drawing: bool = False) -> bytes:
+    """A page as a scanner's scan-to-PDF writes it: the scan's JPEG stream itself (DCTDecode) filling the page."""
+    jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    document = pdfium.PdfDocument.new()
+    size = (image.shape[1] / dpi * 72, image.shape[0] / dpi * 72)
+    page = document.new_page(*size)
+    picture = pdfium.PdfImage.new(document)
+    picture.load_jpeg(io.BytesIO(jpeg), pages=[page], inline=False)
+    picture.set_matrix(pdfium.PdfMatrix().scale(*size))
+    page.insert_obj(picture)
+    if drawing:  # a black box drawn over the scan, as a redaction or a stamp would be
+        box = pdfium_raw.FPDFPageObj_CreateNewRect(72, 72, 72, 72)
+        pdfium_raw.FPDFPageObj_SetFillColor(box, 0, 0, 0, 255)
+        pdfium_raw.FPDFPath_SetDrawMode(box, pdfium_raw.FPDF_FILLMODE_ALTERNATE, False)
+        pdfium_raw.FPDFPage_InsertObject(page.raw, box)
+    page.set_rotation(rotation)
+    page.gen_content()
+    return saved(document)
+
+
+def one_page(data: bytes, *, least_side: int | None) -> np.ndarray:
+    (page,) = open_pages(data, name="scan.pdf", max_pixels=MAX_PIXELS, max_pages=1, least_side=least_side).pages
+    assert page.image is not None, page.error
+    return page.image
+
+
+def a_sheet(height: int, width: int) -> np.ndarray:
+    """Grey paper with a dark bar a tenth of the way down: which way up the page is."""
+    image = np.full((height, width), 235, np.uint8)
+    image[height // 10 : height // 10 + 40, width // 4 : width // 2] = 30
+    return image
+
+
+def test_a_jpeg_scan_filling_its_page_is_decoded_as_it_is_reduced_and_grey() -> None:
+    sheet = a_sheet(2000, 1400)
+    data = jpeg_scan_pdf(sheet, dpi=200)
+    drawn = one_page(data, least_side=None)
+    assert drawn.shape == (2000, 1400, 3)  # drawn, without least_side
+    reduced = one_page(data, least_side=1000)
+    assert reduced.shape == (1000, 700) and reduced.dtype == np.uint8
+    expected = cv2.resize(cv2.cvtColor(drawn, cv2.COLOR_BGR2GRAY), (700, 1000), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(int) - expected).mean() < 1.0  # the page as it is drawn, averaged down
+    assert one_page(data, least_side=1500).shape == (2000, 1400)  # not halved below the least side: whole, grey
+
+
+def test_a_jpeg_scan_with_anything_else_on_its_page_is_drawn() -> None:
+    sheet = a_sheet(2000, 1400)
+    assert one_page(jpeg_scan_pdf(sheet, dpi=200, drawing=True), least_side=1000).shape == (2000, 1400, 3)
+    # Turned by the PDF: drawn turned, as a page is shown.
+    assert one_page(jpeg_scan_pdf(sheet, dpi=200, rotation=90), least_side=1000).shape == (1400, 2000, 3)
+
+
+def test_a_scan_that_is_not_a_jpeg_is_drawn_whatever_the_least_side() -> None:
+    assert one_page(scanned_pdf(1, dpi=200), least_side=500).shape == (1100, 850, 3)

@@ -13,6 +13,16 @@ import numpy as np
 
 from watcher.vocabulary import FILE_KINDS
 
+# A JPEG decodes at 1/2, 1/4 or 1/8 of its size for a fraction of the full decode's cost: the inverse DCT of each
+# 8x8 block is taken at the smaller size, from its lowest frequencies (libjpeg's scaled decoding). Grey, as the
+# sheet finder reads it, and with the orientation the file's pixels have, as IMREAD_UNCHANGED gives them.
+_JPEG_REDUCED = {
+    8: cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION,
+    4: cv2.IMREAD_REDUCED_GRAYSCALE_4 | cv2.IMREAD_IGNORE_ORIENTATION,
+    2: cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION,
+    1: cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
+}
+
 
 class Unreadable(Exception):
     """A file that cannot be classified; str(e) is the CSV `detail`, in a user's words."""
@@ -40,8 +50,12 @@ def read_file(path: Path, *, max_bytes: int) -> bytes:
     return data
 
 
-def decode(data: bytes, *, name: str, max_pixels: int) -> np.ndarray:
-    """Pixels as OpenCV gives them unchanged: H×W, H×W×3 (BGR) or H×W×4 (BGRA), uint8 or uint16."""
+def decode(data: bytes, *, name: str, max_pixels: int, least_side: int | None = None) -> np.ndarray:
+    """Pixels as OpenCV gives them unchanged: H×W, H×W×3 (BGR) or H×W×4 (BGRA), uint8 or uint16.
+
+    With `least_side`, a JPEG whose longer side is at least twice that comes back smaller and grey (uint8 H×W):
+    reduced by the largest of 2, 4 or 8 that leaves its longer side `least_side` px at least.
+    """
     if not data:
         raise Unreadable("empty file")
     kind = image_kind(data)
@@ -56,11 +70,33 @@ def decode(data: bytes, *, name: str, max_pixels: int) -> np.ndarray:
         raise Unreadable(f"{kind} header says {width}x{height} pixels")
     if width * height > max_pixels:
         raise Unreadable(f"image too large: {width}x{height} > {max_pixels / 1e6:g} Mpx")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if kind == "JPEG" and jpeg_reduction(max(width, height), least_side) > 1:
+        image = grey_jpeg(data, longer_side=max(width, height), least_side=least_side)
+    else:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise Unreadable(f"damaged {kind} image (cannot be decoded)")
     if image.dtype not in (np.uint8, np.uint16):
         raise Unreadable(f"unsupported pixel type {image.dtype}")
+    return image
+
+
+def jpeg_reduction(longer_side: int, least_side: int | None) -> int:
+    """The largest of JPEG's scaled decodings (1/2, 1/4, 1/8) that leaves a longer side of `least_side` px at least;
+    1 for none (or without `least_side`)."""
+    if least_side is None:
+        return 1
+    return next(factor for factor in _JPEG_REDUCED if factor == 1 or -(-longer_side // factor) >= least_side)
+
+
+def grey_jpeg(data: bytes | memoryview, *, longer_side: int, least_side: int | None) -> np.ndarray | None:
+    """A JPEG's pixels in grey (uint8 H×W), reduced by `jpeg_reduction`; None when OpenCV cannot decode them.
+    Its size must have been checked: this decodes whatever it is given."""
+    flags = _JPEG_REDUCED[jpeg_reduction(longer_side, least_side)]
+    try:
+        image: np.ndarray | None = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except cv2.error:
+        return None
     return image
 
 
@@ -95,6 +131,12 @@ def header_size(data: bytes, kind: str) -> tuple[int, int] | None:
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    frame = jpeg_frame(data)
+    return None if frame is None else (frame[0], frame[1])
+
+
+def jpeg_frame(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """A JPEG's (width, height, colour components) from its frame header; None when it has none."""
     start_of_frame = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
     offset = 2
     while offset + 4 <= len(data):
@@ -106,8 +148,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             continue
         (length,) = struct.unpack(">H", data[offset + 2 : offset + 4])
         if marker in start_of_frame:
-            height, width = struct.unpack(">HH", data[offset + 5 : offset + 9])
-            return width, height
+            height, width, components = struct.unpack(">HHB", data[offset + 5 : offset + 10])
+            return width, height, components
         offset += 2 + length
     return None
 

@@ -20,7 +20,7 @@ import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
-from watcher.intake.decode import Unreadable, decode, image_kind
+from watcher.intake.decode import Unreadable, decode, grey_jpeg, image_kind, jpeg_frame
 
 PDF_MAGIC = b"%PDF-"
 POINTS_PER_INCH = 72
@@ -52,9 +52,20 @@ class PagedFile(NamedTuple):
 
 
 def open_pages(
-    data: bytes, *, name: str, max_pixels: int, max_pages: int, pdf_dpi: int = 300, first: int = 1
+    data: bytes,
+    *,
+    name: str,
+    max_pixels: int,
+    max_pages: int,
+    pdf_dpi: int = 300,
+    first: int = 1,
+    least_side: int | None = None,
 ) -> PagedFile:
     """The file's pages from page `first` on, each read only when asked for and never kept.
+
+    With `least_side`, a page may come back smaller where that is cheaper than its full size, its longer side
+    `least_side` px at least (a large JPEG, by its scaled decoding: see `decode`); without it, every page is at
+    its full size.
 
     A file that cannot be opened at all raises Unreadable here, before any page; a page that cannot be
     read is a Page with an `error`, and the pages after it are still read. The bytes say what the file
@@ -62,7 +73,8 @@ def open_pages(
     """
     if data.startswith(PDF_MAGIC):
         document = _open_pdf(data, max_pages=max_pages)
-        return PagedFile(len(document), _pdf_pages(document, max_pixels=max_pixels, dpi=pdf_dpi, first=first))
+        pages = _pdf_pages(document, max_pixels=max_pixels, dpi=pdf_dpi, first=first, least_side=least_side)
+        return PagedFile(len(document), pages)
     kind = image_kind(data)
     if kind == "TIFF":
         directories = _tiff_directories(data, max_pages=max_pages)
@@ -70,7 +82,9 @@ def open_pages(
             return PagedFile(len(directories), _tiff_pages(data, directories, max_pixels=max_pixels, first=first))
     if data and kind is None and os.path.splitext(name)[1].lower() == ".pdf":
         raise Unreadable("not a PDF document")
-    return PagedFile(1, iter([Page(1, decode(data, name=name, max_pixels=max_pixels))] if first == 1 else []))
+    if first != 1:
+        return PagedFile(1, iter([]))
+    return PagedFile(1, iter([Page(1, decode(data, name=name, max_pixels=max_pixels, least_side=least_side))]))
 
 
 def only_page(data: bytes, *, name: str, max_pixels: int, pdf_dpi: int = 300) -> np.ndarray | None:
@@ -105,19 +119,24 @@ def _pdf_open_error(data: bytes) -> str:
     return _PDF_OPEN_ERRORS.get(pdfium_raw.FPDF_GetLastError(), "damaged PDF (it cannot be opened)")
 
 
-def _pdf_pages(document: pdfium.PdfDocument, *, max_pixels: int, dpi: int, first: int) -> Iterator[Page]:
+def _pdf_pages(
+    document: pdfium.PdfDocument, *, max_pixels: int, dpi: int, first: int, least_side: int | None
+) -> Iterator[Page]:
     try:
         for index in range(first - 1, len(document)):
             try:
-                yield Page(index + 1, _render(document, index, max_pixels=max_pixels, dpi=dpi))
+                yield Page(index + 1, _render(document, index, max_pixels=max_pixels, dpi=dpi, least_side=least_side))
             except Unreadable as exc:
                 yield Page(index + 1, error=str(exc))
     finally:
         document.close()
 
 
-def _render(document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int) -> np.ndarray:
-    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn."""
+def _render(
+    document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int, least_side: int | None = None
+) -> np.ndarray:
+    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn. With `least_side`, a page
+    that is a JPEG scan and nothing else is that JPEG decoded as `decode` decodes one (grey, maybe reduced)."""
     try:
         page = document[index]
     except pdfium.PdfiumError:
@@ -125,6 +144,9 @@ def _render(document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: i
     try:
         scale = _render_scale(page, dpi=dpi, max_pixels=max_pixels)
         _check_render_size(page, scale, max_pixels=max_pixels)
+        scan = None if least_side is None else _jpeg_scan(page, scale, least_side=least_side)
+        if scan is not None:
+            return scan
         # Not copied: the bitmap's buffer is Python's (render's default), so the array keeps it alive.
         image: np.ndarray = page.render(scale=scale, may_draw_forms=False).to_numpy()
         return image
@@ -169,6 +191,38 @@ def _render_scale(page: pdfium.PdfPage, *, dpi: int, max_pixels: int) -> float:
     # A hair under, so that a size that is a whole number of pixels is not rounded up by float noise
     # in render's ceil (792 pt at 300 dpi would otherwise come out 3301 pixels high).
     return scale * (1 - 1e-9)
+
+
+def _jpeg_scan(page: pdfium.PdfPage, scale: float, *, least_side: int) -> np.ndarray | None:
+    """The page's pixels from its JPEG as it is, when the page is a scanner's: one JPEG image (grey or colour)
+    filling the page upright, within a pixel of its size drawn at `scale`, and nothing else on the page (no other
+    object, annotation, mask or transparency). Decoding the JPEG reduced costs a fraction of drawing it at
+    full size. None for any other page: it is drawn."""
+    if page.get_rotation() or pdfium_raw.FPDFPage_GetAnnotCount(page.raw):
+        return None
+    if pdfium_raw.FPDFPage_CountObjects(page.raw) != 1:
+        return None
+    image = pdfium.PdfImage(pdfium_raw.FPDFPage_GetObject(page.raw, 0), page=page)
+    if pdfium_raw.FPDFPageObj_GetType(image.raw) != pdfium_raw.FPDF_PAGEOBJ_IMAGE:
+        return None
+    if image.get_filters() != ["DCTDecode"] or pdfium_raw.FPDFPageObj_HasTransparency(image.raw):
+        return None
+    left, bottom, right, top = page.get_cropbox()
+    a, b, c, d, e, f = image.get_matrix().get()
+    # The image's unit square onto the page's visible box, its first row at the top, neither turned nor flipped.
+    if max(abs(b), abs(c), abs(a - (right - left)), abs(d - (top - bottom)), abs(e - left), abs(f - bottom)) > 1e-3:
+        return None
+    wide, high = image.get_px_size()
+    width, height = page.get_size()
+    # A scanner's pixels fit a page of whole points only roughly (A4 at 300 dpi is 2480.3 px wide): PDFium
+    # stretches the image by the fraction of a pixel left, which the sheet finder never sees.
+    if abs(math.ceil(width * scale) - wide) > 1 or abs(math.ceil(height * scale) - high) > 1:
+        return None
+    data = memoryview(image.get_data(decode_simple=False)).cast("B")
+    frame = jpeg_frame(data)
+    if frame is None or frame != (wide, high, frame[2]) or frame[2] not in (1, 3):
+        return None
+    return grey_jpeg(data, longer_side=max(wide, high), least_side=least_side)
 
 
 def _check_render_size(page: pdfium.PdfPage, scale: float, *, max_pixels: int) -> None:
