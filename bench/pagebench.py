@@ -99,13 +99,37 @@ def decode_one(path: Path) -> int:
     return 0 if page.image is None else page.image.size
 
 
-def decode_floor(folder: Path, names: list[str]) -> float:
-    """Pages per second for reading and decoding (or drawing) alone, on every core, as the daemon's workers do."""
+def decode_floor(folder: Path, names: list[str]) -> tuple[float, float]:
+    """Pages per second for reading and decoding (or drawing) alone, on every core, as the daemon's workers do; and
+    the CPU seconds the workers spent a page."""
     with ProcessPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(decode_one, [folder / names[0]] * (os.cpu_count() or 1)))
+        workers = list(pool._processes)
+        spent = cpu_seconds(workers)
         began = time.monotonic()
         list(pool.map(decode_one, [folder / name for name in names]))
-        return len(names) / (time.monotonic() - began)
+        took = time.monotonic() - began
+        return len(names) / took, (cpu_seconds(workers) - spent) / len(names)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes have spent so far; one that has ended counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """The process and its children (the daemon's workers and their helpers), from /proc."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 class Daemon:
@@ -196,23 +220,34 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="dw-pages-", dir=ROOT / "bench") as temporary:
         work = Path(temporary)
         print(f"backlog of {args.sheets} A4 {DPI}-dpi sheets per format, renamed in at once\n")
-        print(f"{'format':8}{'decode floor p/s':>18}{'daemon p/s':>12}{'share':>8}")
+        # The CPU columns: ms of CPU a page, the floor's workers' and the daemon's with its workers'; their ratio is
+        # what the share comes to on idle cores, whatever else the machine runs meanwhile.
+        print(
+            f"{'format':8}{'decode floor p/s':>18}{'daemon p/s':>12}{'share':>8}"
+            f"{'floor CPU ms':>12}{'daemon CPU':>12}{'ratio':>8}"
+        )
         shares = []
         for kind in args.formats:
             staging = work / f"staging-{kind}"
             names = write_sheets(staging, kind, args.sheets)
-            floor = decode_floor(staging, names)
+            floor, floor_cpu = decode_floor(staging, names)
             daemon = Daemon(work / f"daemon-{kind}")
             try:
+                processes = family(daemon.process.pid)
+                spent = cpu_seconds(processes)
                 began = time.monotonic()
                 for name in names:
                     os.rename(staging / name, daemon.inbox / name)
                 daemon.wait_rows(len(names))
                 pages_per_s = len(names) / (time.monotonic() - began)
+                daemon_cpu = (cpu_seconds(processes) - spent) / len(names)
             finally:
                 daemon.close()
             shares.append(pages_per_s / floor)
-            print(f"{kind:8}{floor:>18.2f}{pages_per_s:>12.2f}{pages_per_s / floor:>8.0%}")
+            print(
+                f"{kind:8}{floor:>18.2f}{pages_per_s:>12.2f}{pages_per_s / floor:>8.0%}"
+                f"{1000 * floor_cpu:>12.1f}{1000 * daemon_cpu:>12.1f}{floor_cpu / daemon_cpu:>8.0%}"
+            )
         measured["vs decode floor"] = min(shares)
         if not args.no_lone:
             measured["lone JPEG ms"] = lone_jpeg(work)
