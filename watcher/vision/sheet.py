@@ -111,7 +111,9 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     crops = []
     for line in lines:
         # The full-resolution strokes are the ink near the line's own pieces: lines, specks and marks are not.
-        own = np.isin(labels, [piece.label for piece in line]).view(np.uint8)
+        chosen = np.zeros(len(stats), np.uint8)
+        chosen[[piece.label for piece in line]] = 1
+        own = chosen[labels]
         own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
         crops.append(_crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative))
     return crops
@@ -284,9 +286,14 @@ def _printed_lines(
 def _long_runs(mask: np.ndarray, run_shape: tuple[int, int], *, along: int, least: float) -> np.ndarray:
     """The straight runs of `mask` as long as `run_shape`, in components at least `least` px long `along`."""
     runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
+    # No component reaches further than all of the runs together (on plain paper, there are none).
+    reached = np.flatnonzero(runs.any(axis=0 if along == cv2.CC_STAT_WIDTH else 1))
+    if not len(reached) or reached[-1] - reached[0] + 1 < least:
+        return np.zeros(mask.shape, bool)
     _, labels, stats = _components(runs)
-    long_runs = np.flatnonzero(stats[:, along] >= least)
-    return np.isin(labels, long_runs[long_runs > 0])
+    long_runs = stats[:, along] >= least
+    long_runs[0] = False
+    return np.asarray(long_runs[labels])
 
 
 def _with_rim(line: np.ndarray, contrast: np.ndarray, *, faint: np.ndarray, across: tuple[int, int]) -> np.ndarray:
