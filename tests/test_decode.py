@@ -109,11 +109,9 @@ def speckled(height: int, width: int, *, channels: int = 1) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("longer", "least", "factor"),
-    [(3508, 1650, 2), (3300, 1650, 2), (3298, 1650, 1), (7016, 1650, 4), (14032, 1650, 8), (40000, 1650, 8)],
+    [(3508, 1650, 2), (3300, 1650, 2), (3298, 1650, 1), (7016, 1650, 2), (40000, 1650, 2), (1000, 1650, 1)],
 )
-def test_a_jpeg_is_reduced_by_the_largest_factor_that_keeps_the_least_side(
-    longer: int, least: int, factor: int
-) -> None:
+def test_a_jpeg_is_halved_where_that_keeps_the_least_side(longer: int, least: int, factor: int) -> None:
     assert jpeg_reduction(longer, least) == factor
     assert jpeg_reduction(longer, None) == 1
 

@@ -42,7 +42,7 @@ def test_a_number_on_a_blank_sheet_is_cropped_to_about_its_size(dpi: int) -> Non
     assert crop.min() < 100  # the strokes came along, at full resolution
 
 
-@pytest.mark.parametrize(("dpi", "factor"), [(300, 2), (600, 4)])
+@pytest.mark.parametrize(("dpi", "factor"), [(300, 2), (600, 2)])
 def test_a_sheet_decoded_reduced_from_its_jpeg_is_cropped_to_the_same_writing(dpi: int, factor: int) -> None:
     page = blank_a4(dpi)
     write(page, dpi=dpi, left_mm=120, baseline_mm=200)

@@ -13,12 +13,11 @@ import numpy as np
 
 from watcher.vocabulary import FILE_KINDS
 
-# A JPEG decodes at 1/2, 1/4 or 1/8 of its size for a fraction of the full decode's cost: the inverse DCT of each
-# 8x8 block is taken at the smaller size, from its lowest frequencies (libjpeg's scaled decoding). Grey, as the
-# sheet finder reads it, and with the orientation the file's pixels have, as IMREAD_UNCHANGED gives them.
+# A JPEG decodes at half its size for a fraction of the full decode's cost: the inverse DCT of each 8x8 block is
+# taken at 4x4, from its lowest frequencies (libjpeg's scaled decoding). Grey, as the sheet finder reads it, and with
+# the orientation the file's pixels have, as IMREAD_UNCHANGED gives them. Not smaller: decoded at a quarter (2x2), one
+# of bench/sheetset.py's 600-dpi JPEG sheets lost a digit that it keeps decoded at half.
 _JPEG_REDUCED = {
-    8: cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION,
-    4: cv2.IMREAD_REDUCED_GRAYSCALE_4 | cv2.IMREAD_IGNORE_ORIENTATION,
     2: cv2.IMREAD_REDUCED_GRAYSCALE_2 | cv2.IMREAD_IGNORE_ORIENTATION,
     1: cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION,
 }
@@ -53,8 +52,8 @@ def read_file(path: Path, *, max_bytes: int) -> bytes:
 def decode(data: bytes, *, name: str, max_pixels: int, least_side: int | None = None) -> np.ndarray:
     """Pixels as OpenCV gives them unchanged: H×W, H×W×3 (BGR) or H×W×4 (BGRA), uint8 or uint16.
 
-    With `least_side`, a JPEG whose longer side is at least twice that comes back smaller and grey (uint8 H×W):
-    reduced by the largest of 2, 4 or 8 that leaves its longer side `least_side` px at least.
+    With `least_side`, a JPEG whose longer side is at least twice that comes back at half its size and grey
+    (uint8 H×W).
     """
     if not data:
         raise Unreadable("empty file")
@@ -82,8 +81,8 @@ def decode(data: bytes, *, name: str, max_pixels: int, least_side: int | None = 
 
 
 def jpeg_reduction(longer_side: int, least_side: int | None) -> int:
-    """The largest of JPEG's scaled decodings (1/2, 1/4, 1/8) that leaves a longer side of `least_side` px at least;
-    1 for none (or without `least_side`)."""
+    """2 where JPEG's scaled decoding to half the size leaves a longer side of `least_side` px at least, else 1 (and
+    without `least_side`)."""
     if least_side is None:
         return 1
     return next(factor for factor in _JPEG_REDUCED if factor == 1 or -(-longer_side // factor) >= least_side)

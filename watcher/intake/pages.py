@@ -64,7 +64,7 @@ def open_pages(
     """The file's pages from page `first` on, each read only when asked for and never kept.
 
     With `least_side`, a page may come back smaller where that is cheaper than its full size, its longer side
-    `least_side` px at least (a large JPEG, by its scaled decoding: see `decode`); without it, every page is at
+    `least_side` px at least (a large JPEG, halved by its scaled decoding: see `decode`); without it, every page is at
     its full size.
 
     A file that cannot be opened at all raises Unreadable here, before any page; a page that cannot be
@@ -136,7 +136,7 @@ def _render(
     document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int, least_side: int | None = None
 ) -> np.ndarray:
     """One page as an HxWx3 BGR picture; its size is checked before anything is drawn. With `least_side`, a page
-    that is a JPEG scan and nothing else is that JPEG decoded as `decode` decodes one (grey, maybe reduced)."""
+    that is a JPEG scan and nothing else is that JPEG decoded as `decode` decodes one (grey, maybe halved)."""
     try:
         page = document[index]
     except pdfium.PdfiumError:
