@@ -224,7 +224,7 @@ def main() -> int:
         # what the share comes to on idle cores, whatever else the machine runs meanwhile.
         print(
             f"{'format':8}{'decode floor p/s':>18}{'daemon p/s':>12}{'share':>8}"
-            f"{'floor CPU ms':>12}{'daemon CPU':>12}{'ratio':>8}"
+            f"{'floor CPU ms':>14}{'daemon CPU ms':>15}{'ratio':>7}"
         )
         shares = []
         for kind in args.formats:
@@ -246,7 +246,7 @@ def main() -> int:
             shares.append(pages_per_s / floor)
             print(
                 f"{kind:8}{floor:>18.2f}{pages_per_s:>12.2f}{pages_per_s / floor:>8.0%}"
-                f"{1000 * floor_cpu:>12.1f}{1000 * daemon_cpu:>12.1f}{floor_cpu / daemon_cpu:>8.0%}"
+                f"{1000 * floor_cpu:>14.1f}{1000 * daemon_cpu:>15.1f}{floor_cpu / daemon_cpu:>7.0%}"
             )
         measured["vs decode floor"] = min(shares)
         if not args.no_lone:
