@@ -13,7 +13,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 import pytest
 
-from tests.documents import add_scan, encrypted_pdf, saved, scan, scanned_pdf, tiff, vector_pdf
+from tests.documents import add_scan, bilevel_pdf, encrypted_pdf, saved, scan, scanned_pdf, tiff, vector_pdf
 from watcher.intake.decode import Unreadable, decode
 from watcher.intake.pages import Page, open_pages
 
@@ -304,12 +304,30 @@ def test_a_jpeg_scan_filling_its_page_is_decoded_as_it_is_reduced_and_grey() -> 
     assert one_page(data, least_side=1500).shape == (2000, 1400)  # not halved below the least side: whole, grey
 
 
-def test_a_jpeg_scan_with_anything_else_on_its_page_is_drawn() -> None:
+def test_a_jpeg_scan_with_anything_else_on_its_page_is_drawn_in_grey() -> None:
     sheet = a_sheet(2000, 1400)
-    assert one_page(jpeg_scan_pdf(sheet, dpi=200, drawing=True), least_side=1000).shape == (2000, 1400, 3)
+    drawn = one_page(jpeg_scan_pdf(sheet, dpi=200, drawing=True), least_side=1000)
+    assert drawn.shape == (2000, 1400) and drawn[-350:-250, 250:350].max() < 40  # the box drawn over the scan
     # Turned by the PDF: drawn turned, as a page is shown.
-    assert one_page(jpeg_scan_pdf(sheet, dpi=200, rotation=90), least_side=1000).shape == (1400, 2000, 3)
+    assert one_page(jpeg_scan_pdf(sheet, dpi=200, rotation=90), least_side=1000).shape == (1400, 2000)
 
 
-def test_a_scan_that_is_not_a_jpeg_is_drawn_whatever_the_least_side() -> None:
-    assert one_page(scanned_pdf(1, dpi=200), least_side=500).shape == (1100, 850, 3)
+def test_a_black_and_white_page_drawn_for_a_sheet_is_drawn_in_grey_as_its_colour_drawing_turned_grey() -> None:
+    sheet = a_sheet(2000, 1400)
+    for data in (bilevel_pdf([sheet], dpi=200, encodings=["g4"]), bilevel_pdf([sheet], dpi=200, encodings=["flate"])):
+        grey = one_page(data, least_side=500)
+        assert grey.shape == (2000, 1400) and grey.dtype == np.uint8
+        colour = one_page(data, least_side=None)
+        assert np.abs(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(int) - grey).max() <= 1
+
+
+def test_a_page_with_a_colour_image_is_drawn_in_colour_whatever_the_least_side() -> None:
+    assert one_page(scanned_pdf(1, dpi=200), least_side=500).shape == (1100, 850, 3)  # a colour scan, not a JPEG
+    tinted = cv2.cvtColor(a_sheet(2000, 1400), cv2.COLOR_GRAY2BGR)
+    tinted[:, :, 0] //= 2
+    assert one_page(jpeg_scan_pdf(tinted, dpi=200, drawing=True), least_side=1000).shape == (2000, 1400, 3)
+
+
+def test_a_page_of_drawings_is_drawn_in_grey_for_a_sheet() -> None:
+    assert one_page(vector_pdf([LETTER]), least_side=500).shape == (3300, 2550)  # at the PDF dpi, 300
+    assert one_page(vector_pdf([LETTER]), least_side=None).shape == (3300, 2550, 3)

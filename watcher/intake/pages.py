@@ -26,6 +26,7 @@ PDF_MAGIC = b"%PDF-"
 POINTS_PER_INCH = 72
 # An image covering this share of the page makes it a scan, read at the image's own resolution.
 SCAN_COVERAGE = 0.9
+_GREY_SPACES = (pdfium_raw.FPDF_COLORSPACE_DEVICEGRAY, pdfium_raw.FPDF_COLORSPACE_CALGRAY)
 
 _PDF_OPEN_ERRORS = {
     pdfium_raw.FPDF_ERR_PASSWORD: "PDF is encrypted (a password is needed)",
@@ -135,8 +136,12 @@ def _pdf_pages(
 def _render(
     document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int, least_side: int | None = None
 ) -> np.ndarray:
-    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn. With `least_side`, a page
-    that is a JPEG scan and nothing else is that JPEG decoded as `decode` decodes one (grey, maybe halved)."""
+    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn.
+
+    With `least_side` (a page read as a sheet, in grey), a page that is a JPEG scan and nothing else is that JPEG
+    decoded as `decode` decodes one (maybe halved), and a page without colour images is drawn in grey (HxW): a third
+    of the pixels for the sheet finder to shrink, and PDFium draws a black-and-white scan or a page of text faster
+    into grey than into colour (a colour image it draws slower into grey, so such a page is drawn in colour)."""
     try:
         page = document[index]
     except pdfium.PdfiumError:
@@ -148,7 +153,8 @@ def _render(
         if scan is not None:
             return scan
         # Not copied: the bitmap's buffer is Python's (render's default), so the array keeps it alive.
-        image: np.ndarray = page.render(scale=scale, may_draw_forms=False).to_numpy()
+        grey = least_side is not None and _without_colour_images(page)
+        image: np.ndarray = page.render(scale=scale, may_draw_forms=False, grayscale=grey).to_numpy()
         return image
     except pdfium.PdfiumError:
         raise Unreadable("damaged PDF page (it cannot be drawn)") from None
@@ -191,6 +197,24 @@ def _render_scale(page: pdfium.PdfPage, *, dpi: int, max_pixels: int) -> float:
     # A hair under, so that a size that is a whole number of pixels is not rounded up by float noise
     # in render's ceil (792 pt at 300 dpi would otherwise come out 3301 pixels high).
     return scale * (1 - 1e-9)
+
+
+def _without_colour_images(page: pdfium.PdfPage) -> bool:
+    """Whether every image on the page is grey or black-and-white (or it has none): CCITT and JBIG2 images always
+    are; any other is asked for its colour space, but JPEG 2000, which PDFium might decode to answer."""
+    for image in page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]):
+        filters = image.get_filters()
+        if {"CCITTFaxDecode", "JBIG2Decode"} & set(filters):
+            continue
+        if "JPXDecode" in filters:
+            return False
+        try:
+            metadata = image.get_metadata()
+        except pdfium.PdfiumError:
+            return False
+        if metadata.bits_per_pixel != 1 and metadata.colorspace not in _GREY_SPACES:
+            return False
+    return True
 
 
 def _jpeg_scan(page: pdfium.PdfPage, scale: float, *, least_side: int) -> np.ndarray | None:
