@@ -13,7 +13,18 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 import pytest
 
-from tests.documents import add_scan, bilevel_pdf, encrypted_pdf, saved, scan, scanned_pdf, tiff, vector_pdf
+from tests.documents import (
+    _pdf,
+    _stream,
+    add_scan,
+    bilevel_pdf,
+    encrypted_pdf,
+    saved,
+    scan,
+    scanned_pdf,
+    tiff,
+    vector_pdf,
+)
 from watcher.intake.decode import Unreadable, decode
 from watcher.intake.pages import Page, open_pages
 
@@ -331,3 +342,68 @@ def test_a_page_with_a_colour_image_is_drawn_in_colour_whatever_the_least_side()
 def test_a_page_of_drawings_is_drawn_in_grey_for_a_sheet() -> None:
     assert one_page(vector_pdf([LETTER]), least_side=500).shape == (3300, 2550)  # at the PDF dpi, 300
     assert one_page(vector_pdf([LETTER]), least_side=None).shape == (3300, 2550, 3)
+
+
+def hand_written_jpeg_pdf(image: np.ndarray, extra: bytes = b"") -> bytes:
+    """A page holding one grey JPEG image XObject, written by hand with `extra` entries in its dictionary (a soft
+    mask, a decode array), which PDFium's API does not tell of."""
+    high, wide = image.shape
+    jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    points = (wide * 72 / 200, high * 72 / 200)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.4f %.4f] /Resources << /XObject << /Scan 5 0 R >> >>"
+        b" /Contents 4 0 R >>" % points,
+        _stream(b"", b"q %.4f 0 0 %.4f 0 0 cm /Scan Do Q" % points),
+        _stream(
+            b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8"
+            b" /Filter /DCTDecode%s" % (wide, high, extra),
+            jpeg,
+        ),
+        _stream(
+            b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8"
+            % (wide, high),
+            np.zeros((high, wide), np.uint8).tobytes(),
+        ),
+    ]
+    return _pdf(objects)
+
+
+@pytest.mark.parametrize(
+    ("extra", "decoded"),
+    [(b"", True), (b" /SMask 6 0 R", False), (b" /Decode [1 0]", False), (b" /DecodeParms << /Foo 1 >>", True)],
+)
+def test_a_jpeg_scan_whose_dictionary_asks_more_of_drawing_is_drawn(extra: bytes, decoded: bool) -> None:
+    sheet = a_sheet(2000, 1400)
+    page = one_page(hand_written_jpeg_pdf(sheet, extra), least_side=1000)
+    # Decoded as it is: halved. Drawn: whole, and as PDFium draws it (masked out to white, or inverted).
+    assert page.shape == ((1000, 700) if decoded else (2000, 1400))
+    if not decoded:
+        drawn = one_page(hand_written_jpeg_pdf(sheet, extra), least_side=None)
+        assert np.abs(cv2.cvtColor(drawn, cv2.COLOR_BGR2GRAY).astype(int) - page).max() <= 1
+
+
+def test_a_colour_jpeg_scan_is_decoded_as_it_is_in_grey() -> None:
+    tinted = cv2.cvtColor(a_sheet(2000, 1400), cv2.COLOR_GRAY2BGR)
+    tinted[:, :, 0] //= 2
+    data = jpeg_scan_pdf(tinted, dpi=200)
+    reduced = one_page(data, least_side=1000)
+    assert reduced.shape == (1000, 700)
+    drawn = cv2.cvtColor(one_page(data, least_side=None), cv2.COLOR_BGR2GRAY)
+    assert np.abs(reduced.astype(int) - cv2.resize(drawn, (700, 1000), interpolation=cv2.INTER_AREA)).mean() < 1.0
+
+
+def test_pages_that_are_jpeg_scans_are_each_decoded_as_they_are() -> None:
+    document = pdfium.PdfDocument.new()
+    for number in range(3):
+        sheet = a_sheet(2000, 1400)
+        sheet[300 + 100 * number : 350 + 100 * number, 600:700] = 0  # which page it is
+        single = pdfium.PdfDocument(jpeg_scan_pdf(sheet, dpi=200))
+        document.import_pages(single)
+    pages = list(
+        open_pages(saved(document), name="scan.pdf", max_pixels=MAX_PIXELS, max_pages=9, least_side=1000).pages
+    )
+    for number, page in enumerate(pages):
+        assert page.image is not None and page.image.shape == (1000, 700)
+        assert page.image[155 + 50 * number : 170 + 50 * number, 310:340].max() < 60

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,7 +75,9 @@ def open_pages(
     """
     if data.startswith(PDF_MAGIC):
         document = _open_pdf(data, max_pages=max_pages)
-        pages = _pdf_pages(document, max_pixels=max_pixels, dpi=pdf_dpi, first=first, least_side=least_side)
+        pages = _pdf_pages(
+            document, _Streams(data), max_pixels=max_pixels, dpi=pdf_dpi, first=first, least_side=least_side
+        )
         return PagedFile(len(document), pages)
     kind = image_kind(data)
     if kind == "TIFF":
@@ -121,12 +124,13 @@ def _pdf_open_error(data: bytes) -> str:
 
 
 def _pdf_pages(
-    document: pdfium.PdfDocument, *, max_pixels: int, dpi: int, first: int, least_side: int | None
+    document: pdfium.PdfDocument, streams: _Streams, *, max_pixels: int, dpi: int, first: int, least_side: int | None
 ) -> Iterator[Page]:
     try:
         for index in range(first - 1, len(document)):
             try:
-                yield Page(index + 1, _render(document, index, max_pixels=max_pixels, dpi=dpi, least_side=least_side))
+                drawn = _render(document, index, max_pixels=max_pixels, dpi=dpi, least_side=least_side, streams=streams)
+                yield Page(index + 1, drawn)
             except Unreadable as exc:
                 yield Page(index + 1, error=str(exc))
     finally:
@@ -134,7 +138,13 @@ def _pdf_pages(
 
 
 def _render(
-    document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int, least_side: int | None = None
+    document: pdfium.PdfDocument,
+    index: int,
+    *,
+    max_pixels: int,
+    dpi: int,
+    least_side: int | None = None,
+    streams: _Streams | None = None,
 ) -> np.ndarray:
     """One page as an HxWx3 BGR picture; its size is checked before anything is drawn.
 
@@ -149,7 +159,7 @@ def _render(
     try:
         scale = _render_scale(page, dpi=dpi, max_pixels=max_pixels)
         _check_render_size(page, scale, max_pixels=max_pixels)
-        scan = None if least_side is None else _jpeg_scan(page, scale, least_side=least_side)
+        scan = None if least_side is None or streams is None else _jpeg_scan(page, scale, streams, least_side)
         if scan is not None:
             return scan
         # Not copied: the bitmap's buffer is Python's (render's default), so the array keeps it alive.
@@ -217,11 +227,11 @@ def _without_colour_images(page: pdfium.PdfPage) -> bool:
     return True
 
 
-def _jpeg_scan(page: pdfium.PdfPage, scale: float, *, least_side: int) -> np.ndarray | None:
+def _jpeg_scan(page: pdfium.PdfPage, scale: float, streams: _Streams, least_side: int) -> np.ndarray | None:
     """The page's pixels from its JPEG as it is, when the page is a scanner's: one JPEG image (grey or colour)
     filling the page upright, within a pixel of its size drawn at `scale`, and nothing else on the page (no other
-    object, annotation, mask or transparency). Decoding the JPEG reduced costs a fraction of drawing it at
-    full size. None for any other page: it is drawn."""
+    object, annotation, mask, transparency or decode array). Decoding the JPEG reduced costs a fraction of drawing
+    it at full size. None for any other page: it is drawn."""
     if page.get_rotation() or pdfium_raw.FPDFPage_GetAnnotCount(page.raw):
         return None
     if pdfium_raw.FPDFPage_CountObjects(page.raw) != 1:
@@ -246,7 +256,59 @@ def _jpeg_scan(page: pdfium.PdfPage, scale: float, *, least_side: int) -> np.nda
     frame = jpeg_frame(data)
     if frame is None or frame != (wide, high, frame[2]) or frame[2] not in (1, 3):
         return None
+    if not streams.plain(data, grey=frame[2] == 1):
+        return None
     return grey_jpeg(data, longer_side=max(wide, high), least_side=least_side)
+
+
+# What drawing applies to an image beyond its pixels, named in its own dictionary (a mask, a decode array): a name
+# followed by a delimiter, not a longer name (/DecodeParms). And for a colour JPEG, whether its colours are YCbCr,
+# which PDFium may take from the dictionary and libjpeg from the JPEG (a grey one has none to transform).
+_IMAGE_EXTRAS = re.compile(rb"/(?:SMask|Mask|ImageMask|Decode)(?![^\s()<>\[\]{}/%])")
+_COLOUR_TRANSFORM = re.compile(rb"/ColorTransform(?![^\s()<>\[\]{}/%])")
+_OBJECT_HEADER = re.compile(rb"\d+\s+\d+\s+obj\b")
+_DICTIONARY_REACH = 4096  # bytes before an image's stream its dictionary is sought in
+_STREAM_TRIES = 64  # places where an image's first bytes lie that are checked for the whole of it
+
+
+class _Streams:
+    """Image streams found in the PDF's own bytes, for what PDFium's API does not tell of an image: its soft mask
+    (/SMask) and decode array (/Decode), which drawing applies. Pages lie in the file mostly in order: each search
+    starts where the last stream found ended."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.after = 0
+
+    def plain(self, stream: memoryview, *, grey: bool) -> bool:
+        """Whether `stream` (an image's data as stored, `grey` or not) lies in the file, its dictionary naming
+        nothing drawing applies beyond its pixels; False when it is not found (an encrypted file stores it
+        encrypted)."""
+        start = self._find(stream)
+        if start is None:
+            return False
+        self.after = start + len(stream)
+        before = self.data[max(0, start - _DICTIONARY_REACH) : start]
+        headers = list(_OBJECT_HEADER.finditer(before))
+        if not headers:
+            return False
+        extras = [_IMAGE_EXTRAS] if grey else [_IMAGE_EXTRAS, _COLOUR_TRANSFORM]
+        return not any(extra.search(before, headers[-1].end()) for extra in extras)
+
+    def _find(self, stream: memoryview) -> int | None:
+        """Where the stream starts in the file: its first bytes (a JPEG's headers, alike on every page of a scan)
+        sought from the last stream's end on, then from the file's start, each place checked whole."""
+        probe = bytes(stream[:64])
+        whole = memoryview(self.data)
+        tries = 0
+        for begin, end in ((self.after, len(self.data)), (0, self.after)):
+            found = self.data.find(probe, begin, end)
+            while found >= 0 and tries < _STREAM_TRIES:
+                if whole[found : found + len(stream)] == stream:
+                    return found
+                tries += 1
+                found = self.data.find(probe, found + 1, end)
+        return None
 
 
 def _check_render_size(page: pdfium.PdfPage, scale: float, *, max_pixels: int) -> None:
