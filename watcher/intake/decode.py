@@ -81,8 +81,8 @@ def decode(data: bytes, *, name: str, max_pixels: int, least_side: int | None = 
 
 
 def jpeg_reduction(longer_side: int, least_side: int | None) -> int:
-    """2 where JPEG's scaled decoding to half the size leaves a longer side of `least_side` px at least, else 1 (and
-    without `least_side`)."""
+    """2 where JPEG's scaled decoding to half the size leaves a longer side of `least_side` px at least, else 1
+    (always 1 without `least_side`)."""
     if least_side is None:
         return 1
     return next(factor for factor in _JPEG_REDUCED if factor == 1 or -(-longer_side // factor) >= least_side)

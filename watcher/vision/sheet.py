@@ -14,8 +14,8 @@ import numpy as np
 from watcher.vision.field import HANGS_LOW, Box, extent_of, lines_of_writing
 from watcher.vision.segment import Candidates, candidates
 
-READ_SIDE = 1650  # sheets read as well at 150 dpi as at 300 (bench/sheetset.py): a page a sheet may be is decoded
-# smaller where that is cheaper, its longer side this long at least (Letter's 11 in at 150 dpi; A4 is 1754 px)
+READ_SIDE = 1650  # sheets read as well at 150 dpi as at 300 (bench/sheetset.py), so a page that may be a sheet is
+# decoded smaller where that is cheaper, its longer side this long at least (Letter's 11 in at 150 dpi; A4's 1754 px)
 REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
 PAGE_MM = 297.0  # a sheet's longer side is taken as A4's; Letter (279 mm) and A5 (210 mm) only shift mm a little
 SHEET_MIN_SIDE = 1000  # a page this many px long at least may be a sheet (A5 at 150 dpi is 1240 px long)
