@@ -137,11 +137,28 @@ def test_a_reduced_jpeg_keeps_the_pixels_orientation_as_the_full_decode_does() -
     assert decode(data, name="sheet.jpg", max_pixels=10**8, least_side=1000).shape == (1000, 600)
 
 
-def test_a_small_jpeg_or_another_format_is_decoded_whole_whatever_the_least_side() -> None:
+def test_a_small_page_is_decoded_whole_whatever_the_least_side() -> None:
     field = speckled(300, 200, channels=3)
     assert decode(jpeg(field), name="field.jpg", max_pixels=10**8, least_side=1000).shape == (300, 200, 3)
-    page = png(1200, 2000)
-    assert decode(page, name="sheet.png", max_pixels=10**8, least_side=1000).shape == (2000, 1200)
+    assert decode(png(1200, 1998), name="sheet.png", max_pixels=10**8, least_side=1000).shape == (1998, 1200)
+
+
+@pytest.mark.parametrize(("channels", "odd"), [(1, 0), (3, 0), (1, 1)])
+def test_a_large_8_bit_page_of_another_format_comes_back_averaged_2_by_2(channels: int, odd: int) -> None:
+    image = speckled(2000 + odd, 1200 + odd, channels=channels)
+    data = cv2.imencode(".png", image)[1].tobytes()
+    assert decode(data, name="sheet.png", max_pixels=10**8).shape == image.shape  # whole without least_side
+    halved = decode(data, name="sheet.png", max_pixels=10**8, least_side=1000)
+    assert halved.shape == (1000, 600, channels)[: image.ndim]  # an odd last row and column dropped
+    expected = cv2.resize(image[:2000, :1200], (600, 1000), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(halved, expected)
+
+
+@pytest.mark.parametrize(("depth", "channels"), [(np.uint16, 1), (np.uint8, 4)])
+def test_a_large_16_bit_or_transparent_page_is_decoded_whole(depth: type, channels: int) -> None:
+    data = png(1200, 2000, depth=np.dtype(depth), channels=channels)
+    image = decode(data, name="sheet.png", max_pixels=10**8, least_side=1000)
+    assert image.shape[:2] == (2000, 1200) and image.dtype == depth
 
 
 def test_a_reduced_jpeg_is_refused_from_its_full_size_header() -> None:

@@ -42,13 +42,13 @@ def test_a_number_on_a_blank_sheet_is_cropped_to_about_its_size(dpi: int) -> Non
     assert crop.min() < 100  # the strokes came along, at full resolution
 
 
-@pytest.mark.parametrize(("dpi", "factor"), [(300, 2), (600, 2)])
-def test_a_sheet_decoded_reduced_from_its_jpeg_is_cropped_to_the_same_writing(dpi: int, factor: int) -> None:
+@pytest.mark.parametrize(("dpi", "factor", "kind"), [(300, 2, ".jpg"), (600, 2, ".jpg"), (300, 2, ".png")])
+def test_a_sheet_decoded_reduced_is_cropped_to_the_same_writing(dpi: int, factor: int, kind: str) -> None:
     page = blank_a4(dpi)
     write(page, dpi=dpi, left_mm=120, baseline_mm=200)
-    data = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-    full = decode(data, name="sheet.jpg", max_pixels=10**8)
-    reduced = decode(data, name="sheet.jpg", max_pixels=10**8, least_side=READ_SIDE)
+    data = cv2.imencode(kind, page, [cv2.IMWRITE_JPEG_QUALITY, 90] if kind == ".jpg" else [])[1].tobytes()
+    full = decode(data, name="sheet" + kind, max_pixels=10**8)
+    reduced = decode(data, name="sheet" + kind, max_pixels=10**8, least_side=READ_SIDE)
     assert reduced.shape == tuple(-(-side // factor) for side in full.shape)
     assert max(reduced.shape) >= READ_SIDE
     crops, reduced_crops = sheet_crops(full), sheet_crops(reduced)
