@@ -301,6 +301,13 @@ def _printed_lines(
 
 def _long_runs(mask: np.ndarray, run_shape: tuple[int, int], *, along: int, least: float) -> np.ndarray:
     """The straight runs of `mask` as long as `run_shape`, in components at least `least` px long `along`."""
+    length = max(run_shape)
+    # A run needs that much ink in one row (or column); short of it, an opening keeps only runs against the page's
+    # edge (its border counts as ink), which reach less than twice the run's length in.
+    if least > 2 * length:
+        inked = cv2.reduce(mask, 1 if run_shape[0] == 1 else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+        if int(inked.max()) < length:
+            return np.zeros(mask.shape, bool)
     runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
     # No component reaches further than all of the runs together (on plain paper, there are none).
     reached = np.flatnonzero(runs.any(axis=0 if along == cv2.CC_STAT_WIDTH else 1))
