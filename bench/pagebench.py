@@ -1,13 +1,15 @@
-"""Pages through the real daemon (issue 15): a backlog of A4 300-dpi sheets as PNG, JPEG and PDF against the
-decode floor, a lone A4 JPEG's drop-to-row time, and peak memory while one long PDF is read.
+"""Pages through the real daemon (issues 15, 34): a backlog of A4 300-dpi sheets as PNG, JPEG, PDF and bilevel TIFF
+against the decode floor, a lone A4 JPEG's drop-to-row time, and peak memory while one long PDF is read.
 
     .venv/bin/python bench/pagebench.py                      # 40 sheets a format, a 2,000-page PDF
     .venv/bin/python bench/pagebench.py --long-pages 200     # a shorter long file
+    .venv/bin/python bench/pagebench.py --sheets 30 --long-pages 0 --formats JPEG TIFF   # the backlog alone
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import socket
 import subprocess
@@ -18,14 +20,25 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pypdfium2 as pdfium
 
 from bench import MODEL, ROOT, CsvTail, RssSampler, percentile
-from tests.documents import A4_MM, MM_PER_INCH, POINTS_PER_INCH, a4_pdf, add_vector_page, saved, written_sheet
+from tests.documents import (
+    A4_MM,
+    MM_PER_INCH,
+    POINTS_PER_INCH,
+    add_vector_page,
+    bilevel_tiff,
+    saved,
+    written_sheet,
+)
 from watcher.intake.decode import read_file
 from watcher.intake.pages import open_pages
 
-FORMATS = {"PNG": ".png", "JPEG": ".jpg", "PDF": ".pdf"}
+# PDF: a JPEG scan on each page, as a scanner's scan-to-PDF writes it; TIFF: 1-bit, CCITT G4, as its black-and-white
+# mode does
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "PDF": ".pdf", "TIFF": ".tif"}
 DPI = 300
 LONE_DROPS = 5
 TARGETS = {"vs decode floor": 0.70, "lone JPEG ms": 250.0, "long PDF RSS MB": 700.0}
@@ -39,13 +52,34 @@ def write_sheets(folder: Path, kind: str, count: int) -> list[str]:
     for number in range(count):
         page, _ = written_sheet(number * 3 % 90, 3, dpi=DPI, seed=number)
         if kind == "PDF":
-            data = a4_pdf([page], dpi=DPI)
+            data = jpeg_pdf(jpeg(page))
+        elif kind == "TIFF":
+            data = bilevel_tiff(page, dpi=DPI)
+        elif kind == "JPEG":
+            data = jpeg(page)
         else:
-            data = bytes(cv2.imencode(FORMATS[kind], page, [cv2.IMWRITE_JPEG_QUALITY, 85] if kind == "JPEG" else [])[1])
+            data = bytes(cv2.imencode(FORMATS[kind], page)[1])
         name = f"{kind.lower()}-{number:04}{FORMATS[kind]}"
         (folder / name).write_bytes(bytes(data))
         names.append(name)
     return names
+
+
+def jpeg(page: np.ndarray) -> bytes:
+    return bytes(cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 85])[1])
+
+
+def jpeg_pdf(scan: bytes) -> bytes:
+    """An A4 page as a scanner's scan-to-PDF writes it: the scan's JPEG stream itself (DCTDecode) filling it."""
+    document = pdfium.PdfDocument.new()
+    size = (A4_MM[0] / MM_PER_INCH * POINTS_PER_INCH, A4_MM[1] / MM_PER_INCH * POINTS_PER_INCH)
+    page = document.new_page(*size)
+    picture = pdfium.PdfImage.new(document)
+    picture.load_jpeg(io.BytesIO(scan), pages=[page], inline=False)
+    picture.set_matrix(pdfium.PdfMatrix().scale(*size))
+    page.insert_obj(picture)
+    page.gen_content()
+    return saved(document)
 
 
 def long_pdf(pages: int) -> bytes:
@@ -58,19 +92,44 @@ def long_pdf(pages: int) -> bytes:
 
 
 def decode_one(path: Path) -> int:
+    """Read and decode (or draw) one file's page at its full size."""
     (page,) = open_pages(
         read_file(path, max_bytes=200_000_000), name=path.name, max_pixels=40_000_000, max_pages=1
     ).pages
     return 0 if page.image is None else page.image.size
 
 
-def decode_floor(folder: Path, names: list[str]) -> float:
-    """Pages per second for reading and decoding (or drawing) alone, on every core, as the daemon's workers do."""
+def decode_floor(folder: Path, names: list[str]) -> tuple[float, float]:
+    """Pages per second for reading and decoding (or drawing) alone, on every core, as the daemon's workers do; and
+    the CPU seconds the workers spent a page."""
     with ProcessPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(decode_one, [folder / names[0]] * (os.cpu_count() or 1)))
+        workers = list(pool._processes)
+        spent = cpu_seconds(workers)
         began = time.monotonic()
         list(pool.map(decode_one, [folder / name for name in names]))
-        return len(names) / (time.monotonic() - began)
+        took = time.monotonic() - began
+        return len(names) / took, (cpu_seconds(workers) - spent) / len(names)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes have spent so far; one that has ended counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """The process and its children (the daemon's workers and their helpers), from /proc."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 class Daemon:
@@ -81,7 +140,7 @@ class Daemon:
         self.inbox.mkdir(parents=True)
         self.results = work / "results.csv"
         config = work / "config.yaml"
-        extensions = "watch:\n  extensions: [.png, .jpg, .pdf]\n"
+        extensions = "watch:\n  extensions: [.png, .jpg, .pdf, .tif]\n"
         config.write_text(f"model:\n  path: {MODEL}\nlog:\n  format: json\n  level: warning\n{extensions}{settings}")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notify.bind(str(work / "notify.sock"))
@@ -113,63 +172,87 @@ class Daemon:
         self.notify.close()
 
 
+def lone_jpeg(work: Path) -> float:
+    """The median time from a lone A4 JPEG renamed into an idle daemon's inbox to its row."""
+    staging = work / "staging-lone"
+    lone = write_sheets(staging, "JPEG", LONE_DROPS)
+    daemon = Daemon(work / "daemon-lone")
+    try:
+        latencies = []
+        for name in lone:
+            dropped = time.monotonic()
+            os.rename(staging / name, daemon.inbox / name)
+            while name not in daemon.tail.seen:
+                time.sleep(0.001)
+            latencies.append((daemon.tail.seen[name] - dropped) * 1000)
+            time.sleep(1.0)
+    finally:
+        daemon.close()
+    print(f"\nlone A4 JPEG dropped in, drop to row: {', '.join(f'{ms:.0f}' for ms in latencies)} ms")
+    return percentile(latencies, 0.5)
+
+
+def long_file(work: Path, pages: int) -> float:
+    """Peak RSS (MB) of the daemon and its workers while one PDF of `pages` pages is read."""
+    daemon = Daemon(work / "daemon-long")
+    try:
+        rss = RssSampler(daemon.process.pid)
+        (work / "long.pdf").write_bytes(long_pdf(pages))
+        began = time.monotonic()
+        os.rename(work / "long.pdf", daemon.inbox / "long.pdf")
+        daemon.wait_rows(pages)
+        took = time.monotonic() - began
+        peak = rss.close()
+    finally:
+        daemon.close()
+    print(f"{pages}-page PDF: {took:.0f} s ({pages / took:.1f} pages/s, one file on one worker)")
+    return peak
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sheets", type=int, default=40, help="sheets per format in the backlog (default 40)")
-    parser.add_argument("--long-pages", type=int, default=2000, help="pages of the long PDF (default 2000)")
+    parser.add_argument("--long-pages", type=int, default=2000, help="pages of the long PDF (default 2000; 0: none)")
+    parser.add_argument("--formats", nargs="+", choices=list(FORMATS), default=list(FORMATS), help="(default all)")
+    parser.add_argument("--no-lone", action="store_true", help="leave out the lone JPEG's drop-to-row time")
     args = parser.parse_args()
     measured: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dw-pages-", dir=ROOT / "bench") as temporary:
         work = Path(temporary)
         print(f"backlog of {args.sheets} A4 {DPI}-dpi sheets per format, renamed in at once\n")
-        print(f"{'format':8}{'decode floor p/s':>18}{'daemon p/s':>12}{'share':>8}")
+        # The CPU columns: ms of CPU a page, the floor's workers' and the daemon's with its workers'; their ratio is
+        # what the share comes to on idle cores, whatever else the machine runs meanwhile.
+        print(
+            f"{'format':8}{'decode floor p/s':>18}{'daemon p/s':>12}{'share':>8}"
+            f"{'floor CPU ms':>14}{'daemon CPU ms':>15}{'ratio':>7}"
+        )
         shares = []
-        for kind in FORMATS:
+        for kind in args.formats:
             staging = work / f"staging-{kind}"
             names = write_sheets(staging, kind, args.sheets)
-            floor = decode_floor(staging, names)
+            floor, floor_cpu = decode_floor(staging, names)
             daemon = Daemon(work / f"daemon-{kind}")
             try:
+                processes = family(daemon.process.pid)
+                spent = cpu_seconds(processes)
                 began = time.monotonic()
                 for name in names:
                     os.rename(staging / name, daemon.inbox / name)
                 daemon.wait_rows(len(names))
                 pages_per_s = len(names) / (time.monotonic() - began)
+                daemon_cpu = (cpu_seconds(processes) - spent) / len(names)
             finally:
                 daemon.close()
             shares.append(pages_per_s / floor)
-            print(f"{kind:8}{floor:>18.2f}{pages_per_s:>12.2f}{pages_per_s / floor:>8.0%}")
+            print(
+                f"{kind:8}{floor:>18.2f}{pages_per_s:>12.2f}{pages_per_s / floor:>8.0%}"
+                f"{1000 * floor_cpu:>14.1f}{1000 * daemon_cpu:>15.1f}{floor_cpu / daemon_cpu:>7.0%}"
+            )
         measured["vs decode floor"] = min(shares)
-        staging = work / "staging-lone"
-        lone = write_sheets(staging, "JPEG", LONE_DROPS)
-        daemon = Daemon(work / "daemon-lone")
-        try:
-            latencies = []
-            for name in lone:
-                dropped = time.monotonic()
-                os.rename(staging / name, daemon.inbox / name)
-                while name not in daemon.tail.seen:
-                    time.sleep(0.001)
-                latencies.append((daemon.tail.seen[name] - dropped) * 1000)
-                time.sleep(1.0)
-        finally:
-            daemon.close()
-        measured["lone JPEG ms"] = percentile(latencies, 0.5)
-        print(f"\nlone A4 JPEG dropped in, drop to row: {', '.join(f'{ms:.0f}' for ms in latencies)} ms")
-        daemon = Daemon(work / "daemon-long")
-        try:
-            rss = RssSampler(daemon.process.pid)
-            (work / "long.pdf").write_bytes(long_pdf(args.long_pages))
-            began = time.monotonic()
-            os.rename(work / "long.pdf", daemon.inbox / "long.pdf")
-            daemon.wait_rows(args.long_pages)
-            took = time.monotonic() - began
-            measured["long PDF RSS MB"] = rss.close()
-        finally:
-            daemon.close()
-        print(
-            f"{args.long_pages}-page PDF: {took:.0f} s ({args.long_pages / took:.1f} pages/s, one file on one worker)"
-        )
+        if not args.no_lone:
+            measured["lone JPEG ms"] = lone_jpeg(work)
+        if args.long_pages:
+            measured["long PDF RSS MB"] = long_file(work, args.long_pages)
         print(f"\n{'measure':22}{'value':>10}{'target':>10}  met")
         all_met = True
         for measure, value in measured.items():

@@ -19,6 +19,7 @@ from watcher.intake.pages import open_pages
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number
 from watcher.recognise import Prepared, read
 from watcher.vision.digits import page_digits
+from watcher.vision.sheet import READ_SIDE
 
 TARGET, BLANK_TARGET = 0.97, 0.99
 MODES = ("number", "auto")
@@ -58,7 +59,9 @@ def main() -> int:
     for _ in range(args.sheets):
         sheet = make_sheet(digits, labels, rng)
         started = time.perf_counter()
-        (page,) = open_pages(sheet.data, name="sheet", max_pixels=MAX_PIXELS, max_pages=1).pages
+        # Decoded as the daemon decodes a page it reads as a sheet (a large JPEG at a reduced size).
+        opened = open_pages(sheet.data, name="sheet", max_pixels=MAX_PIXELS, max_pages=1, least_side=READ_SIDE)
+        (page,) = opened.pages
         assert page.image is not None, page.error
         image = page.image
         decode_s += time.perf_counter() - started

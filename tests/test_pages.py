@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -9,9 +10,21 @@ from typing import Any
 import cv2
 import numpy as np
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_raw
 import pytest
 
-from tests.documents import add_scan, encrypted_pdf, saved, scan, scanned_pdf, tiff, vector_pdf
+from tests.documents import (
+    _pdf,
+    _stream,
+    add_scan,
+    bilevel_pdf,
+    encrypted_pdf,
+    saved,
+    scan,
+    scanned_pdf,
+    tiff,
+    vector_pdf,
+)
 from watcher.intake.decode import Unreadable, decode
 from watcher.intake.pages import Page, open_pages
 
@@ -255,3 +268,142 @@ def test_a_file_opened_at_a_later_page_says_its_count_and_reads_from_there(monke
     assert stack.page_count == 3 and [page.number for page in stack.pages] == [2, 3]
     single = open_pages(tiff([np.zeros((20, 20), np.uint8)]), name="a.tif", max_pixels=MAX_PIXELS, max_pages=10)
     assert single.page_count == 1 and [page.number for page in single.pages] == [1]
+
+
+def jpeg_scan_pdf(image: np.ndarray, *, dpi: int, rotation: int = 0, drawing: bool = False) -> bytes:
+    """A page as a scanner's scan-to-PDF writes it: the scan's JPEG stream itself (DCTDecode) filling the page."""
+    jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    document = pdfium.PdfDocument.new()
+    size = (image.shape[1] / dpi * 72, image.shape[0] / dpi * 72)
+    page = document.new_page(*size)
+    picture = pdfium.PdfImage.new(document)
+    picture.load_jpeg(io.BytesIO(jpeg), pages=[page], inline=False)
+    picture.set_matrix(pdfium.PdfMatrix().scale(*size))
+    page.insert_obj(picture)
+    if drawing:  # a black box drawn over the scan, as a redaction or a stamp would be
+        box = pdfium_raw.FPDFPageObj_CreateNewRect(72, 72, 72, 72)
+        pdfium_raw.FPDFPageObj_SetFillColor(box, 0, 0, 0, 255)
+        pdfium_raw.FPDFPath_SetDrawMode(box, pdfium_raw.FPDF_FILLMODE_ALTERNATE, False)
+        pdfium_raw.FPDFPage_InsertObject(page.raw, box)
+    page.set_rotation(rotation)
+    page.gen_content()
+    return saved(document)
+
+
+def one_page(data: bytes, *, least_side: int | None) -> np.ndarray:
+    (page,) = open_pages(data, name="scan.pdf", max_pixels=MAX_PIXELS, max_pages=1, least_side=least_side).pages
+    assert page.image is not None, page.error
+    return page.image
+
+
+def a_sheet(height: int, width: int) -> np.ndarray:
+    """Grey paper with a dark bar a tenth of the way down: which way up the page is."""
+    image = np.full((height, width), 235, np.uint8)
+    image[height // 10 : height // 10 + 40, width // 4 : width // 2] = 30
+    return image
+
+
+def test_a_jpeg_scan_filling_its_page_is_decoded_as_it_is_reduced_and_grey() -> None:
+    sheet = a_sheet(2000, 1400)
+    data = jpeg_scan_pdf(sheet, dpi=200)
+    drawn = one_page(data, least_side=None)
+    assert drawn.shape == (2000, 1400, 3)  # drawn, without least_side
+    reduced = one_page(data, least_side=1000)
+    assert reduced.shape == (1000, 700) and reduced.dtype == np.uint8
+    expected = cv2.resize(cv2.cvtColor(drawn, cv2.COLOR_BGR2GRAY), (700, 1000), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(int) - expected).mean() < 1.0  # the page as it is drawn, averaged down
+    assert one_page(data, least_side=1500).shape == (2000, 1400)  # not halved below the least side: whole, grey
+
+
+def test_a_jpeg_scan_with_anything_else_on_its_page_is_drawn_in_grey() -> None:
+    sheet = a_sheet(2000, 1400)
+    drawn = one_page(jpeg_scan_pdf(sheet, dpi=200, drawing=True), least_side=1000)
+    assert drawn.shape == (2000, 1400) and drawn[-350:-250, 250:350].max() < 40  # the box drawn over the scan
+    # Turned by the PDF: drawn turned, as a page is shown.
+    assert one_page(jpeg_scan_pdf(sheet, dpi=200, rotation=90), least_side=1000).shape == (1400, 2000)
+
+
+def test_a_black_and_white_page_drawn_for_a_sheet_is_drawn_in_grey_as_its_colour_drawing_turned_grey() -> None:
+    sheet = a_sheet(2000, 1400)
+    for data in (bilevel_pdf([sheet], dpi=200, encodings=["g4"]), bilevel_pdf([sheet], dpi=200, encodings=["flate"])):
+        grey = one_page(data, least_side=500)
+        assert grey.shape == (2000, 1400) and grey.dtype == np.uint8
+        colour = one_page(data, least_side=None)
+        assert np.abs(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(int) - grey).max() <= 1
+
+
+def test_a_page_with_a_colour_image_is_drawn_in_colour_whatever_the_least_side() -> None:
+    assert one_page(scanned_pdf(1, dpi=200), least_side=500).shape == (1100, 850, 3)  # a colour scan, not a JPEG
+    tinted = cv2.cvtColor(a_sheet(2000, 1400), cv2.COLOR_GRAY2BGR)
+    tinted[:, :, 0] //= 2
+    assert one_page(jpeg_scan_pdf(tinted, dpi=200, drawing=True), least_side=1000).shape == (2000, 1400, 3)
+
+
+def test_a_page_of_drawings_is_drawn_in_grey_for_a_sheet() -> None:
+    assert one_page(vector_pdf([LETTER]), least_side=500).shape == (3300, 2550)  # at the PDF dpi, 300
+    assert one_page(vector_pdf([LETTER]), least_side=None).shape == (3300, 2550, 3)
+
+
+def hand_written_jpeg_pdf(image: np.ndarray, extra: bytes = b"") -> bytes:
+    """A page holding one grey JPEG image XObject, written by hand with `extra` entries in its dictionary (a soft
+    mask, a decode array), which PDFium's API does not tell of."""
+    high, wide = image.shape
+    jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+    points = (wide * 72 / 200, high * 72 / 200)
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.4f %.4f] /Resources << /XObject << /Scan 5 0 R >> >>"
+        b" /Contents 4 0 R >>" % points,
+        _stream(b"", b"q %.4f 0 0 %.4f 0 0 cm /Scan Do Q" % points),
+        _stream(
+            b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8"
+            b" /Filter /DCTDecode%s" % (wide, high, extra),
+            jpeg,
+        ),
+        _stream(
+            b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8"
+            % (wide, high),
+            np.zeros((high, wide), np.uint8).tobytes(),
+        ),
+    ]
+    return _pdf(objects)
+
+
+@pytest.mark.parametrize(
+    ("extra", "decoded"),
+    [(b"", True), (b" /SMask 6 0 R", False), (b" /Decode [1 0]", False), (b" /DecodeParms << /Foo 1 >>", True)],
+)
+def test_a_jpeg_scan_whose_dictionary_asks_more_of_drawing_is_drawn(extra: bytes, decoded: bool) -> None:
+    sheet = a_sheet(2000, 1400)
+    page = one_page(hand_written_jpeg_pdf(sheet, extra), least_side=1000)
+    # Decoded as it is: halved. Drawn: whole, and as PDFium draws it (masked out to white, or inverted).
+    assert page.shape == ((1000, 700) if decoded else (2000, 1400))
+    if not decoded:
+        drawn = one_page(hand_written_jpeg_pdf(sheet, extra), least_side=None)
+        assert np.abs(cv2.cvtColor(drawn, cv2.COLOR_BGR2GRAY).astype(int) - page).max() <= 1
+
+
+def test_a_colour_jpeg_scan_is_decoded_as_it_is_in_grey() -> None:
+    tinted = cv2.cvtColor(a_sheet(2000, 1400), cv2.COLOR_GRAY2BGR)
+    tinted[:, :, 0] //= 2
+    data = jpeg_scan_pdf(tinted, dpi=200)
+    reduced = one_page(data, least_side=1000)
+    assert reduced.shape == (1000, 700)
+    drawn = cv2.cvtColor(one_page(data, least_side=None), cv2.COLOR_BGR2GRAY)
+    assert np.abs(reduced.astype(int) - cv2.resize(drawn, (700, 1000), interpolation=cv2.INTER_AREA)).mean() < 1.0
+
+
+def test_pages_that_are_jpeg_scans_are_each_decoded_as_they_are() -> None:
+    document = pdfium.PdfDocument.new()
+    for number in range(3):
+        sheet = a_sheet(2000, 1400)
+        sheet[300 + 100 * number : 350 + 100 * number, 600:700] = 0  # which page it is
+        single = pdfium.PdfDocument(jpeg_scan_pdf(sheet, dpi=200))
+        document.import_pages(single)
+    pages = list(
+        open_pages(saved(document), name="scan.pdf", max_pixels=MAX_PIXELS, max_pages=9, least_side=1000).pages
+    )
+    for number, page in enumerate(pages):
+        assert page.image is not None and page.image.shape == (1000, 700)
+        assert page.image[155 + 50 * number : 170 + 50 * number, 310:340].max() < 60

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from watcher.vision.sheet import MARGIN, sheet_crops
+from watcher.intake.decode import decode
+from watcher.vision.sheet import MARGIN, READ_SIDE, sheet_crops
 
 A4_MM = (297.0, 210.0)
 NUMBER = "427"
@@ -39,6 +40,26 @@ def test_a_number_on_a_blank_sheet_is_cropped_to_about_its_size(dpi: int) -> Non
     assert crop.shape[0] == pytest.approx(height * (1 + 2 * MARGIN), rel=0.25)
     assert crop.shape[1] == pytest.approx(width + 2 * MARGIN * height, rel=0.25)
     assert crop.min() < 100  # the strokes came along, at full resolution
+
+
+@pytest.mark.parametrize(("dpi", "factor", "kind"), [(300, 2, ".jpg"), (600, 2, ".jpg"), (300, 2, ".png")])
+def test_a_sheet_decoded_reduced_is_cropped_to_the_same_writing(dpi: int, factor: int, kind: str) -> None:
+    page = blank_a4(dpi)
+    write(page, dpi=dpi, left_mm=120, baseline_mm=200)
+    data = cv2.imencode(kind, page, [cv2.IMWRITE_JPEG_QUALITY, 90] if kind == ".jpg" else [])[1].tobytes()
+    full = decode(data, name="sheet" + kind, max_pixels=10**8)
+    reduced = decode(data, name="sheet" + kind, max_pixels=10**8, least_side=READ_SIDE)
+    assert reduced.shape == tuple(-(-side // factor) for side in full.shape)
+    assert max(reduced.shape) >= READ_SIDE
+    crops, reduced_crops = sheet_crops(full), sheet_crops(reduced)
+    assert crops is not None and reduced_crops is not None and len(crops) == len(reduced_crops) == 1
+    whole, small = crops[0], reduced_crops[0]
+    # The same box, a factor smaller: within a pixel or two of the reduced copy's rounding (at 2.7 px per mm).
+    assert small.shape == pytest.approx(np.array(whole.shape) / factor, abs=2 * dpi / 25.4 / 2.7 / factor + 1)
+    # ...holding the same strokes.
+    shrunk = cv2.resize(whole, small.shape[::-1], interpolation=cv2.INTER_AREA)
+    assert small.min() < 100
+    assert np.abs(shrunk.astype(int) - small).mean() < 8
 
 
 def test_a_ruled_sheets_lines_are_not_in_the_crop() -> None:

@@ -33,6 +33,7 @@ from watcher.model.sequence import StringReading, second_opinion
 from watcher.vision.digits import Candidates, page_digits
 from watcher.vision.fit import digit_images
 from watcher.vision.options import choose
+from watcher.vision.sheet import READ_SIDE
 from watcher.vocabulary import Event, Status
 
 log = structlog.get_logger()
@@ -121,7 +122,14 @@ def prepare(
     sha256 = hashlib.sha256(data).hexdigest()
     try:
         opened = open_pages(
-            data, name=name, max_pixels=limits.max_pixels, max_pages=limits.max_pages, pdf_dpi=pdf_dpi, first=first_page
+            data,
+            name=name,
+            max_pixels=limits.max_pixels,
+            max_pages=limits.max_pages,
+            pdf_dpi=pdf_dpi,
+            first=first_page,
+            # A sheet is read at 150 dpi as well as at 300; a form is aligned and cut at its full size.
+            least_side=None if templates else READ_SIDE,
         )
     except Unreadable as exc:
         return Prepared(sha256=sha256, error=str(exc))

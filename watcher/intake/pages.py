@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
-from watcher.intake.decode import Unreadable, decode, image_kind
+from watcher.intake.decode import Unreadable, decode, grey_jpeg, image_kind, jpeg_frame
 
 PDF_MAGIC = b"%PDF-"
 POINTS_PER_INCH = 72
 # An image covering this share of the page makes it a scan, read at the image's own resolution.
 SCAN_COVERAGE = 0.9
+_GREY_SPACES = (pdfium_raw.FPDF_COLORSPACE_DEVICEGRAY, pdfium_raw.FPDF_COLORSPACE_CALGRAY)
 
 _PDF_OPEN_ERRORS = {
     pdfium_raw.FPDF_ERR_PASSWORD: "PDF is encrypted (a password is needed)",
@@ -52,9 +54,20 @@ class PagedFile(NamedTuple):
 
 
 def open_pages(
-    data: bytes, *, name: str, max_pixels: int, max_pages: int, pdf_dpi: int = 300, first: int = 1
+    data: bytes,
+    *,
+    name: str,
+    max_pixels: int,
+    max_pages: int,
+    pdf_dpi: int = 300,
+    first: int = 1,
+    least_side: int | None = None,
 ) -> PagedFile:
     """The file's pages from page `first` on, each read only when asked for and never kept.
+
+    With `least_side`, a page may come back smaller where that is cheaper than its full size, its longer side
+    `least_side` px at least (a large JPEG, halved by its scaled decoding: see `decode`); without it, every page is at
+    its full size.
 
     A file that cannot be opened at all raises Unreadable here, before any page; a page that cannot be
     read is a Page with an `error`, and the pages after it are still read. The bytes say what the file
@@ -62,7 +75,10 @@ def open_pages(
     """
     if data.startswith(PDF_MAGIC):
         document = _open_pdf(data, max_pages=max_pages)
-        return PagedFile(len(document), _pdf_pages(document, max_pixels=max_pixels, dpi=pdf_dpi, first=first))
+        pages = _pdf_pages(
+            document, _Streams(data), max_pixels=max_pixels, dpi=pdf_dpi, first=first, least_side=least_side
+        )
+        return PagedFile(len(document), pages)
     kind = image_kind(data)
     if kind == "TIFF":
         directories = _tiff_directories(data, max_pages=max_pages)
@@ -70,7 +86,9 @@ def open_pages(
             return PagedFile(len(directories), _tiff_pages(data, directories, max_pixels=max_pixels, first=first))
     if data and kind is None and os.path.splitext(name)[1].lower() == ".pdf":
         raise Unreadable("not a PDF document")
-    return PagedFile(1, iter([Page(1, decode(data, name=name, max_pixels=max_pixels))] if first == 1 else []))
+    if first != 1:
+        return PagedFile(1, iter([]))
+    return PagedFile(1, iter([Page(1, decode(data, name=name, max_pixels=max_pixels, least_side=least_side))]))
 
 
 def only_page(data: bytes, *, name: str, max_pixels: int, pdf_dpi: int = 300) -> np.ndarray | None:
@@ -105,19 +123,35 @@ def _pdf_open_error(data: bytes) -> str:
     return _PDF_OPEN_ERRORS.get(pdfium_raw.FPDF_GetLastError(), "damaged PDF (it cannot be opened)")
 
 
-def _pdf_pages(document: pdfium.PdfDocument, *, max_pixels: int, dpi: int, first: int) -> Iterator[Page]:
+def _pdf_pages(
+    document: pdfium.PdfDocument, streams: _Streams, *, max_pixels: int, dpi: int, first: int, least_side: int | None
+) -> Iterator[Page]:
     try:
         for index in range(first - 1, len(document)):
             try:
-                yield Page(index + 1, _render(document, index, max_pixels=max_pixels, dpi=dpi))
+                drawn = _render(document, index, max_pixels=max_pixels, dpi=dpi, least_side=least_side, streams=streams)
+                yield Page(index + 1, drawn)
             except Unreadable as exc:
                 yield Page(index + 1, error=str(exc))
     finally:
         document.close()
 
 
-def _render(document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: int) -> np.ndarray:
-    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn."""
+def _render(
+    document: pdfium.PdfDocument,
+    index: int,
+    *,
+    max_pixels: int,
+    dpi: int,
+    least_side: int | None = None,
+    streams: _Streams | None = None,
+) -> np.ndarray:
+    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn.
+
+    With `least_side` (a page read as a sheet, in grey), a page that is a JPEG scan and nothing else is that JPEG
+    decoded as `decode` decodes one (maybe halved), and a page without colour images is drawn in grey (HxW): a third
+    of the pixels for the sheet finder to shrink, and PDFium draws a black-and-white scan or a page of text faster
+    into grey than into colour (a colour image it draws slower into grey, so such a page is drawn in colour)."""
     try:
         page = document[index]
     except pdfium.PdfiumError:
@@ -125,8 +159,12 @@ def _render(document: pdfium.PdfDocument, index: int, *, max_pixels: int, dpi: i
     try:
         scale = _render_scale(page, dpi=dpi, max_pixels=max_pixels)
         _check_render_size(page, scale, max_pixels=max_pixels)
+        scan = None if least_side is None or streams is None else _jpeg_scan(page, scale, streams, least_side)
+        if scan is not None:
+            return scan
         # Not copied: the bitmap's buffer is Python's (render's default), so the array keeps it alive.
-        image: np.ndarray = page.render(scale=scale, may_draw_forms=False).to_numpy()
+        grey = least_side is not None and _without_colour_images(page)
+        image: np.ndarray = page.render(scale=scale, may_draw_forms=False, grayscale=grey).to_numpy()
         return image
     except pdfium.PdfiumError:
         raise Unreadable("damaged PDF page (it cannot be drawn)") from None
@@ -169,6 +207,108 @@ def _render_scale(page: pdfium.PdfPage, *, dpi: int, max_pixels: int) -> float:
     # A hair under, so that a size that is a whole number of pixels is not rounded up by float noise
     # in render's ceil (792 pt at 300 dpi would otherwise come out 3301 pixels high).
     return scale * (1 - 1e-9)
+
+
+def _without_colour_images(page: pdfium.PdfPage) -> bool:
+    """Whether every image on the page is grey or black-and-white (or it has none): CCITT and JBIG2 images always
+    are; any other is asked for its colour space, but JPEG 2000, which PDFium might decode to answer."""
+    for image in page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]):
+        filters = image.get_filters()
+        if {"CCITTFaxDecode", "JBIG2Decode"} & set(filters):
+            continue
+        if "JPXDecode" in filters:
+            return False
+        try:
+            metadata = image.get_metadata()
+        except pdfium.PdfiumError:
+            return False
+        if metadata.bits_per_pixel != 1 and metadata.colorspace not in _GREY_SPACES:
+            return False
+    return True
+
+
+def _jpeg_scan(page: pdfium.PdfPage, scale: float, streams: _Streams, least_side: int) -> np.ndarray | None:
+    """The page's pixels from its JPEG as it is, when the page is a scanner's: one JPEG image (grey or colour)
+    filling the page upright, within a pixel of its size drawn at `scale`, and nothing else on the page (no other
+    object, annotation, mask, transparency or decode array). Decoding the JPEG reduced costs a fraction of drawing
+    it at full size. None for any other page: it is drawn."""
+    if page.get_rotation() or pdfium_raw.FPDFPage_GetAnnotCount(page.raw):
+        return None
+    if pdfium_raw.FPDFPage_CountObjects(page.raw) != 1:
+        return None
+    image = pdfium.PdfImage(pdfium_raw.FPDFPage_GetObject(page.raw, 0), page=page)
+    if pdfium_raw.FPDFPageObj_GetType(image.raw) != pdfium_raw.FPDF_PAGEOBJ_IMAGE:
+        return None
+    if image.get_filters() != ["DCTDecode"] or pdfium_raw.FPDFPageObj_HasTransparency(image.raw):
+        return None
+    left, bottom, right, top = page.get_cropbox()
+    a, b, c, d, e, f = image.get_matrix().get()
+    # The image's unit square onto the page's visible box, its first row at the top, neither turned nor flipped.
+    if max(abs(b), abs(c), abs(a - (right - left)), abs(d - (top - bottom)), abs(e - left), abs(f - bottom)) > 1e-3:
+        return None
+    wide, high = image.get_px_size()
+    width, height = page.get_size()
+    # A scanner's pixels fit a page of whole points only roughly (A4 at 300 dpi is 2480.3 px wide): PDFium
+    # stretches the image by the fraction of a pixel left, which the sheet finder never sees.
+    if abs(math.ceil(width * scale) - wide) > 1 or abs(math.ceil(height * scale) - high) > 1:
+        return None
+    data = memoryview(image.get_data(decode_simple=False)).cast("B")
+    frame = jpeg_frame(data)
+    if frame is None or frame != (wide, high, frame[2]) or frame[2] not in (1, 3):
+        return None
+    if not streams.plain(data, grey=frame[2] == 1):
+        return None
+    return grey_jpeg(data, longer_side=max(wide, high), least_side=least_side)
+
+
+# What drawing applies to an image beyond its pixels, named in its own dictionary (a mask, a decode array): a name
+# followed by a delimiter, not a longer name (/DecodeParms). And for a colour JPEG, whether its colours are YCbCr,
+# which PDFium may take from the dictionary and libjpeg from the JPEG (a grey one has none to transform).
+_IMAGE_EXTRAS = re.compile(rb"/(?:SMask|Mask|ImageMask|Decode)(?![^\s()<>\[\]{}/%])")
+_COLOUR_TRANSFORM = re.compile(rb"/ColorTransform(?![^\s()<>\[\]{}/%])")
+_OBJECT_HEADER = re.compile(rb"\d+\s+\d+\s+obj\b")
+_DICTIONARY_REACH = 4096  # bytes before an image's stream its dictionary is sought in
+_STREAM_TRIES = 64  # places where an image's first bytes lie that are checked for the whole of it
+
+
+class _Streams:
+    """Image streams found in the PDF's own bytes, for what PDFium's API does not tell of an image: its soft mask
+    (/SMask) and decode array (/Decode), which drawing applies. Pages lie in the file mostly in order: each search
+    starts where the last stream found ended."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.after = 0
+
+    def plain(self, stream: memoryview, *, grey: bool) -> bool:
+        """Whether `stream` (an image's data as stored, `grey` or not) lies in the file, its dictionary naming
+        nothing drawing applies beyond its pixels; False when it is not found (an encrypted file stores it
+        encrypted)."""
+        start = self._find(stream)
+        if start is None:
+            return False
+        self.after = start + len(stream)
+        before = self.data[max(0, start - _DICTIONARY_REACH) : start]
+        headers = list(_OBJECT_HEADER.finditer(before))
+        if not headers:
+            return False
+        extras = [_IMAGE_EXTRAS] if grey else [_IMAGE_EXTRAS, _COLOUR_TRANSFORM]
+        return not any(extra.search(before, headers[-1].end()) for extra in extras)
+
+    def _find(self, stream: memoryview) -> int | None:
+        """Where the stream starts in the file: its first bytes (a JPEG's headers, alike on every page of a scan)
+        sought from the last stream's end on, then from the file's start, each place checked whole."""
+        probe = bytes(stream[:64])
+        whole = memoryview(self.data)
+        tries = 0
+        for begin, end in ((self.after, len(self.data)), (0, self.after)):
+            found = self.data.find(probe, begin, end)
+            while found >= 0 and tries < _STREAM_TRIES:
+                if whole[found : found + len(stream)] == stream:
+                    return found
+                tries += 1
+                found = self.data.find(probe, found + 1, end)
+        return None
 
 
 def _check_render_size(page: pdfium.PdfPage, scale: float, *, max_pixels: int) -> None:
