@@ -167,13 +167,20 @@ def reader_version(folder: Path, judge: object) -> Path:
     "judge",
     [
         "sure",
-        {"weights": {"log_path": 1.0}, "bias": 0.0},  # evidence missing
+        {"weights": {"log_path": 1.0, "luck": 1.0}, "bias": 0.0},  # evidence the reader does not know
         {"weights": dict.fromkeys(EVIDENCE, 1.0)},  # no bias
         {"weights": dict.fromkeys(EVIDENCE, 1.0), "bias": float("nan")},
-        {"weights": dict.fromkeys(reversed(EVIDENCE), 1.0), "bias": 0.0},  # the evidence out of its order
+        {"weights": dict.fromkeys(EVIDENCE, True), "bias": 0.0},
     ],
 )
 def test_a_bad_judge_is_a_one_line_model_error(tmp_path: Path, judge: object) -> None:
     with pytest.raises(ModelError) as raised:
         load_version(reader_version(tmp_path / "1", judge))
     assert "reader.judge" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_judge_fitted_before_some_evidence_existed_gives_it_no_weight(tmp_path: Path) -> None:
+    older = {name: 1.0 for name in EVIDENCE if name != "log_least_blank"}
+    reader = load_version(reader_version(tmp_path / "1", {"weights": older, "bias": 0.5})).reader
+    assert reader is not None and reader.judge is not None
+    assert dict(zip(EVIDENCE, reader.judge.weights, strict=True)) == {**older, "log_least_blank": 0.0}

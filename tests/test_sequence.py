@@ -88,7 +88,7 @@ def test_the_judge_trusts_a_reading_the_digit_model_agrees_with_and_doubts_one_i
     reading = decode(frames_of([b, 1, b, 7, b, 3, b]))
     agree = np.eye(10, dtype=np.float32)[[1, 7, 3]] * 0.98 + 0.002
     disagree = agree[[0, 2, 2]]  # the digit model sees a 3 where the reader read its 7
-    judge = Judge(weights=(1.0, 1.0, 1.0, 2.0, 2.0, -0.2), bias=0.0)
+    judge = Judge(weights=(1.0, 0.0, 1.0, 1.0, 2.0, 2.0, -0.2), bias=0.0)
     trusted, doubted = second_opinion(reading, agree, judge), second_opinion(reading, disagree, judge)
     assert trusted.digits == doubted.digits == "173"  # the reader was sure of its 7: the digit model does not overrule
     assert trusted.confidence > 0.9 > 0.5 > doubted.confidence

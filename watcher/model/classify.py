@@ -121,9 +121,14 @@ def _judge(section: object, where: Path) -> Judge | None:
         return None
     weights = judge.get("weights") if isinstance(judge, dict) else None
     bias = judge.get("bias") if isinstance(judge, dict) else None
-    if not isinstance(weights, dict) or tuple(weights) != EVIDENCE or not all(map(_finite, [*weights.values(), bias])):
-        raise ModelError(f"{where}: {READER_KEY}.{JUDGE_KEY} must hold a number for each of {', '.join(EVIDENCE)}")
-    return Judge(tuple(float(weights[name]) for name in EVIDENCE), float(bias or 0.0))
+    if (
+        not isinstance(weights, dict)
+        or not set(weights) <= set(EVIDENCE)
+        or not all(map(_finite, [*weights.values(), bias]))
+    ):
+        named = ", ".join(EVIDENCE)
+        raise ModelError(f"{where}: {READER_KEY}.{JUDGE_KEY} needs a bias and weights, numbers, named among {named}")
+    return Judge(tuple(float(weights.get(name, 0.0)) for name in EVIDENCE), float(bias or 0.0))
 
 
 def _finite(value: object) -> bool:

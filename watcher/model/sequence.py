@@ -35,6 +35,7 @@ class StringReading(NamedTuple):
     confidence: float
     top3: tuple[tuple[tuple[int, float], ...], ...]
     columns: tuple[tuple[int, int], ...] = ()
+    least_blank: float = 1.0  # the reader's least sure "nothing here" on its path: where a faint digit may be
 
 
 def decode(frames: np.ndarray) -> StringReading:
@@ -62,11 +63,14 @@ def decode(frames: np.ndarray) -> StringReading:
     # Each digit lies between the midpoints of the gaps to its neighbours' runs of slices.
     gaps = [(end + 1 + start) * FRAME_PX // 2 for (_, end), (start, _) in pairwise(runs)]
     columns = tuple(pairwise([0, *gaps, FIELD_WIDTH])) if runs else ()
-    return StringReading("".join(digits), confidence, tuple(top3), columns)
+    blanks = frames[best == BLANK_CLASS, BLANK_CLASS]
+    least_blank = float(blanks.min()) if len(blanks) else 1.0
+    return StringReading("".join(digits), confidence, tuple(top3), columns, least_blank)
 
 
 EVIDENCE = (  # what a settled reading's confidence is judged on (`evidence`), in this order
     "log_path",  # the log of the reader's best path's probability: every slice's doubt, a missed digit's too
+    "log_least_blank",  # the log of its least sure slice of nothing: a faint digit it may have dropped
     "log_least_share",  # the log of the reader's share for its least sure digit
     "log_least_second",  # the log of the digit model's share for the digit read where it is least sure
     "agreement",  # the share of the digits the digit model, on its own, reads as read
@@ -77,7 +81,8 @@ EVIDENCE = (  # what a settled reading's confidence is judged on (`evidence`), i
 
 class Judge(NamedTuple):
     """How sure to be of a settled reading: a logistic model over its `evidence` (weights in EVIDENCE's order),
-    fitted on validation fields when the reader is trained (watcher.model.train_reader), kept in its metadata."""
+    fitted on validation fields when the reader is trained (watcher.model.train_reader), kept in its metadata. A
+    judge fitted before a kind of evidence existed gives it no weight."""
 
     weights: tuple[float, ...]
     bias: float
@@ -96,6 +101,7 @@ def evidence(reading: StringReading, digits: str, probabilities: np.ndarray) -> 
     return np.array(
         [
             np.log(max(reading.confidence, FLOOR)),
+            np.log(max(reading.least_blank, FLOOR)),
             np.log(max(min(top[0][1] for top in reading.top3), FLOOR)),
             np.log(max(float(second.min()), FLOOR)),
             float(np.mean(shares.argmax(axis=1) == read)),
