@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from watcher.vision.paper import pair_noise
-from watcher.vision.pieces import HANGS_LOW, Box, extent_of, lines_of_writing
+from watcher.vision.pieces import HANGS_LOW, Box, as_mask, components, extent_of, lines_of_writing
 
 READ_SIDE = 1650  # sheets read as well at 150 dpi as at 300 (bench/sheetset.py), so a page that may be a sheet is
 # decoded smaller where that is cheaper, its longer side this long at least (Letter's 11 in at 150 dpi; A4's 1754 px)
@@ -87,7 +87,7 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         gap=int(LINE_GAP_MM * per_mm),
     )
     strokes = ink & ~printed & ~rims
-    _, labels, stats = _components(strokes)
+    _, labels, stats = components(as_mask(strokes))
     pieces = [
         Box(label, int(x), int(y), int(x + w), int(y + h))
         for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
@@ -128,15 +128,6 @@ def _mostly_dark(grey: np.ndarray) -> bool:
     if dark == grey.size:  # the middle two pixels lie either side of mid-grey: their mean decides
         return float(np.median(grey)) < 0.5
     return bool(dark > grey.size)
-
-
-def _components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """connectedComponentsWithStats, 8-connected, by Grana's block-based algorithm: the same labels as OpenCV's
-    default (Spaghetti) with statistics, in a third of its time."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(
-        mask.view(np.uint8), 8, cv2.CV_32S, cv2.CCL_GRANA
-    )
-    return int(count), labels, stats
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -299,7 +290,7 @@ def _long_runs(mask: np.ndarray, run_shape: tuple[int, int], *, along: int, leas
     reached = np.flatnonzero(runs.any(axis=0 if along == cv2.CC_STAT_WIDTH else 1))
     if not len(reached) or reached[-1] - reached[0] + 1 < least:
         return np.zeros(mask.shape, bool)
-    _, labels, stats = _components(runs)
+    _, labels, stats = components(runs)
     long_runs = stats[:, along] >= least
     long_runs[0] = False
     return np.asarray(long_runs[labels])
