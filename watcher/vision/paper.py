@@ -5,8 +5,11 @@ One module for sheets, crops and form fields alike: a sheet's noise (watcher.vis
 (watcher.vision.normalise) are the same robust spread of pixel pairs, `pair_noise`; a crop's printed lines are
 cleared by `without_printed_lines`, whose tilted lines watcher.vision.lines finds; what cleaning leaves of a line
 along the border is told by `is_border_line` and `is_edge_line`; a form field's paper and print, known from its
-template, are `darkness_on_paper` and `without_print` (watcher.forms.fields). A whole sheet's printed lines are
-still the sheet finder's own (watcher.vision.sheet).
+template, are `darkness_on_paper` and `without_print` (watcher.forms.fields). A whole sheet's paper, the least
+contrast that is ink on it (over its noise) and its printed lines are found on the sheet finder's reduced copy
+(`sheet_paper`, `ink_threshold`, `printed_lines`; watcher.vision.sheet) with the scanner's bands and lid there
+(`without_edge_bands`, `beyond_the_page`), and a line's pixels told from a pen's in its full-resolution crops
+(`line_pixels`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import cv2
 import numpy as np
 
 from watcher.vision.lines import erase_lines
-from watcher.vision.pieces import as_mask
+from watcher.vision.pieces import as_mask, components
 
 NOISE_PER_MAD = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
@@ -37,6 +40,22 @@ MARGIN_FULL = 0.95  # ...in 95 % of a column (or row): no written stroke fills a
 MARGIN_LEAST = 0.03  # ...over at least 3 % of the width (or height), else it is a line the cleaning erases
 MARGIN_MOST = 0.6  # a "margin" over 60 % of the image is no margin: the image is left whole
 MARGIN_SIDE = 256  # judged on a copy at most this long
+# A whole sheet's paper and printed lines, on its reduced copy (about 2.7 px per mm, watcher.vision.sheet):
+MIN_CONTRAST = 0.18  # ink darkens the paper by 18 % at least; a scan's noise, after reduction, by far less
+NOISE_FACTOR = 6.0  # ...or by six times the paper's noise, on a noisy scan
+LINE_SHARE = 0.3  # a printed line's straight run (the sheet finder's length at least) runs over 30 % of the page,
+# or it is a writer's stroke (a long underline)
+LINE_REACH = 3  # a crossing stroke's ink lies within 3 px beside a line (lines are 1-2 px thick on the copy)
+LINE_RIM = 1  # a printed line under a pixel thick on the copy straddles two rows where it falls between them; the
+# fainter row's ink breaks where the scan's noise (or a bilevel scan's black level) dips, so it is the line's within
+# a pixel beside its run, never a run of its own
+LINE_WHOLE = 90  # ...a pixel the line fills whole is as dark as the 90th percentile of its pixels (pens crossing it
+# are a few of them)...
+LINE_SPLIT = 1.5  # ...and the two rows together hold no more than 1.5 such pixels: a line is at most 0.5 mm thick
+INK_FLOOR = 0.08  # at full resolution, contrast under 8 % is paper, not a line's or a stroke's pixel
+PEN_OVER_LINE = 0.15  # a pen at least 15 % darker than the printed lines is told from them by its darkness
+EDGE_FILL = 0.5  # a scanner's dark band near the page's edge fills at least half of its row or column
+OFF_PAGE = 0.5  # paper under half as bright as the page's typical paper is the scanner's lid beyond the page's edge
 
 
 @overload
@@ -338,3 +357,183 @@ def _band(full: np.ndarray) -> tuple[int, int]:
         run = int(np.argmin(flags)) if not flags.all() else len(flags)
         runs.append(run + max(2, len(flags) // 50) if run >= max(3, MARGIN_LEAST * len(flags)) else 0)
     return runs[0], runs[1]
+
+
+def as_grey(image: np.ndarray) -> np.ndarray:
+    """Float32 grey in [0, 1] from 8/16-bit grey, BGR or BGRA (transparent pixels onto white paper)."""
+    full = 65535.0 if image.dtype == np.uint16 else 255.0
+    pixels: np.ndarray = image.astype(np.float32) / np.float32(full)
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        alpha = pixels[:, :, 3:]
+        pixels = pixels[:, :, :3] * alpha + (1.0 - alpha)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(np.ascontiguousarray(pixels[:, :, :3]), cv2.COLOR_BGR2GRAY)
+    return np.asarray(pixels, np.float32)
+
+
+def sheet_paper(
+    grey: np.ndarray, *, side: int, eight_bit: np.ndarray | None = None, negative: bool = False
+) -> np.ndarray:
+    """A sheet's paper brightness everywhere, on its reduced copy: a closing wider than a stroke sees only paper,
+    then smoothed.
+
+    `eight_bit`: the 8-bit grey that `grey` was made from by `as_grey` (and turned, for a `negative`). A closing only
+    picks pixels, so it is taken on the 8-bit pixels instead (an opening, for a negative), a third of the time for
+    the same values."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
+    if eight_bit is None:
+        paper = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, kernel)
+    else:
+        paper = as_grey(cv2.morphologyEx(eight_bit, cv2.MORPH_OPEN if negative else cv2.MORPH_CLOSE, kernel))
+        paper = 1.0 - paper if negative else paper
+    return np.asarray(cv2.blur(paper, (side, side)), np.float32)
+
+
+def relative_to_paper(grey: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """Each pixel's brightness as a share of its paper's: tinted paper and uneven light divide out. Paper can be
+    pure black where a bilevel scan's dark edge is wider than the paper's window: no 0/0 there."""
+    return np.asarray(grey / np.maximum(paper, 1e-3), np.float32)
+
+
+def contrast_of(relative: np.ndarray) -> np.ndarray:
+    """How much darker than its paper each pixel is, 0-1, from its `relative_to_paper` brightness."""
+    return np.asarray(np.clip(1.0 - relative, 0.0, 1.0), np.float32)
+
+
+def ink_threshold(relative: np.ndarray, *, tile: int) -> np.ndarray:
+    """The least contrast that is ink at each pixel of a sheet's reduced copy, given each pixel's brightness relative
+    to its paper: the paper's noise is measured from the differences of nearby pixels, most of which lie on paper,
+    over the whole page and over each tile `tile` px wide (the page's last part-tiles take their neighbours'),
+    whichever is noisier."""
+    differences = np.abs(relative[:, 2:] - relative[:, :-2])
+    whole = float(pair_noise(np.median(differences[::4])))
+    tile = min(tile, *differences.shape)
+    rows, columns = (side // tile for side in differences.shape)
+    tiles = differences[: rows * tile, : columns * tile].reshape(rows, tile, columns, tile)
+    # Every other row of each tile, as the whole page's every fourth: enough pairs, at less cost.
+    tiles = tiles[:, ::2].transpose(0, 2, 1, 3).reshape(rows, columns, -1)
+    local = pair_noise(np.median(tiles, axis=2).astype(np.float64)).astype(np.float32)
+    noise = np.maximum(whole, cv2.resize(local, relative.shape[::-1], interpolation=cv2.INTER_LINEAR))
+    return np.asarray(np.maximum(MIN_CONTRAST, NOISE_FACTOR * noise), np.float32)
+
+
+def printed_lines(
+    ink: np.ndarray, contrast: np.ndarray, *, faint: np.ndarray, length: int, gap: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A sheet's printed lines (ruled, squared, a margin), on its reduced copy: long straight thin runs across or
+    down the page; their rims (not writing, yet left to the full-resolution crop, which tells a line's pixels from a
+    pen's by darkness); and the lines' whole trace, strokes crossing them included.
+
+    Lines are found on the faint ink, where a thin line that fades in and out of the ink stays whole, its gaps up to
+    `gap` px long bridged (a dashed line, as a bilevel scan leaves a faint one), then the bridges left out. Where a
+    stroke crosses a line (ink right above and below it, or either side of a vertical one), its pixels are not the
+    line's.
+    """
+    mask = faint.view(np.uint8)
+    printed, rims, traced = np.zeros_like(ink), np.zeros_like(ink), np.zeros_like(ink)
+    reach = LINE_REACH + 2 * LINE_RIM  # a line's rims make it thicker, on either side
+    for run_shape, side_shape, along, page in (
+        ((1, length), (reach, 1), cv2.CC_STAT_WIDTH, ink.shape[1]),
+        ((length, 1), (1, reach), cv2.CC_STAT_HEIGHT, ink.shape[0]),
+    ):
+        solid = _long_runs(mask, run_shape, along=along, least=LINE_SHARE * page)
+        bridged = cv2.morphologyEx(
+            mask, cv2.MORPH_CLOSE, np.ones((1, gap) if run_shape[0] == 1 else (gap, 1), np.uint8)
+        )
+        # A dashed line lies apart from the solid ones: beside a solid line, bridging only thickens it.
+        # (Within its rim and a row beyond.)
+        across = np.ones(tuple(2 * LINE_RIM + 3 if side > 1 else 1 for side in side_shape), np.uint8)
+        beside = cv2.dilate(solid.view(np.uint8), across).astype(bool)
+        dashed = _long_runs(bridged, run_shape, along=along, least=LINE_SHARE * page) & faint & ~beside
+        core = solid | dashed
+        if not core.any():  # no line this way (plain paper)
+            continue
+        line = _with_rim(core, contrast, faint=faint, across=side_shape)
+        off_line = (ink & ~line).view(np.uint8)
+        side = np.ones(side_shape, np.uint8)
+        # Dilating with the kernel anchored at its first or last pixel looks to one side of the line only.
+        after = cv2.dilate(off_line, side, anchor=(0, 0)).astype(bool)
+        before = cv2.dilate(off_line, side, anchor=(side_shape[1] - 1, side_shape[0] - 1)).astype(bool)
+        uncrossed = line & ~(after & before)
+        printed |= uncrossed & core
+        rims |= uncrossed & ~core
+        traced |= core
+    return printed, rims, traced
+
+
+def _long_runs(mask: np.ndarray, run_shape: tuple[int, int], *, along: int, least: float) -> np.ndarray:
+    """The straight runs of `mask` as long as `run_shape`, in components at least `least` px long `along`."""
+    length = max(run_shape)
+    # A run needs that much ink in one row (or column); short of it, an opening keeps only runs against the page's
+    # edge (its border counts as ink), which reach less than twice the run's length in.
+    if least > 2 * length:
+        inked = cv2.reduce(mask, 1 if run_shape[0] == 1 else 0, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+        if int(inked.max()) < length:
+            return np.zeros(mask.shape, bool)
+    runs = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones(run_shape, np.uint8))
+    # No component reaches further than all of the runs together (on plain paper, there are none).
+    reached = np.flatnonzero(runs.any(axis=0 if along == cv2.CC_STAT_WIDTH else 1))
+    if not len(reached) or reached[-1] - reached[0] + 1 < least:
+        return np.zeros(mask.shape, bool)
+    _, labels, stats = components(runs)
+    long_runs = stats[:, along] >= least
+    long_runs[0] = False
+    return np.asarray(long_runs[labels])
+
+
+def _with_rim(line: np.ndarray, contrast: np.ndarray, *, faint: np.ndarray, across: tuple[int, int]) -> np.ndarray:
+    """The line's runs and its rim: the faint ink within LINE_RIM px beside them, across the line (`across` is the
+    shape of a kernel lying across it), that holds the rest of a thin line's darkness (a pen's stroke along the line,
+    or crossing it at a slant, is darker than the line beside it)."""
+    if not line.any():
+        return line
+    whole = float(np.percentile(contrast[line], LINE_WHOLE))
+    rim = np.ones(tuple(2 * LINE_RIM + 1 if side > 1 else 1 for side in across), np.uint8)
+    beside = cv2.dilate(np.where(line, contrast, 0.0).astype(np.float32), rim)
+    return line | (faint & (beside > 0) & (contrast + beside <= LINE_SPLIT * whole))
+
+
+def without_edge_bands(ink: np.ndarray, *, band: int) -> np.ndarray:
+    """A sheet's ink without the scanner's dark bands: rows or columns within `band` px of an edge mostly inked,
+    and all beyond them."""
+    ink = ink.copy()
+    for view in (ink, ink[::-1], ink.T, ink.T[::-1]):  # from each edge inwards, as rows of the view
+        filled = _from_the_edge(np.flatnonzero(view[:band].mean(axis=1) >= EDGE_FILL))
+        if len(filled):
+            view[: filled[-1] + 1 + LINE_REACH] = False
+    return ink
+
+
+def _from_the_edge(filled: np.ndarray) -> np.ndarray:
+    """The filled rows that reach the edge, no more than LINE_REACH rows apart: a scanner's band lies against the
+    page's edge, where a printed line near it (a square's, a margin's) lies apart, with paper between. Clearing up to
+    such a line would cut in two whatever lies across it (a punched hole's shadow, a digit), and a part passes for
+    writing where the whole would not."""
+    if not len(filled) or filled[0] > LINE_REACH:
+        return filled[:0]
+    apart = np.flatnonzero(np.diff(filled) > LINE_REACH)
+    return filled[: apart[0] + 1] if len(apart) else filled
+
+
+def beyond_the_page(paper: np.ndarray, labels: np.ndarray) -> set[int]:
+    """The labels of pieces touching where the paper is dark: the scanner's lid beyond a page lying askew, whose
+    rim against the page breaks into slivers of ink that touch neither the border nor a cleared band."""
+    if float(paper.min()) >= OFF_PAGE * float(paper.max()):  # no paper is that dark (the median is the max at most)
+        return set()
+    off_page = (paper < OFF_PAGE * float(np.median(paper))).view(np.uint8)
+    near = cv2.dilate(off_page, np.ones((2 * LINE_REACH + 1, 2 * LINE_REACH + 1), np.uint8)).astype(bool)
+    return set(np.unique(labels[near]).tolist()) - {0}
+
+
+def line_pixels(contrast: np.ndarray, *, own: np.ndarray, near_line: np.ndarray, uncrossed: np.ndarray) -> np.ndarray:
+    """The full-resolution pixels of a sheet's printed lines, in a crop of it: near a line, and fainter than the pen
+    (a stroke crossing a line is as dark as the pen, where it crosses too). For a line as dark as the pen, the
+    reduced copy's line pixels that no stroke crosses."""
+    line_ink = contrast[near_line & (contrast > INK_FLOOR)]
+    pen_ink = contrast[own & ~near_line & (contrast > INK_FLOOR)]
+    if not line_ink.size or not pen_ink.size:
+        return uncrossed
+    line_level, pen_level = float(np.median(line_ink)), float(np.percentile(pen_ink, 90))
+    if pen_level - line_level < PEN_OVER_LINE:
+        return uncrossed
+    return near_line & (contrast < (line_level + pen_level) / 2)

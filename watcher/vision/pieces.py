@@ -1,5 +1,5 @@
-"""The pieces of ink on a mask: labelled, counted and boxed, as cleaning, cutting and fitting all see them; and
-the pieces grouped into lines of writing, as a sheet's and a field's writing is found."""
+"""The pieces of ink on a mask: labelled, counted and boxed, as the sheet finder, cleaning, cutting and fitting
+all see them; and the pieces grouped into lines of writing, as a sheet's and a field's writing is found."""
 
 from __future__ import annotations
 
