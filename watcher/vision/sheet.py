@@ -82,8 +82,25 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         length=int(LINE_MM * per_mm),
         gap=int(LINE_GAP_MM * per_mm),
     )
-    strokes = ink & ~printed & ~rims
-    _, labels, stats = components(as_mask(strokes))
+    _, labels, stats = components(as_mask(ink & ~printed & ~rims))
+    lines = _written_lines(labels, stats, ink, paper, per_mm=per_mm)
+    if any(extent_of(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
+        return None
+    reach = 2 * max(1, round(KEEP_MM * per_mm)) + 1
+    # A reduced pixel holds several full-resolution ones: the line may lie in its neighbour too.
+    near_line = cv2.dilate(traced.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    owns = [_near(line, labels, count=len(stats), reach=reach) for line in lines]
+    return [
+        _crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative)
+        for line, own in zip(lines, owns, strict=True)
+    ]
+
+
+def _written_lines(
+    labels: np.ndarray, stats: np.ndarray, ink: np.ndarray, paper: np.ndarray, *, per_mm: float
+) -> list[list[Box]]:
+    """The lines of writing among the strokes' pieces (`labels`, `stats`), the most ink first: no specks, no pieces
+    of the paper's edge or beyond it, no blots, no hairlines, no trailing marks, and no line too low for a digit."""
     pieces = [
         Box(label, int(x), int(y), int(x + w), int(y + h))
         for label, (x, y, w, h, _) in enumerate(stats[1:], start=1)
@@ -101,21 +118,17 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     lines = [_drop_trailing_marks(line) for line in lines_of_writing(pieces, gap=GAP_HEIGHTS)]
     # The line's tallest piece is at least as tall as the line must be (a digit is one piece, or mostly one).
     lines = [line for line in lines if max(piece.height for piece in line) >= MIN_DIGIT_MM * per_mm]
-    if any(extent_of(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
-        return None
     lines.sort(key=lambda line: -sum(int(stats[piece.label, cv2.CC_STAT_AREA]) for piece in line))
-    reach = 2 * max(1, round(KEEP_MM * per_mm)) + 1
-    # A reduced pixel holds several full-resolution ones: the line may lie in its neighbour too.
-    near_line = cv2.dilate(traced.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    crops = []
-    for line in lines:
-        # The full-resolution strokes are the ink near the line's own pieces: lines, specks and marks are not.
-        chosen = np.zeros(len(stats), np.uint8)
-        chosen[[piece.label for piece in line]] = 1
-        own = chosen[labels]
-        own = cv2.dilate(own, np.ones((reach, reach), np.uint8)).astype(bool)
-        crops.append(_crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative))
-    return crops
+    return lines
+
+
+def _near(line: list[Box], labels: np.ndarray, *, count: int, reach: int) -> np.ndarray:
+    """Where on the reduced copy the line's own pieces lie (of `count` labels), widened by `reach` px: the
+    full-resolution strokes are the ink near them, and printed lines, specks and marks are not."""
+    chosen = np.zeros(count, np.uint8)
+    chosen[[piece.label for piece in line]] = 1
+    own: np.ndarray = cv2.dilate(chosen[labels], np.ones((reach, reach), np.uint8)).astype(bool)
+    return own
 
 
 def _mostly_dark(grey: np.ndarray) -> bool:
