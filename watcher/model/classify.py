@@ -8,7 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import numpy as np
 
@@ -124,14 +124,16 @@ def _judge(section: object, where: Path) -> Judge | None:
     if (
         not isinstance(weights, dict)
         or not set(weights) <= set(EVIDENCE)
-        or not all(map(_finite, [*weights.values(), bias]))
+        or not all(map(_finite, weights.values()))
+        or not _finite(bias)
     ):
         named = ", ".join(EVIDENCE)
         raise ModelError(f"{where}: {READER_KEY}.{JUDGE_KEY} needs a bias and weights, numbers, named among {named}")
-    return Judge(tuple(float(weights.get(name, 0.0)) for name in EVIDENCE), float(bias or 0.0))
+    return Judge(tuple(float(weights.get(name, 0.0)) for name in EVIDENCE), float(bias))
 
 
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
+    """Whether a metadata value is a finite number (JSON's true and false are not numbers here)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
