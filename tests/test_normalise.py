@@ -229,3 +229,19 @@ def test_a_stroke_faint_where_the_pen_skipped_stays_whole() -> None:
     ink = ink_map(paper)
     assert np.mean(ink[faint > 0] > 0) > 0.8  # the skipped quarter is kept with the ring...
     assert ink[24:37, 164:177].max() == 0  # ...a mark as faint, touching nothing, is not
+
+
+
+def test_a_digit_written_faint_beside_a_strong_one_is_kept_whole() -> None:
+    """A pen running dry down the second digit: its ink reaches the strokes' level only in a few specks. Judged
+    as specks before the faint ink around them was joined, they were dropped, and the digit with them."""
+    with np.load(SAMPLE) as data:
+        threes = data["x"][np.flatnonzero(data["y"] == 3)[:4]]
+    fade = np.linspace(0.3, 0.5, 80, dtype=np.float32)[:, np.newaxis]
+    for three in threes:
+        strong = np.clip(cv2.resize(three, (80, 80), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255, 0, 1)
+        paper = np.ones((120, 220), np.float32)
+        paper[20:100, 20:100] -= strong * 0.9
+        paper[20:100, 120:200] -= strong * 0.9 * fade
+        ink = ink_map(to_uint8(paper))
+        assert (ink[20:100, 120:200][strong > 0.5] > 0).mean() > 0.9

@@ -88,10 +88,9 @@ def test_a_number_with_a_faint_digit_is_unsure_when_misread(classifier: Classifi
     sure = np.median([r.confidence or 0.0 for r in read_all(intact, classifier)])
     readings = read_all(damaged, classifier)
     wrong = [r.confidence or 0.0 for r, t in zip(readings, truths, strict=True) if r.prediction != t]
-    # Most misreadings go to review. A faint 4 beside a 4 the reader sees as one (5440 read 540) leaves no trace
-    # for the judge, who accepts some of them (version 14: 4 of 16) in exchange for accepting half of the sound
-    # numbers; taught such numbers, it could tell them from sound ones no better and accepted almost nothing.
-    assert len(wrong) >= 5 and sum(confidence >= THRESHOLD for confidence in wrong) <= len(wrong) // 3
+    # Most misreadings go to review. The cleaning keeps a faint digit whole (it once fell apart into specks, which
+    # were dropped: 5440 read 540 and accepted); what the reader still misreads, it mostly doubts.
+    assert len(wrong) >= 5 and sum(confidence >= THRESHOLD for confidence in wrong) <= len(wrong) // 5
     assert np.median(wrong) < 0.75 * sure
 
 

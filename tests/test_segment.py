@@ -275,7 +275,7 @@ def test_small_digits_beside_big_ones_are_read_not_dropped(sample: tuple[np.ndar
         whole += read_number(page, served, mode="number") == f"{labels[big]}{labels[small]}"
     # At MNIST's scale a digit this small is a blur of a few pixels; most are still legible.
     assert marks >= 0.9 * len(pairs) and right >= 0.9 * len(pairs)  # versions 2, 3 and 4 each read 37 of 40
-    assert whole >= 21  # versions 10-13 read 22, version 14 21, the cut path 37: it must not get worse
+    assert whole >= 22  # versions 10-14 read 22 (14 read 21 until faint ink was kept whole), the cut path 37
 
 
 @pytest.mark.slow

@@ -58,12 +58,14 @@ def ink_map(image: np.ndarray) -> np.ndarray:
         return np.zeros(contrast.shape, np.float32)
     ink_level = percentile(candidate_levels, 90)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
-    kept = _clean_components(without_printed_lines(strokes, faint=candidates))
-    # A ballpoint's skips leave a stroke faint in places, and the strong ink alone is the stroke in pieces: on a
-    # clean crop (nothing erased, nothing running off the edge, where a line's or band's rim would rejoin it), the
-    # faint ink touching the strokes is taken with them.
-    if np.array_equal(kept, strokes) and not _touches_border(candidates):
-        kept = _joined(candidates & (smooth > JOIN_LEVEL * ink_level), strokes)
+    cleared = without_printed_lines(strokes, faint=candidates)
+    # A ballpoint's skips leave a stroke faint in places, and a pen running dry a whole digit: the strong ink alone
+    # is the stroke in pieces, or a few specks where the faint digit peaks. On a crop with no line erased and
+    # nothing running off the edge (where a line's or band's rim would rejoin it), the faint ink touching any
+    # strong ink is taken with it, before specks are judged, so a faint digit is judged whole.
+    if np.array_equal(cleared, strokes) and not _touches_border(candidates):
+        cleared = _joined(candidates & (smooth > JOIN_LEVEL * ink_level), strokes)
+    kept = _clean_components(cleared)
     left, top, width, height = cv2.boundingRect(as_mask(kept))
     if not width:
         return np.zeros(contrast.shape, np.float32)
