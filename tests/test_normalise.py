@@ -231,7 +231,6 @@ def test_a_stroke_faint_where_the_pen_skipped_stays_whole() -> None:
     assert ink[24:37, 164:177].max() == 0  # ...a mark as faint, touching nothing, is not
 
 
-
 def test_a_digit_written_faint_beside_a_strong_one_is_kept_whole() -> None:
     """A pen running dry down the second digit: its ink reaches the strokes' level only in a few specks. Judged
     as specks before the faint ink around them was joined, they were dropped, and the digit with them."""
