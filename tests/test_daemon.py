@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -214,3 +215,24 @@ def test_a_file_deleted_while_being_read_does_not_stall_the_daemon(config: Confi
         wait_for(lambda: len(result_rows(config.paths.results)) == 2, what="the next file's row")
     assert [r["file"] for r in result_rows(config.paths.results)] == ["gone.png", "next.png"]
     assert "commit_failed" not in [e["event"] for e in logs]
+
+
+def test_the_workers_keep_freed_memory_for_the_next_page_unless_told_otherwise(
+    config: Config, fake_classifier: FakeClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_")  # restored as it was when the test ends
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000")  # the user's own setting
+    daemon = make_daemon(config, fake_classifier)
+    with running(daemon):
+        drop(config.paths.inbox, "one.png", digit_png())
+        wait_for(lambda: len(result_rows(config.paths.results)) == 1, what="a row")
+        workers = list(daemon.preparer.pool._processes)
+        environments = [
+            dict(entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+            for pid in workers
+        ]
+    assert len(workers) == daemon.preparer.workers
+    for environment in environments:
+        assert environment["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)
+        assert environment["MALLOC_TRIM_THRESHOLD_"] == "1000"
