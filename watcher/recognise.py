@@ -29,12 +29,12 @@ from watcher.intake.limits import LimitsConfig
 from watcher.intake.pages import Page, open_pages
 from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier, digit_shares
-from watcher.model.sequence import StringReading, second_opinion
+from watcher.model.sequence import Judge, StringReading, second_opinion
 from watcher.vision.digits import Candidates, page_digits
 from watcher.vision.fit import digit_images
 from watcher.vision.options import choose
 from watcher.vision.sheet import READ_SIDE
-from watcher.vocabulary import Event, Status
+from watcher.vocabulary import CANVAS_PX, DIGITS, Event, Status
 
 log = structlog.get_logger()
 
@@ -43,6 +43,7 @@ PAGES_PER_TASK = 8  # pages a worker reads of a file before they are kept and th
 STUCK_GRACE_S = 2.0  # a page stuck in Python is stopped by its worker's own alarm; the daemon steps in this much later
 HEARD_EVERY_S = 0.2  # how often the daemon hears its workers' heartbeats while it waits for their results
 REVIEW_PICTURE_SIDE = 2000  # px: an A4 page's picture for review/ at about 170 dpi
+_NO_IMAGES = np.zeros((0, CANVAS_PX, CANVAS_PX), np.float32)
 
 
 class PreparedField(NamedTuple):
@@ -424,9 +425,9 @@ def read(
     review_below: float | None,
     templates: Mapping[str, Template] | None = None,
 ) -> list[list[Reading]]:
-    """Classify every candidate digit of the batch in one model call, and read every number whole in one reader
-    call; per file, a reading per page read (per field on a form page, its rules checked against its template in
-    `templates`)."""
+    """Read every number whole in one reader call, then classify in one model call every candidate digit whose
+    reading counts and every digit the reader read; per file, a reading per page read (per field on a form page,
+    its rules checked against its template in `templates`)."""
     pages = [page for item in prepared for page in item.pages]
     crops = [
         digits
@@ -434,55 +435,71 @@ def read(
         for digits in ([page.digits] if not page.fields else [d for field in page.fields for d in field.crops])
         if digits is not None and len(digits.images)
     ]
-    probabilities = (
-        classifier.probabilities(np.concatenate([c.images for c in crops])) if crops else np.zeros((0, 10), np.float32)
+    wholes = _read_whole(crops, classifier)
+    # A number the reader reads is its reading, judged again digit by digit: its candidates are not classified.
+    cut = [whole is None or not whole.digits or not digits.whole for digits, whole in zip(crops, wholes, strict=True)]
+    pieces = [digits.images if counts else _NO_IMAGES for digits, counts in zip(crops, cut, strict=True)]
+    pieces += [
+        _NO_IMAGES if whole is None or digits.field is None else digit_images(digits.field, whole.columns)
+        for digits, whole in zip(crops, wholes, strict=True)
+    ]
+    batch = np.concatenate([_NO_IMAGES, *pieces])
+    probabilities = _split(classifier.probabilities(batch) if len(batch) else np.zeros((0, DIGITS), np.float32), pieces)
+    judge = classifier.reader.judge if classifier.reader is not None else None
+    readings = iter(
+        _crop_reading(digits, whole, own, second, judge)
+        for digits, whole, own, second in zip(
+            crops, wholes, probabilities[: len(crops)], probabilities[len(crops) :], strict=True
+        )
     )
-    fields = [c.field for c in crops if c.field is not None] if classifier.reader is not None else []
-    strings = iter(_read_whole(fields, classifier))
-    start = 0
 
     def crop_reading(digits: Candidates | None) -> StringReading | None:
-        """The crop's best reading: the reader's whole string for a number, else the digits the model's best
-        reading of the candidates keeps; None for an empty crop."""
-        nonlocal start
-        if digits is None or not len(digits.images):
-            return None
-        own = probabilities[start : start + len(digits.images)]
-        start += len(digits.images)
-        whole = next(strings) if digits.field is not None and classifier.reader is not None else None
-        shares = digit_shares(own[choose(own, digits)])
-        cut = StringReading("".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares))
-        if whole is None:
-            return cut
-        own_reading, settled = whole
-        if not own_reading.digits:
-            # The reader sees no number where the digit model found digits: they are there only as likely as the
-            # reader doubts its blank reading.
-            return cut._replace(confidence=cut.confidence * (1.0 - own_reading.confidence))
-        # auto: a lone digit both models read alike, each on its own, is the digit model's (its confidence is the
-        # one calibrated on single digits); else the reader's, the digit model's second opinion taken.
-        if not digits.whole and own_reading.digits == cut.digits and len(cut.digits) == 1:
-            return cut
-        return settled
+        """The crop's best reading, in the crops' order; None for an empty crop."""
+        return None if digits is None or not len(digits.images) else next(readings)
 
-    # In the files' order, so each crop takes its own rows of the batch's probabilities and the reader's strings.
+    # In the files' order, so each crop takes its own reading.
     return [_file_readings(item, crop_reading, review_below=review_below, templates=templates) for item in prepared]
 
 
-def _read_whole(fields: list[np.ndarray], classifier: Classifier) -> list[tuple[StringReading, StringReading]]:
-    """Every field read whole by the reader in one call: its own reading, and the reading with each digit judged
-    again by the digit model (one call for all), cut out where the reader placed it (sequence.second_opinion)."""
-    if not fields or classifier.reader is None:
-        return []
-    strings = classifier.reader.read(np.stack(fields))
-    digits = [digit_images(field, string.columns) for field, string in zip(fields, strings, strict=True)]
-    concatenated = np.concatenate(digits)
-    probabilities = classifier.probabilities(concatenated) if len(concatenated) else concatenated
-    ends = np.cumsum([len(images) for images in digits])
-    return [
-        (string, second_opinion(string, probabilities[end - len(images) : end], classifier.reader.judge))
-        for string, images, end in zip(strings, digits, ends, strict=True)
-    ]
+def _read_whole(crops: list[Candidates], classifier: Classifier) -> list[StringReading | None]:
+    """Each crop's number read whole by the reader, all in one call: None for a crop with no field, or where the
+    served model has no reader."""
+    reader = classifier.reader
+    fields = [digits.field for digits in crops if digits.field is not None] if reader is not None else []
+    strings = iter(reader.read(np.stack(fields)) if reader is not None and fields else [])
+    return [next(strings) if reader is not None and digits.field is not None else None for digits in crops]
+
+
+def _split(rows: np.ndarray, pieces: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The rows of one model call over the concatenated `pieces`, piece by piece."""
+    return np.split(rows, np.cumsum([len(piece) for piece in pieces])[:-1])
+
+
+def _crop_reading(
+    digits: Candidates,
+    whole: StringReading | None,
+    own: np.ndarray,
+    second: np.ndarray,
+    judge: Judge | None,
+) -> StringReading:
+    """A crop's best reading: the reader's whole string for a number, settled by the digit model's `second` opinion
+    on each of its digits (sequence.second_opinion), else the digits the model's best reading of the candidates
+    keeps (their probabilities `own`, classified only where they count)."""
+    if whole is not None and whole.digits and digits.whole:
+        return second_opinion(whole, second, judge)
+    shares = digit_shares(own[choose(own, digits)])
+    cut = StringReading("".join(map(str, shares.argmax(axis=1))), float(np.prod(shares.max(axis=1))), _top3(shares))
+    if whole is None:
+        return cut
+    if not whole.digits:
+        # The reader sees no number where the digit model found digits: they are there only as likely as the
+        # reader doubts its blank reading.
+        return cut._replace(confidence=cut.confidence * (1.0 - whole.confidence))
+    # auto: a lone digit both models read alike, each on its own, is the digit model's (its confidence is the
+    # one calibrated on single digits); else the reader's, the digit model's second opinion taken.
+    if whole.digits == cut.digits and len(cut.digits) == 1:
+        return cut
+    return second_opinion(whole, second, judge)
 
 
 def _file_readings(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from watcher.vision.pieces import Box, extent_of, lines_of_writing
+from watcher.vision.pieces import Box, as_mask, components, extent_of, lines_of_writing
 
 FIELD_HEIGHT = 32  # the writing is read this many px tall: a digit's loops stay open, and a field costs little
 FIELD_WIDTH = 192  # px; wider writing is squeezed to fit (six times its height: eight digits and their marks)
@@ -29,10 +29,10 @@ def field_image(ink: np.ndarray) -> np.ndarray | None:
     left, top, right, bottom = box
     crop = ink[top:bottom, left:right]
     pad = max(1, round(PAD * crop.shape[0]))
-    crop = np.pad(crop, pad)
+    crop = cv2.copyMakeBorder(crop.astype(np.float32), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0.0)
     scale = FIELD_HEIGHT / crop.shape[0]
     width = int(np.clip(round(crop.shape[1] * scale), 1, FIELD_WIDTH))
-    sized = cv2.resize(crop.astype(np.float32), (width, FIELD_HEIGHT), interpolation=cv2.INTER_AREA)
+    sized = cv2.resize(crop, (width, FIELD_HEIGHT), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32)
     canvas[:, :width] = np.clip(sized, 0.0, 1.0)
     return canvas
@@ -70,5 +70,5 @@ def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def _pieces(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The connected pieces of ink: their boxes (x, y, w, h rows) and areas."""
-    _, _, stats, _ = cv2.connectedComponentsWithStats(inked.view(np.uint8), connectivity=8)
+    _, _, stats = components(as_mask(inked))
     return stats[1:, :4], stats[1:, 4]

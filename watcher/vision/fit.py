@@ -14,6 +14,7 @@ from watcher.vocabulary import CANVAS_PX, DIGIT_BOX_PX
 NEAR_PIECE = 0.35  # a piece further from the digit than 35 % of its size is a stray mark
 SPECK_EXTENT = 0.25  # a piece shorter than 25 % of the digit's size is a speck, not a broken stroke
 TARGET_STROKE = 0.11  # MNIST strokes are about 11 % of the digit's longer side
+_NEIGHBOURS = np.ones((3, 3), np.uint8)  # a pixel and its eight neighbours: what erosion leaves of a stroke's rim
 
 
 def fit_digit(ink: np.ndarray) -> np.ndarray:
@@ -71,16 +72,16 @@ def _digit_pieces(ink: np.ndarray) -> np.ndarray:
         return ink
     count, labels, stats = components(mask)
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
-    left, top, w, h = stats[order[0], :4]
+    boxes = stats[:, :4].tolist()  # Python ints: the loop below does a few sums per piece
+    left, top, w, h = boxes[order[0]]
     box = [left, top, left + w, top + h]
     keep = np.zeros(count, bool)
     keep[order[0]] = True
     reach = NEAR_PIECE * max(w, h)
+    specks = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) < SPECK_EXTENT * max(w, h)
     # Grow the digit's box piece by piece, biggest first, so a chain of fragments stays together.
-    for label in order[1:]:
-        x0, y0, pw, ph = stats[label, :4]
-        if max(pw, ph) < SPECK_EXTENT * max(w, h):
-            continue
+    for label in order[1:][~specks[order[1:]]]:
+        x0, y0, pw, ph = boxes[label]
         gap_x = max(box[0] - (x0 + pw), x0 - box[2], 0)
         gap_y = max(box[1] - (y0 + ph), y0 - box[3], 0)
         if max(gap_x, gap_y) <= reach:
@@ -95,7 +96,7 @@ def _thicken_thin_strokes(digit: np.ndarray) -> np.ndarray:
     area = np.count_nonzero(mask)
     if area == 0:
         return digit
-    inside = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = cv2.erode(mask, _NEIGHBOURS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     rim = int(area - np.count_nonzero(inside))
     # A stroke of width w and length L has area w*L and about 2*L rim pixels.
     stroke = 2.0 * int(area) / max(rim, 1)
