@@ -1,5 +1,5 @@
-"""Training the sequence reader end to end on tiny data: a version with the reader comes out, and a resumed run goes
-on from the checkpoint instead of starting again."""
+"""Training the sequence reader end to end on tiny data: a version with the reader comes out, quantised and judged on
+its own readings, and a resumed run goes on from the checkpoint instead of starting again."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from watcher.model import train_reader
-from watcher.model.classify import load_classifier, load_version
-from watcher.model.sequence import EVIDENCE
+from watcher.model.classify import Classifier, load_classifier, load_version
+from watcher.model.sequence import EVIDENCE, Judge, StringReading
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
@@ -45,12 +45,31 @@ def tiny_data(folder: Path) -> tuple[Path, Path, Path]:
     return mnist, real, rows
 
 
+def int8_tensors(model_file: Path) -> int:
+    """How many of a .tflite model's tensors hold 8-bit integers: quantised weights."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    return sum(tensor["dtype"] == np.int8 for tensor in Interpreter(model_path=str(model_file)).get_tensor_details())
+
+
 @pytest.mark.slow
-def test_train_reader_writes_a_version_with_the_reader_and_resumes(tmp_path: Path) -> None:
+def test_train_reader_writes_a_version_with_the_reader_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     mnist, real, rows = tiny_data(tmp_path)
     out, cache = tmp_path / "models" / "mnist-cnn", tmp_path / "cache"
     base = max((entry for entry in SHIPPED.iterdir() if entry.name.isdigit()), key=lambda entry: int(entry.name))
     options = {"mnist": mnist, "real": real, "rows": rows, "base": base, "out": out, "seed": 2, "cache": cache}
+    # What the judge is fitted on: the validation cells as the reader it is given reads them.
+    judged: list[list[StringReading]] = []
+    judge = train_reader._judge
+
+    def judge_and_keep(served: Classifier, data: train_reader.Fields) -> tuple[Judge, dict[str, dict[str, float]]]:
+        assert served.reader is not None
+        judged.append(served.reader.read(data.validation_cells[0].astype(np.float32) / 255.0))
+        return judge(served, data)
+
+    monkeypatch.setattr(train_reader, "_judge", judge_and_keep)
 
     assert train_reader.run(**options, epochs=1, resume=False, fields=128, validation_fields=32) == 0
 
@@ -60,9 +79,14 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(tmp_path: Pat
     assert "--reader" in reader["command"] and len(reader["real_digits_sha256"]) == 64
     assert list(reader["judge"]["weights"]) == list(EVIDENCE) and isinstance(reader["judge"]["bias"], float)
     assert set(reader["validation_register_cells"]) == {"accuracy", "accepted", "accepted_wrong"}
+    assert reader["quantisation"].startswith("reader.tflite: dynamic range")
     assert metadata["digits_from"] == f"mnist-cnn/{base.name}"
+    assert int8_tensors(out / "1" / "reader.tflite") > 0 and int8_tensors(out / "1" / "model.tflite") == 0
     classifier = load_classifier(out)
     assert classifier.reader is not None and classifier.reader.judge is not None
+    # The judge was fitted on the readings of exactly the reader served, quantised, not on the Keras one.
+    with np.load(cache / "register-validation.npz") as cells:
+        assert classifier.reader.read(cells["images"].astype(np.float32) / 255.0) == judged[0]
     assert len(classifier.reader.read(np.zeros((3, FIELD_HEIGHT, FIELD_WIDTH), np.float32))) == 3
     assert sorted(path.name for path in cache.iterdir() if path.suffix == ".npz") == [
         "fields-2-128.npz",
@@ -85,3 +109,4 @@ def test_the_recipe_writes_its_generator_and_licence_whole() -> None:
     )  # fmt: skip
     assert recipe.generator.endswith("watcher.model.sequence.field_image")
     assert recipe.register_licence.endswith("used for training only")
+    assert "tf.lite.Optimize.DEFAULT" in recipe.quantisation
