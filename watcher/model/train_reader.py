@@ -1,7 +1,7 @@
 """Train the sequence reader on synthetic fields and real register cells, resumably, and write it into a version.
 
-The story: render the fields once (cached), train with CTC in epochs that end in a checkpoint, export to LiteRT
-(quantised) beside the digit model of the version it extends, then fit the judge of a reading's confidence on
+The story: render the fields once (cached), train with CTC in epochs that end in a checkpoint, export it to LiteRT
+beside the digit model of the version it extends, both quantised, then fit the judge of a reading's confidence on
 validation fields read by that exported pair, as it will be served.
 """
 
@@ -96,8 +96,9 @@ class Recipe:
         "stated: used for training only"
     )
     quantisation: str = (
-        "reader.tflite: dynamic range (tf.lite.Optimize.DEFAULT: 8-bit weights, float activations); the judge "
-        "fitted on its own outputs through LiteRT. reader.keras: the float weights it was converted from"
+        "reader.tflite and model.tflite: dynamic range (tf.lite.Optimize.DEFAULT: 8-bit weights, float activations), "
+        "converted from reader.keras and model.keras (the float weights, kept to train on); the judge fitted on "
+        "their own readings through LiteRT, and test_accuracy the quantised digit model's"
     )
 
 
@@ -140,8 +141,9 @@ def run(
     labels = data.train[1] + data.cells[1] * REGISTER_REPEATS
     reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=cache / f"checkpoints-{seed}", resume=resume)
     staging = stage_reader_version(out, base=base, reader=reader)
-    # Judged as served: the quantised reader in LiteRT reads a little differently from the Keras one it came from.
-    judge, figures = _judge(load_version(staging), data)
+    # Judged as served: the quantised models in LiteRT read a little differently from the Keras ones they came from.
+    served = load_version(staging)
+    judge, figures = _judge(served, data)
     print(json.dumps(figures), flush=True)
     recipe = Recipe(
         command=f"digit-watcher train --reader --data {mnist} --real {real} --rows {rows} --from {base} "
@@ -164,7 +166,8 @@ def run(
         "training_minutes": minutes,
         **figures,
     }
-    version = publish_reader_version(staging, out, base=base, section=section)
+    test_accuracy = _test_accuracy(served, mnist)
+    version = publish_reader_version(staging, out, base=base, section=section, test_accuracy=test_accuracy)
     print(f"wrote {version}", flush=True)
     return ExitCode.OK
 
@@ -255,6 +258,13 @@ def _settled(reader: StringReader, digit_model: Classifier, images: np.ndarray, 
         evidence.append(sequence_evidence(strings[index], settled.digits, probabilities))
         right.append(settled.digits == labels[index].replace(MARK, ""))
     return _Settled(np.reshape(evidence, (len(kept), len(EVIDENCE))), np.asarray(right, bool), len(images))
+
+
+def _test_accuracy(digit_model: Classifier, mnist: Path) -> float:
+    """The digit model's accuracy on MNIST's test split, as train measures it (the digits as they are)."""
+    _, _, x_test, y_test = load_mnist(mnist)
+    read = digit_model.probabilities(x_test.astype(np.float32) / 255.0).argmax(axis=1)
+    return round(float(np.mean(read == y_test)), 4)
 
 
 def _accepted(judge: Judge, evidence: np.ndarray, right: np.ndarray) -> tuple[float, float]:
@@ -468,11 +478,14 @@ def _augmented(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def stage_reader_version(out: Path, *, base: Path, reader: Any) -> Path:
     """A hidden folder in `out` that serves as the next version without its judge: base's digit model and metadata,
-    with the reader beside them, exported quantised (`quantised_tflite`)."""
+    with the reader beside them, both exported quantised (`quantised_tflite`)."""
+    import keras
+
     staging = staging_folder(out)
-    # The digit model served, and its Keras weights for a fine-tune from this version (watcher.model.finetune).
-    for name in (MODEL_FILE, KERAS_FILE):
-        shutil.copy2(base / name, staging / name)
+    # The digit model served, quantised as the reader is, and its Keras weights for a fine-tune from this version
+    # (watcher.model.finetune).
+    shutil.copy2(base / KERAS_FILE, staging / KERAS_FILE)
+    (staging / MODEL_FILE).write_bytes(quantised_tflite(keras.models.load_model(base / KERAS_FILE)))
     serving = serving_reader(reader)
     serving.save(staging / READER_KERAS_FILE)
     (staging / READER_FILE).write_bytes(quantised_tflite(serving))
@@ -482,8 +495,8 @@ def stage_reader_version(out: Path, *, base: Path, reader: Any) -> Path:
 
 def quantised_tflite(model: Any) -> bytes:
     """A Keras model converted for LiteRT with dynamic-range quantisation: weights in 8 bits, activations float.
-    Quantised, version 14's reader took 0.98 ms of CPU a field instead of 2.43 and read as many numbers right, but
-    its probabilities shift a little: a judge fitted on the float reader's ranked its readings less well."""
+    Quantised, version 14's reader and digit model cost about half the CPU a field and read as many numbers and
+    digits right, but their probabilities shift a little: a judge fitted on the float pair's ranks less well."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -492,16 +505,23 @@ def quantised_tflite(model: Any) -> bytes:
         return bytes(converter.convert())
 
 
-def publish_reader_version(staging: Path, out: Path, *, base: Path, section: dict[str, object]) -> Path:
-    """The staged version (`stage_reader_version`) with the reader's section, judge included, in its metadata,
-    renamed to the next version in `out`."""
-    _write_metadata(staging, base=base, section=section)
+def publish_reader_version(
+    staging: Path, out: Path, *, base: Path, section: dict[str, object], test_accuracy: float
+) -> Path:
+    """The staged version (`stage_reader_version`) with the reader's section, judge included, and its digit model's
+    `test_accuracy` in its metadata, renamed to the next version in `out`."""
+    _write_metadata(staging, base=base, section=section, test_accuracy=test_accuracy)
     return publish_version(staging, out)
 
 
-def _write_metadata(staging: Path, *, base: Path, section: dict[str, object]) -> None:
-    """base's metadata with the reader's `section` and where the digit model came from."""
+def _write_metadata(
+    staging: Path, *, base: Path, section: dict[str, object], test_accuracy: float | None = None
+) -> None:
+    """base's metadata with the reader's `section`, where the digit model came from and, once measured, the served
+    digit model's `test_accuracy` (quantised, it is not quite base's)."""
     metadata = json.loads((base / METADATA_FILE).read_text())
+    if test_accuracy is not None:
+        metadata["test_accuracy"] = test_accuracy
     metadata[READER_KEY] = {**section, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     metadata["digits_from"] = f"{base.parent.name}/{base.name}"
     (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
