@@ -7,9 +7,7 @@ validation fields read by that exported pair, as it will be served.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import io
 import json
 import shutil
 import sys
@@ -32,7 +30,6 @@ from watcher.model.classify import (
     Classifier,
     StringReader,
     load_version,
-    silenced_native_logs,
 )
 from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
 from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
@@ -47,7 +44,7 @@ from watcher.model.sequence import (
 )
 from watcher.model.sequence import evidence as sequence_evidence
 from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
-from watcher.model.train import publish_version, staging_folder
+from watcher.model.train import publish_version, quantised_tflite, staging_folder
 from watcher.model.versions import KERAS_FILE, METADATA_FILE, MODEL_FILE
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image
 from watcher.vision.fit import digit_images
@@ -491,18 +488,6 @@ def stage_reader_version(out: Path, *, base: Path, reader: Any) -> Path:
     (staging / READER_FILE).write_bytes(quantised_tflite(serving))
     _write_metadata(staging, base=base, section={})
     return staging
-
-
-def quantised_tflite(model: Any) -> bytes:
-    """A Keras model converted for LiteRT with dynamic-range quantisation: weights in 8 bits, activations float.
-    Quantised, version 14's reader and digit model cost about half the CPU a field and read as many numbers and
-    digits right, but their probabilities shift a little: a judge fitted on the float pair's ranks less well."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    with silenced_native_logs(), contextlib.redirect_stdout(io.StringIO()):
-        return bytes(converter.convert())
 
 
 def publish_reader_version(
