@@ -9,6 +9,7 @@ it is. A digit's strokes are never both that straight and that long beside the r
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import cv2
@@ -81,16 +82,10 @@ def _lines(mask: np.ndarray) -> list[_Line]:
     needed = LINE_SHARE * STRAIGHT_FILL * small_w
     if np.count_nonzero(small) < needed:  # most pages: not enough ink for any line
         return []
-    ys, xs = np.nonzero(small)
-    # One slope step shifts the line's far end by a pixel; each bin counts the ink on one row along one slope. The
-    # rows a slope drops by, column by column, are a small table: the bins are then integer sums alone.
-    steps = max(1, int(np.ceil(MAX_TILT * small_w)))
-    slopes = np.arange(-steps, steps + 1) / small_w
+    runs = _slope_runs(small_w)
+    steps, slopes = runs.steps, runs.slopes
     span = small_h + 2 * steps + 2
-    drops = np.rint(slopes[:, np.newaxis] * np.arange(small_w)).astype(np.int32)
-    drops -= (steps + 1 + span * np.arange(len(slopes), dtype=np.int32))[:, np.newaxis]
-    counts = np.bincount((ys.astype(np.int32) - drops[:, xs]).ravel(), minlength=span * len(slopes))
-    counts = counts.reshape(len(slopes), span)
+    counts = _slope_bins(small, runs, span=span)
     lines = []
     for _ in range(MAX_LINES):
         peak = int(np.argmax(counts))
@@ -113,11 +108,59 @@ def _lines(mask: np.ndarray) -> list[_Line]:
         ends = np.array([0.0, small_w - 1.0])
         first_last = (row - steps - 1) + slopes[slope_index] * ends
         spent = first_last[np.newaxis, :] - slopes[:, np.newaxis] * ends[np.newaxis, :] + steps + 1
-        for bins, (lowest, highest) in zip(counts, np.sort(spent, axis=1), strict=True):
-            bins[max(0, int(lowest) + low - row - 2) : int(highest) + high - row + 3] = 0
+        lowest, highest = np.sort(spent, axis=1).astype(np.intp).T  # truncated toward 0, as int() does
+        first_spent = np.maximum(0, lowest + low - row - 2)[:, np.newaxis]
+        bins = np.arange(span)
+        counts[(bins >= first_spent) & (bins < (highest + high - row + 3)[:, np.newaxis])] = 0
         if line is not None:
             lines.append(line)
     return lines
+
+
+class _SlopeRuns(NamedTuple):
+    """The slopes tried on a reduced copy, one step apart (a step shifts a line's far end by a pixel), and along
+    each slope the runs of columns that drop by the same number of rows: each run's slope index, first and
+    past-the-last column, and the rows it drops by."""
+
+    steps: int
+    slopes: np.ndarray
+    slope: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    drop: np.ndarray
+
+
+@functools.lru_cache(maxsize=256)  # reduced copies come in few widths: the longer side is mostly COARSE_SIDE
+def _slope_runs(width: int) -> _SlopeRuns:
+    """The slopes and their runs of equal drop, for a reduced copy `width` columns wide."""
+    steps = max(1, int(np.ceil(MAX_TILT * width)))
+    slopes = np.arange(-steps, steps + 1) / width
+    drops = np.rint(slopes[:, np.newaxis] * np.arange(width)).astype(np.intp)
+    begins = np.ones(drops.shape, bool)
+    begins[:, 1:] = drops[:, 1:] != drops[:, :-1]
+    slope, start = np.nonzero(begins)
+    # Each slope's first run begins at column 0: the run after a slope's last one ends it.
+    end = np.append(np.flatnonzero(begins)[1:], begins.size) - slope * width
+    runs = _SlopeRuns(steps, slopes, slope, start, end, drops[slope, start])
+    for table in (slopes, slope, start, end, runs.drop):  # every later call of this width reads them
+        table.setflags(write=False)
+    return runs
+
+
+def _slope_bins(small: np.ndarray, runs: _SlopeRuns, *, span: int) -> np.ndarray:
+    """The ink of a reduced 0/1 copy along every slope of `runs` (its width's): a row per slope, a bin per row the
+    line starts on (`span` bins, room for the rows a slope drops by either way).
+
+    A run of columns that drop by the same rows adds its ink row by row to consecutive bins, and its ink per row is
+    a difference of running sums along the rows: a sum per run and row instead of one per inked pixel and slope.
+    """
+    height, width = small.shape
+    running = np.zeros((height, width + 1), np.int32)
+    np.cumsum(small, axis=1, out=running[:, 1:])
+    ink = running[:, runs.end] - running[:, runs.start]
+    bins = np.arange(height)[:, np.newaxis] - runs.drop + (runs.steps + 1 + span * runs.slope)
+    counts = np.bincount(bins.ravel(), weights=ink.ravel(), minlength=span * len(runs.slopes))
+    return counts.astype(np.intp).reshape(len(runs.slopes), span)
 
 
 def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> _Line | None:
@@ -132,13 +175,18 @@ def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> 
     # For every slope tried, the window of rows around the line in every column: its ink, row by row along the line.
     tried = slope + np.arange(-np.ceil(reach), np.ceil(reach) + 1) / width
     centres = np.rint(centre + tried[:, np.newaxis] * columns[np.newaxis, :]).astype(np.intp)
-    rows = centres[:, np.newaxis, :] + np.arange(-window, window + 1)[np.newaxis, :, np.newaxis]
-    inside = (rows >= 0) & (rows < height)
-    windows = mask[np.clip(rows, 0, height - 1), columns] & inside
-    peaks = windows.sum(axis=2).max(axis=1)
+    # Rows off the page hold no ink: the mask is read with blank rows around it, a window's reach and more, and a
+    # centre further off is held where its window still lies wholly off the page.
+    margin = 2 * window + 1
+    blank_around = np.zeros((height + 2 * margin, width), bool)
+    blank_around[margin:-margin] = mask
+    starts = (np.clip(centres, -window - 1, height + window) + margin) * width + columns
+    offsets = np.arange(-window, window + 1) * width
+    windows = blank_around.ravel().take(starts[:, np.newaxis, :] + offsets[np.newaxis, :, np.newaxis])
+    peaks = np.count_nonzero(windows, axis=2).max(axis=1)
     best = int(np.argmax(peaks))
     slope, along = float(tried[best]), windows[best]
-    profile = along.sum(axis=1)
+    profile = np.count_nonzero(along, axis=1)
     low, high = _half_band(profile, int(np.argmax(profile)))
     if low == 0 or high == len(profile) - 1:
         return None  # thicker than the window: a band of ink or a stroke, not a printed line
