@@ -86,6 +86,9 @@ def _lines(mask: np.ndarray) -> list[_Line]:
     steps, slopes = tried.steps, tried.slopes
     span = small_h + 2 * steps + 2
     counts = _slope_bins(small, tried, span=span)
+    ends = np.array([0.0, small_w - 1.0])
+    drifts = slopes[:, np.newaxis] * ends[np.newaxis, :]  # how far each slope drifts by either end
+    bins = np.arange(span)
     lines = []
     for _ in range(MAX_LINES):
         peak = int(np.argmax(counts))
@@ -94,8 +97,8 @@ def _lines(mask: np.ndarray) -> list[_Line]:
         # A thick line collects as much ink along a slightly wrong slope, across it: its own slope gathers the ink
         # on the fewest rows, the largest sum of squares near it.
         first = max(0, peak % span - 2 * steps - 4)
-        near = counts[:, first : peak % span + 2 * steps + 5].astype(np.float64)
-        slope_index = int(np.argmax((near**2).sum(axis=1)))
+        near = counts[:, first : peak % span + 2 * steps + 5]
+        slope_index = int(np.argmax((near * near).sum(axis=1)))
         row = first + int(np.argmax(near[slope_index]))
         # Most candidates are a digit's bar, thick for its length: told on the reduced copy already, where the
         # copy's rounding adds a pixel or two to a line.
@@ -105,12 +108,10 @@ def _lines(mask: np.ndarray) -> list[_Line]:
         line = _measure(mask, centre=centre, slope=float(slopes[slope_index]), reach=1 / shrink) if thin else None
         # Along every slope, the bins whose row meets the line (or the ink tried there) are spent: the same line
         # seen askew would otherwise be found again, as a thick band across it.
-        ends = np.array([0.0, small_w - 1.0])
         first_last = (row - steps - 1) + slopes[slope_index] * ends
-        spent = first_last[np.newaxis, :] - slopes[:, np.newaxis] * ends[np.newaxis, :] + steps + 1
+        spent = first_last[np.newaxis, :] - drifts + steps + 1
         lowest, highest = np.sort(spent, axis=1).astype(np.intp).T  # truncated toward 0, as int() does
         first_spent = np.maximum(0, lowest + low - row - 2)[:, np.newaxis]
-        bins = np.arange(span)
         counts[(bins >= first_spent) & (bins < (highest + high - row + 3)[:, np.newaxis])] = 0
         if line is not None:
             lines.append(line)
