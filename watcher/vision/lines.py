@@ -9,6 +9,7 @@ it is. A digit's strokes are never both that straight and that long beside the r
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import cv2
@@ -81,16 +82,13 @@ def _lines(mask: np.ndarray) -> list[_Line]:
     needed = LINE_SHARE * STRAIGHT_FILL * small_w
     if np.count_nonzero(small) < needed:  # most pages: not enough ink for any line
         return []
-    ys, xs = np.nonzero(small)
-    # One slope step shifts the line's far end by a pixel; each bin counts the ink on one row along one slope. The
-    # rows a slope drops by, column by column, are a small table: the bins are then integer sums alone.
-    steps = max(1, int(np.ceil(MAX_TILT * small_w)))
-    slopes = np.arange(-steps, steps + 1) / small_w
+    tried = _slopes(small_w)
+    steps, slopes = tried.steps, tried.slopes
     span = small_h + 2 * steps + 2
-    drops = np.rint(slopes[:, np.newaxis] * np.arange(small_w)).astype(np.int32)
-    drops -= (steps + 1 + span * np.arange(len(slopes), dtype=np.int32))[:, np.newaxis]
-    counts = np.bincount((ys.astype(np.int32) - drops[:, xs]).ravel(), minlength=span * len(slopes))
-    counts = counts.reshape(len(slopes), span)
+    counts = _slope_bins(small, tried, span=span)
+    ends = np.array([0.0, small_w - 1.0])
+    drifts = slopes[:, np.newaxis] * ends[np.newaxis, :]  # how far each slope drifts by either end
+    bins = np.arange(span)
     lines = []
     for _ in range(MAX_LINES):
         peak = int(np.argmax(counts))
@@ -99,8 +97,8 @@ def _lines(mask: np.ndarray) -> list[_Line]:
         # A thick line collects as much ink along a slightly wrong slope, across it: its own slope gathers the ink
         # on the fewest rows, the largest sum of squares near it.
         first = max(0, peak % span - 2 * steps - 4)
-        near = counts[:, first : peak % span + 2 * steps + 5].astype(np.float64)
-        slope_index = int(np.argmax((near**2).sum(axis=1)))
+        near = counts[:, first : peak % span + 2 * steps + 5]
+        slope_index = int(np.argmax((near * near).sum(axis=1)))
         row = first + int(np.argmax(near[slope_index]))
         # Most candidates are a digit's bar, thick for its length: told on the reduced copy already, where the
         # copy's rounding adds a pixel or two to a line.
@@ -110,14 +108,76 @@ def _lines(mask: np.ndarray) -> list[_Line]:
         line = _measure(mask, centre=centre, slope=float(slopes[slope_index]), reach=1 / shrink) if thin else None
         # Along every slope, the bins whose row meets the line (or the ink tried there) are spent: the same line
         # seen askew would otherwise be found again, as a thick band across it.
-        ends = np.array([0.0, small_w - 1.0])
         first_last = (row - steps - 1) + slopes[slope_index] * ends
-        spent = first_last[np.newaxis, :] - slopes[:, np.newaxis] * ends[np.newaxis, :] + steps + 1
-        for bins, (lowest, highest) in zip(counts, np.sort(spent, axis=1), strict=True):
-            bins[max(0, int(lowest) + low - row - 2) : int(highest) + high - row + 3] = 0
+        spent = first_last[np.newaxis, :] - drifts + steps + 1
+        lowest, highest = np.sort(spent, axis=1).astype(np.intp).T  # truncated toward 0, as int() does
+        first_spent = np.maximum(0, lowest + low - row - 2)[:, np.newaxis]
+        counts[(bins >= first_spent) & (bins < (highest + high - row + 3)[:, np.newaxis])] = 0
         if line is not None:
             lines.append(line)
     return lines
+
+
+class _Runs(NamedTuple):
+    """Paths across the page, each at one row in every column, as runs of columns where a path keeps to one row:
+    each run's path, first and past-the-last column, and row."""
+
+    path: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    row: np.ndarray
+
+
+def _runs(rows: np.ndarray) -> _Runs:
+    """The runs of paths given by their row in every column (a path per row of `rows`)."""
+    begins = np.ones(rows.shape, bool)
+    begins[:, 1:] = rows[:, 1:] != rows[:, :-1]
+    first = np.flatnonzero(begins)
+    path, start = np.divmod(first, rows.shape[1])
+    # Each path's first run begins at column 0: the run after a path's last one ends it.
+    end = np.append(first[1:], begins.size) - path * rows.shape[1]
+    return _Runs(path, start, end, rows.ravel()[first])
+
+
+def _running_sums(mask: np.ndarray) -> np.ndarray:
+    """Each row's ink summed column by column, after a leading 0: a run's ink on a row is the difference of two."""
+    whole = cv2.integral(mask.view(np.uint8))
+    running: np.ndarray = whole[1:] - whole[:-1]
+    return running
+
+
+class _Slopes(NamedTuple):
+    """The slopes tried on a reduced copy, one step apart (a step shifts a line's far end by a pixel), and the
+    rows each drops by, as runs."""
+
+    steps: int
+    slopes: np.ndarray
+    drops: _Runs
+
+
+@functools.lru_cache(maxsize=256)  # reduced copies come in few widths: the longer side is mostly COARSE_SIDE
+def _slopes(width: int) -> _Slopes:
+    """The slopes tried on a reduced copy `width` columns wide."""
+    steps = max(1, int(np.ceil(MAX_TILT * width)))
+    slopes = np.arange(-steps, steps + 1) / width
+    drops = _runs(np.rint(slopes[:, np.newaxis] * np.arange(width)).astype(np.intp))
+    for table in (slopes, *drops):  # every later call of this width reads them
+        table.setflags(write=False)
+    return _Slopes(steps, slopes, drops)
+
+
+def _slope_bins(small: np.ndarray, slopes: _Slopes, *, span: int) -> np.ndarray:
+    """The ink of a reduced 0/1 copy along every slope tried (its width's): a row per slope, a bin per row the line
+    starts on (`span` bins, room for the rows a slope drops by either way).
+
+    A run of columns that drop by the same rows adds its ink row by row to consecutive bins: a sum per run and row
+    instead of one per inked pixel and slope.
+    """
+    drops, running = slopes.drops, _running_sums(small)
+    ink = running[:, drops.end] - running[:, drops.start]
+    bins = np.arange(small.shape[0])[:, np.newaxis] - drops.row + (slopes.steps + 1 + span * drops.path)
+    counts = np.bincount(bins.ravel(), weights=ink.ravel(), minlength=span * len(slopes.slopes))
+    return counts.astype(np.intp).reshape(len(slopes.slopes), span)
 
 
 def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> _Line | None:
@@ -129,23 +189,32 @@ def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> 
     height, width = mask.shape
     window = 2 * int(np.ceil(reach)) + 6  # room for the estimate's error and a printed line's thickness
     columns = np.arange(width)
-    # For every slope tried, the window of rows around the line in every column: its ink, row by row along the line.
+    # For every slope tried, a window of rows around the line: the ink on each of its rows, along the line.
     tried = slope + np.arange(-np.ceil(reach), np.ceil(reach) + 1) / width
     centres = np.rint(centre + tried[:, np.newaxis] * columns[np.newaxis, :]).astype(np.intp)
-    rows = centres[:, np.newaxis, :] + np.arange(-window, window + 1)[np.newaxis, :, np.newaxis]
-    inside = (rows >= 0) & (rows < height)
-    windows = mask[np.clip(rows, 0, height - 1), columns] & inside
-    peaks = windows.sum(axis=2).max(axis=1)
-    best = int(np.argmax(peaks))
-    slope, along = float(tried[best]), windows[best]
-    profile = along.sum(axis=1)
+    # Rows off the page hold no ink: the windows are read from the rows they cover, blank off the page, and a centre
+    # further off is held where its window still lies wholly off the page.
+    held = np.clip(centres, -window - 1, height + window)
+    top = int(held.min()) - window
+    covered = _rows_of(mask, top, int(held.max()) + window + 1)
+    first_rows = held - window - top  # each window's first row, in the rows covered
+    runs, running = _runs(first_rows), _running_sums(covered)
+    offsets = np.arange(2 * window + 1)
+    # Flat indices: numpy takes from a flat array far faster than by two index arrays.
+    starts = (runs.row[:, np.newaxis] + offsets) * running.shape[1] + runs.start[:, np.newaxis]
+    ink = running.take(starts + (runs.end - runs.start)[:, np.newaxis]) - running.take(starts)
+    cells = (runs.path[:, np.newaxis] * len(offsets) + offsets).ravel()
+    profiles = np.bincount(cells, weights=ink.ravel(), minlength=len(tried) * len(offsets)).astype(np.intp)
+    profiles = profiles.reshape(len(tried), len(offsets))
+    best = int(np.argmax(profiles.max(axis=1)))
+    slope, profile = float(tried[best]), profiles[best]
     low, high = _half_band(profile, int(np.argmax(profile)))
     if low == 0 or high == len(profile) - 1:
         return None  # thicker than the window: a band of ink or a stroke, not a printed line
     thickness = high - low + 1
     # The band reaches a row beyond the half-full rows: the line's soft rim.
+    inked = covered.take((first_rows[best] + np.arange(low - 1, high + 2)[:, np.newaxis]) * width + columns).any(axis=0)
     low, high = low - 1 - window, high + 1 - window
-    inked = along[low + window : high + window + 1].any(axis=0)
     start, end = _longest_run(inked, gap=max(2, int(LINE_GAP * width)))
     length = end - start
     if length < LINE_SHARE * width or np.count_nonzero(inked[start:end]) < STRAIGHT_FILL * length:
@@ -153,6 +222,14 @@ def _measure(mask: np.ndarray, *, centre: float, slope: float, reach: float) -> 
     line = _Line(centre, slope, low, high, start, end, thickness)
     # A line running off the page is as long as the page, whatever its faded ends leave of it.
     return line if thickness <= max(3, THIN * (width if _off_page(line, width) else length)) else None
+
+
+def _rows_of(mask: np.ndarray, first: int, past: int) -> np.ndarray:
+    """Rows `first` to `past` (exclusive) of the mask, blank where they lie off it."""
+    rows = np.zeros((past - first, mask.shape[1]), bool)
+    low, high = (min(max(row, 0), mask.shape[0]) for row in (first, past))
+    rows[low - first : high - first] = mask[low:high]
+    return rows
 
 
 def _half_band(profile: np.ndarray, top: int) -> tuple[int, int]:

@@ -25,6 +25,9 @@ from watcher.vision.pieces import as_mask, components
 NOISE_PER_MAD = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 BACKGROUND_WINDOW = 0.45  # the paper's brightness is judged over windows this share of the shorter side
 NOISE_GAP = 3  # pixels this far apart carry nearly independent noise, even after the light blur
+BRACKETED = 8192  # a median or percentile of this many values or more is selected among those near it...
+BRACKET_SAMPLE_STEP = 16  # ...bracketed by a sample of every 16th value...
+BRACKET = 0.03  # ...3 percentiles either side of it in the sample (over 2 standard errors of the sample's)
 STATS_SAMPLES = 4096  # pixels sampled for background statistics, so cost does not grow with size
 BORDER_BAND = 0.08  # scanner edges and box lines lie within 8 % of the image border
 EDGE_LINE_FILL = 0.6  # an edge row/column this full of ink is a scanner edge, not a stroke
@@ -89,28 +92,50 @@ def is_edge_line(left: int, top: int, w: int, h: int, *, page: tuple[int, int]) 
 
 def median(scratch: np.ndarray) -> float:
     """np.median of an array it may reorder, without the overhead that dominates np.median on the few thousand
-    values used here: one partition in place, and for an even count the other middle value is the lower half's max."""
+    values used here: one partition in place (of the values around the middle, for many), and for an even count the
+    other middle value is the lower half's max."""
     values = scratch.ravel()
-    middle = values.size // 2
+    odd = values.size % 2
+    values, middle = _around(values, values.size // 2)
     values.partition(middle)
-    if values.size % 2:
+    if odd:
         return float(values[middle])
     return float((values[:middle].max() + values[middle]) / 2)
 
 
 def percentile(scratch: np.ndarray, percent: float) -> float:
     """np.percentile (linear interpolation, the same rounding) of an array it may reorder, from one partition in
-    place instead of np.percentile's many steps."""
+    place (of the values around the percentile, for many) instead of np.percentile's many steps."""
     values = scratch.ravel()
     position = (values.size - 1) * (percent / 100)
     below = int(position)
     weight = position - below
+    values, below = _around(values, below)
     values.partition(below)
     low = values[below]
     high = values[below + 1 :].min() if below + 1 < values.size else low
     step = high - low
     # numpy interpolates from the nearer end, which keeps the result inside [low, high].
     return float(high - step * (1 - weight) if weight >= 0.5 else low + step * weight)
+
+
+def _around(values: np.ndarray, rank: int) -> tuple[np.ndarray, int]:
+    """The values ranking around the `rank`-th smallest of many, and where it ranks among them: the one before it
+    and the one after it rank among them as among all, so selecting there gives the same values for a fraction of
+    the partitioning. All the values and `rank` where there are few, or where a sample's bracket misses (then it is
+    no cheaper, and no less exact)."""
+    if values.size < BRACKETED:
+        return values, rank
+    sample = values[::BRACKET_SAMPLE_STEP].copy()
+    at, margin = rank // BRACKET_SAMPLE_STEP, int(BRACKET * sample.size)
+    ends = (max(0, at - margin), min(sample.size - 1, at + margin))
+    sample.partition(ends)
+    low, high = sample[ends[0]], sample[ends[1]]
+    lower = int(np.count_nonzero(values < low))
+    near: np.ndarray = values[(values >= low) & (values <= high)]
+    if lower < rank and rank + 1 < lower + near.size:
+        return near, rank - lower
+    return values, rank
 
 
 def _sample(pixels: np.ndarray) -> np.ndarray:
@@ -341,7 +366,7 @@ def without_dark_margins(image: np.ndarray) -> np.ndarray:
     small = cv2.resize(
         grey, (max(1, round(width * shrink)), max(1, round(height * shrink))), interpolation=cv2.INTER_AREA
     )
-    dark = small < MARGIN_DARK * np.percentile(small, 75)
+    dark = small < MARGIN_DARK * percentile(small.copy(), 75)
     bands = [_band(dark.mean(axis=axis) >= MARGIN_FULL) for axis in (0, 1)]
     (left, right), (top, bottom) = ((round(first / shrink), round(last / shrink)) for first, last in bands)
     if left + right > MARGIN_MOST * width or top + bottom > MARGIN_MOST * height or not left + right + top + bottom:

@@ -1,0 +1,35 @@
+"""watcher.vision.paper's median and percentile are numpy's, to the bit: the cleaning's thresholds come from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from watcher.vision.paper import BRACKET_SAMPLE_STEP, BRACKETED, median, percentile
+
+
+def value_sets() -> list[np.ndarray]:
+    """Few and many values (many are selected among those a sample brackets), with ties, sorted, skewed and 8-bit;
+    and many whose strided sample misses the middle altogether (the bracket misses: all the values are used)."""
+    rng = np.random.default_rng(33)
+    sets = []
+    for size in (1, 2, 7, 1000, BRACKETED - 1, BRACKETED, 21_555, 40_000):
+        sets += [
+            rng.random(size).astype(np.float32),
+            rng.integers(0, 4, size).astype(np.float32),
+            np.sort(rng.random(size)).astype(np.float32),
+            rng.random(size) ** 8,
+        ]
+    sets.append(rng.integers(0, 256, 30_000).astype(np.uint8))
+    unrepresented = np.ones(BRACKETED * 2, np.float32)
+    unrepresented[::BRACKET_SAMPLE_STEP] = 0.0
+    sets.append(unrepresented)
+    return sets
+
+
+@pytest.mark.parametrize("values", value_sets(), ids=lambda values: f"{values.dtype}-{values.size}")
+def test_median_and_percentile_are_numpys(values: np.ndarray) -> None:
+    if values.dtype.kind == "f":  # the median of integers would overflow in their own type, as numpy's does not
+        assert median(values.copy()) == float(np.median(values))
+    for percent in (0, 10, 25, 50, 75, 90, 99.5, 100):
+        assert percentile(values.copy(), percent) == float(np.percentile(values, percent))
