@@ -123,7 +123,10 @@ def test_a_pdf_half_read_when_the_daemon_is_killed_is_finished_once_after_a_rest
     (inbox_of(tmp_path / "calm") / "long.pdf").write_bytes(pdf)
     run_once(calm)
     uninterrupted = [(row["page"], row["prediction"]) for row in result_rows(tmp_path / "calm" / "results.csv")]
-    assert sum(prediction == number for (_, prediction), (_, number) in zip(uninterrupted, sheets, strict=True)) >= 39
+    # Version 14 read 39 of these 40 pairs, version 15 (quantised) 37: its reader drops the 1 of the sample's '18' and
+    # one '11' drawn from a 100-dpi PDF. On 98 such pairs 95 against 93, on 97 triples 94 both, on the readers bench's
+    # 1,800 numbers the same: a measured regression on two pictures, traded for 1.5 ms less CPU a field.
+    assert sum(prediction == number for (_, prediction), (_, number) in zip(uninterrupted, sheets, strict=True)) >= 37
     daemon = DaemonProcess(config, name="first")
     try:
         daemon.wait_started()
