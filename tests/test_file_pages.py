@@ -11,12 +11,18 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
+from tests.conftest import FakeClassifier
 from tests.daemons import ROOT, run_once, write_e2e_config
 from tests.documents import a4_pdf, add_vector_page, saved, written_sheet
 from tests.helpers import result_rows
-from watcher.recognise import PAGES_PER_TASK
-from watcher.service.daemon import page_runs
-from watcher.vocabulary import Event
+from watcher.ledger import progress
+from watcher.ledger.record import Reading
+from watcher.recognise import PAGES_PER_TASK, Prepared, PreparedPage
+from watcher.service.config import Config
+from watcher.service.daemon import Daemon, Task, page_runs
+from watcher.service.metrics import Metrics
+from watcher.service.notify import Notifier
+from watcher.vocabulary import Event, Status
 
 PAGES_CONFIG = "watch:\n  extensions: [.pdf]\n"
 HANG_POINTS = 333  # the size, in points, of the page that hangs PDFium (tests/native_hang/sitecustomize.py)
@@ -36,6 +42,57 @@ def test_more_pages_than_the_runs_allowed_are_handed_out_a_window_at_a_time() ->
     assert page_runs(2, 20, workers=2, most=3) == [(2, 8), (10, 8), (18, 3)]
     assert page_runs(2, 20, workers=2, most=0) == []
     assert page_runs(21, 20, workers=2, most=8) == [], "nothing left"
+
+
+class TwoWorkers:
+    """Stands in for the daemon's Preparer where only its count of workers is asked."""
+
+    workers = 2
+
+
+def read_run(first: int, last: int, *, page_count: int, stuck: int | None = None) -> tuple[Prepared, list[Reading]]:
+    """What a run of pages gave, as the daemon has it after the model: page `stuck` an error, the run ending there."""
+    numbers = range(first, (last if stuck is None else stuck) + 1)
+    prepared = Prepared("sha", tuple(PreparedPage(n, error="took too long" if n == stuck else "") for n in numbers))
+    readings = [
+        Reading(status=Status.ERROR if n == stuck else Status.OK, prediction="" if n == stuck else "7", page=n)
+        for n in numbers
+    ]
+    return prepared._replace(page_count=page_count), readings
+
+
+def test_runs_handed_out_after_one_cut_short_are_dropped_and_its_pages_read_again_in_order(config: Config) -> None:
+    """The daemon's bookkeeping alone, with runs' results made up: no worker, no timing."""
+    daemon = Daemon(config, FakeClassifier(), notifier=Notifier.from_environ({}), metrics=Metrics())
+    daemon.preparer = TwoWorkers()  # type: ignore[assignment]
+    daemon._open_ledger()
+    try:
+        (config.paths.inbox / "long.pdf").write_bytes(b"%PDF-")
+        claimed = daemon.ledger.claim("long.pdf", ready_at=0.0)
+        assert claimed is not None
+
+        def back(task: Task, *, stuck: int | None = None) -> bool:
+            """The run's result seen by the daemon; True once the file is to be committed."""
+            last = task.first_page + task.pages - 1
+            done = daemon._finished_or_kept(task, *read_run(task.first_page, last, page_count=12, stuck=stuck))
+            if done is not None:
+                return True
+            daemon._hand_out(claimed)  # as the daemon does once the batch is seen
+            return False
+
+        assert not back(daemon._first_run(claimed, 1, 1))
+        assert list(daemon._waiting) == [Task(claimed, 2, 6), Task(claimed, 8, 5)], "the rest shared by two workers"
+        first, second = daemon._waiting.popleft(), daemon._waiting.popleft()
+        assert not back(first, stuck=4), "pages 2-4 kept, page 4 an error, the run cut short there"
+        assert not back(second), "pages 8-12, read beside it, dropped: page 5 is next"
+        assert list(daemon._waiting) == [Task(claimed, 5, 4), Task(claimed, 9, 4)], "read again from the gap"
+        assert not back(daemon._waiting.popleft())
+        assert back(daemon._waiting.popleft())
+        kept = progress.kept(claimed.path).readings
+        assert [reading.page for reading in kept] == list(range(1, 9)), "each page once, in page order"
+        assert [reading.status for reading in kept if reading.page == 4] == [Status.ERROR]
+    finally:
+        daemon.ledger.close()
 
 
 def sheets(count: int) -> list[tuple[np.ndarray, str]]:

@@ -56,8 +56,8 @@ class Task(NamedTuple):
     """A run of a claimed file's pages to read: from `first_page` on, `pages` of them at most."""
 
     claim: Claim
-    first_page: int = 1
-    pages: int = PAGES_PER_TASK
+    first_page: int
+    pages: int
 
 
 @dataclass
@@ -70,7 +70,7 @@ class Paging:
     they come back, and its pages from the gap on handed out again. So each page is kept once, in page order.
     """
 
-    front: int  # the first page not kept yet: the only first page a run may have to be kept
+    front: int  # the first page not kept yet: a run is kept only if it starts here
     handed: int  # the first page not handed out yet
     in_flight: int = 1  # runs handed out and not back yet, dropped ones included
     page_count: int = 0  # known once a run is back
