@@ -143,6 +143,19 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def waited_for_cpu(pids: list[int]) -> float:
+    """The seconds the processes' threads have spent runnable but waiting for a CPU (schedstat): what others' load
+    cost them, which idle cores would not."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except FileNotFoundError:
+                continue
+    return total / 1e9
+
+
 def family(pid: int) -> list[int]:
     """The process and its children (the daemon's workers and their helpers), from /proc."""
     found = [pid]
@@ -263,28 +276,38 @@ def backlog(work: Path, sheets: int, formats: list[str]) -> list[float]:
 
 
 def lone_long(work: Path, pages: int, trees: dict[str, Path], rounds: int) -> None:
-    """Wall time from a lone file of `pages` scanned sheets renamed into an idle daemon's inbox to its last row, for
-    each format and each tree, the trees taken in turn in each round (the machine's load drifts: compare within a
-    round)."""
+    """Wall time from a lone file of `pages` scanned sheets renamed into an idle daemon's inbox to its last row, and the
+    CPU the daemon and its workers spent on it, for each format and each tree, the trees taken in turn in each round
+    (the machine's load drifts: compare within a round)."""
     files = long_scans(pages)
-    print(f"\nlone {pages}-page file dropped in, drop to last row (s), {rounds} rounds, trees in turn")
-    print(f"{'file':10}" + "".join(f"{name:>12}" for name in trees) + ("   ratio" if len(trees) == 2 else ""))
+    print(
+        f"\nlone {pages}-page file dropped in: drop to last row, s (the daemon's and its workers' CPU, s / their time"
+        " runnable but waiting for a CPU, s)"
+    )
+    print(f"{'file':10}" + "".join(f"{name:>23}" for name in trees) + ("   ratio" if len(trees) == 2 else ""))
     for round_ in range(rounds):
         for file, data in files.items():
-            took = {}
+            took: dict[str, tuple[float, float, float]] = {}
             for name, tree in trees.items():
                 daemon = Daemon(work / f"daemon-long-{round_}-{file}-{name}", tree=tree)
                 try:
                     (work / file).write_bytes(data)
+                    processes = family(daemon.process.pid)
+                    spent, waited = cpu_seconds(processes), waited_for_cpu(processes)
                     began = time.monotonic()
                     os.rename(work / file, daemon.inbox / file)
                     daemon.wait_rows(pages)
-                    took[name] = time.monotonic() - began
+                    took[name] = (
+                        time.monotonic() - began,
+                        cpu_seconds(processes) - spent,
+                        waited_for_cpu(processes) - waited,
+                    )
                 finally:
                     daemon.close()
-            times = list(took.values())
-            ratio = f"{times[0] / times[1]:>7.2f}x" if len(times) == 2 else ""
-            print(f"{file:10}" + "".join(f"{seconds:>12.2f}" for seconds in times) + ratio)
+            walls = [wall for wall, _, _ in took.values()]
+            ratio = f"{walls[0] / walls[1]:>7.2f}x" if len(walls) == 2 else ""
+            shown = "".join(f"{wall:>10.2f} ({cpu:4.1f} / {wait:4.1f})" for wall, cpu, wait in took.values())
+            print(f"{file:10}{shown}{ratio}")
 
 
 def main() -> int:

@@ -16,10 +16,11 @@ from tests.daemons import ROOT, run_once, write_e2e_config
 from tests.documents import a4_pdf, add_vector_page, saved, written_sheet
 from tests.helpers import result_rows
 from watcher.ledger import progress
+from watcher.ledger.claim import Claim
 from watcher.ledger.record import Reading
 from watcher.recognise import PAGES_PER_TASK, Prepared, PreparedPage
 from watcher.service.config import Config
-from watcher.service.daemon import Daemon, Task, page_runs
+from watcher.service.daemon import Daemon, Task, batch_parts, page_runs
 from watcher.service.metrics import Metrics
 from watcher.service.notify import Notifier
 from watcher.vocabulary import Event, Status
@@ -42,6 +43,14 @@ def test_more_pages_than_the_runs_allowed_are_handed_out_a_window_at_a_time() ->
     assert page_runs(2, 20, workers=2, most=3) == [(2, 8), (10, 8), (18, 3)]
     assert page_runs(2, 20, workers=2, most=0) == []
     assert page_runs(21, 20, workers=2, most=8) == [], "nothing left"
+
+
+def test_a_lone_files_runs_are_classified_as_they_are_read_and_a_backlog_in_full_parts(config: Config) -> None:
+    claim = Claim("long.pdf", config.paths.inbox / "long.pdf", 0.0)
+    runs = [Task(claim, first, 7) for first in (2, 9, 16, 23)]
+    assert batch_parts(runs, pages=8) == [[run] for run in runs]
+    files = [Task(Claim(f"{n}.png", config.paths.inbox / f"{n}.png", 0.0), 1, PAGES_PER_TASK) for n in range(10)]
+    assert batch_parts(files, pages=8) == [files[:8], files[8:]], "a file's first run counted as one page"
 
 
 class TwoWorkers:

@@ -40,7 +40,7 @@ STATUS_EVERY_S = 1.0
 FIRST_RETRY_S = 0.5
 LONGEST_RETRY_S = 30.0
 BATCHES_AHEAD = 2  # batches the workers may be reading while the oldest one in hand is committed
-PART_PER_WORKER = 4  # files a worker reads of a batch's part: the model reads each part while the workers read on
+PART_PER_WORKER = 4  # pages a worker reads of a batch's part: the model reads each part while the workers read on
 FIRST_PAGES_ALONE = 1  # pages read first of a file taken with workers to spare, to learn how its pages are shared
 RUNS_AHEAD_PER_WORKER = 4  # runs of one file's pages in flight at once, per worker: what is read ahead stays bounded
 # glibc's malloc, in the workers: a page's arrays (a few MB each, tens of MB in all) come from the heap and stay there
@@ -96,6 +96,22 @@ def page_runs(first: int, last: int, *, workers: int, most: int) -> list[tuple[i
         runs.append((start, pages))
         start += pages
     return runs
+
+
+def batch_parts(tasks: list[Task], *, pages: int) -> list[list[Task]]:
+    """The batch's tasks cut, in order, into parts of about `pages` pages each. A file's run from its first page counts
+    as one page (most files have one, and a backlog's model calls stay full); a later run as its pages, so that a lone
+    file's runs are classified as they are read, not all after its last."""
+    parts: list[list[Task]] = [[]]
+    held = 0
+    for task in tasks:
+        weight = task.pages if task.first_page > 1 else 1
+        if parts[-1] and held + weight > pages:
+            parts.append([])
+            held = 0
+        parts[-1].append(task)
+        held += weight
+    return parts
 
 
 class InboxAway(Exception):
@@ -258,9 +274,10 @@ class Daemon:
             self._housekeeping()
             tasks = self._next_batch(once=once, busy=bool(self._in_hand))
             if tasks:
-                runs = [PageRun(task.claim.path, task.claim.name, task.first_page, task.pages) for task in tasks]
-                part = PART_PER_WORKER * self.preparer.workers
-                parts = [self.preparer.submit(runs[start : start + part]) for start in range(0, len(runs), part)]
+                parts = [
+                    self.preparer.submit([PageRun(t.claim.path, t.claim.name, t.first_page, t.pages) for t in part])
+                    for part in batch_parts(tasks, pages=PART_PER_WORKER * self.preparer.workers)
+                ]
                 self._in_hand.append(InHand(tasks, parts))
             # The workers read the next batches while the oldest is classified and committed, so they are never
             # idle while this process waits on the disk; with nothing more to take, the oldest is finished at once.
