@@ -60,7 +60,10 @@ def test_every_page_of_a_pdf_and_a_tiff_gets_its_row_and_the_files_go_to_done(tm
     assert all(row["field"] == "" for row in rows)
     assert sorted(p.name for p in (inbox / "done").iterdir()) == ["fine.png", "letters.pdf", "stack.tif"]
     kept = [json.loads(line) for line in result.stdout.splitlines() if Event.PAGES_KEPT in line]
-    assert [line["pages"] for line in kept] == ["1-8"], "the first eight pages were kept, then the file committed"
+    assert kept[0]["pages"] == "1-8", "the first eight pages were kept, then the last ones shared by the workers"
+    assert [int(line["pages"].split("-")[0]) for line in kept[1:]] == [
+        int(line["pages"].split("-")[1]) + 1 for line in kept[:-1]
+    ], "kept in page order, each page once"
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from tests.conftest import FakeClassifier
 from tests.native_hang.hang import hang_in_c
 from watcher.intake.limits import LimitsConfig
 from watcher.model.sequence import StringReading
-from watcher.recognise import Prepared, PreparedPage, Preparer, prepare, read
+from watcher.recognise import PageRun, Prepared, PreparedPage, Preparer, prepare, read
 from watcher.vision.digits import Candidates
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vision.options import Option, choose
@@ -34,7 +34,7 @@ def report_opencv_threads(path: Path, name: str, first_page: int) -> Prepared:
 def test_workers_run_opencv_on_one_thread_each(tmp_path: Path) -> None:
     preparer = Preparer(report_opencv_threads, workers=2)
     try:
-        assert [p.error for p in preparer.submit([(tmp_path / "a.png", "a.png", 1)] * 4)()] == ["1"] * 4
+        assert [p.error for p in preparer.submit([PageRun(tmp_path / "a.png", "a.png")] * 4)()] == ["1"] * 4
     finally:
         preparer.close()
 
@@ -44,10 +44,10 @@ def test_a_file_that_kills_a_worker_is_an_error_and_the_rest_are_read(tmp_path: 
     preparer = Preparer(crash_on_a_bomb, workers=2)
     try:
         names = ["a.png", "bomb.png", "b.png"]
-        prepared = preparer.submit([(tmp_path / n, n, 1) for n in names])()
+        prepared = preparer.submit([PageRun(tmp_path / n, n) for n in names])()
         assert [p.error for p in prepared] == ["", "the image crashed the decoder", ""]
         assert [p.sha256 for p in prepared] == ["a.png", "", "b.png"]
-        again = preparer.submit([(tmp_path / "c.png", "c.png", 1)])()
+        again = preparer.submit([PageRun(tmp_path / "c.png", "c.png")])()
         assert again[0].sha256 == "c.png", "the pool is whole again"
     finally:
         preparer.close()
@@ -65,9 +65,9 @@ def test_a_worker_stuck_in_c_is_killed_and_its_file_is_an_error(tmp_path: Path) 
     preparer = Preparer(hang_on_a_trap, workers=2, page_timeout_s=0.5)
     try:
         names = ["a.png", "trap.png", "b.png"]
-        prepared = preparer.submit([(tmp_path / n, n, 1) for n in names])()
+        prepared = preparer.submit([PageRun(tmp_path / n, n) for n in names])()
         assert [p.error for p in prepared] == ["", "file took longer than 0.5 s to open (limits.page_timeout_s)", ""]
-        again = preparer.submit([(tmp_path / "c.png", "c.png", 1)] * 3)()
+        again = preparer.submit([PageRun(tmp_path / "c.png", "c.png")] * 3)()
         assert [p.sha256 for p in again] == ["c.png"] * 3, "the pool is whole again"
     finally:
         preparer.close()

@@ -84,6 +84,7 @@ class Prepared(NamedTuple):
     pages: tuple[PreparedPage, ...] = ()
     error: str = ""
     page_count: int = 1
+    worker: int = 0  # the pid of the worker process that read it, for the logs
 
     @classmethod
     def one_page(cls, digits: Candidates | None, *, sha256: str = "") -> Prepared:
@@ -228,6 +229,16 @@ class PrepareTask(Protocol):
     def __call__(self, path: Path, name: str, first_page: int, /, *, pages: int = ...) -> Prepared: ...
 
 
+class PageRun(NamedTuple):
+    """A run of one file's pages for a worker to read: from `first_page` on, `pages` of them at most (None: as many as
+    the task reads by default)."""
+
+    path: Path
+    name: str
+    first_page: int = 1
+    pages: int | None = None
+
+
 class Beat(NamedTuple):
     """A worker's word to its daemon that it starts on a page of the task `ident` (page 0: opening the file)."""
 
@@ -254,12 +265,14 @@ def _beat(page: int, page_count: int, sha256: str) -> None:
         _beats.put(Beat(os.getpid(), _ident, page, page_count, sha256))
 
 
-def _watched(task: PrepareTask, ident: int, path: Path, name: str, first_page: int, pages: int | None) -> Prepared:
+def _watched(task: PrepareTask, ident: int, run: PageRun) -> Prepared:
     """A task run in a worker, which says it is opening the file before `prepare` says each page it starts."""
     global _ident
     _ident = ident
     _beat(0, 0, "")
-    return task(path, name, first_page) if pages is None else task(path, name, first_page, pages=pages)
+    path, name, first_page, pages = run
+    prepared = task(path, name, first_page) if pages is None else task(path, name, first_page, pages=pages)
+    return prepared._replace(worker=os.getpid())
 
 
 class Preparer:
@@ -269,6 +282,8 @@ class Preparer:
     With `page_timeout_s`, a worker still on one page STUCK_GRACE_S after that (its own alarm stops a page stuck in
     Python) is stuck inside a C library, where no signal reaches: it is killed by its pid, the page gets an error
     and the pool is started afresh. Each worker's beats say which page it is on.
+
+    Several runs of one file's pages may be read at once, each by its own worker; each run's result is its own.
     """
 
     def __init__(self, task: PrepareTask, *, workers: int | None = None, page_timeout_s: float | None = None) -> None:
@@ -282,31 +297,30 @@ class Preparer:
         self.beats: SimpleQueue[Beat] = get_context("spawn").SimpleQueue()
         self.pool = self._start()
         # Start the workers now, not on the first file: spawning them and their imports take a second.
-        self.submit([(Path(os.devnull), "warm-up.png", 1)] * self.workers)()
+        self.submit([PageRun(Path(os.devnull), "warm-up.png")] * self.workers)()
 
-    def submit(self, files: Sequence[tuple[Path, str, int]]) -> Callable[[], list[Prepared]]:
-        """Start reading each (path, name, first page) in the workers; the call returned waits for the results."""
+    def submit(self, runs: Sequence[PageRun]) -> Callable[[], list[Prepared]]:
+        """Start reading each run of pages in the workers; the call returned waits for the results, in order."""
         try:
-            tasks = self._send(files)
+            tasks = self._send(runs)
         except BrokenProcessPool:
-            # A worker was lost since the last batch: these files are read in a fresh pool.
+            # A worker was lost since the last batch: these runs are read in a fresh pool.
             self._restart()
-            tasks = self._send(files)
+            tasks = self._send(runs)
 
         def results() -> list[Prepared]:
-            return [self._settled(file, outcome) for file, outcome in zip(files, self._outcomes(tasks), strict=True)]
+            return [self._settled(run, outcome) for run, outcome in zip(runs, self._outcomes(tasks), strict=True)]
 
         return results
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
-    def _send(self, files: Sequence[tuple[Path, str, int]], pages: int | None = None) -> dict[int, Future[Prepared]]:
-        """Each file's task, by the ident its worker's beats name it with."""
-        idents = [next(self.idents) for _ in files]
+    def _send(self, runs: Sequence[PageRun]) -> dict[int, Future[Prepared]]:
+        """Each run's task, by the ident its worker's beats name it with."""
+        idents = [next(self.idents) for _ in runs]
         return {
-            ident: self.pool.submit(_watched, self.task, ident, *file, pages)
-            for ident, file in zip(idents, files, strict=True)
+            ident: self.pool.submit(_watched, self.task, ident, run) for ident, run in zip(idents, runs, strict=True)
         }
 
     def _outcomes(self, tasks: dict[int, Future[Prepared]]) -> list[Prepared | Stuck | None]:
@@ -349,27 +363,27 @@ class Preparer:
                 return heard[0]
         return None
 
-    def _settled(self, file: tuple[Path, str, int], outcome: Prepared | Stuck | None) -> Prepared:
+    def _settled(self, run: PageRun, outcome: Prepared | Stuck | None) -> Prepared:
         """A task's result: as its worker gave it, or for a stuck or lost worker, worked out or read again alone."""
         if isinstance(outcome, Prepared):
             return outcome
         if isinstance(outcome, Stuck):
-            return self._past_stuck(file, outcome.beat)
-        # One of the files in the pool killed a worker: find which by trying each alone in a fresh pool.
-        return self._prepare_alone(file)
+            return self._past_stuck(run, outcome.beat)
+        # One of the runs in the pool killed a worker: find which by trying each alone in a fresh pool.
+        return self._prepare_alone(run)
 
-    def _prepare_alone(self, file: tuple[Path, str, int], pages: int | None = None) -> Prepared:
+    def _prepare_alone(self, run: PageRun) -> Prepared:
         self._restart()
-        (outcome,) = self._outcomes(self._send([file], pages))
+        (outcome,) = self._outcomes(self._send([run]))
         if outcome is None:
-            log.warning(Event.DECODER_CRASHED, file=file[1], page=file[2])
+            log.warning(Event.DECODER_CRASHED, file=run.name, page=run.first_page)
             self._restart()
             return Prepared(sha256="", error="the image crashed the decoder")
-        return self._settled(file, outcome)
+        return self._settled(run, outcome)
 
-    def _past_stuck(self, file: tuple[Path, str, int], beat: Beat) -> Prepared:
+    def _past_stuck(self, run: PageRun, beat: Beat) -> Prepared:
         """A task whose worker was killed on a page: that page an error, the pages before it read again."""
-        _, name, first_page = file
+        name, first_page = run.name, run.first_page
         timeout = self.page_timeout_s or 0.0
         log.warning(Event.WORKER_STUCK, file=name, page=beat.page or None, pid=beat.pid, after_s=timeout)
         if not beat.page:
@@ -378,7 +392,7 @@ class Preparer:
         if beat.page == first_page:
             return Prepared(beat.sha256, (stopped,), page_count=beat.page_count)
         # The worker read the pages before it, but its answer died with it.
-        before = self._prepare_alone(file, pages=beat.page - first_page)
+        before = self._prepare_alone(run._replace(pages=beat.page - first_page))
         if before.error or not before.pages or before.pages[-1].number != beat.page - 1:
             return before  # it stopped short on its own: the next run of pages starts after its last page
         return before._replace(pages=(*before.pages, stopped))

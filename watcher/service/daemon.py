@@ -24,7 +24,7 @@ from watcher.ledger.ledger import Folders, Ledger, Processed
 from watcher.ledger.record import Reading, Sheet, timestamp
 from watcher.model.classify import Classifier
 from watcher.model.reload import ModelReloader
-from watcher.recognise import Prepared, Preparer, PrepareTask, prepare, read
+from watcher.recognise import PAGES_PER_TASK, PageRun, Prepared, Preparer, PrepareTask, prepare, read
 from watcher.service import config as configuration
 from watcher.service import logs
 from watcher.service.config import Config
@@ -40,7 +40,9 @@ STATUS_EVERY_S = 1.0
 FIRST_RETRY_S = 0.5
 LONGEST_RETRY_S = 30.0
 BATCHES_AHEAD = 2  # batches the workers may be reading while the oldest one in hand is committed
-PART_PER_WORKER = 4  # files a worker reads of a batch's part: the model reads each part while the workers read on
+PART_PER_WORKER = 4  # pages a worker reads of a batch's part: the model reads each part while the workers read on
+FIRST_PAGES_ALONE = 1  # pages read first of a file taken with workers to spare, to learn how its pages are shared
+RUNS_AHEAD_PER_WORKER = 4  # runs of one file's pages in flight at once, per worker: what is read ahead stays bounded
 # glibc's malloc, in the workers: a page's arrays (a few MB each, tens of MB in all) come from the heap and stay there
 # for the next page's, where by default glibc hands them back to the kernel and faults them in afresh, zeroed, page
 # after page: a third of a worker's CPU on A4 sheets. Larger buffers (a 600-dpi page's) are still mapped and unmapped.
@@ -51,10 +53,65 @@ T = TypeVar("T")
 
 
 class Task(NamedTuple):
-    """A claimed file and the first of its pages still to read."""
+    """A run of a claimed file's pages to read: from `first_page` on, `pages` of them at most."""
 
     claim: Claim
-    first_page: int = 1
+    first_page: int
+    pages: int
+
+
+@dataclass
+class Paging:
+    """Where the reading of a claimed file's pages stands, while runs of them are read by several workers at once.
+
+    Runs come back in the order they were handed out (the queue, the batches and their parts are first in, first
+    out), and a run's pages are kept only when it starts where the kept pages end. A run that stopped short (a page
+    that timed out, or whose worker was killed, ends it) leaves a gap: the runs handed out after it are dropped as
+    they come back, and its pages from the gap on handed out again. So each page is kept once, in page order.
+    """
+
+    front: int  # the first page not kept yet: a run is kept only if it starts here
+    handed: int  # the first page not handed out yet
+    in_flight: int = 1  # runs handed out and not back yet, dropped ones included
+    page_count: int = 0  # known once a run is back
+
+
+def page_runs(first: int, last: int, *, workers: int, most: int) -> list[tuple[int, int]]:
+    """Runs (first page, pages) covering pages `first` to `last` for the workers to read at once, at most `most` of
+    them: PAGES_PER_TASK pages at most each, their count a multiple of the workers and their pages shared evenly, so
+    that no worker is left idle while another reads the file's last pages. With more pages than `most` full runs
+    hold, `most` full runs."""
+    left = last - first + 1
+    if left <= 0 or most <= 0:
+        return []
+    full_runs = -(-left // PAGES_PER_TASK)
+    count = min(left, -(-full_runs // workers) * workers)
+    if count > most:
+        starts = range(first, min(last + 1, first + most * PAGES_PER_TASK), PAGES_PER_TASK)
+        return [(start, min(PAGES_PER_TASK, last - start + 1)) for start in starts]
+    size, extra = divmod(left, count)
+    runs, start = [], first
+    for index in range(count):
+        pages = size + (index < extra)
+        runs.append((start, pages))
+        start += pages
+    return runs
+
+
+def batch_parts(tasks: list[Task], *, pages: int) -> list[list[Task]]:
+    """The batch's tasks cut, in order, into parts of about `pages` pages each. A file's run from its first page counts
+    as one page (most files have one, and a backlog's model calls stay full); a later run as its pages, so that a lone
+    file's runs are classified as they are read, not all after its last."""
+    parts: list[list[Task]] = [[]]
+    held = 0
+    for task in tasks:
+        weight = task.pages if task.first_page > 1 else 1
+        if parts[-1] and held + weight > pages:
+            parts.append([])
+            held = 0
+        parts[-1].append(task)
+        held += weight
+    return parts
 
 
 class InboxAway(Exception):
@@ -117,6 +174,7 @@ class Daemon:
         self.preparer: Preparer
         # Read before new arrivals: files taken over from dead daemons, and the next pages of files in hand.
         self._waiting: deque[Task] = deque()
+        self._paging: dict[Claim, Paging] = {}  # each claimed file not committed yet
         self._in_hand: deque[InHand] = deque()
         self._stopping = False
         self._workspace_lost = False
@@ -216,9 +274,10 @@ class Daemon:
             self._housekeeping()
             tasks = self._next_batch(once=once, busy=bool(self._in_hand))
             if tasks:
-                files = [(task.claim.path, task.claim.name, task.first_page) for task in tasks]
-                part = PART_PER_WORKER * self.preparer.workers
-                parts = [self.preparer.submit(files[start : start + part]) for start in range(0, len(files), part)]
+                parts = [
+                    self.preparer.submit([PageRun(t.claim.path, t.claim.name, t.first_page, t.pages) for t in part])
+                    for part in batch_parts(tasks, pages=PART_PER_WORKER * self.preparer.workers)
+                ]
                 self._in_hand.append(InHand(tasks, parts))
             # The workers read the next batches while the oldest is classified and committed, so they are never
             # idle while this process waits on the disk; with nothing more to take, the oldest is finished at once.
@@ -276,6 +335,7 @@ class Daemon:
                 part()  # read while the inbox was away: read again, from the workspace they are taken over in
         self._in_hand.clear()
         self._waiting.clear()
+        self._paging.clear()
         with contextlib.suppress(OSError):
             self.ledger.close()
         self._open_ledger()
@@ -322,15 +382,35 @@ class Daemon:
                 if not more:
                     break
                 arrivals.extend(more)
-        for arrival in arrivals:
-            taken = self.ledger.claim(arrival.name, ready_at=arrival.ready_at)
-            if taken is not None:
-                tasks.append(Task(taken))
+        claimed = [
+            taken
+            for arrival in arrivals
+            if (taken := self.ledger.claim(arrival.name, ready_at=arrival.ready_at)) is not None
+        ]
+        # With workers to spare, a file's first page is read alone: its page count is then known, and its other pages
+        # are shared among all the workers (_hand_out). A single image is read whole either way.
+        spare = len(tasks) + len(claimed) < self.preparer.workers
+        tasks += [self._first_run(taken, 1, FIRST_PAGES_ALONE if spare else PAGES_PER_TASK) for taken in claimed]
         return tasks
 
     def _take_over(self, claims: Iterable[Claim]) -> None:
         """Queue files taken over from dead daemons, each from its first page not kept yet."""
-        self._waiting.extend(Task(taken, self.ledger.next_page(taken)) for taken in claims)
+        self._waiting.extend(self._first_run(taken, self.ledger.next_page(taken), PAGES_PER_TASK) for taken in claims)
+
+    def _first_run(self, claimed: Claim, first_page: int, pages: int) -> Task:
+        """The first run of a claimed file's pages to read, before its page count is known."""
+        self._paging[claimed] = Paging(front=first_page, handed=first_page + pages)
+        return Task(claimed, first_page, pages)
+
+    def _hand_out(self, claimed: Claim) -> None:
+        """Queue the next runs of a file's pages, up to RUNS_AHEAD_PER_WORKER for each worker in flight at once."""
+        paging = self._paging[claimed]
+        workers = self.preparer.workers
+        most = RUNS_AHEAD_PER_WORKER * workers - paging.in_flight
+        runs = page_runs(paging.handed, paging.page_count, workers=workers, most=most)
+        self._waiting.extend(Task(claimed, first, pages) for first, pages in runs)
+        paging.in_flight += len(runs)
+        paging.handed += sum(pages for _, pages in runs)
 
     def _idle_wait(self, *, once: bool) -> float:
         if once:
@@ -364,6 +444,9 @@ class Daemon:
             done = self._finished_or_kept(task, item, readings)
             if done is not None:
                 finished.append(done)
+        for claimed in dict.fromkeys(task.claim for task in tasks):
+            if claimed in self._paging:
+                self._hand_out(claimed)
         recorded = (
             self._retrying(partial(self.ledger.commit, finished, model=self.classifier.version)) if finished else []
         )
@@ -394,7 +477,14 @@ class Daemon:
 
     def _finished_or_kept(self, task: Task, item: Prepared, readings: Sequence[Reading]) -> Processed | None:
         """A file read to its last page, or that could not be read, as it is to be committed; None for one with pages
-        still to read: the pages read are kept, and its next pages queued first."""
+        still to read (the run's pages kept, if it starts where the kept pages end), or for a run dropped."""
+        paging = self._paging.get(task.claim)
+        if paging is not None:
+            paging.in_flight -= 1
+        if paging is None or task.first_page != paging.front:
+            # Its file was committed (an earlier run could not open it), or an earlier run stopped short: these pages
+            # are read again after the gap (Paging).
+            return None
         last_page = readings[-1].page if item.pages else task.first_page - 1
         pictures = _pictures_to_review(item, readings)
         form_rows = self._form_rows(task.claim.name, item, readings)
@@ -402,17 +492,22 @@ class Daemon:
             # Its first pages are kept: they are committed, with the reason the rest could not be read.
             cut_short = f"{item.error}; pages from {task.first_page} on were not read"
             lost = Reading(status=Status.ERROR, detail=cut_short, page=task.first_page)
+            del self._paging[task.claim]
             return Processed(task.claim, item.sha256, (lost,), paged=True)
         if item.error or last_page >= item.page_count:
             paged = item.page_count > 1 and not item.error
+            del self._paging[task.claim]
             return Processed(task.claim, item.sha256, readings, form_rows, paged=paged, pictures=pictures)
         self._retrying(partial(self.ledger.keep_pages, task.claim, readings, pictures, form_rows))
-        self._waiting.appendleft(Task(task.claim, last_page + 1))
+        paging.front, paging.page_count = last_page + 1, item.page_count
+        if last_page < task.first_page + task.pages - 1:
+            paging.handed = paging.front  # stopped short: the runs in flight after it are dropped as they come back
         log.info(
             Event.PAGES_KEPT,
             file=task.claim.name,
             pages=f"{task.first_page}-{last_page}",
             page_count=item.page_count,
+            worker=item.worker,
             unsure=[r.page for r in readings if r.status == Status.LOW_CONFIDENCE] or None,
             errors=[r.page for r in readings if r.status == Status.ERROR] or None,
         )
