@@ -203,6 +203,13 @@ def a4_pdf(pages: list[np.ndarray], *, dpi: int) -> bytes:
     return saved(document)
 
 
+# Of the 40 pairs written_sheet(n % 40, 2, dpi=100) writes, drawn from a 100-dpi PDF, version 14 read 39 and version 15
+# (quantised) 37: its reader drops the 1 of the sample's '18' and of one '11'. On 98 such pairs 95 against 93, on 97
+# triples 94 both, on the readers bench's 1,800 numbers the same: a measured regression on two pictures, traded for
+# 1.5 ms less CPU a field.
+PAIRS_READ_OF_40_AT_100_DPI = 37
+
+
 def written_sheet(
     first_digit: int, count: int, *, dpi: int, height_mm: float = 10.0, seed: int = 0
 ) -> tuple[np.ndarray, str]:
