@@ -62,7 +62,10 @@ def result_rows(path: Path) -> list[dict[str, str]]:
     """The rows of a results CSV as dicts (the header checked too)."""
     if not path.exists():
         return []
-    table = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    # The daemon may be appending as we read: a row without its line end is not written yet.
+    written = text[: text.rfind("\r\n") + 2] if "\r\n" in text else ""
+    table = list(csv.reader(io.StringIO(written, newline="")))
     if not table:
         return []
     assert table[0] == list(COLUMNS)
