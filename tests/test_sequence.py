@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -128,6 +129,26 @@ def test_a_small_number_in_a_large_cell_is_framed_without_the_cells_walls_and_pr
     lone_one = np.zeros((40, 30), np.float32)
     lone_one[2:38, 13:17] = 1.0  # a 1 as tall as its tight field is the writing, not a wall
     assert writing_box(lone_one > 0.1) == (13, 2, 17, 38)
+
+
+def test_what_a_faint_scan_leaves_of_a_cells_walls_is_not_its_number() -> None:
+    """A register cell scanned faint: its wall by the left side broken into sticks taller than the small number,
+    and a slanting rule down the right side. The number is framed; a 1 by the side of a tight field is not a wall."""
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    ink = np.zeros((200, 90), np.float32)
+    ink[80:100, 35:55] = cv2.resize(x[list(y).index(3)], (20, 20)) / 255.0
+    ink[80:100, 52:72] = np.maximum(ink[80:100, 52:72], cv2.resize(x[list(y).index(6)], (20, 20)) / 255.0)
+    ink[20:46, 2:6] = ink[140:170, 1:5] = 1.0  # what is left of the wall
+    for row in range(200):  # the slanting rule
+        ink[row, 84 - row // 40 : 86 - row // 40] = 1.0
+    box = writing_box(ink > 0.1)
+    assert box is not None and box[0] >= 33 and box[2] <= 74 and box[1] >= 78 and box[3] <= 102
+    tight = np.zeros((40, 60), np.float32)
+    tight[4:36, 1:4] = 1.0  # a 1 by the field's side...
+    tight[6:36, 12:34] = cv2.resize(x[list(y).index(5)], (22, 30)) / 255.0  # ...and the rest of its number
+    box = writing_box(tight > 0.1)
+    assert box is not None and box[0] == 1
 
 
 def test_a_neighbours_writing_reaching_in_at_the_edge_is_not_the_cells_number() -> None:

@@ -14,7 +14,11 @@ PAD = 0.08  # a margin of this share of the height around the writing, as the ne
 # The writing in a field is its tallest line of ink; a cell's walls, rules and printed words beside it are not:
 SPECK = 0.15  # ink under 15 % of the tallest piece's height both ways is a speck (a full stop stays with its line)
 WALL = 3.0  # a piece three times longer than the typical piece is tall, and thin, is a wall or a rule...
-THIN = 0.08  # ...thin meaning at most 8 % as thick as it is long (a rule with digits hanging on it is thicker)
+THIN = 0.08  # ...thin meaning at most 8 % as thick as it is long (a rule with digits hanging on it is thicker),
+SPANS = 0.5  # ...and one through the field's top or bottom, over half its height, thin if its stroke is
+STICK = 0.3  # an upright piece this narrow for its height...
+SIDE = 0.1  # ...within a tenth of the field's width of its side is what is left of a wall, not a number's 1,
+LEVEL = 0.5  # unless a piece half as tall as it stands level with it
 SOLID = 0.7  # a piece at the field's edge that fills 70 % of its box is a dark block, not a pen's stroke
 INSIDE_PREFERRED = 0.5  # a line wholly inside the field wins over taller ones its edge cuts, if half as tall
 LINE_GAP = 1.5  # a field's pieces of one line lie within one and a half times the taller one's height
@@ -47,11 +51,15 @@ def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
         return None
     # A wall is thin and far longer than the typical piece is tall, whole or broken; a lone "1" in a tight field is
     # as tall as the field but is the typical piece, and thicker for its length than a printed line.
+    height, width = inked.shape
     long_side = np.maximum(pieces[:, 2], pieces[:, 3])
     thin = np.minimum(pieces[:, 2], pieces[:, 3]) <= THIN * long_side
+    # A wall runs through the cell: cut by its top or bottom, it may slant, bend or carry a stroke joined to it, so
+    # its thickness is its ink for its length.
+    through = (pieces[:, 1] == 0) | (pieces[:, 1] + pieces[:, 3] == height)
+    thin |= through & (pieces[:, 3] >= SPANS * height) & (areas <= THIN * pieces[:, 3] ** 2)
     wall = thin & (long_side >= WALL * float(np.median(pieces[:, 3])))
     # A solid block at the field's edge is what is left of a scanner's margin or a page's dark edge.
-    height, width = inked.shape
     edge = (pieces[:, 0] == 0) | (pieces[:, 1] == 0) | (pieces[:, 0] + pieces[:, 2] == width)
     edge |= pieces[:, 1] + pieces[:, 3] == height
     block = edge & (areas >= SOLID * pieces[:, 2] * pieces[:, 3])
@@ -59,13 +67,30 @@ def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
         pieces = pieces[~(wall | block)]
     pieces = pieces[np.maximum(pieces[:, 2], pieces[:, 3]) >= SPECK * int(pieces[:, 3].max())]
     boxes = [Box(label, int(x), int(y), int(x + w), int(y + h)) for label, (x, y, w, h) in enumerate(pieces)]
-    lines = [extent_of(line) for line in lines_of_writing(boxes, gap=LINE_GAP)]
+    # A wall broken by the scan leaves upright sticks by the field's side, taller than a small number.
+    writing = [box for box in boxes if not _wall_remnant(box, boxes, width)]
+    lines = [extent_of(line) for line in lines_of_writing(writing or boxes, gap=LINE_GAP)]
     # A line cut by the field's edge is most often a neighbour's writing reaching in: among the lines nearly as
     # tall as the tallest, one wholly inside the field is the field's own.
     tall = [line for line in lines if line.height >= INSIDE_PREFERRED * max(line.height for line in lines)]
     inside = [line for line in tall if line.left > 0 and line.top > 0 and line.right < width and line.bottom < height]
     tallest = max(inside or tall, key=lambda line: line.height)
     return tallest.left, tallest.top, tallest.right, tallest.bottom
+
+
+def _wall_remnant(piece: Box, pieces: list[Box], width: int) -> bool:
+    """Whether a piece of ink is an upright stick by the field's left or right side with no writing level with it
+    (a 1 at the side of a tight field has the rest of its number beside it)."""
+    narrow = piece.right - piece.left <= STICK * piece.height
+    by_side = piece.left <= SIDE * width or piece.right >= (1 - SIDE) * width
+    level = (
+        other is not piece
+        and other.height >= LEVEL * piece.height
+        and other.top < piece.bottom
+        and piece.top < other.bottom
+        for other in pieces
+    )
+    return narrow and by_side and not any(level)
 
 
 def _pieces(inked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
