@@ -8,7 +8,15 @@ import pytest
 
 from watcher.intake.decode import decode
 from watcher.vision.pieces import as_mask, components
-from watcher.vision.sheet import MARGIN, READ_SIDE, REDUCED_SIDE, _page_components, reduced_copy, sheet_crops
+from watcher.vision.sheet import (
+    MARGIN,
+    READ_SIDE,
+    REDUCED_SIDE,
+    _page_components,
+    _thickness,
+    reduced_copy,
+    sheet_crops,
+)
 
 A4_MM = (297.0, 210.0)
 NUMBER = "427"
@@ -87,6 +95,19 @@ def test_a_pages_pieces_labelled_within_the_inks_box_are_the_whole_pages(top: in
     boxed_labels, boxed_stats = _page_components(mask)
     assert np.array_equal(boxed_labels, labels)
     assert np.array_equal(boxed_stats[1:], stats[1:])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_inks_thickness_measured_around_its_box_is_the_whole_pages(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ink = np.zeros((120, 90), bool)
+    top, left = rng.integers(0, 81), rng.integers(0, 61)  # against the page's edges too
+    ink[top : top + 40, left : left + 30] = rng.random((40, 30)) < 0.8
+    ink[top + 5 : top + 25, left + 5 : left + 25] = True  # a blot, thick in its middle
+    whole = 2 * cv2.distanceTransform(as_mask(ink), cv2.DIST_L2, 3)
+    # The same distances, but for float rounding (OpenCV sums the steps of a path in another order).
+    assert np.allclose(_thickness(ink), whole, rtol=1e-6, atol=0)
+    assert not _thickness(np.zeros((20, 30), bool)).any()
 
 
 @pytest.mark.parametrize(("dpi", "factor", "kind"), [(300, 2, ".jpg"), (600, 2, ".jpg"), (300, 2, ".png")])

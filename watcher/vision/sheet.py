@@ -230,8 +230,17 @@ def _mostly_dark(grey: np.ndarray) -> bool:
 
 def _thickness(ink: np.ndarray) -> np.ndarray:
     """The ink's thickness at each pixel: twice the distance to the nearest paper. Printed lines count in, so a
-    shadow a line crosses is as thick as it is whole."""
-    return np.asarray(2 * cv2.distanceTransform(ink.view(np.uint8), cv2.DIST_L2, 3), np.float32)
+    shadow a line crosses is as thick as it is whole.
+
+    Measured within the ink's box and the paper around it alone (the distance is a shortest path, and the paper
+    around the box lies on every path out of it), the rest of the page being paper: on plain paper, a small part of
+    the page."""
+    rows, columns = ink_box(as_mask(ink))
+    around = (slice(max(0, rows.start - 1), rows.stop + 1), slice(max(0, columns.start - 1), columns.stop + 1))
+    thickness = np.zeros(ink.shape, np.float32)
+    if rows.start < rows.stop:
+        thickness[around] = 2 * cv2.distanceTransform(as_mask(ink[around]), cv2.DIST_L2, 3)
+    return thickness
 
 
 def _hairline(piece: Box, *, least: float, thinnest: float) -> bool:
