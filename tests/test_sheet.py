@@ -78,6 +78,16 @@ def test_a_bilevel_page_at_its_own_size_is_reduced_by_fractional_areas() -> None
     assert reduced_copy(halved)[1].factor == 2
 
 
+def test_a_bilevel_scan_with_a_few_greys_is_reduced_by_fractional_areas_when_said_to_be_one() -> None:
+    page = blank_a4(200)
+    write(page, dpi=200, left_mm=120, baseline_mm=200)
+    page = np.where(page < 128, 0, 255).astype(np.uint8)
+    page[::50, ::50] = 128  # where PDFium's drawing resampled it
+    assert reduced_copy(page)[1].factor == 3
+    small, reduction = reduced_copy(page, bilevel=True)
+    assert reduction.factor == 0 and max(small.shape) == REDUCED_SIDE
+
+
 def test_a_page_under_one_and_a_half_times_the_copy_is_reduced_by_fractional_areas() -> None:
     page = blank_a4(100)  # 1169 px long
     small, reduction = reduced_copy(page)

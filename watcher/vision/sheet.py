@@ -67,16 +67,17 @@ KEEP_MM = 0.5  # ink within half a mm of the found strokes is theirs (anti-alias
 MARGIN = 0.3  # the crop reaches 30 % of the writing's height beyond it, as a cut-out field's margin does
 
 
-def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
+def sheet_crops(image: np.ndarray, *, bilevel: bool = False) -> list[np.ndarray] | None:
     """The handwriting on a sheet, each line of it a full-resolution uint8 crop (dark ink on white), largest first.
 
     None when the image is not a sheet (small, or its ink fills it as a cut-out field's does): read it as it is.
-    An empty list for a blank sheet.
+    An empty list for a blank sheet. `bilevel`: the page is a black-and-white scan at its own resolution, though it
+    may hold a few greys (one PDFium drew; see `reduced_copy`).
     """
     height, width = image.shape[:2]
     if max(height, width) < SHEET_MIN_SIDE:
         return None
-    small, reduction = reduced_copy(image)
+    small, reduction = reduced_copy(image, bilevel=bilevel)
     per_mm = max(small.shape[:2]) / PAGE_MM
     reduced = as_grey(small)
     # A negative scan has a dark paper: the page's typical pixel is paper.
@@ -130,7 +131,7 @@ class Reduction(NamedTuple):
         return (indices * self.scale).astype(np.intp)
 
 
-def reduced_copy(image: np.ndarray) -> tuple[np.ndarray, Reduction]:
+def reduced_copy(image: np.ndarray, *, bilevel: bool = False) -> tuple[np.ndarray, Reduction]:
     """The sheet finder's copy of the page, about REDUCED_SIDE px long, and how it lies on the page.
 
     The page is averaged over whole factor×factor blocks (OpenCV's whole-factor INTER_AREA), its last rows and
@@ -140,11 +141,13 @@ def reduced_copy(image: np.ndarray) -> tuple[np.ndarray, Reduction]:
     shade the scanner dithered into dots gives contrasts of exactly 1/4 or 2/9, just over the least that is ink
     (paper.MIN_CONTRAST), where fractional areas share a dot between pixels; so reduced, bench/bilevelset.py's blank
     sheets with office marks lost 4 of 200 in black and white, and tests/test_sheet.py's speckled shade was writing.
+    A bilevel scan PDFium drew at its own resolution holds a few greys where it resampled (3 more of those 200 blank
+    sheets as G4 PDFs were read as numbers): `bilevel` says it is one.
     """
     height, width = image.shape[:2]
     longer = max(height, width)
     factor = round(longer / REDUCED_SIDE)
-    if factor < 2 or _two_levels(image):
+    if factor < 2 or bilevel or _two_levels(image):
         scale = REDUCED_SIDE / longer
         small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         return np.asarray(small), Reduction(0, scale)
