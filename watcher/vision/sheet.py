@@ -136,13 +136,12 @@ def reduced_copy(image: np.ndarray, *, bilevel: bool = False) -> tuple[np.ndarra
 
     The page is averaged over whole factor×factor blocks (OpenCV's whole-factor INTER_AREA), its last rows and
     columns dropped where they make no whole block. Reduced by fractional areas to REDUCED_SIDE px instead, as
-    before: a page under 1.5 times as long (no whole factor comes near), and a page of two levels (a bilevel scan
-    at its own resolution): averaged over whole blocks of 4 or 9 pixels, a
-    shade the scanner dithered into dots gives contrasts of exactly 1/4 or 2/9, just over the least that is ink
-    (paper.MIN_CONTRAST), where fractional areas share a dot between pixels; so reduced, bench/bilevelset.py's blank
-    sheets with office marks lost 4 of 200 in black and white, and tests/test_sheet.py's speckled shade was writing.
-    A bilevel scan PDFium drew at its own resolution holds a few greys where it resampled (3 more of those 200 blank
-    sheets as G4 PDFs were read as numbers): `bilevel` says it is one.
+    before: a page under 1.5 times as long (no whole factor comes near), and a bilevel scan at its own resolution,
+    a page of two levels or one the caller says is `bilevel` (PDFium's drawing of one leaves a few greys where it
+    resamples). Averaged over whole blocks of 4 or 9 pixels, a shade the scanner dithered into dots gives contrasts
+    of exactly 1/4 or 2/9, just over the least that is ink (paper.MIN_CONTRAST), where fractional areas share a dot
+    between pixels: so reduced, 4 of bench/bilevelset.py's 200 blank sheets with office marks were read as numbers
+    in black and white (written as G4 PDFs, 3), and tests/test_sheet.py's speckled shade was writing.
     """
     height, width = image.shape[:2]
     longer = max(height, width)
