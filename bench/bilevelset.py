@@ -108,7 +108,7 @@ def _reading(data: bytes, classifier: Classifier) -> str:
     (page,) = open_pages(data, name="sheet", max_pixels=MAX_PIXELS, max_pages=1).pages
     assert page.image is not None, page.error
     ((reading,),) = read(
-        [Prepared.one_page(page_digits(page.image, mode="auto", cut=classifier.reader is None))],
+        [Prepared.one_page(page_digits(page.image, mode="auto", cut=classifier.reader is None, bilevel=page.bilevel))],
         classifier,
         review_below=None,
     )

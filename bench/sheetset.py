@@ -68,7 +68,9 @@ def main() -> int:
         for mode in MODES:
             started = time.perf_counter()
             ((reading,),) = read(
-                [Prepared.one_page(page_digits(image, mode=mode, cut=cut))], classifier, review_below=None
+                [Prepared.one_page(page_digits(image, mode=mode, cut=cut, bilevel=page.bilevel))],
+                classifier,
+                review_below=None,
             )
             readings[mode].append(reading.prediction)
             read_s[mode] += time.perf_counter() - started

@@ -332,6 +332,18 @@ def test_a_black_and_white_page_drawn_for_a_sheet_is_drawn_in_grey_as_its_colour
         assert np.abs(cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(int) - grey).max() <= 1
 
 
+def test_a_black_and_white_scan_drawn_for_a_sheet_says_so() -> None:
+    sheet = a_sheet(2000, 1400)
+    for data in (bilevel_pdf([sheet], dpi=200, encodings=["g4"]), bilevel_pdf([sheet], dpi=200, encodings=["flate"])):
+        (page,) = open_pages(data, name="scan.pdf", max_pixels=10**8, max_pages=1, least_side=500).pages
+        assert page.bilevel
+        (page,) = open_pages(data, name="scan.pdf", max_pixels=10**8, max_pages=1).pages
+        assert not page.bilevel  # drawn in colour, not read as a sheet
+    for data in (jpeg_scan_pdf(sheet, dpi=200, drawing=True), vector_pdf([LETTER])):
+        (page,) = open_pages(data, name="page.pdf", max_pixels=10**8, max_pages=1, least_side=500).pages
+        assert not page.bilevel
+
+
 def test_a_page_with_a_colour_image_is_drawn_in_colour_whatever_the_least_side() -> None:
     assert one_page(scanned_pdf(1, dpi=200), least_side=500).shape == (1100, 850, 3)  # a colour scan, not a JPEG
     tinted = cv2.cvtColor(a_sheet(2000, 1400), cv2.COLOR_GRAY2BGR)

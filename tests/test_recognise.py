@@ -165,7 +165,7 @@ def test_a_page_that_takes_too_long_is_an_error_and_the_next_run_of_pages_starts
     from tests.documents import scanned_pdf
     from watcher import recognise
 
-    def slow_on_page_two(image: np.ndarray, *, mode: str, cut: bool) -> None:
+    def slow_on_page_two(image: np.ndarray, *, mode: str, cut: bool, bilevel: bool) -> None:
         if image[200:250, 100:150].mean() < 128:  # the black square of page 2 (see tests.documents.scan)
             time.sleep(5)
 

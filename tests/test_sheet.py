@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from watcher.intake.decode import decode
-from watcher.vision.sheet import MARGIN, READ_SIDE, sheet_crops
+from watcher.vision.pieces import as_mask, components
+from watcher.vision.sheet import (
+    MARGIN,
+    READ_SIDE,
+    REDUCED_SIDE,
+    _page_components,
+    _thickness,
+    reduced_copy,
+    sheet_crops,
+)
 
 A4_MM = (297.0, 210.0)
 NUMBER = "427"
@@ -40,6 +49,75 @@ def test_a_number_on_a_blank_sheet_is_cropped_to_about_its_size(dpi: int) -> Non
     assert crop.shape[0] == pytest.approx(height * (1 + 2 * MARGIN), rel=0.25)
     assert crop.shape[1] == pytest.approx(width + 2 * MARGIN * height, rel=0.25)
     assert crop.min() < 100  # the strokes came along, at full resolution
+
+
+@pytest.mark.parametrize(("dpi", "factor"), [(150, 2), (200, 3), (300, 4), (600, 9)])
+def test_a_grey_page_is_reduced_by_the_nearest_whole_factor(dpi: int, factor: int) -> None:
+    page = blank_a4(dpi)
+    write(page, dpi=dpi, left_mm=120, baseline_mm=200)
+    small, reduction = reduced_copy(page)
+    assert reduction.factor == factor
+    assert small.shape == (page.shape[0] // factor, page.shape[1] // factor)
+    # Each pixel of the copy is the mean of its block of the page's, rounded.
+    block = page[factor : 2 * factor, factor : 2 * factor].astype(float).mean()
+    assert abs(int(small[1, 1]) - block) <= 0.5
+    row = round(200 * dpi / 25.4)
+    assert reduction.to_copy(np.array([row])) == [row // factor]
+    assert reduction.to_page(row // factor) == row // factor * factor
+
+
+def test_a_bilevel_page_at_its_own_size_is_reduced_by_fractional_areas() -> None:
+    page = blank_a4(300)
+    write(page, dpi=300, left_mm=120, baseline_mm=200)
+    page = np.where(page < 128, 0, 255).astype(np.uint8)
+    small, reduction = reduced_copy(page)
+    assert reduction.factor == 0
+    assert max(small.shape) == REDUCED_SIDE
+    # Halved, as the daemon decodes a 300-dpi page it reads as a sheet, its strokes' edges hold more levels.
+    halved = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    assert reduced_copy(halved)[1].factor == 2
+
+
+def test_a_bilevel_scan_with_a_few_greys_is_reduced_by_fractional_areas_when_said_to_be_one() -> None:
+    page = blank_a4(200)
+    write(page, dpi=200, left_mm=120, baseline_mm=200)
+    page = np.where(page < 128, 0, 255).astype(np.uint8)
+    page[::50, ::50] = 128  # where PDFium's drawing resampled it
+    assert reduced_copy(page)[1].factor == 3
+    small, reduction = reduced_copy(page, bilevel=True)
+    assert reduction.factor == 0 and max(small.shape) == REDUCED_SIDE
+
+
+def test_a_page_under_one_and_a_half_times_the_copy_is_reduced_by_fractional_areas() -> None:
+    page = blank_a4(100)  # 1169 px long
+    small, reduction = reduced_copy(page)
+    assert reduction.factor == 0
+    assert max(small.shape) == REDUCED_SIDE
+
+
+@pytest.mark.parametrize(("top", "left"), [(0, 0), (301, 467), (300, 468)])
+def test_a_pages_pieces_labelled_within_the_inks_box_are_the_whole_pages(top: int, left: int) -> None:
+    mask = np.zeros((877, 620), np.uint8)
+    rng = np.random.default_rng(top)
+    mask[top : top + 140, left : left + 120] = rng.random((140, 120)) < 0.3
+    mask[top + 10 : top + 12, left : left + 120] = 1
+    _, labels, stats = components(as_mask(mask.astype(bool)))
+    boxed_labels, boxed_stats = _page_components(mask)
+    assert np.array_equal(boxed_labels, labels)
+    assert np.array_equal(boxed_stats[1:], stats[1:])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_inks_thickness_measured_around_its_box_is_the_whole_pages(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ink = np.zeros((120, 90), bool)
+    top, left = rng.integers(0, 81), rng.integers(0, 61)  # against the page's edges too
+    ink[top : top + 40, left : left + 30] = rng.random((40, 30)) < 0.8
+    ink[top + 5 : top + 25, left + 5 : left + 25] = True  # a blot, thick in its middle
+    whole = 2 * cv2.distanceTransform(as_mask(ink), cv2.DIST_L2, 3)
+    # The same distances, but for float rounding (OpenCV sums the steps of a path in another order).
+    assert np.allclose(_thickness(ink), whole, rtol=1e-6, atol=0)
+    assert not _thickness(np.zeros((20, 30), bool)).any()
 
 
 @pytest.mark.parametrize(("dpi", "factor", "kind"), [(300, 2, ".jpg"), (600, 2, ".jpg"), (300, 2, ".png")])

@@ -175,7 +175,8 @@ def _prepare_page(page: Page, *, mode: str, picture: bool, templates: tuple[Temp
     shown = review_picture(page.image) if picture else b""
     try:
         if not templates:
-            return PreparedPage(page.number, page_digits(page.image, mode=mode, cut=cut), picture=shown)
+            digits = page_digits(page.image, mode=mode, cut=cut, bilevel=page.bilevel)
+            return PreparedPage(page.number, digits, picture=shown)
         form = read_form(page.image, templates)
     except Exception as exc:
         return PreparedPage(page.number, error=_failure(exc))

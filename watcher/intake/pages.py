@@ -44,6 +44,9 @@ class Page:
     number: int
     image: np.ndarray | None = None
     error: str = ""
+    # Drawn from black-and-white images alone (CCITT, JBIG2, 1-bit): a bilevel scan at its own resolution, though
+    # PDFium's drawing may leave a few greys (watcher.vision.sheet reduces such a page as it reduces one of two levels)
+    bilevel: bool = False
 
 
 class PagedFile(NamedTuple):
@@ -129,8 +132,10 @@ def _pdf_pages(
     try:
         for index in range(first - 1, len(document)):
             try:
-                drawn = _render(document, index, max_pixels=max_pixels, dpi=dpi, least_side=least_side, streams=streams)
-                yield Page(index + 1, drawn)
+                drawn, bilevel = _render(
+                    document, index, max_pixels=max_pixels, dpi=dpi, least_side=least_side, streams=streams
+                )
+                yield Page(index + 1, drawn, bilevel=bilevel)
             except Unreadable as exc:
                 yield Page(index + 1, error=str(exc))
     finally:
@@ -145,8 +150,9 @@ def _render(
     dpi: int,
     least_side: int | None = None,
     streams: _Streams | None = None,
-) -> np.ndarray:
-    """One page as an HxWx3 BGR picture; its size is checked before anything is drawn.
+) -> tuple[np.ndarray, bool]:
+    """One page as an HxWx3 BGR picture, and whether it was drawn from black-and-white images alone (`Page.bilevel`);
+    its size is checked before anything is drawn.
 
     With `least_side` (a page read as a sheet, in grey), a page that is a JPEG scan and nothing else is that JPEG
     decoded as `decode` decodes one (maybe halved), and a page without colour images is drawn in grey (HxW): a third
@@ -161,11 +167,11 @@ def _render(
         _check_render_size(page, scale, max_pixels=max_pixels)
         scan = None if least_side is None or streams is None else _jpeg_scan(page, scale, streams, least_side)
         if scan is not None:
-            return scan
+            return scan, False
         # Not copied: the bitmap's buffer is Python's (render's default), so the array keeps it alive.
         grey = least_side is not None and _without_colour_images(page)
         image: np.ndarray = page.render(scale=scale, may_draw_forms=False, grayscale=grey).to_numpy()
-        return image
+        return image, grey and _bilevel_images(page)
     except pdfium.PdfiumError:
         raise Unreadable("damaged PDF page (it cannot be drawn)") from None
     finally:
@@ -225,6 +231,20 @@ def _without_colour_images(page: pdfium.PdfPage) -> bool:
         if metadata.bits_per_pixel != 1 and metadata.colorspace not in _GREY_SPACES:
             return False
     return True
+
+
+def _bilevel_images(page: pdfium.PdfPage) -> bool:
+    """Whether the page holds images, all of them black-and-white (CCITT, JBIG2 or 1-bit); asked of a page
+    `_without_colour_images` passed, so no image needs decoding to answer."""
+    found = False
+    for image in page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE]):
+        if (
+            not {"CCITTFaxDecode", "JBIG2Decode"} & set(image.get_filters())
+            and image.get_metadata().bits_per_pixel != 1
+        ):
+            return False
+        found = True
+    return found
 
 
 def _jpeg_scan(page: pdfium.PdfPage, scale: float, streams: _Streams, least_side: int) -> np.ndarray | None:

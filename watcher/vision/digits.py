@@ -49,10 +49,10 @@ class Candidates(NamedTuple):
         return cls(images=images.astype(np.float32), options=row_options(len(images)), pieces=len(images))
 
 
-def page_digits(image: np.ndarray, *, mode: str, cut: bool = True) -> Candidates | None:
+def page_digits(image: np.ndarray, *, mode: str, cut: bool = True, bilevel: bool = False) -> Candidates | None:
     """A page's candidate digits: a whole sheet's handwriting, found at its own size, or a cut-out field as it is;
-    None for a blank sheet."""
-    crops = sheet_crops(image)
+    None for a blank sheet. `bilevel`: the page is a black-and-white scan at its own resolution (`Page.bilevel`)."""
+    crops = sheet_crops(image, bilevel=bilevel)
     if crops is None:
         return candidates(image, mode=mode, cut=cut)
     # One written number per sheet: its largest line of writing (none on a blank sheet).

@@ -8,6 +8,8 @@ What serving reads on a page is the writing found here (watcher.vision.digits.pa
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 
@@ -22,11 +24,24 @@ from watcher.vision.paper import (
     sheet_paper,
     without_edge_bands,
 )
-from watcher.vision.pieces import HANGS_LOW, Box, as_mask, components, extent_of, lines_of_writing
+from watcher.vision.pieces import (
+    HANGS_LOW,
+    Box,
+    as_mask,
+    boxed_components,
+    components,
+    extent_of,
+    ink_box,
+    lines_of_writing,
+)
 
 READ_SIDE = 1650  # sheets read as well at 150 dpi as at 300 (bench/sheetset.py), so a page that may be a sheet is
 # decoded smaller where that is cheaper, its longer side this long at least (Letter's 11 in at 150 dpi; A4's 1754 px)
-REDUCED_SIDE = 800  # the reduced copy's longer side: about 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel
+REDUCED_SIDE = 800  # the reduced copy's longer side, about: 2.7 px per mm on A4, so a 0.3 mm pen line stays a pixel.
+# The page is averaged over whole blocks, the factor nearest to this (the copy 600-1000 px long): OpenCV averages
+# whole blocks for a fraction of the cost of fractional areas (a 1754-px page halved: 0.1 instead of 3.9 ms; by 3
+# from 2339 px 1.6 instead of 6.1; by 4 from 3508 px 3.1 instead of 15)
+LEVEL_SAMPLE = 8  # a page's levels are counted on every 8th row
 PAGE_MM = 297.0  # a sheet's longer side is taken as A4's; Letter (279 mm) and A5 (210 mm) only shift mm a little
 SHEET_MIN_SIDE = 1000  # a page this many px long at least may be a sheet (A5 at 150 dpi is 1240 px long)
 SHEET_SHARE = 0.25  # on a sheet the writing is at most a quarter of the page's shorter side tall (25 mm on A5)
@@ -52,18 +67,18 @@ KEEP_MM = 0.5  # ink within half a mm of the found strokes is theirs (anti-alias
 MARGIN = 0.3  # the crop reaches 30 % of the writing's height beyond it, as a cut-out field's margin does
 
 
-def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
+def sheet_crops(image: np.ndarray, *, bilevel: bool = False) -> list[np.ndarray] | None:
     """The handwriting on a sheet, each line of it a full-resolution uint8 crop (dark ink on white), largest first.
 
     None when the image is not a sheet (small, or its ink fills it as a cut-out field's does): read it as it is.
-    An empty list for a blank sheet.
+    An empty list for a blank sheet. `bilevel`: the page is a black-and-white scan at its own resolution, though it
+    may hold a few greys (one PDFium drew; see `reduced_copy`).
     """
     height, width = image.shape[:2]
     if max(height, width) < SHEET_MIN_SIDE:
         return None
-    scale = REDUCED_SIDE / max(height, width)
-    per_mm = REDUCED_SIDE / PAGE_MM
-    small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+    small, reduction = reduced_copy(image, bilevel=bilevel)
+    per_mm = max(small.shape[:2]) / PAGE_MM
     reduced = as_grey(small)
     # A negative scan has a dark paper: the page's typical pixel is paper.
     negative = _mostly_dark(reduced)
@@ -82,7 +97,7 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
         length=int(LINE_MM * per_mm),
         gap=int(LINE_GAP_MM * per_mm),
     )
-    _, labels, stats = components(as_mask(ink & ~printed & ~rims))
+    labels, stats = _page_components(as_mask(ink & ~printed & ~rims))
     lines = _written_lines(labels, stats, ink, paper, per_mm=per_mm)
     if any(extent_of(line).height > SHEET_SHARE * min(labels.shape) for line in lines):
         return None
@@ -91,9 +106,78 @@ def sheet_crops(image: np.ndarray) -> list[np.ndarray] | None:
     near_line = cv2.dilate(traced.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     owns = [_near(line, labels, count=len(stats), reach=reach) for line in lines]
     return [
-        _crop(image, own, (near_line, printed), paper, line, scale=scale, negative=negative)
+        _crop(image, own, (near_line, printed), paper, line, reduction=reduction, negative=negative)
         for line, own in zip(lines, owns, strict=True)
     ]
+
+
+class Reduction(NamedTuple):
+    """How the reduced copy lies on the page: each of its pixels a block of `factor`×`factor` page pixels, or (factor
+    0) fractional areas, the page `scale` times as long."""
+
+    factor: int
+    scale: float
+
+    def to_page(self, position: float) -> float:
+        """A position on the copy (a box's edge), in page pixels."""
+        return position * self.factor if self.factor else position / self.scale
+
+    def to_copy(self, indices: np.ndarray) -> np.ndarray:
+        """The copy's rows (or columns) the page's rows (or columns) `indices` fell into: by integer division for
+        whole blocks, where a float product could fall a hair short of a block's edge."""
+        if self.factor:
+            blocks: np.ndarray = indices // self.factor
+            return blocks
+        return (indices * self.scale).astype(np.intp)
+
+
+def reduced_copy(image: np.ndarray, *, bilevel: bool = False) -> tuple[np.ndarray, Reduction]:
+    """The sheet finder's copy of the page, about REDUCED_SIDE px long, and how it lies on the page.
+
+    The page is averaged over whole factor×factor blocks (OpenCV's whole-factor INTER_AREA), its last rows and
+    columns dropped where they make no whole block. Reduced by fractional areas to REDUCED_SIDE px instead, as
+    before: a page under 1.5 times as long (no whole factor comes near), and a bilevel scan at its own resolution,
+    a page of two levels or one the caller says is `bilevel` (PDFium's drawing of one leaves a few greys where it
+    resamples). Averaged over whole blocks of 4 or 9 pixels, a shade the scanner dithered into dots gives contrasts
+    of exactly 1/4 or 2/9, just over the least that is ink (paper.MIN_CONTRAST), where fractional areas share a dot
+    between pixels: so reduced, 4 of bench/bilevelset.py's 200 blank sheets with office marks were read as numbers
+    in black and white (written as G4 PDFs, 3), and tests/test_sheet.py's speckled shade was writing.
+    """
+    height, width = image.shape[:2]
+    longer = max(height, width)
+    factor = round(longer / REDUCED_SIDE)
+    if factor < 2 or bilevel or _two_levels(image):
+        scale = REDUCED_SIDE / longer
+        small = cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        return np.asarray(small), Reduction(0, scale)
+    whole = image[: height // factor * factor, : width // factor * factor]
+    small = cv2.resize(whole, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+    return np.asarray(small), Reduction(factor, 1 / factor)
+
+
+def _two_levels(image: np.ndarray) -> bool:
+    """Whether an 8-bit grey page holds two levels at most (a bilevel scan, decoded at its own size), from a count
+    of the levels on a sample of its rows."""
+    if image.dtype != np.uint8 or image.ndim != 2:
+        return False
+    levels = cv2.calcHist([image[::LEVEL_SAMPLE]], [0], None, [256], [0, 256])
+    return int(np.count_nonzero(levels)) <= 2
+
+
+def _page_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and stats of `components` of a page's mask, labelled within its ink's box alone: OpenCV gathers
+    the statistics by the pixel (2 ms on an 877-px copy, against 0.4 for the labels), and the ink is a small part of
+    most pages. The box starts on an even row and column, so the labelling's 2x2 blocks, and with them the labels,
+    are those of the whole page."""
+    rows, columns = ink_box(mask)
+    if rows.start == rows.stop:
+        _, labels, stats = components(mask)
+        return labels, stats
+    box = (slice(rows.start & ~1, rows.stop), slice(columns.start & ~1, columns.stop))
+    _, boxed, stats = boxed_components(mask, box)
+    labels = np.zeros(mask.shape, np.int32)
+    labels[box] = boxed
+    return labels, stats
 
 
 def _written_lines(
@@ -124,10 +208,17 @@ def _written_lines(
 
 def _near(line: list[Box], labels: np.ndarray, *, count: int, reach: int) -> np.ndarray:
     """Where on the reduced copy the line's own pieces lie (of `count` labels), widened by `reach` px: the
-    full-resolution strokes are the ink near them, and printed lines, specks and marks are not."""
+    full-resolution strokes are the ink near them, and printed lines, specks and marks are not. Worked out around
+    the line alone (its box widened by the reach), the rest of the page being none of it."""
     chosen = np.zeros(count, np.uint8)
     chosen[[piece.label for piece in line]] = 1
-    own: np.ndarray = cv2.dilate(chosen[labels], np.ones((reach, reach), np.uint8)).astype(bool)
+    extent, side = extent_of(line), reach // 2
+    window = (
+        slice(max(0, extent.top - side), extent.bottom + side),
+        slice(max(0, extent.left - side), extent.right + side),
+    )
+    own = np.zeros(labels.shape, bool)
+    own[window] = cv2.dilate(chosen[labels[window]], np.ones((reach, reach), np.uint8)).astype(bool)
     return own
 
 
@@ -141,8 +232,17 @@ def _mostly_dark(grey: np.ndarray) -> bool:
 
 def _thickness(ink: np.ndarray) -> np.ndarray:
     """The ink's thickness at each pixel: twice the distance to the nearest paper. Printed lines count in, so a
-    shadow a line crosses is as thick as it is whole."""
-    return np.asarray(2 * cv2.distanceTransform(ink.view(np.uint8), cv2.DIST_L2, 3), np.float32)
+    shadow a line crosses is as thick as it is whole.
+
+    Measured within the ink's box and the paper around it alone (the distance is a shortest path, and the paper
+    around the box lies on every path out of it), the rest of the page being paper: on plain paper, a small part of
+    the page."""
+    rows, columns = ink_box(as_mask(ink))
+    around = (slice(max(0, rows.start - 1), rows.stop + 1), slice(max(0, columns.start - 1), columns.stop + 1))
+    thickness = np.zeros(ink.shape, np.float32)
+    if rows.start < rows.stop:
+        thickness[around] = 2 * cv2.distanceTransform(as_mask(ink[around]), cv2.DIST_L2, 3)
+    return thickness
 
 
 def _hairline(piece: Box, *, least: float, thinnest: float) -> bool:
@@ -187,26 +287,28 @@ def _crop(
     paper: np.ndarray,
     line: list[Box],
     *,
-    scale: float,
+    reduction: Reduction,
     negative: bool,
 ) -> np.ndarray:
     """The line's box with a margin, from the full-resolution page: its own ink kept, flattened onto white.
 
-    On the reduced copy, `own` marks the pixels near the writing's strokes, `lines` those near printed lines and
-    those of the lines not crossed by a stroke, and `paper` the paper's brightness.
+    On the reduced copy (lying on the page as `reduction` says), `own` marks the pixels near the writing's strokes,
+    `lines` those near printed lines and those of the lines not crossed by a stroke, and `paper` the paper's
+    brightness.
     """
     extent = extent_of(line)
     margin = MARGIN * extent.height
     height, width = image.shape[:2]
-    left, top = max(0, int((extent.left - margin) / scale)), max(0, int((extent.top - margin) / scale))
-    right = min(width, int(np.ceil((extent.right + margin) / scale)))
-    bottom = min(height, int(np.ceil((extent.bottom + margin) / scale)))
+    left = max(0, int(reduction.to_page(extent.left - margin)))
+    top = max(0, int(reduction.to_page(extent.top - margin)))
+    right = min(width, int(np.ceil(reduction.to_page(extent.right + margin))))
+    bottom = min(height, int(np.ceil(reduction.to_page(extent.bottom + margin))))
     grey = as_grey(image[top:bottom, left:right])
     if negative:
         grey = 1.0 - grey
     # Each full-resolution pixel takes the reduced pixel it fell into: whose ink it is, and the paper under it.
-    rows = np.minimum((np.arange(top, bottom) * scale).astype(np.intp), own.shape[0] - 1)
-    columns = np.minimum((np.arange(left, right) * scale).astype(np.intp), own.shape[1] - 1)
+    rows = np.minimum(reduction.to_copy(np.arange(top, bottom)), own.shape[0] - 1)
+    columns = np.minimum(reduction.to_copy(np.arange(left, right)), own.shape[1] - 1)
     area = np.ix_(rows, columns)
     contrast = contrast_of(relative_to_paper(grey, paper[area]))
     near_line, uncrossed = (mask[area] for mask in lines)
