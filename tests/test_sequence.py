@@ -151,6 +151,17 @@ def test_what_a_faint_scan_leaves_of_a_cells_walls_is_not_its_number() -> None:
     assert box is not None and box[0] == 1
 
 
+def test_digits_a_thin_pen_left_in_short_pieces_stay_in_their_number() -> None:
+    """A hairline pen's skips leave each digit in strokes half its height, further apart than their own heights
+    though as near as the digits': the number is framed whole, not its first digit alone."""
+    ink = np.zeros((60, 200), np.float32)
+    for left in (20, 80, 140):  # three digits, each an upper and a lower stroke 24 px tall, 40 px in all
+        ink[10:34, left : left + 4] = 1.0
+        ink[26:50, left + 10 : left + 14] = 1.0
+    box = writing_box(ink > 0.1)
+    assert box is not None and box[0] == 20 and box[2] == 154
+
+
 def test_a_neighbours_writing_reaching_in_at_the_edge_is_not_the_cells_number() -> None:
     """The cell's own number lies wholly inside it; a taller stroke of the next column's writing is cut by the
     cell's edge. The number is framed, though it is not the tallest line."""

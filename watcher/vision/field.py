@@ -70,6 +70,9 @@ def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
     # A wall broken by the scan leaves upright sticks by the field's side, taller than a small number.
     writing = [box for box in boxes if not _wall_remnant(box, boxes, width)]
     lines = [extent_of(line) for line in lines_of_writing(writing or boxes, gap=LINE_GAP)]
+    # A thin or broken pen leaves a digit in pieces shorter than the digit, further apart than their own heights:
+    # lines that lie level and as near as their own heights say are one line.
+    lines = [extent_of(line) for line in lines_of_writing(lines, gap=LINE_GAP)]
     # A line cut by the field's edge is most often a neighbour's writing reaching in: among the lines nearly as
     # tall as the tallest, one wholly inside the field is the field's own.
     tall = [line for line in lines if line.height >= INSIDE_PREFERRED * max(line.height for line in lines)]
