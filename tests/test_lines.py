@@ -164,6 +164,20 @@ def test_a_lone_upright_stroke_that_stops_short_of_the_edges_stays_ink() -> None
     assert np.array_equal(erase_lines(strokes, faint=strokes), strokes)
 
 
+def test_a_thin_pens_1_as_tall_as_its_number_stays_though_it_ends_near_the_edges() -> None:
+    """A sheet's writing cut out with a margin of 30 % of its height: a 1 written with a thin pen, as tall as the
+    digits beside it, runs to within a fifth of the crop's top and bottom. It is the number's, not a line off the
+    page; a column line between the same digits, running on through the edges, is printed."""
+    strokes = np.zeros((154, 330), bool)
+    strokes[38:125, 31:120] = cv2.circle(np.zeros((87, 89), np.uint8), (44, 43), 38, 1, 12).astype(bool)  # a 0
+    strokes[38:125, 206:298] = cv2.circle(np.zeros((87, 92), np.uint8), (46, 43), 38, 1, 12).astype(bool)
+    strokes[28:126, 158:163] = True  # the 1: 5 px thick, 98 tall, 28 px from the top and the bottom
+    assert np.array_equal(erase_lines(strokes, faint=strokes), strokes)
+    column = strokes.copy()
+    column[:, 158:163] = True  # a column line through the crop
+    assert not erase_lines(column, faint=column)[10:-10, 158:163].any()
+
+
 def test_a_lone_line_cut_with_its_cell_from_edge_to_edge_is_printed_though_a_stroke_as_thick_would_stay() -> None:
     # A column line left in a cell's crop, blurred by the scan to 7 px in 90: it runs right to both edges.
     strokes = np.zeros((90, 70), bool)

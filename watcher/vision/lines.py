@@ -65,7 +65,7 @@ def erase_lines(strokes: np.ndarray, *, faint: np.ndarray) -> np.ndarray:
     erased = strokes.copy()
     for axis, line in found:
         view, rest_view, apart_view = (erased, rest, apart) if axis == 0 else (erased.T, rest.T, apart.T)
-        if _is_printed(line, apart_view):
+        if _is_printed(line, apart_view, upright=axis == 1):
             _clear(view, line, rest=rest_view)
     return erased
 
@@ -273,8 +273,13 @@ def _paint(bands: np.ndarray, line: _Line) -> None:
     bands[rows, columns] = True
 
 
-def _is_printed(line: _Line, rest: np.ndarray) -> bool:
-    """A line far longer than the rest of the ink spans along it; with no other ink, a thin one running off the page."""
+def _is_printed(line: _Line, rest: np.ndarray, *, upright: bool) -> bool:
+    """A line far longer than the rest of the ink spans along it; with no other ink, a thin one running off the page.
+
+    An `upright` line near both edges with the rest of the ink on both sides of it is measured by its own ink, not
+    the page's length: a thin pen's 1 as tall as its number ends with it, near the edges of a crop cut around the
+    writing, where a column line runs on. (A cell's wall, the writing on one side of it, may fade before the
+    edges: it is judged by the page's length.)"""
     off_page = _off_page(line, rest.shape[1])
     length = rest.shape[1] if off_page else line.end - line.start  # faded ends included
     rows, columns = (np.flatnonzero(rest.any(axis=axis)) for axis in (1, 0))
@@ -282,6 +287,10 @@ def _is_printed(line: _Line, rest: np.ndarray) -> bool:
     if rest_size < (OFF_PAGE_REST if off_page else REST_SIZE) * length:
         edge_to_edge = line.start <= EDGE_TOUCH and line.end >= rest.shape[1] - EDGE_TOUCH
         return off_page and line.thickness <= (EDGE_TO_EDGE_THIN if edge_to_edge else LONE_THIN) * length
+    # Where the line lies across the page at its middle: ink either side of it is writing around a stroke.
+    middle = line.centre + line.slope * (line.start + line.end) / 2
+    if off_page and upright and rows[0] < middle + line.low and rows[-1] > middle + line.high:
+        length = line.end - line.start
     return bool(length >= (EDGE_LONGER if off_page else LONGER) * (np.ptp(columns) + 1))
 
 
