@@ -110,3 +110,49 @@ def test_the_recipe_writes_its_generator_and_licence_whole() -> None:
     assert recipe.generator.endswith("watcher.model.sequence.field_image")
     assert recipe.register_licence.endswith("used for training only")
     assert "tf.lite.Optimize.DEFAULT" in recipe.quantisation
+
+
+@pytest.mark.slow
+def test_averaged_readers_take_the_mean_weights_and_measure_their_batch_statistics_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import keras
+    import tensorflow as tf
+
+    from watcher.model.sequence import build_reader
+
+    readers, checkpoints = [], []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        reader = build_reader()
+        checkpoints.append(tf.train.Checkpoint(reader=reader).save(str(tmp_path / f"run-{seed}" / "ckpt")))
+        readers.append(reader)
+    images = np.random.default_rng(0).integers(0, 256, (200, FIELD_HEIGHT, FIELD_WIDTH), dtype=np.uint8)
+    monkeypatch.setattr(train_reader, "NORM_BATCHES", 5)
+
+    averaged = train_reader._averaged(checkpoints, images, seed=0)
+
+    for layer, first, second in zip(averaged.layers, *(reader.layers for reader in readers), strict=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Freshly built readers hold statistics 0 and 1; measured on the fields, the mean moves off 0.
+            assert np.abs(layer.moving_mean.numpy()).max() > 0.01
+            assert layer.momentum == first.momentum
+        else:
+            for mean, one, other in zip(layer.get_weights(), first.get_weights(), second.get_weights(), strict=True):
+                np.testing.assert_allclose(mean, (one + other) / 2, rtol=1e-6)
+
+
+def test_averaging_a_folder_without_checkpoints_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mnist, real, rows = tiny_data(tmp_path)
+    base = max((entry for entry in SHIPPED.iterdir() if entry.name.isdigit()), key=lambda entry: int(entry.name))
+    empty = tmp_path / "no-checkpoints"
+    empty.mkdir()
+
+    code = train_reader.run(
+        mnist=mnist, real=real, rows=rows, base=base, out=tmp_path / "out", epochs=1, seed=1, resume=False,
+        cache=tmp_path / "cache", average=(empty,),
+    )  # fmt: skip
+
+    assert code == 78
+    assert capsys.readouterr().err.strip() == f"digit-watcher train: {empty}: no reader checkpoint to average"
+    assert not (tmp_path / "out").exists()

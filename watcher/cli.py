@@ -118,6 +118,15 @@ def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     train.add_argument("--fields", type=int, help="--reader: synthetic training fields (default: 80000)")
     train.add_argument(
+        "--average",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CHECKPOINTS",
+        help="--reader, repeatable: serve the mean of the readers last checkpointed in these folders instead of "
+        "training one (the fields then only measure BatchNorm's statistics)",
+    )
+    train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
     )
     train.set_defaults(command=_train)
@@ -418,6 +427,7 @@ def _train_reader(args: argparse.Namespace) -> int:
         resume=args.resume,
         cache=args.cache,
         fields=args.fields or train_reader.TRAINING_FIELDS,
+        average=tuple(args.average),
     )
 
 

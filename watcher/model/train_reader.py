@@ -66,6 +66,8 @@ CHUNK = 500  # fields rendered per task in a worker
 CHECKPOINT_SECONDS = 600  # a checkpoint at least this often, and at every epoch's end
 ACCEPTED_WRONG = 0.01  # at most this share of the validation readings accepted at review's default may be wrong
 CAUTION_STEP = 0.05  # the judge's bias is lowered in steps of this until they are
+NORM_BATCHES = 400  # batches of training fields that measure BatchNorm's statistics again for averaged weights
+NORM_MOMENTUM = 0.98  # so the last hundred or so batches (about 6,000 fields) make those statistics
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Recipe:
     register_repeats: int
     epochs: int
     seed: int
+    averaged: tuple[str, ...] = ()  # checkpoint folders whose readers were averaged instead of training one
     # Parenthesised: a string on the next line alone would be a statement of its own, not the rest of the default.
     generator: str = (
         "watcher.model.fields.draw_field (lengths 1-8, separators, signs, trailing marks, styles, joins, "
@@ -123,10 +126,13 @@ def run(
     cache: Path,
     fields: int = TRAINING_FIELDS,
     validation_fields: int = VALIDATION_FIELDS,
+    average: tuple[Path, ...] = (),
 ) -> int:
-    """Train the reader and write base's digit model with it as out/<next>/; 0 on success, 78 on bad input."""
+    """Train the reader, or average the readers checkpointed in `average`, and write base's digit model with it as
+    out/<next>/; 0 on success, 78 on bad input."""
     try:
         pools = _inputs(mnist, real, rows=rows, base=base)
+        latest = [_latest_checkpoint(folder) for folder in average]
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
@@ -136,7 +142,11 @@ def run(
     # The real cells are few beside the synthetic fields: each is seen REGISTER_REPEATS times an epoch.
     images = np.concatenate([data.train[0], *[data.cells[0]] * REGISTER_REPEATS])
     labels = data.train[1] + data.cells[1] * REGISTER_REPEATS
-    reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=cache / f"checkpoints-{seed}", resume=resume)
+    checkpoints = cache / f"checkpoints-{seed}"
+    if latest:
+        reader = _averaged(latest, images, seed=seed)
+    else:
+        reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=checkpoints, resume=resume)
     staging = stage_reader_version(out, base=base, reader=reader)
     # Judged as served: the quantised models in LiteRT read a little differently from the Keras ones they came from.
     served = load_version(staging)
@@ -144,7 +154,9 @@ def run(
     print(json.dumps(figures), flush=True)
     recipe = Recipe(
         command=f"digit-watcher train --reader --data {mnist} --real {real} --rows {rows} --from {base} "
-        f"--epochs {epochs} --seed {seed} --out {out}",
+        f"--epochs {epochs} --seed {seed} --out {out}"
+        + "".join(f" --average {folder}" for folder in average)
+        + (f" --fields {fields}" if fields != TRAINING_FIELDS else ""),
         mnist=str(mnist),
         mnist_sha256=sha256_of(mnist),
         real_digits=str(real),
@@ -155,6 +167,7 @@ def run(
         register_repeats=REGISTER_REPEATS,
         epochs=epochs,
         seed=seed,
+        averaged=tuple(map(str, average)),
     )
     minutes = round((time.monotonic() - started) / 60, 1)
     section = {
@@ -416,6 +429,44 @@ def _train(images: np.ndarray, labels: list[str], *, epochs: int, seed: int, che
         manager.save()
         saved = time.monotonic()
         print(f"epoch {int(epoch.numpy())} done, loss {total / steps_per_epoch:.3f}", flush=True)
+    return reader
+
+
+def _latest_checkpoint(folder: Path) -> str:
+    """The last checkpoint `_train` wrote in `folder`; DatasetError when it holds none."""
+    import tensorflow as tf
+
+    latest: str | None = tf.train.latest_checkpoint(str(folder))
+    if latest is None:
+        raise DatasetError(f"{folder}: no reader checkpoint to average")
+    return latest
+
+
+def _averaged(checkpoints: list[str], images: np.ndarray, *, seed: int) -> Any:
+    """A reader whose weights are the mean of those in `checkpoints`, with BatchNorm's statistics measured again on
+    `images`. Readers trained on from one another, each run ending at a low rate on fresh fields, lie in one basin:
+    their mean reads better than any of them. The mean of their statistics is not the statistics of their mean."""
+    import keras
+    import tensorflow as tf
+
+    weights = []
+    for checkpoint in checkpoints:
+        reader = build_reader()
+        tf.train.Checkpoint(reader=reader).restore(checkpoint).expect_partial()
+        weights.append(reader.get_weights())
+    reader = build_reader()
+    reader.set_weights([np.mean(values, axis=0) for values in zip(*weights, strict=True)])
+    norms = [layer for layer in reader.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momentum = norms[0].momentum
+    for layer in norms:
+        layer.momentum = NORM_MOMENTUM
+    rng = np.random.default_rng(seed)
+    # Forward passes in training mode update the statistics alone: no gradient is taken.
+    for _ in range(NORM_BATCHES):
+        reader(_augmented(images[rng.choice(len(images), BATCH_SIZE, replace=False)], rng), training=True)
+    for layer in norms:
+        layer.momentum = momentum
+    print(f"averaged {len(checkpoints)} readers: {', '.join(checkpoints)}", flush=True)
     return reader
 
 
