@@ -18,6 +18,7 @@ from watcher.model.sequence import (
     StringReading,
     decode,
     evidence,
+    on_ink,
     second_opinion,
 )
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image, writing_box
@@ -60,6 +61,25 @@ def test_each_digit_is_placed_between_the_gaps_to_its_neighbours() -> None:
     # Slices are 4 px: the 2 runs over slices 1-2, the 5 is at slice 6; the gap (slices 3-5) is split midway.
     assert reading.columns == ((0, 18), (18, FIELD_WIDTH))
     assert decode(frames_of([b] * (FIELD_WIDTH // 4))).columns == ()
+
+
+def test_no_digit_is_read_on_blank_paper_but_a_digit_beside_its_stroke_stays() -> None:
+    b = BLANK_CLASS
+    slices = FIELD_WIDTH // 4
+    # 1, a 0 read in a gap three slices wide with no ink at all, 1, then a 7 read one slice beside its thin stroke.
+    frames = frames_of([b, 1, b, b, 0, b, b, 1, b, 7] + [b] * (slices - 10))
+    frames[4] = 0.0
+    frames[4, 0], frames[4, b] = 0.6, 0.4
+    field = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32)
+    field[4:28, 4:7] = field[4:28, 28:31] = 1.0  # the 1s' strokes, in slices 1 and 7
+    field[4:28, 33:34] = 0.6  # the 7's one-pixel stroke, in slice 8
+    assert decode(frames).digits == "1017"
+
+    kept = on_ink(frames, field)
+
+    assert decode(kept).digits == "117"
+    np.testing.assert_allclose(kept.sum(axis=1), 1.0, rtol=1e-6)
+    assert kept[4, b] > 0.99 and np.isclose(kept[9, 7], frames[9, 7])  # the gap is blank paper; the 7's slice as it was
 
 
 def test_the_digit_model_settles_a_digit_the_reader_doubts_and_never_raises_the_confidence() -> None:

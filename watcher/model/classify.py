@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeGuard
 import numpy as np
 
 from watcher.model.calibration import temper
-from watcher.model.sequence import EVIDENCE, Judge, StringReading, decode
+from watcher.model.sequence import EVIDENCE, Judge, StringReading, decode, on_ink
 from watcher.model.versions import METADATA_FILE, MODEL_FILE, newest_complete
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
 from watcher.vocabulary import CANVAS_PX, DIGITS
@@ -195,10 +195,12 @@ class LiteRTReader:
         self._model = _Batched(model_file, shape=FIELD_SHAPE)
 
     def read(self, fields: np.ndarray) -> list[StringReading]:
-        readings = []
+        fields = np.asarray(fields, np.float32)
+        readings: list[StringReading] = []
         for output in self._model.outputs(fields):
             frames = temper(output.reshape(-1, output.shape[-1]), self.temperature).reshape(output.shape)
-            readings += [decode(field) for field in frames]
+            chunk = fields[len(readings) : len(readings) + len(frames)]
+            readings += [decode(on_ink(one, field)) for one, field in zip(frames, chunk, strict=True)]
         return readings
 
 

@@ -23,6 +23,8 @@ BLANK_CLASS = DIGITS + 1  # CTC's "nothing new here"
 SYMBOLS = DIGITS + 2
 
 
+BLANK_PAPER = 0.1  # a slice whose brightest pixel is under this (ink is 1) holds no stroke
+
 FLOOR = 1e-9  # the least probability whose log `evidence` takes
 SECOND_OPINION = 0.5  # the digit model's say on each digit: a power on its probabilities (see `second_opinion`)
 
@@ -66,6 +68,19 @@ def decode(frames: np.ndarray) -> StringReading:
     blanks = frames[best == BLANK_CLASS, BLANK_CLASS]
     least_blank = float(blanks.min()) if len(blanks) else 1.0
     return StringReading("".join(digits), confidence, tuple(top3), columns, least_blank)
+
+
+def on_ink(frames: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """One field's (FRAMES, SYMBOLS) probabilities with no digit where that slice and both its neighbours are blank
+    paper in `field` (FIELD_HEIGHT, FIELD_WIDTH). The reader sees far either side of a slice: in a wide gap between
+    two 1s it can read a 0 that has no ink at all. A digit's own slice may miss a thin 1's stroke by a slice, so
+    the neighbours count."""
+    strokes = field.reshape(field.shape[0], -1, FRAME_PX).max(axis=(0, 2)) >= BLANK_PAPER
+    near = np.convolve(strokes.astype(np.float32), np.ones(3, np.float32), mode="same") > 0
+    kept = frames.copy()
+    kept[~near, :DIGITS] = 0.0
+    shares: np.ndarray = kept / np.maximum(kept.sum(axis=1, keepdims=True), FLOOR)
+    return shares
 
 
 EVIDENCE = (  # what a settled reading's confidence is judged on (`evidence`), in this order
