@@ -17,15 +17,13 @@ from common import ROOT, bench_parser, set_up
 
 from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier
-from watcher.model.dataset import load_mnist, split_training
-from watcher.model.fields import STYLE_WEIGHTS, DigitPool, as_mnist, draw_field
+from watcher.model.dataset import load_mnist, load_real_digits, split_training
+from watcher.model.fields import STYLE_WEIGHTS, DigitPool, draw_field
 from watcher.recognise import Prepared, read
 from watcher.service.config import ReviewConfig
 from watcher.vision.digits import candidates
 
 REAL = ROOT.parent / "shared" / "data" / "real-digits.npz"
-HELD_OUT_SHARE = 0.1  # as watcher.model.train_reader holds USPS and ARDIS digits out of training
-HELD_OUT_SEED = 20_261_206
 MOST_WRONG = 0.01  # straight-through: the largest share accepted, surest first, with at most 1 % of them wrong
 BINS = 10
 
@@ -78,10 +76,7 @@ def _pool(split: str, data: Path) -> DigitPool:
     x, y = (x_test, y_test) if split == "test" else split_training(x_train, y_train)[1]
     parts = [(x, y)]
     if split == "validation":
-        with np.load(REAL) as real:
-            for images, labels in ((as_mnist(real["usps_x"]), real["usps_y"]), (real["ardis_x"], real["ardis_y"])):
-                held = np.random.default_rng(HELD_OUT_SEED).random(len(images)) < HELD_OUT_SHARE
-                parts.append((images[held], labels[held]))
+        parts += [held for _, held in load_real_digits(REAL).values()]
     weights = (0.55, 0.15, 0.30)[: len(parts)]
     return DigitPool(tuple(p[0] for p in parts), tuple(p[1] for p in parts), weights)
 

@@ -244,3 +244,20 @@ def test_a_digit_written_faint_beside_a_strong_one_is_kept_whole() -> None:
         paper[20:100, 120:200] -= strong * 0.9 * fade
         ink = ink_map(to_uint8(paper))
         assert (ink[20:100, 120:200][strong > 0.5] > 0).mean() > 0.9
+
+
+@pytest.mark.parametrize("side", [16, 28])
+def test_a_digit_cut_tight_to_its_edges_is_read_as_on_more_paper(side: int) -> None:
+    """A small image whose digit reaches its edges, as USPS stretches its digits to their box: its strokes' edges
+    once passed for the paper's noise, and most such digits came out blank."""
+    with np.load(SAMPLE) as data:
+        digits = data["x"][:40]
+    for digit in digits:
+        rows, cols = np.nonzero(digit > 40)
+        box = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+        tight = 255 - cv2.resize(box, (side, side), interpolation=cv2.INTER_AREA)
+        on_paper = np.pad(tight, side, constant_values=255)
+        read_tight, read_on_paper = normalise(tight), normalise(on_paper)
+        assert read_tight is not None and read_on_paper is not None
+        assert similarity(read_tight, read_on_paper) > 0.9
+        assert ink_map(tight).shape == tight.shape

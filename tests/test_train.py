@@ -5,12 +5,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from watcher.model import train
 from watcher.model.classify import load_classifier
-from watcher.model.dataset import VALIDATION_DIGITS, VALIDATION_SEED, split_training, validation_indices
+from watcher.model.dataset import (
+    VALIDATION_DIGITS,
+    VALIDATION_SEED,
+    load_real_digits,
+    real_held_out,
+    split_training,
+    validation_indices,
+)
 
 SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
@@ -75,6 +83,56 @@ def test_train_from_a_version_starts_from_its_weights(tmp_path: Path) -> None:
     for index in kernels:
         moved = np.linalg.norm(after[index] - before[index])
         assert 0 < moved < np.linalg.norm(fresh[index] - before[index])
+
+
+@pytest.mark.slow
+def test_train_learns_the_real_digits_beside_mnist_less_those_held_out(tmp_path: Path) -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    tiny = tmp_path / "tiny.npz"
+    np.savez_compressed(tiny, x_train=x[:200], y_train=y[:200], x_test=x[200:300], y_test=y[200:300])
+    real = tmp_path / "real-digits.npz"
+    usps = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[300:400]])
+    np.savez(real, usps_x=usps, usps_y=y[300:400], ardis_x=x[400:500], ardis_y=y[400:500])
+    out = tmp_path / "models" / "tiny-cnn"
+
+    assert train.run(data=tiny, real=real, epochs=1, seed=3, out=out, limit=200) == 0
+
+    metadata = json.loads((out / "1" / "metadata.json").read_text())
+    held = {name: int(real_held_out(100).sum()) for name in ("usps", "ardis")}
+    assert 0 < held["usps"] < 30
+    learnt = sum(train.REAL_REPEATS * (100 - count) for count in held.values())
+    assert metadata["training_digits"] == 200 - len(validation_indices(200)) + learnt
+    assert set(metadata["real_validation_accuracy"]) == {"usps", "ardis"}
+    assert all(0.0 <= share <= 1.0 for share in metadata["real_validation_accuracy"].values())
+    assert len(metadata["real_sha256"]) == 64 and f"--real {real}" in metadata["command"]
+
+
+def test_the_real_digits_held_out_are_the_same_every_run_and_never_learnt(tmp_path: Path) -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    real = tmp_path / "real-digits.npz"
+    usps = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[:300]])
+    np.savez(real, usps_x=usps, usps_y=y[:300], ardis_x=x[300:600], ardis_y=y[300:600])
+
+    split = load_real_digits(real)
+
+    for name, ((x_fit, _), (x_held, y_held)) in split.items():
+        assert x_fit.shape[1:] == x_held.shape[1:] == (28, 28)  # USPS's 16x16 at MNIST's layout
+        assert len(x_fit) + len(x_held) == 300 and len(x_held) == real_held_out(300).sum()
+        assert np.array_equal(y_held, (y[:300] if name == "usps" else y[300:600])[real_held_out(300)])
+    assert np.array_equal(real_held_out(300), real_held_out(300))
+
+
+def test_a_file_that_is_not_the_real_digits_is_a_config_error(tmp_path: Path, capsys) -> None:
+    with np.load(SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    tiny = tmp_path / "tiny.npz"
+    np.savez_compressed(tiny, x_train=x[:20], y_train=y[:20], x_test=x[20:30], y_test=y[20:30])
+    assert train.run(data=tiny, real=tiny, epochs=1, seed=0, out=tmp_path / "m") == 78
+    error = capsys.readouterr().err
+    assert "tiny.npz: not the real-digits archive" in error and error.count("\n") == 1
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_base_from_before_the_split_is_said_to_have_seen_the_validation_digits(tmp_path: Path) -> None:

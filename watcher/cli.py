@@ -110,7 +110,7 @@ def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="train the sequence reader for whole numbers and serve it beside the --from version's digit model",
     )
-    train.add_argument("--real", type=Path, help="--reader: real-digits.npz (USPS and ARDIS digits)")
+    train.add_argument("--real", type=Path, help="real-digits.npz (USPS and ARDIS digits) to learn from too")
     train.add_argument("--rows", type=Path, help="--reader: the register cells folder (train/ and validation/)")
     train.add_argument("--resume", action="store_true", help="--reader: go on from the last checkpoint")
     train.add_argument(
@@ -402,6 +402,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         base=args.base,
+        real=args.real,
     )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from watcher.vocabulary import CANVAS_PX
@@ -14,6 +15,9 @@ MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MNIST_TRAINING_DIGITS = 60_000  # the validation digits are drawn from MNIST's training split, which holds this many
 VALIDATION_DIGITS = 5_000  # enough that a bench's error rate on them moves by under a point from chance alone
 VALIDATION_SEED = 20_260_101  # fixed for good: every tuning run and every training run holds out the same digits
+REAL_COLLECTIONS = ("usps", "ardis")  # the real digits' collections (../shared/README.md), keys NAME_x and NAME_y
+REAL_HELD_OUT_SHARE = 0.1  # of each real collection, kept for validation (MNIST has its own validation digits)
+REAL_HELD_OUT_SEED = 20_261_206  # fixed for good, as VALIDATION_SEED
 
 
 class DatasetError(Exception):
@@ -65,6 +69,37 @@ def split_training(
     held_out = np.zeros(len(x_train), bool)
     held_out[validation_indices(len(x_train))] = True
     return (x_train[~held_out], y_train[~held_out]), (x_train[held_out], y_train[held_out])
+
+
+def load_real_digits(path: Path) -> dict[str, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+    """Each real collection's ((x, y) to train on, (x, y) held out for validation), the digits at MNIST's layout
+    (`as_mnist`); DatasetError when the file is not the real-digits archive."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            collections = {name: (as_mnist(data[f"{name}_x"]), data[f"{name}_y"]) for name in REAL_COLLECTIONS}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as error:
+        raise DatasetError(f"{path}: not the real-digits archive ({error})") from None
+    split = {}
+    for name, (x, y) in collections.items():
+        held = real_held_out(len(x))
+        split[name] = ((x[~held], y[~held]), (x[held], y[held]))
+    return split
+
+
+def real_held_out(count: int) -> np.ndarray:
+    """Which of a real collection's `count` digits are held out for validation: a bool mask, the same every run."""
+    held: np.ndarray = np.random.default_rng(REAL_HELD_OUT_SEED).random(count) < REAL_HELD_OUT_SHARE
+    return held
+
+
+def as_mnist(images: np.ndarray) -> np.ndarray:
+    """Digits of another size (USPS's 16x16) at MNIST's layout: longer side 20 px on a 28x28 canvas."""
+    if images.shape[1:] == (CANVAS_PX, CANVAS_PX):
+        return images
+    out = np.zeros((len(images), CANVAS_PX, CANVAS_PX), np.uint8)
+    for index, image in enumerate(images):
+        out[index, 4:24, 4:24] = cv2.resize(image, (20, 20), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def sha256_of(path: Path) -> str:

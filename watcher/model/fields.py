@@ -58,16 +58,6 @@ class DigitPool:
         return [images[rng.choice(np.flatnonzero(labels == digit))] for digit in digits]
 
 
-def as_mnist(images: np.ndarray) -> np.ndarray:
-    """Digits of another size (USPS's 16x16) at MNIST's layout: longer side 20 px on a 28x28 canvas."""
-    if images.shape[1:] == (28, 28):
-        return images
-    out = np.zeros((len(images), 28, 28), np.uint8)
-    for index, image in enumerate(images):
-        out[index, 4:24, 4:24] = cv2.resize(image, (20, 20), interpolation=cv2.INTER_LINEAR)
-    return out
-
-
 def draw_text(rng: np.random.Generator) -> str:
     """A number as written: its digits, and where the writer put them, separators, a sign and trailing marks."""
     length = int(rng.choice(LENGTHS, p=LENGTH_WEIGHTS))

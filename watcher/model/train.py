@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from watcher.model.classify import TEMPERATURE_KEY, silenced_native_logs
-from watcher.model.dataset import VALIDATION_SEED, DatasetError, load_mnist, sha256_of, split_training
+from watcher.model.dataset import (
+    VALIDATION_SEED,
+    DatasetError,
+    load_mnist,
+    load_real_digits,
+    sha256_of,
+    split_training,
+)
 from watcher.model.styles import STYLES
 from watcher.model.synthetic import (
     CELL_ASPECT,
@@ -55,6 +62,7 @@ STYLED_FRAGMENT_SHARE = 0.1  # as many again from numbers in one writer's style:
 STYLE_SHARE = 1 / 2  # this share of the training digits is also drawn in a style MNIST lacks (watcher.model.styles)
 STYLED_NUMBER_DIGITS = 25_000  # ...and this many written as numbers in one writer's style, cut apart again
 CALIBRATION_PER_STYLE = 1_000  # validation digits drawn in each style to fit the temperature on, with the plain ones
+REAL_REPEATS = 2  # with --real, each real digit is learnt this often an epoch: few beside MNIST's, shapes it lacks
 BASE_LEARNING_RATE = 3e-4  # from a version's weights (--from): a seventh of the peak, so they are moved, not relearnt
 INPUT = "28x28 float32 in [0,1], ink bright on black, from watcher.vision.normalise.normalise"  # what a version reads
 
@@ -67,6 +75,8 @@ class Recipe:
     name: str
     data: str
     data_sha256: str | None
+    real: str | None  # the real digits learnt beside MNIST (--real), their held-out share never
+    real_sha256: str | None
     epochs: int
     seed: int
     trained_from: str | None  # the version whose weights training started from; None: from scratch
@@ -76,7 +86,8 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Digits:
-    """MNIST as training uses it: the training digits, the validation digits held out of them, the test split."""
+    """MNIST as training uses it: the training digits (with the real ones, if any), the validation digits held out of
+    them, the test split; and each real collection's held-out digits."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -84,6 +95,7 @@ class Digits:
     y_validation: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    real_validation: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ class Figures:
     test_accuracy: float
     temperature: float
     calibration_digits: int
+    real_validation_accuracy: dict[str, float]  # by real collection, on its held-out digits
 
 
 def run(
@@ -112,16 +125,19 @@ def run(
     out: Path | None,
     base: Path | None = None,
     limit: int | None = None,
+    real: Path | None = None,
 ) -> int:
     """Train for `epochs`, evaluate on the MNIST test split, write out/<next>/; 0 on success, 78 on bad input.
 
     The validation digits (watcher.model.dataset) are held out, so the benches can tune on digits the model never
     saw. With `base` (a version folder) training starts from its weights at a lower rate instead of from scratch.
+    With `real` (real-digits.npz), its collections' digits are learnt beside MNIST's, less a share held out to
+    report on (watcher.model.dataset.load_real_digits, as the sequence reader holds them out).
     `limit` trains on the first `limit` training digits only (for tests).
     """
     out = Path(out) if out is not None else DEFAULT_OUT
     try:
-        digits = _load(data, base=base, limit=limit)
+        digits = _load(data, real=real, base=base, limit=limit)
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
@@ -132,19 +148,22 @@ def run(
     _fit(model, digits, made, epochs=epochs, peak=peak, rng=rng)
     figures = _evaluate(model, digits, rng=rng)
     minutes = (time.monotonic() - started) / 60
+    held = "".join(f", held-out {name} {share:.2%}" for name, share in figures.real_validation_accuracy.items())
     print(
-        f"test accuracy {figures.test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min), "
+        f"test accuracy {figures.test_accuracy:.4%} after {epochs} epochs ({minutes:.1f} min){held}, "
         f"temperature {figures.temperature}"
     )
     recipe = Recipe(
         name=out.name,
         data=str(data) if data is not None else "keras.datasets.mnist",
         data_sha256=sha256_of(data) if data is not None else None,
+        real=str(real) if real is not None else None,
+        real_sha256=sha256_of(real) if real is not None else None,
         epochs=epochs,
         seed=seed,
         trained_from=f"{base.parent.name}/{base.name}" if base is not None else None,
         learning_rate=peak,
-        command=_reproduce_command(data=data, epochs=epochs, seed=seed, out=out, base=base),
+        command=_reproduce_command(data=data, real=real, epochs=epochs, seed=seed, out=out, base=base),
     )
     metadata = _metadata(recipe, digits, made, figures, base=base, minutes=minutes)
     version_dir = write_version(out, model=model, metadata=metadata)
@@ -152,9 +171,9 @@ def run(
     return ExitCode.OK
 
 
-def _load(data: Path | None, *, base: Path | None, limit: int | None) -> Digits:
-    """MNIST split for training (its first `limit` training digits only, when given); DatasetError when it cannot be
-    read, or the base has no weights to start from."""
+def _load(data: Path | None, *, real: Path | None, base: Path | None, limit: int | None) -> Digits:
+    """MNIST split for training (its first `limit` training digits only, when given), with the real digits to learn
+    from REAL_REPEATS times over; DatasetError when either cannot be read, or the base has no weights to start from."""
     x_train, y_train, x_test, y_test = load_mnist(data)
     if base is not None and not (base / KERAS_FILE).is_file():
         raise DatasetError(f"{base}: no {KERAS_FILE} to start from")
@@ -162,7 +181,13 @@ def _load(data: Path | None, *, base: Path | None, limit: int | None) -> Digits:
         x_train, y_train = x_train[:limit], y_train[:limit]
     (x_train, y_train), (x_validation, y_validation) = split_training(x_train, y_train)
     print(f"held out {len(x_validation)} training digits for validation", flush=True)
-    return Digits(x_train, y_train, x_validation, y_validation, x_test, y_test)
+    collections = load_real_digits(real) if real is not None else {}
+    for name, ((x_fit, y_fit), (x_held, _)) in collections.items():
+        x_train = np.concatenate([x_train, *[x_fit] * REAL_REPEATS])
+        y_train = np.concatenate([y_train, *[y_fit] * REAL_REPEATS])
+        print(f"learning {len(x_fit)} {name} digits, {REAL_REPEATS} times an epoch; held out {len(x_held)}", flush=True)
+    held = {name: split[1] for name, split in collections.items()}
+    return Digits(x_train, y_train, x_validation, y_validation, x_test, y_test, held)
 
 
 def _seeded(seed: int) -> np.random.Generator:
@@ -254,10 +279,17 @@ def _fit(model: Any, digits: Digits, made: Made, *, epochs: int, peak: float, rn
 def _evaluate(model: Any, digits: Digits, *, rng: np.random.Generator) -> Figures:
     """MNIST test accuracy, served as the classifier serves it (the likeliest of the ten digits), and the temperature
     fitted on the validation digits."""
-    test_probabilities = model.predict(digits.x_test.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
-    test_accuracy = float(np.mean(test_probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1) == digits.y_test))
+    test_accuracy = float(np.mean(_read(model, digits.x_test) == digits.y_test))
     temperature, calibration_digits = _fit_temperature(model, digits.x_validation, digits.y_validation, rng=rng)
-    return Figures(test_accuracy, temperature, calibration_digits)
+    real = {name: round(float(np.mean(_read(model, x) == y)), 4) for name, (x, y) in digits.real_validation.items()}
+    return Figures(test_accuracy, temperature, calibration_digits, real)
+
+
+def _read(model: Any, images: np.ndarray) -> np.ndarray:
+    """The digit the model reads in each 28x28 uint8 image, as the classifier serves it (the likeliest of ten)."""
+    probabilities = model.predict(images.astype(np.float32)[..., None] / 255.0, batch_size=1024, verbose=0)
+    read: np.ndarray = probabilities[:, :NO_DIGIT_CLASS].argmax(axis=1)
+    return read
 
 
 def _metadata(
@@ -277,6 +309,7 @@ def _metadata(
         TEMPERATURE_KEY: figures.temperature,
         "calibration": calibration(figures.calibration_digits, per_style=CALIBRATION_PER_STYLE),
         "test_accuracy": round(figures.test_accuracy, 6),
+        "real_validation_accuracy": figures.real_validation_accuracy,
         "training_minutes": round(minutes, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "tensorflow": tf.__version__,
@@ -491,10 +524,14 @@ def _one_hot(labels: np.ndarray) -> np.ndarray:
     return one_hot
 
 
-def _reproduce_command(*, data: Path | None, epochs: int, seed: int, out: Path, base: Path | None) -> str:
+def _reproduce_command(
+    *, data: Path | None, real: Path | None, epochs: int, seed: int, out: Path, base: Path | None
+) -> str:
     words = ["digit-watcher", "train"]
     if data is not None:
         words += ["--data", str(data)]
+    if real is not None:
+        words += ["--real", str(real)]
     if base is not None:
         words += ["--from", str(base)]
     words += ["--epochs", str(epochs), "--seed", str(seed), "--out", str(out)]

@@ -31,8 +31,8 @@ from watcher.model.classify import (
     StringReader,
     load_version,
 )
-from watcher.model.dataset import DatasetError, load_mnist, sha256_of, split_training
-from watcher.model.fields import MARK, DigitPool, as_mnist, draw_field, label_of
+from watcher.model.dataset import DatasetError, load_mnist, load_real_digits, sha256_of, split_training
+from watcher.model.fields import MARK, DigitPool, draw_field, label_of
 from watcher.model.sequence import (
     BLANK_CLASS,
     EVIDENCE,
@@ -56,8 +56,6 @@ TRAINING_FIELDS = 80_000  # synthetic fields rendered once and cached (the shipp
 EPOCHS = 3  # the shipped reader's: about an hour on 2 cores
 VALIDATION_FIELDS = 3_000  # from digits held out of training: tuning and the judge
 POPULATION_WEIGHTS = (0.55, 0.15, 0.30)  # MNIST, USPS, ARDIS: the real digits MNIST lacks are drawn more often
-HELD_OUT_SHARE = 0.1  # of USPS and ARDIS, kept for validation fields (MNIST has its own validation digits)
-HELD_OUT_SEED = 20_261_206
 MAX_INK_SHARE = 0.3  # a register cell whose cleaned ink covers more than this is a scanner band, not writing
 REGISTER_REPEATS = 3  # each real register cell is trained on this often an epoch, each synthetic field once
 BATCH_SIZE = 64
@@ -287,17 +285,9 @@ def _pools(mnist: Path, real: Path) -> tuple[DigitPool, DigitPool]:
     """The digits to compose training fields from, and the held-out ones to compose validation fields from."""
     x_train, y_train, _, _ = load_mnist(mnist)
     (x_fit, y_fit), (x_held, y_held) = split_training(x_train, y_train)
-    try:
-        with np.load(real) as data:
-            usps_x, usps_y = as_mnist(data["usps_x"]), data["usps_y"]
-            ardis_x, ardis_y = data["ardis_x"], data["ardis_y"]
-    except (OSError, KeyError, ValueError) as error:
-        raise DatasetError(f"{real}: not the real-digits archive ({error})") from None
-    fit, held = [(x_fit, y_fit)], [(x_held, y_held)]
-    for x, y in ((usps_x, usps_y), (ardis_x, ardis_y)):
-        kept = np.random.default_rng(HELD_OUT_SEED).random(len(x)) >= HELD_OUT_SHARE
-        fit.append((x[kept], y[kept]))
-        held.append((x[~kept], y[~kept]))
+    real_digits = load_real_digits(real)
+    fit = [(x_fit, y_fit), *(split[0] for split in real_digits.values())]
+    held = [(x_held, y_held), *(split[1] for split in real_digits.values())]
 
     def pool(parts: list[tuple[np.ndarray, np.ndarray]]) -> DigitPool:
         return DigitPool(tuple(x for x, _ in parts), tuple(y for _, y in parts), POPULATION_WEIGHTS)
