@@ -156,3 +156,26 @@ def test_averaging_a_folder_without_checkpoints_is_refused(tmp_path: Path, capsy
     assert code == 78
     assert capsys.readouterr().err.strip() == f"digit-watcher train: {empty}: no reader checkpoint to average"
     assert not (tmp_path / "out").exists()
+
+
+def test_the_judge_is_made_cautious_until_each_set_alone_is_rarely_accepted_wrong() -> None:
+    """Sure plain numbers must not hide a set whose accepted readings are often wrong: pooled, 10 wrong in 1,100
+    accepted are under 1 %, but the fields' 10 in 100 are not."""
+    weights = np.zeros(len(EVIDENCE))
+    weights[0] = 1.0
+
+    def settled(level: float, right: list[bool]) -> train_reader._Settled:
+        evidence = np.zeros((len(right), len(EVIDENCE)))
+        evidence[:, 0] = level
+        return train_reader._Settled(evidence, np.asarray(right), len(right))
+
+    numbers, fields = settled(5.0, [True] * 1000), settled(2.0, [True] * 90 + [False] * 10)
+
+    bias = train_reader.cautious_bias(weights, 0.0, [numbers, fields])
+
+    # Review's threshold, 0.8, is a logit of 1.386: the fields at 2 + bias fall under it, the numbers stay over.
+    assert 1.386 - 2.0 - train_reader.CAUTION_STEP < bias < 1.386 - 2.0
+    judge = Judge(tuple(weights), bias)
+    assert train_reader._accepted(judge, fields.evidence, fields.right) == (0.0, 0.0)
+    assert train_reader._accepted(judge, numbers.evidence, numbers.right) == (1.0, 0.0)
+    assert train_reader.cautious_bias(weights, 0.0, [numbers]) == 0.0  # nothing to be cautious about
