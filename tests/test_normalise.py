@@ -252,6 +252,7 @@ def test_a_digit_cut_tight_to_its_edges_is_read_as_on_more_paper(side: int) -> N
     once passed for the paper's noise, and most such digits came out blank."""
     with np.load(SAMPLE) as data:
         digits = data["x"][:40]
+    similarities = []
     for digit in digits:
         rows, cols = np.nonzero(digit > 40)
         box = digit[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
@@ -259,5 +260,7 @@ def test_a_digit_cut_tight_to_its_edges_is_read_as_on_more_paper(side: int) -> N
         on_paper = np.pad(tight, side, constant_values=255)
         read_tight, read_on_paper = normalise(tight), normalise(on_paper)
         assert read_tight is not None and read_on_paper is not None
-        assert similarity(read_tight, read_on_paper) > 0.9
+        similarities.append(similarity(read_tight, read_on_paper))
         assert ink_map(tight).shape == tight.shape
+    # Read as the same digit on paper: nearly all alike, none far off.
+    assert np.median(similarities) > 0.99 and min(similarities) > 0.8

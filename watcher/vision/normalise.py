@@ -30,7 +30,7 @@ UNDERLINE_FLATNESS = 0.15  # a line under the digit is at most 15 % as tall as i
 UNDERLINE_WIDTH = 0.8  # ...and at least 80 % as wide as the ink above it
 JOIN_LEVEL = 0.2  # faint ink at least 20 % of the ink's level that touches a stroke is part of it (a skip)
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
-SMALL_CROP_PX = 48  # a crop with a shorter side than this is read as lying on that much of its own paper
+SMALL_CROP_PX = 48  # a crop with a shorter side than this is read drawn on outwards to this size
 SURFACE_RIDGE = 1e-6 * np.eye(6)  # keeps the lighting fit solvable when the paper pixels leave it under-determined
 
 
@@ -47,12 +47,12 @@ def ink_map(image: np.ndarray) -> np.ndarray:
     grey = _working_grey(image)
     # A digit cut tight leaves too little paper to measure the paper's noise and light on: its strokes' own edges
     # pass for noise (USPS digits 28 px square, reaching their edges, came out blank two times in three). Such a
-    # crop is read on a margin of its own paper's tone, taken from its outermost ring.
+    # crop is read with its outermost pixels drawn on outwards, where pairs of pixels lie in paper or ink alone;
+    # the paper's light carries on as it was at the edge (one flat tone made a false edge of uneven light).
     margin = -(-max(0, SMALL_CROP_PX - min(grey.shape)) // 2)
     if not margin:
         return _ink(grey)
-    ring = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    padded = np.pad(grey, margin, constant_values=median(ring))
+    padded = cv2.copyMakeBorder(grey, margin, margin, margin, margin, cv2.BORDER_REPLICATE)
     return np.ascontiguousarray(_ink(padded)[margin:-margin, margin:-margin])
 
 
