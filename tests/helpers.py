@@ -22,6 +22,28 @@ T = TypeVar("T")
 MNIST_SAMPLE = Path(__file__).parent / "data" / "mnist_sample.npz"
 
 
+def mnist_archive(folder: Path, *, training: int, test: int = 100) -> Path:
+    """An MNIST .npz in the Keras layout made from the sample: its first `training` digits, then `test` more."""
+    with np.load(MNIST_SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    path = folder / "mnist.npz"
+    end = training + test
+    np.savez(path, x_train=x[:training], y_train=y[:training], x_test=x[training:end], y_test=y[training:end])
+    return path
+
+
+def real_archive(folder: Path, *, start: int, count: int) -> Path:
+    """The real-digits archive's layout made from the sample: `count` digits from `start` on as USPS's (16x16), the
+    `count` after them as ARDIS's."""
+    with np.load(MNIST_SAMPLE) as data:
+        x, y = data["x"], data["y"]
+    usps, ardis = slice(start, start + count), slice(start + count, start + 2 * count)
+    small = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[usps]])
+    path = folder / "real-digits.npz"
+    np.savez(path, usps_x=small, usps_y=y[usps], ardis_x=x[ardis], ardis_y=y[ardis])
+    return path
+
+
 def digit_png(*, rows: int = 7, size: int = 56) -> bytes:
     """A light page with a dark bar-shaped 'digit' on it, as PNG bytes."""
     page = np.full((size, size), 235, np.uint8)

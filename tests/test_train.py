@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
+from tests.helpers import mnist_archive, real_archive
 from watcher.model import train
 from watcher.model.classify import load_classifier
 from watcher.model.dataset import (
@@ -87,13 +87,8 @@ def test_train_from_a_version_starts_from_its_weights(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_train_learns_the_real_digits_beside_mnist_less_those_held_out(tmp_path: Path) -> None:
-    with np.load(SAMPLE) as data:
-        x, y = data["x"], data["y"]
-    tiny = tmp_path / "tiny.npz"
-    np.savez_compressed(tiny, x_train=x[:200], y_train=y[:200], x_test=x[200:300], y_test=y[200:300])
-    real = tmp_path / "real-digits.npz"
-    usps = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[300:400]])
-    np.savez(real, usps_x=usps, usps_y=y[300:400], ardis_x=x[400:500], ardis_y=y[400:500])
+    tiny = mnist_archive(tmp_path, training=200)
+    real = real_archive(tmp_path, start=300, count=100)
     out = tmp_path / "models" / "tiny-cnn"
 
     assert train.run(data=tiny, real=real, epochs=1, seed=3, out=out, limit=200) == 0
@@ -110,10 +105,8 @@ def test_train_learns_the_real_digits_beside_mnist_less_those_held_out(tmp_path:
 
 def test_the_real_digits_held_out_are_the_same_every_run_and_never_learnt(tmp_path: Path) -> None:
     with np.load(SAMPLE) as data:
-        x, y = data["x"], data["y"]
-    real = tmp_path / "real-digits.npz"
-    usps = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[:300]])
-    np.savez(real, usps_x=usps, usps_y=y[:300], ardis_x=x[300:600], ardis_y=y[300:600])
+        y = data["y"]
+    real = real_archive(tmp_path, start=0, count=300)
 
     split = load_real_digits(real)
 
@@ -125,13 +118,10 @@ def test_the_real_digits_held_out_are_the_same_every_run_and_never_learnt(tmp_pa
 
 
 def test_a_file_that_is_not_the_real_digits_is_a_config_error(tmp_path: Path, capsys) -> None:
-    with np.load(SAMPLE) as data:
-        x, y = data["x"], data["y"]
-    tiny = tmp_path / "tiny.npz"
-    np.savez_compressed(tiny, x_train=x[:20], y_train=y[:20], x_test=x[20:30], y_test=y[20:30])
+    tiny = mnist_archive(tmp_path, training=20, test=10)
     assert train.run(data=tiny, real=tiny, epochs=1, seed=0, out=tmp_path / "m") == 78
     error = capsys.readouterr().err
-    assert "tiny.npz: not the real-digits archive" in error and error.count("\n") == 1
+    assert "mnist.npz: not the real-digits archive" in error and error.count("\n") == 1
     assert not (tmp_path / "m").exists()
 
 

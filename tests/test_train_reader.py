@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.helpers import mnist_archive, real_archive
 from watcher.model import train_reader
 from watcher.model.classify import Classifier, load_classifier, load_version
 from watcher.model.sequence import EVIDENCE, Judge, StringReading
@@ -24,11 +25,8 @@ def tiny_data(folder: Path) -> tuple[Path, Path, Path]:
     """MNIST, the real digits and register cells in their archives' layouts, made from the test sample."""
     with np.load(SAMPLE) as data:
         x, y = data["x"], data["y"]
-    mnist = folder / "mnist.npz"
-    np.savez(mnist, x_train=x[:300], y_train=y[:300], x_test=x[300:400], y_test=y[300:400])
-    real = folder / "real-digits.npz"
-    usps = np.stack([cv2.resize(digit, (16, 16), interpolation=cv2.INTER_AREA) for digit in x[400:700]])
-    np.savez(real, usps_x=usps, usps_y=y[400:700], ardis_x=x[700:1000], ardis_y=y[700:1000])
+    mnist = mnist_archive(folder, training=300)
+    real = real_archive(folder, start=400, count=300)
     rows = folder / "dk-rows"
     for split, start in (("train", 1000), ("validation", 1100)):
         (rows / split).mkdir(parents=True)
