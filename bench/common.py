@@ -13,8 +13,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from watcher.ledger.record import Reading  # noqa: E402
 from watcher.model.classify import Classifier, load_classifier  # noqa: E402
 from watcher.model.dataset import VALIDATION_DIGITS, load_mnist, split_training  # noqa: E402
+from watcher.recognise import Prepared, read  # noqa: E402
+from watcher.vision.digits import candidates  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist.npz"  # where the project's checkout keeps MNIST
 SPLITS = ("validation", "test")  # tune on validation digits; test figures are for reporting only
@@ -52,6 +55,14 @@ def decoded(data: np.ndarray) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     assert image is not None, "OpenCV cannot decode what it encoded"
     return image
+
+
+def read_pngs(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
+    """Each encoded image decoded, cleaned in `mode` and read as the daemon reads a batch (one model call); numbers
+    cut into digits only where the model has no sequence reader, as the daemon does."""
+    cut = classifier.reader is None
+    prepared = [Prepared.one_page(candidates(decoded(data), mode=mode, cut=cut)) for data in encoded]
+    return [reading for (reading,) in read(prepared, classifier, review_below=None)]
 
 
 def inked(image: np.ndarray | None) -> np.ndarray:

@@ -12,14 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import ROOT, bench_parser, decoded
+from common import ROOT, bench_parser, read_pngs
 
-from watcher.ledger.record import Reading
-from watcher.model.classify import Classifier, load_classifier
+from watcher.model.classify import load_classifier
 from watcher.model.dataset import REAL_COLLECTIONS, real_held_out
-from watcher.recognise import Prepared, read
 from watcher.service.config import ReviewConfig
-from watcher.vision.digits import candidates
 
 REAL = ROOT.parent / "shared" / "data" / "real-digits.npz"
 TARGET = 0.97  # issue 33: each single-digit collection at least 97 %
@@ -46,7 +43,7 @@ def main() -> int:
             for given, pictures in _given(x).items():
                 figures = []
                 for mode in ("digit", "auto"):
-                    readings = _read_all(pictures, classifier, mode=mode)
+                    readings = read_pngs(pictures, classifier, mode=mode)
                     right = np.array([r.prediction == str(label) for r, label in zip(readings, y, strict=True)])
                     sure = np.array([(r.confidence or 0.0) >= threshold for r in readings])
                     wrong = (sure & ~right).sum() / max(1, sure.sum())
@@ -74,13 +71,6 @@ def _given(x: np.ndarray) -> dict[str, list[np.ndarray]]:
         ],
     }
     return {way: [np.asarray(cv2.imencode(".png", image)[1]) for image in images] for way, images in ways.items()}
-
-
-def _read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
-    """Each PNG decoded, cleaned in `mode` and read as the daemon reads a batch (one model call)."""
-    cut = classifier.reader is None
-    prepared = [Prepared.one_page(candidates(decoded(data), mode=mode, cut=cut)) for data in encoded]
-    return [reading for (reading,) in read(prepared, classifier, review_below=None)]
 
 
 if __name__ == "__main__":

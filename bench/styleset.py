@@ -10,16 +10,13 @@ import sys
 
 import cv2
 import numpy as np
-from common import bench_parser, decoded, set_up
+from common import bench_parser, read_pngs, set_up
 
 from watcher.ledger.record import Reading
 from watcher.model.calibration import ECE_BINS, SURE, confident_error_share, expected_calibration_error
-from watcher.model.classify import Classifier
 from watcher.model.styles import STYLES, compose_styled_number, draw_digit, draw_writer, with_margins
 from watcher.model.synthetic import NUMBER_LENGTHS, print_on_paper
-from watcher.recognise import Prepared, read
 from watcher.service.config import ReviewConfig
-from watcher.vision.digits import candidates
 
 SINGLE_TARGET = 0.98  # issue #18: every style at least 98 % single digits...
 NUMBER_TARGET = 0.95  # ...and 95 % whole numbers of 2-6 digits
@@ -52,10 +49,10 @@ def main() -> int:
             truths.append("".join(map(str, y[digits])))
             numbers.append(_scan(compose_styled_number(x[digits], draw_writer(style, rng), rng)[0], rng))
         labels = [str(label) for label in y[picked]]
-        single_digit = _right(_read_all(singles, classifier, mode="digit"), labels)
-        single_auto = _read_all(singles, classifier, mode="auto")
-        number_number = _right(_read_all(numbers, classifier, mode="number"), truths)
-        number_auto = _read_all(numbers, classifier, mode="auto")
+        single_digit = _right(read_pngs(singles, classifier, mode="digit"), labels)
+        single_auto = read_pngs(singles, classifier, mode="auto")
+        number_number = _right(read_pngs(numbers, classifier, mode="number"), truths)
+        number_auto = read_pngs(numbers, classifier, mode="auto")
         singles_calibration = _calibration(single_auto, labels)
         numbers_calibration = _calibration(number_auto, truths)
         singles_all.append(singles_calibration)
@@ -86,13 +83,6 @@ def main() -> int:
 def _scan(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The ink on paper as a grey PNG's bytes: a cut-out field, without the scanner's own flaws."""
     return np.asarray(cv2.imencode(".png", print_on_paper(ink, rng, effects=set()))[1])
-
-
-def _read_all(encoded: list[np.ndarray], classifier: Classifier, *, mode: str) -> list[Reading]:
-    """Each PNG decoded, segmented in `mode` and read as the daemon reads a batch (one model call)."""
-    cut = classifier.reader is None
-    prepared = [Prepared.one_page(candidates(decoded(data), mode=mode, cut=cut)) for data in encoded]
-    return [reading for (reading,) in read(prepared, classifier, review_below=None)]
 
 
 def _right(readings: list[Reading], truths: list[str]) -> np.ndarray:

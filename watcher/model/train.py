@@ -75,7 +75,7 @@ class Recipe:
     name: str
     data: str
     data_sha256: str | None
-    real: str | None  # the real digits learnt beside MNIST (--real), their held-out share never
+    real: str | None  # the real digits learnt beside MNIST (--real), less the share held out of them
     real_sha256: str | None
     epochs: int
     seed: int

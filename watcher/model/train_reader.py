@@ -240,6 +240,15 @@ def _judge(served: Classifier, data: Fields) -> tuple[Judge, dict[str, dict[str,
     return judge, figures
 
 
+class _Settled(NamedTuple):
+    """A set's readings with digits in them, settled as served: each one's evidence, whether it is right, and the
+    size of the whole set."""
+
+    evidence: np.ndarray
+    right: np.ndarray
+    fields: int
+
+
 def cautious_bias(weights: np.ndarray, bias: float, sets: list[_Settled]) -> float:
     """The judge's bias lowered until each set's readings accepted at review's default are wrong at most
     ACCEPTED_WRONG of the time. Lowering the bias lowers every confidence alike, so the first that meets the bound is
@@ -248,15 +257,6 @@ def cautious_bias(weights: np.ndarray, bias: float, sets: list[_Settled]) -> flo
     while max(_accepted(Judge(tuple(weights), bias), s.evidence, s.right)[1] for s in sets) > ACCEPTED_WRONG:
         bias -= CAUTION_STEP
     return bias
-
-
-class _Settled(NamedTuple):
-    """A set's readings with digits in them, settled as served: each one's evidence, whether it is right, and the
-    size of the whole set."""
-
-    evidence: np.ndarray
-    right: np.ndarray
-    fields: int
 
 
 def _settled(reader: StringReader, digit_model: Classifier, images: np.ndarray, labels: list[str]) -> _Settled:
