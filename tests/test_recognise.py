@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import FakeClassifier
 from tests.native_hang.hang import hang_in_c
 from watcher.intake.limits import LimitsConfig
-from watcher.model.sequence import StringReading
+from watcher.model.sequence import EVIDENCE, Judge, StringReading
 from watcher.recognise import PageRun, Prepared, PreparedPage, Preparer, prepare, read
 from watcher.vision.digits import Candidates
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH
@@ -206,3 +206,33 @@ def test_digits_the_reader_does_not_see_are_only_as_sure_as_its_doubt(sure: floa
     (reading,) = read([Prepared.one_page(found)], classifier, review_below=0.8)[0]
     assert reading.prediction == "1" and reading.confidence == pytest.approx(0.99 * (1 - sure))
     assert reading.status == ("low_confidence" if sure > 0.5 else "ok")
+
+
+class OneDigitReader:
+    """A sequence reader that reads every field as a lone 1, doubting it, judged by a judge who is 30 % sure."""
+
+    judge = Judge(weights=(0.0,) * len(EVIDENCE), bias=float(np.log(0.3 / 0.7)))
+
+    def read(self, fields: np.ndarray) -> list[StringReading]:
+        top3 = (((1, 0.9), (7, 0.05), (4, 0.05)),)
+        return [StringReading("1", 0.3, top3, ((0, FIELD_WIDTH),)) for _ in fields]
+
+
+@pytest.mark.parametrize(("width", "judged"), [(16, False), (48, True)])
+def test_a_lone_digit_in_auto_mode_is_the_digit_models_unless_its_writing_is_too_wide_for_one(
+    width: int, judged: bool
+) -> None:
+    """Both models read one digit, the digit model surely: the reading is the digit model's, as sure as it is
+    calibrated on single digits. Writing twice as wide as tall is a number whose other digits both dropped (a
+    cheque's amount read as its first digit): then the judge, who weighs the reader's doubt, says how sure."""
+    classifier = FakeClassifier(confidence=0.99)
+    classifier.reader = OneDigitReader()  # type: ignore[assignment]
+    one = np.zeros((28, 28), np.float32)
+    one[10, :] = 1
+    field = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32)
+    field[4:28, 10 : 10 + width] = 1.0
+    found = Candidates.row(np.stack([one]))._replace(field=field)
+    (reading,) = read([Prepared.one_page(found)], classifier, review_below=0.8)[0]
+    assert len(reading.prediction) == 1
+    assert reading.confidence == pytest.approx(0.3 if judged else 0.99)
+    assert reading.status == ("low_confidence" if judged else "ok")

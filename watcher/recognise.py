@@ -31,6 +31,7 @@ from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier, digit_shares
 from watcher.model.sequence import Judge, StringReading, second_opinion
 from watcher.vision.digits import Candidates, page_digits
+from watcher.vision.field import writing_aspect
 from watcher.vision.fit import digit_images
 from watcher.vision.options import choose
 from watcher.vision.sheet import READ_SIDE
@@ -43,6 +44,9 @@ PAGES_PER_TASK = 8  # pages a worker reads of a file before they are kept and th
 STUCK_GRACE_S = 2.0  # a page stuck in Python is stopped by its worker's own alarm; the daemon steps in this much later
 HEARD_EVERY_S = 0.2  # how often the daemon hears its workers' heartbeats while it waits for their results
 REVIEW_PICTURE_SIDE = 2000  # px: an A4 page's picture for review/ at about 170 dpi
+LONE_DIGIT_ASPECT = 1.6  # auto: writing wider than this for its height is no lone digit, whatever both models read
+# (held-out real single digits are at most 1.64 wide, 99 % of them under 1.32; a number read as one digit, its
+# others dropped, is most often wider)
 _NO_IMAGES = np.zeros((0, CANVAS_PX, CANVAS_PX), np.float32)
 
 
@@ -511,8 +515,10 @@ def _crop_reading(
         # reader doubts its blank reading.
         return cut._replace(confidence=cut.confidence * (1.0 - whole.confidence))
     # auto: a lone digit both models read alike, each on its own, is the digit model's (its confidence is the
-    # one calibrated on single digits); else the reader's, the digit model's second opinion taken.
-    if whole.digits == cut.digits and len(cut.digits) == 1:
+    # one calibrated on single digits); else the reader's, the digit model's second opinion taken. Writing too
+    # wide for one digit is a number both dropped digits of: the judge, who weighs the reader's doubt, decides.
+    lone = whole.digits == cut.digits and len(cut.digits) == 1
+    if lone and digits.field is not None and writing_aspect(digits.field) <= LONE_DIGIT_ASPECT:
         return cut
     return second_opinion(whole, second, judge)
 

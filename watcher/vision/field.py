@@ -42,6 +42,14 @@ def field_image(ink: np.ndarray) -> np.ndarray | None:
     return canvas
 
 
+def writing_aspect(field: np.ndarray) -> float:
+    """How many times wider than tall the writing in a `field_image` is (0 for an empty one)."""
+    rows, columns = np.nonzero(field > INK_FLOOR)
+    if not len(rows):
+        return 0.0
+    return float(np.ptp(columns) + 1) / float(np.ptp(rows) + 1)
+
+
 def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
     """The box (left, top, right, bottom) of a field's writing: its tallest line of ink, without the cell's walls,
     rules, specks and the printed words beside it (a register's cell holds all of these around a small number);
