@@ -77,7 +77,6 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(
     assert "--reader" in reader["command"] and len(reader["real_digits_sha256"]) == 64
     assert list(reader["judge"]["weights"]) == list(EVIDENCE) and isinstance(reader["judge"]["bias"], float)
     assert set(reader["validation_register_cells"]) == {"accuracy", "accepted", "accepted_wrong"}
-    assert set(reader["validation_styled_numbers"]) == {"accuracy", "accepted", "accepted_wrong"}
     assert reader["quantisation"].startswith("reader.tflite and model.tflite: dynamic range")
     assert metadata["digits_from"] == f"mnist-cnn/{base.name}" and 0 <= metadata["test_accuracy"] <= 1
     assert int8_tensors(out / "1" / "reader.tflite") > 0 and int8_tensors(out / "1" / "model.tflite") > 0
@@ -93,7 +92,6 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(
         "numbers-validation-32.npz",
         "register-train.npz",
         "register-validation.npz",
-        "styled-validation-32.npz",
     ]
 
     # Resumed with two epochs: the first is the checkpoint's, so one more is trained, from the same cached data.

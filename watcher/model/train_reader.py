@@ -43,8 +43,7 @@ from watcher.model.sequence import (
     serving_reader,
 )
 from watcher.model.sequence import evidence as sequence_evidence
-from watcher.model.styles import STYLES, compose_styled_number, draw_writer
-from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, print_on_paper, render_number_scan
+from watcher.model.synthetic import NUMBER_LENGTHS, compose_number, render_number_scan
 from watcher.model.train import publish_version, quantised_tflite, staging_folder
 from watcher.model.versions import KERAS_FILE, METADATA_FILE, MODEL_FILE
 from watcher.vision.field import FIELD_HEIGHT, FIELD_WIDTH, field_image
@@ -110,7 +109,6 @@ class Fields:
     cells: tuple[np.ndarray, list[str]]  # the register's
     validation_cells: tuple[np.ndarray, list[str]]
     validation_numbers: tuple[np.ndarray, list[str]]  # plain numbers of held-out digits, clean and as scans
-    validation_styled: tuple[np.ndarray, list[str]]  # numbers of held-out digits, each in one writer's style
 
 
 def run(
@@ -212,10 +210,6 @@ def _fields(
             cache / f"numbers-validation-{validation_count}.npz",
             lambda: _plain_numbers(pools[1], validation_count, seed + 2),
         ),
-        validation_styled=_cached(
-            cache / f"styled-validation-{validation_count}.npz",
-            lambda: _styled_numbers(pools[1], validation_count, seed + 3),
-        ),
     )
 
 
@@ -227,13 +221,11 @@ def _judge(served: Classifier, data: Fields) -> tuple[Judge, dict[str, dict[str,
         "validation_fields": data.validation,
         "validation_register_cells": data.validation_cells,
         "validation_numbers": data.validation_numbers,
-        "validation_styled_numbers": data.validation_styled,
     }
     read = {name: _settled(served.reader, served, images, labels) for name, (images, labels) in sets.items()}
     evidence = np.concatenate([r.evidence for r in read.values()])
     right = np.concatenate([r.right for r in read.values()])
-    # Fitted on all of them together: plain and styled numbers, realistic fields and real cells, each doubtful in its
-    # own way.
+    # Fitted on all three together: plain numbers, realistic fields and real cells, each doubtful in its own way.
     weights, bias = fit_logistic(evidence, right)
     judge = Judge(tuple(float(w) for w in weights), round(cautious_bias(weights, bias, list(read.values())), 4))
     figures = {}
@@ -359,25 +351,6 @@ def _plain_numbers(pool: DigitPool, count: int, seed: int) -> tuple[np.ndarray, 
         picked = rng.choice(len(digits), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
         ink, _ = compose_number(digits[picked], rng)
         image = field_image(ink_map(255 - ink if len(images) % 2 else render_number_scan(ink, rng)))
-        if image is not None:
-            images.append(np.round(image * 255).astype(np.uint8))
-            labels.append("".join(map(str, values[picked])))
-    return np.asarray(images, np.uint8), labels
-
-
-def _styled_numbers(pool: DigitPool, count: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """`count` numbers of MNIST's held-out digits, each written by one writer of a style MNIST lacks, in turn
-    (watcher.model.styles), on clean paper, as the reader sees them. Held to the bound alone: a marker's blots and a
-    ballpoint's skips are surely wrong in their own way, which the realistic fields' mix of styles dilutes."""
-    rng = np.random.default_rng(seed)
-    digits, values = pool.images[0], pool.labels[0]
-    images: list[np.ndarray] = []
-    labels: list[str] = []
-    while len(images) < count:
-        picked = rng.choice(len(digits), size=int(rng.choice(NUMBER_LENGTHS)), replace=False)
-        writer = draw_writer(STYLES[len(images) % len(STYLES)], rng)
-        ink, _ = compose_styled_number(digits[picked], writer, rng)
-        image = field_image(ink_map(print_on_paper(ink, rng, effects=set())))
         if image is not None:
             images.append(np.round(image * 255).astype(np.uint8))
             labels.append("".join(map(str, values[picked])))
