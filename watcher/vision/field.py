@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from watcher.vision.pieces import Box, as_mask, components, extent_of, lines_of_writing
+from watcher.vision.pieces import Box, as_mask, components, extent_of, ink_box, lines_of_writing
 
 FIELD_HEIGHT = 32  # the writing is read this many px tall: a digit's loops stay open, and a field costs little
 FIELD_WIDTH = 192  # px; wider writing is squeezed to fit (six times its height: eight digits and their marks)
@@ -44,10 +44,9 @@ def field_image(ink: np.ndarray) -> np.ndarray | None:
 
 def writing_aspect(field: np.ndarray) -> float:
     """How many times wider than tall the writing in a `field_image` is (0 for an empty one)."""
-    rows, columns = np.nonzero(field > INK_FLOOR)
-    if not len(rows):
-        return 0.0
-    return float(np.ptp(columns) + 1) / float(np.ptp(rows) + 1)
+    rows, columns = ink_box(as_mask(field > INK_FLOOR))
+    height = rows.stop - rows.start
+    return (columns.stop - columns.start) / height if height else 0.0
 
 
 def writing_box(inked: np.ndarray) -> tuple[int, int, int, int] | None:
