@@ -242,15 +242,18 @@ def test_run_once_processes_the_inbox_then_exits(folder: Path) -> None:
 
 @pytest.mark.slow
 def test_mnists_own_digits_light_on_black_are_read_as_the_digits_they_are(folder: Path) -> None:
-    """MNIST's digits as they come (28x28, light on black) dropped in, default config (`auto` mode): all of the
-    sample's first 100 read right (97 when their black was cut to the digit's box as a scanner's margin)."""
+    """MNIST's digits as they come (28x28, light on black), as PNG and as JPEG, dropped in, default config (`auto`
+    mode): all of the sample's first 100 read right (97 when their black was cut to the digit's box as a scanner's
+    margin)."""
     config = write_e2e_config(folder)
+    config.write_text(config.read_text().replace("watch:\n", "watch:\n  extensions: [.png, .jpg]\n"))
     inbox = folder / "inbox"
     inbox.mkdir()
     with np.load(MNIST_SAMPLE) as sample:
         digits, labels = sample["x"][:100], sample["y"][:100]
     for number, digit in enumerate(digits):
-        (inbox / f"{number:03}.png").write_bytes(cv2.imencode(".png", digit)[1].tobytes())
+        kind = (".png", ".jpg")[number % 2]
+        (inbox / f"{number:03}{kind}").write_bytes(cv2.imencode(kind, digit)[1].tobytes())
     run_once(config)
     rows = result_rows(folder / "results.csv")
     assert len(rows) == 100

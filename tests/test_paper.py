@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -45,5 +46,7 @@ def test_a_scanners_dark_margin_is_cut_but_a_negatives_dark_paper_is_not() -> No
     cell[20:40, 50:54] = 40  # a stroke
     assert without_dark_margins(cell).shape == (60, 120 - 12 - 2)
     with np.load(MNIST_SAMPLE) as sample:
-        digits = sample["x"]
+        digits = list(sample["x"])
+    # As JPEG too, whose ringing leaves a few pixels of the black outline lighter.
+    digits += [cv2.imdecode(cv2.imencode(".jpg", digit)[1], cv2.IMREAD_GRAYSCALE) for digit in digits]
     assert all(without_dark_margins(digit) is digit for digit in digits)

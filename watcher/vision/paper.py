@@ -43,9 +43,11 @@ MARGIN_FULL = 0.95  # ...in 95 % of a column (or row): no written stroke fills a
 MARGIN_LEAST = 0.03  # ...over at least 3 % of the width (or height), else it is a line the cleaning erases
 MARGIN_MOST = 0.6  # a "margin" over 60 % of the image is no margin: the image is left whole
 MARGIN_SIDE = 256  # judged on a copy at most this long
-NEGATIVE_INSIDE = 0.1  # dark all round and over a tenth of what lies within: the dark is the paper (a negative)
-# (register cells with margins: at most 0.55 of their outline dark, at most 0.07 within; MNIST's own light-on-black
-# digits, whose black would be cut to the digit's box: all their outline, 0.12 to 0.59 within)
+NEGATIVE_OUTLINE = 0.7  # dark along more than this share of the image's outline...
+NEGATIVE_DARK = 0.5  # ...and over more than half of it: the dark is the paper (a negative), not a margin
+# (the register's 26,122 cells: never both, their outline at most 0.73 dark and at most 0.60 of a cell; MNIST's own
+# light-on-black digits, as PNG or JPEG: their outline at least 0.76 dark and at least 0.55 of the digit; printed
+# boxes round a field: their outline dark, but the paper inside light)
 # A whole sheet's paper and printed lines, on its reduced copy (about 2.7 px per mm, watcher.vision.sheet):
 MIN_CONTRAST = 0.18  # ink darkens the paper by 18 % at least; a scan's noise, after reduction, by far less
 NOISE_FACTOR = 6.0  # ...or by six times the paper's noise, on a noisy scan
@@ -375,10 +377,8 @@ def without_dark_margins(image: np.ndarray) -> np.ndarray:
     (left, right), (top, bottom) = ((round(first / shrink), round(last / shrink)) for first, last in bands)
     if left + right > MARGIN_MOST * width or top + bottom > MARGIN_MOST * height or not left + right + top + bottom:
         return image
-    (first_column, last_column), (first_row, last_row) = bands
-    inside = dark[first_row : dark.shape[0] - last_row, first_column : dark.shape[1] - last_column]
     outline = np.concatenate([dark[0], dark[-1], dark[:, 0], dark[:, -1]])
-    if outline.all() and inside.mean() > NEGATIVE_INSIDE:
+    if outline.mean() > NEGATIVE_OUTLINE and dark.mean() > NEGATIVE_DARK:
         return image
     return image[top : height - bottom, left : width - right]
 
