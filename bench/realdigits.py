@@ -1,8 +1,9 @@
 """Real writers' single digits read through the product path: the USPS and ARDIS digits held out of training.
 
-Each digit is given as people hand such digits over: as the collection keeps it (USPS 16x16, stretched to its box by
-its makers; ARDIS 28x28), stretched to fill a 28-px box, and scanned larger on a margin of paper; each through a PNG
-round trip, the cleaning and one model call per set, in `digit` and `auto` mode, as the daemon reads a batch.
+Each digit is given as people hand such digits over: light on dark, as the collection keeps it; as dark ink on paper
+at the collection's size ("as kept": USPS 16x16, stretched to its box by its makers; ARDIS 28x28), stretched to fill
+a 28-px box, and scanned larger on a margin of paper; each through a PNG round trip, the cleaning and one model call
+per set, in `digit` and `auto` mode, as the daemon reads a batch.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def main() -> int:
 
 
 def _given(x: np.ndarray) -> dict[str, list[np.ndarray]]:
-    """The digits (ink bright on 0) as grey PNGs of dark ink on white paper, each way they are handed over."""
+    """The digits (ink bright on 0) as grey PNGs, each way they are handed over: as the collection keeps them, then
+    as dark ink on white paper."""
     paper = 255 - x
     ways = {
+        "light on dark": list(x),  # the collection's own polarity, as MNIST's digits come too
         "as kept": list(paper),
         "a 28-px box": [cv2.resize(image, (28, 28), interpolation=cv2.INTER_LINEAR) for image in paper],
         "scanned": [
