@@ -236,3 +236,29 @@ def test_a_lone_digit_in_auto_mode_is_the_digit_models_unless_its_writing_is_too
     assert len(reading.prediction) == 1
     assert reading.confidence == pytest.approx(0.3 if judged else 0.99)
     assert reading.status == ("low_confidence" if judged else "ok")
+
+
+class DoubtfulOneReader:
+    """A sequence reader that reads every field as a 1 it is 60 % sure of, a 7 its second guess, judged 30 % sure."""
+
+    judge = Judge(weights=(0.0,) * len(EVIDENCE), bias=float(np.log(0.3 / 0.7)))
+
+    def read(self, fields: np.ndarray) -> list[StringReading]:
+        top3 = (((1, 0.6), (7, 0.3), (4, 0.1)),)
+        return [StringReading("1", 0.6, top3, ((0, FIELD_WIDTH),)) for _ in fields]
+
+
+def test_a_lone_digit_read_otherwise_by_each_model_takes_the_digit_models_reading_of_all_its_ink() -> None:
+    """The reader's 1 and the digit model's 7, which it reads surely in all the ink at full size (the reader's
+    column of the small field image shows it nothing): the 7, among the reader's three likeliest, wins; the judge
+    says how sure."""
+    classifier = FakeClassifier(confidence=0.99)
+    classifier.reader = DoubtfulOneReader()  # type: ignore[assignment]
+    seven = np.zeros((28, 28), np.float32)
+    seven[4:11, :] = 1
+    field = np.zeros((FIELD_HEIGHT, FIELD_WIDTH), np.float32)
+    field[4:28, 10:26] = 1.0
+    found = Candidates.row(np.stack([seven]))._replace(field=field)
+    (reading,) = read([Prepared.one_page(found)], classifier, review_below=0.8)[0]
+    assert reading.prediction == "7"
+    assert reading.confidence == pytest.approx(0.3)

@@ -30,6 +30,7 @@ from watcher.intake.pages import Page, open_pages
 from watcher.ledger.record import Reading
 from watcher.model.classify import Classifier, digit_shares
 from watcher.model.sequence import Judge, StringReading, second_opinion
+from watcher.model.sequence import evidence as sequence_evidence
 from watcher.vision.digits import Candidates, page_digits
 from watcher.vision.field import writing_aspect
 from watcher.vision.fit import digit_images
@@ -520,6 +521,11 @@ def _crop_reading(
     lone = whole.digits == cut.digits and len(cut.digits) == 1
     if lone and digits.field is not None and writing_aspect(digits.field) <= LONE_DIGIT_ASPECT:
         return cut
+    if len(whole.digits) == len(cut.digits) == 1 and judge is not None:
+        # One digit, read otherwise by each: the digit model's say is its reading of all the ink at full size, not
+        # of the reader's columns cut from the small field image; the judge weighs the evidence it was fitted on.
+        chosen = second_opinion(whole, shares)
+        return chosen._replace(confidence=judge.confidence(sequence_evidence(whole, chosen.digits, second)))
     return second_opinion(whole, second, judge)
 
 
