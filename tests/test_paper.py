@@ -39,8 +39,8 @@ def test_median_and_percentile_are_numpys(values: np.ndarray) -> None:
 
 def test_a_scanners_dark_margin_is_cut_but_a_negatives_dark_paper_is_not() -> None:
     """A register cell's dark band along an edge goes; MNIST's own digits, light on black, stay whole: their black
-    runs all round and through the digit too, so it is their paper, not a margin (cut to the digit's box, 14 % of
-    them were, a 0's ring outvoted the paper and the digit was read inverted)."""
+    runs along most of the outline and covers most of the image, so it is their paper, not a margin (cut to the
+    digit's box, 14 % of them were, a 0's ring outvoted the paper and the digit was read inverted)."""
     cell = np.full((60, 120), 220, np.uint8)
     cell[:, :12] = 15  # the platen beyond the page, along the left edge
     cell[20:40, 50:54] = 40  # a stroke

@@ -45,9 +45,9 @@ MARGIN_MOST = 0.6  # a "margin" over 60 % of the image is no margin: the image i
 MARGIN_SIDE = 256  # judged on a copy at most this long
 NEGATIVE_OUTLINE = 0.7  # dark along more than this share of the image's outline...
 NEGATIVE_DARK = 0.5  # ...and over more than half of it: the dark is the paper (a negative), not a margin
-# (the register's 26,122 cells: never both, their outline at most 0.73 dark and at most 0.60 of a cell; MNIST's own
-# light-on-black digits, as PNG or JPEG: their outline at least 0.76 dark and at least 0.55 of the digit; printed
-# boxes round a field: their outline dark, but the paper inside light)
+# (the register's 26,122 cells: never both, their outline at most 0.73 dark and at most 0.60 of a cell; MNIST's 5,000
+# validation digits as they come, light on black, as PNG or JPEG: their outline at least 0.72 dark and at least 0.54
+# of the digit; printed boxes round a field: their outline dark, but the paper inside light)
 # A whole sheet's paper and printed lines, on its reduced copy (about 2.7 px per mm, watcher.vision.sheet):
 MIN_CONTRAST = 0.18  # ink darkens the paper by 18 % at least; a scan's noise, after reduction, by far less
 NOISE_FACTOR = 6.0  # ...or by six times the paper's noise, on a noisy scan
