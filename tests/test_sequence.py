@@ -18,6 +18,7 @@ from watcher.model.sequence import (
     StringReading,
     decode,
     evidence,
+    likeliest_strings,
     on_ink,
     second_opinion,
 )
@@ -53,6 +54,31 @@ def test_a_doubtful_slice_lowers_the_whole_string() -> None:
     doubtful = decode(frames)
     assert sure.digits == "173" and sure.confidence > 0.85
     assert doubtful.digits == "13" and doubtful.confidence < 0.6
+
+
+def test_a_strings_probability_sums_every_path_that_spells_it_and_names_its_rival() -> None:
+    """A 5 written over two slices, the second of them half blank, is a 5 on both paths: the string is sure where
+    the best path is not. A 7 the reader may not have seen leaves two strings nearly as likely as each other."""
+    b, sure = BLANK_CLASS, 0.98
+    frames = frames_of([b, 5, 5, b])
+    frames[2] = 0.0
+    frames[2, 5], frames[2, b] = 0.5, 0.5
+    strings = dict(likeliest_strings(frames))
+    assert decode(frames).confidence == pytest.approx(sure**3 * 0.5)
+    # Both halves' paths (and the faint ones through the blanks' own doubt), about twice the best path alone.
+    assert sure**3 <= strings["5"] < 1 and max(strings, key=strings.__getitem__) == "5"
+
+    frames = frames_of([b, 1, b, 7, b, 3, b])
+    frames[3] = 0.0
+    frames[3, 7], frames[3, b] = 0.45, 0.55
+    reading = decode(frames)
+    (first, dropped), (second, kept) = reading.strings[:2]
+    assert (first, second) == ("13", "173") and kept / dropped == pytest.approx(0.45 / 0.55, rel=1e-2)
+    margins = {digits: dict(zip(EVIDENCE, evidence(reading, digits, np.eye(10)[[int(d) for d in digits]]), strict=True))["log_margin"] for digits in ("13", "173", "18")}  # fmt: skip
+    assert margins["13"] == pytest.approx(np.log(0.55 / 0.45), abs=0.01)
+    assert margins["173"] == pytest.approx(np.log(0.45 / 0.55), abs=0.01)
+    assert margins["18"] < np.log(1e-6), "a string the reader's slices cannot spell is far from sure"
+    assert sum(kept for _, kept in decode(frames_of([b, 4, b, 2, b])).strings) == pytest.approx(1.0, abs=0.1)
 
 
 def test_each_digit_is_placed_between_the_gaps_to_its_neighbours() -> None:
@@ -109,7 +135,7 @@ def test_the_judge_trusts_a_reading_the_digit_model_agrees_with_and_doubts_one_i
     reading = decode(frames_of([b, 1, b, 7, b, 3, b]))
     agree = np.eye(10, dtype=np.float32)[[1, 7, 3]] * 0.98 + 0.002
     disagree = agree[[0, 2, 2]]  # the digit model sees a 3 where the reader read its 7
-    judge = Judge(weights=(1.0, 0.0, 1.0, 1.0, 2.0, 2.0, -0.2), bias=0.0)
+    judge = Judge(weights=(1.0, 0.0, 1.0, 1.0, 2.0, 2.0, -0.2, 0.0), bias=0.0)
     trusted, doubted = second_opinion(reading, agree, judge), second_opinion(reading, disagree, judge)
     assert trusted.digits == doubted.digits == "173"  # the reader was sure of its 7: the digit model does not overrule
     assert trusted.confidence > 0.9 > 0.5 > doubted.confidence

@@ -62,9 +62,9 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(
     judged: list[list[StringReading]] = []
     judge = train_reader._judge
 
-    def judge_and_keep(served: Classifier, data: train_reader.Fields) -> tuple[Judge, dict[str, dict[str, float]]]:
+    def judge_and_keep(served: Classifier, data: train_reader.Validation) -> tuple[Judge, dict[str, dict[str, float]]]:
         assert served.reader is not None
-        judged.append(served.reader.read(data.validation_cells[0].astype(np.float32) / 255.0))
+        judged.append(served.reader.read(data.cells[0].astype(np.float32) / 255.0))
         return judge(served, data)
 
     monkeypatch.setattr(train_reader, "_judge", judge_and_keep)
@@ -88,8 +88,8 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(
     assert len(classifier.reader.read(np.zeros((3, FIELD_HEIGHT, FIELD_WIDTH), np.float32))) == 3
     assert sorted(path.name for path in cache.iterdir() if path.suffix == ".npz") == [
         "fields-2-128.npz",
-        "fields-validation-32.npz",
-        "numbers-validation-32.npz",
+        "fields-validation-2-32.npz",
+        "numbers-validation-2-32.npz",
         "register-train.npz",
         "register-validation.npz",
     ]
@@ -98,6 +98,43 @@ def test_train_reader_writes_a_version_with_the_reader_and_resumes(
     assert train_reader.run(**options, epochs=2, resume=True, fields=128, validation_fields=32) == 0
     assert load_version(out / "2").reader is not None
     assert json.loads((out / "2" / "metadata.json").read_text())["reader"]["epochs"] == 2
+
+
+def test_a_version_judged_again_serves_its_bases_models_byte_for_byte_with_a_judge_of_every_evidence(
+    tmp_path: Path,
+) -> None:
+    mnist, real, rows = tiny_data(tmp_path)
+    base, out = SHIPPED / "19", tmp_path / "models" / "mnist-cnn"
+    options = {"mnist": mnist, "real": real, "rows": rows, "base": base, "out": out, "epochs": 1, "seed": 3}
+
+    assert train_reader.run(**options, resume=False, cache=tmp_path / "cache", validation_fields=32, rejudge=True) == 0
+
+    for name in ("model.tflite", "model.keras", "reader.tflite", "reader.keras"):
+        assert (out / "1" / name).read_bytes() == (base / name).read_bytes(), name
+    made, judged = (json.loads((folder / "metadata.json").read_text())["reader"] for folder in (base, out / "1"))
+    assert list(judged["judge"]["weights"]) == list(EVIDENCE) and "log_margin" not in made["judge"]["weights"]
+    assert judged["command"].endswith(f"--seed 3 --out {out} --rejudge") and f"--from {base}" in judged["command"]
+    assert judged["reader_command"] == made["command"] and judged["rejudged"] == "mnist-cnn/19"
+    assert judged["synthetic_fields"] == made["synthetic_fields"] and "training_minutes" in judged
+    served = load_classifier(out)
+    assert served.reader is not None and served.reader.judge is not None
+    assert not (tmp_path / "cache" / "fields-3-80000.npz").exists(), "nothing is rendered to train on"
+
+
+def test_judging_again_a_version_without_a_reader_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mnist, real, rows = tiny_data(tmp_path)
+    base = SHIPPED / "9"
+
+    code = train_reader.run(
+        mnist=mnist, real=real, rows=rows, base=base, out=tmp_path / "out", epochs=1, seed=1, resume=False,
+        cache=tmp_path / "cache", rejudge=True,
+    )  # fmt: skip
+
+    assert code == 78
+    assert capsys.readouterr().err.strip() == f"digit-watcher train: {base}: no reader.tflite to judge again"
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_recipe_writes_its_generator_and_licence_whole() -> None:

@@ -127,6 +127,11 @@ def _add_train(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "training one (the fields then only measure BatchNorm's statistics)",
     )
     train.add_argument(
+        "--rejudge",
+        action="store_true",
+        help="--reader: serve the --from version's own reader again, with its judge fitted afresh (no training)",
+    )
+    train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL, help="model folder to add a version to (default: models/mnist-cnn)"
     )
     train.set_defaults(command=_train)
@@ -429,6 +434,7 @@ def _train_reader(args: argparse.Namespace) -> int:
         cache=args.cache,
         fields=args.fields or train_reader.TRAINING_FIELDS,
         average=tuple(args.average),
+        rejudge=args.rejudge,
     )
 
 

@@ -26,6 +26,8 @@ SYMBOLS = DIGITS + 2
 BLANK_PAPER = 0.1  # a slice whose brightest pixel is under this (ink is 1) holds no stroke
 
 FLOOR = 1e-9  # the least probability whose log `evidence` takes
+BEAM_WIDTH = 8  # strings kept at each slice while summing every path that spells them (`likeliest_strings`)
+BEAM_LEAST = 1e-3  # a symbol less likely than this at a slice is not followed there
 SECOND_OPINION = 0.5  # the digit model's say on each digit: a power on its probabilities (see `second_opinion`)
 
 
@@ -38,6 +40,7 @@ class StringReading(NamedTuple):
     top3: tuple[tuple[tuple[int, float], ...], ...]
     columns: tuple[tuple[int, int], ...] = ()
     least_blank: float = 1.0  # the reader's least sure "nothing here" on its path: where a faint digit may be
+    strings: tuple[tuple[str, float], ...] = ()  # the digit strings its slices could spell, likeliest first
 
 
 def decode(frames: np.ndarray) -> StringReading:
@@ -67,7 +70,47 @@ def decode(frames: np.ndarray) -> StringReading:
     columns = tuple(pairwise([0, *gaps, FIELD_WIDTH])) if runs else ()
     blanks = frames[best == BLANK_CLASS, BLANK_CLASS]
     least_blank = float(blanks.min()) if len(blanks) else 1.0
-    return StringReading("".join(digits), confidence, tuple(top3), columns, least_blank)
+    return StringReading("".join(digits), confidence, tuple(top3), columns, least_blank, likeliest_strings(frames))
+
+
+def likeliest_strings(frames: np.ndarray) -> tuple[tuple[str, float], ...]:
+    """The digit strings one field's (FRAMES, SYMBOLS) probabilities spell, each with the probability of every path
+    that spells it (CTC's prefix beam search, BEAM_WIDTH strings kept), marks left out; likeliest first.
+
+    The best path alone cannot say how near the reader came to another string: a digit it nearly dropped, doubled
+    or read otherwise spreads over many paths, which together may be nearly as likely as the string read.
+    """
+    rows = frames.tolist()
+    followed = frames >= BEAM_LEAST
+    followed[:, BLANK_CLASS] = False
+    # Each prefix of symbols: the probability of its paths ending in a blank, and of those ending in its last symbol.
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}
+    for row, symbols in zip(rows, (np.flatnonzero(line).tolist() for line in followed), strict=True):
+        blank = row[BLANK_CLASS]
+        if not symbols:  # most slices: nothing new is written
+            beams = {prefix: ((ended + going) * blank, 0.0) for prefix, (ended, going) in beams.items()}
+            continue
+        grown: dict[tuple[int, ...], tuple[float, float]] = {}
+        for prefix, (ended, going) in beams.items():
+            last = prefix[-1] if prefix else None
+            stay_ended, stay_going = grown.get(prefix, (0.0, 0.0))
+            stay_ended += (ended + going) * blank
+            for symbol in symbols:
+                longer = (*prefix, symbol)
+                longer_ended, longer_going = grown.get(longer, (0.0, 0.0))
+                if symbol == last:
+                    # The same symbol again is the same one still, unless a blank came between.
+                    stay_going += going * row[symbol]
+                    grown[longer] = (longer_ended, longer_going + ended * row[symbol])
+                else:
+                    grown[longer] = (longer_ended, longer_going + (ended + going) * row[symbol])
+            grown[prefix] = (stay_ended, stay_going)
+        beams = dict(sorted(grown.items(), key=lambda item: -sum(item[1]))[:BEAM_WIDTH])
+    strings: dict[str, float] = {}
+    for prefix, (ended, going) in beams.items():
+        text = "".join(str(symbol) for symbol in prefix if symbol != MARK_CLASS)
+        strings[text] = strings.get(text, 0.0) + ended + going
+    return tuple(sorted(strings.items(), key=lambda item: -item[1]))
 
 
 def on_ink(frames: np.ndarray, field: np.ndarray) -> np.ndarray:
@@ -91,6 +134,7 @@ EVIDENCE = (  # what a settled reading's confidence is judged on (`evidence`), i
     "agreement",  # the share of the digits the digit model, on its own, reads as read
     "agreed",  # 1 when it reads every one of them so: two readers of different make agree on the string
     "digits",  # how many: each one more is another chance to be wrong
+    "log_margin",  # how many times likelier the string is than the reader's likeliest other one, as a log
 )
 
 
@@ -113,6 +157,7 @@ def evidence(reading: StringReading, digits: str, probabilities: np.ndarray) -> 
     shares = probabilities / np.maximum(probabilities.sum(axis=1, keepdims=True), 1e-12)
     read = np.array([int(digit) for digit in digits])
     second = shares[np.arange(len(read)), read]
+    rival = max((share for string, share in reading.strings if string != digits), default=FLOOR)
     return np.array(
         [
             np.log(max(reading.confidence, FLOOR)),
@@ -122,6 +167,7 @@ def evidence(reading: StringReading, digits: str, probabilities: np.ndarray) -> 
             float(np.mean(shares.argmax(axis=1) == read)),
             float(np.all(shares.argmax(axis=1) == read)),
             float(len(read)),
+            np.log(max(dict(reading.strings).get(digits, FLOOR), FLOOR)) - np.log(max(rival, FLOOR)),
         ]
     )
 

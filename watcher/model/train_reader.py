@@ -54,7 +54,7 @@ from watcher.vocabulary import REVIEW_THRESHOLD, ExitCode
 
 TRAINING_FIELDS = 80_000  # synthetic fields rendered once and cached (the shipped reader's)
 EPOCHS = 3  # the shipped reader's: about an hour on 2 cores
-VALIDATION_FIELDS = 3_000  # from digits held out of training: tuning and the judge
+VALIDATION_FIELDS = 6_000  # from digits held out of training: the judge's 1 % moved with a draw of 3,000
 POPULATION_WEIGHTS = (0.55, 0.15, 0.30)  # MNIST, USPS, ARDIS: the real digits MNIST lacks are drawn more often
 MAX_INK_SHARE = 0.3  # a register cell whose cleaned ink covers more than this is a scanner band, not writing
 REGISTER_REPEATS = 3  # each real register cell is trained on this often an epoch, each synthetic field once
@@ -102,13 +102,19 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Fields:
-    """The fields the reader learns from and is measured on, as it sees them: images (n, H, W) uint8, and labels."""
+    """The fields the reader learns from, as it sees them: images (n, H, W) uint8, and labels."""
 
     train: tuple[np.ndarray, list[str]]  # synthetic
-    validation: tuple[np.ndarray, list[str]]  # synthetic, from held-out digits
     cells: tuple[np.ndarray, list[str]]  # the register's
-    validation_cells: tuple[np.ndarray, list[str]]
-    validation_numbers: tuple[np.ndarray, list[str]]  # plain numbers of held-out digits, clean and as scans
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What the judge is fitted on and a reader measured on, from digits and cells no reader learns from."""
+
+    fields: tuple[np.ndarray, list[str]]  # synthetic
+    cells: tuple[np.ndarray, list[str]]  # the register's validation split
+    numbers: tuple[np.ndarray, list[str]]  # plain numbers, clean and as scans
 
 
 def run(
@@ -125,51 +131,60 @@ def run(
     fields: int = TRAINING_FIELDS,
     validation_fields: int = VALIDATION_FIELDS,
     average: tuple[Path, ...] = (),
+    rejudge: bool = False,
 ) -> int:
-    """Train the reader, or average the readers checkpointed in `average`, and write base's digit model with it as
-    out/<next>/; 0 on success, 78 on bad input."""
+    """Train the reader, average the readers checkpointed in `average`, or (`rejudge`) take base's own, and write
+    base's digit model with it and its judge as out/<next>/; 0 on success, 78 on bad input."""
     try:
-        pools = _inputs(mnist, real, rows=rows, base=base)
+        pools = _inputs(mnist, real, rows=rows, base=base, rejudge=rejudge)
         latest = [_latest_checkpoint(folder) for folder in average]
     except DatasetError as error:
         print(f"digit-watcher train: {error}", file=sys.stderr)
         return ExitCode.BAD_CONFIG
     started = time.monotonic()
-    data = _fields(pools, rows=rows, cache=cache, seed=seed, count=fields, validation_count=validation_fields)
-    print(f"{len(data.train[0])} synthetic fields and {len(data.cells[0])} register cells to train on", flush=True)
-    # The real cells are few beside the synthetic fields: each is seen REGISTER_REPEATS times an epoch.
-    images = np.concatenate([data.train[0], *[data.cells[0]] * REGISTER_REPEATS])
-    labels = data.train[1] + data.cells[1] * REGISTER_REPEATS
-    checkpoints = cache / f"checkpoints-{seed}"
-    if latest:
-        reader = _averaged(latest, images, seed=seed)
+    validation = _validation(pools[1], rows=rows, cache=cache, seed=seed, count=validation_fields)
+    command = f"digit-watcher train --reader --data {mnist} --real {real} --rows {rows} --from {base} --seed {seed}"
+    if rejudge:
+        # The models stay base's, byte for byte: only how sure to be of their readings is learnt again.
+        staging = stage_rejudged_version(out, base=base)
+        recipe = _rejudged_recipe(base, command=f"{command} --out {out} --rejudge")
     else:
-        reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=checkpoints, resume=resume)
-    staging = stage_reader_version(out, base=base, reader=reader)
+        data = _fields(pools[0], rows=rows, cache=cache, seed=seed, count=fields)
+        print(f"{len(data.train[0])} synthetic fields and {len(data.cells[0])} register cells to train on", flush=True)
+        # The real cells are few beside the synthetic fields: each is seen REGISTER_REPEATS times an epoch.
+        images = np.concatenate([data.train[0], *[data.cells[0]] * REGISTER_REPEATS])
+        labels = data.train[1] + data.cells[1] * REGISTER_REPEATS
+        checkpoints = cache / f"checkpoints-{seed}"
+        if latest:
+            reader = _averaged(latest, images, seed=seed)
+        else:
+            reader = _train(images, labels, epochs=epochs, seed=seed, checkpoints=checkpoints, resume=resume)
+        staging = stage_reader_version(out, base=base, reader=reader)
+        recipe = asdict(
+            Recipe(
+                command=f"{command} --epochs {epochs} --out {out}"
+                + "".join(f" --average {folder}" for folder in average)
+                + (f" --fields {fields}" if fields != TRAINING_FIELDS else ""),
+                mnist=str(mnist),
+                mnist_sha256=sha256_of(mnist),
+                real_digits=str(real),
+                real_digits_sha256=sha256_of(real),
+                register_rows=str(rows),
+                synthetic_fields=len(data.train[0]),
+                register_cells=len(data.cells[0]),
+                register_repeats=REGISTER_REPEATS,
+                epochs=epochs,
+                seed=seed,
+                averaged=tuple(map(str, average)),
+            )
+        )
     # Judged as served: the quantised models in LiteRT read a little differently from the Keras ones they came from.
     served = load_version(staging)
-    judge, figures = _judge(served, data)
+    judge, figures = _judge(served, validation)
     print(json.dumps(figures), flush=True)
-    recipe = Recipe(
-        command=f"digit-watcher train --reader --data {mnist} --real {real} --rows {rows} --from {base} "
-        f"--epochs {epochs} --seed {seed} --out {out}"
-        + "".join(f" --average {folder}" for folder in average)
-        + (f" --fields {fields}" if fields != TRAINING_FIELDS else ""),
-        mnist=str(mnist),
-        mnist_sha256=sha256_of(mnist),
-        real_digits=str(real),
-        real_digits_sha256=sha256_of(real),
-        register_rows=str(rows),
-        synthetic_fields=len(data.train[0]),
-        register_cells=len(data.cells[0]),
-        register_repeats=REGISTER_REPEATS,
-        epochs=epochs,
-        seed=seed,
-        averaged=tuple(map(str, average)),
-    )
     minutes = round((time.monotonic() - started) / 60, 1)
     section = {
-        **asdict(recipe),
+        **recipe,
         JUDGE_KEY: {"weights": dict(zip(EVIDENCE, judge.weights, strict=True)), "bias": judge.bias},
         "training_minutes": minutes,
         **figures,
@@ -180,9 +195,22 @@ def run(
     return ExitCode.OK
 
 
-def _inputs(mnist: Path, real: Path, *, rows: Path, base: Path) -> tuple[DigitPool, DigitPool]:
-    """The digit pools (`_pools`), once every input is known to be there; DatasetError naming the first that is
-    not."""
+def _rejudged_recipe(base: Path, *, command: str) -> dict[str, Any]:
+    """base's reader recipe, under the command that judges it again: how its reader was made stays told."""
+    made = json.loads((base / METADATA_FILE).read_text()).get(READER_KEY, {})
+    measured = {JUDGE_KEY, "created", "training_minutes"}
+    kept = {key: value for key, value in made.items() if key not in measured and not key.startswith("validation_")}
+    return {
+        **kept,
+        "command": command,
+        "reader_command": made.get("command"),
+        "rejudged": f"{base.parent.name}/{base.name}",
+    }
+
+
+def _inputs(mnist: Path, real: Path, *, rows: Path, base: Path, rejudge: bool) -> tuple[DigitPool, DigitPool]:
+    """The digit pools (`_pools`), once every input is known to be there (base's reader too when it is judged
+    again); DatasetError naming the first that is not."""
     pools = _pools(mnist, real)
     for split in ("train", "validation"):
         if not (rows / split / "labels.csv").is_file():
@@ -190,37 +218,43 @@ def _inputs(mnist: Path, real: Path, *, rows: Path, base: Path) -> tuple[DigitPo
     for name in (MODEL_FILE, KERAS_FILE):
         if not (base / name).is_file():
             raise DatasetError(f"{base}: no {name} to serve beside the reader")
+    for name in (READER_FILE, READER_KERAS_FILE) if rejudge else ():
+        if not (base / name).is_file():
+            raise DatasetError(f"{base}: no {name} to judge again")
     return pools
 
 
-def _fields(
-    pools: tuple[DigitPool, DigitPool], *, rows: Path, cache: Path, seed: int, count: int, validation_count: int
-) -> Fields:
+def _fields(pool: DigitPool, *, rows: Path, cache: Path, seed: int, count: int) -> Fields:
     """The synthetic fields rendered and the register's cells read, each from the cache when there."""
     cache.mkdir(parents=True, exist_ok=True)
     # Rendering is the slow part on a CPU: it is done once per seed and size, and kept.
     return Fields(
-        train=_cached(cache / f"fields-{seed}-{count}.npz", lambda: _render(pools[0], count, seed)),
-        validation=_cached(
-            cache / f"fields-validation-{validation_count}.npz", lambda: _render(pools[1], validation_count, seed + 1)
-        ),
+        train=_cached(cache / f"fields-{seed}-{count}.npz", lambda: _render(pool, count, seed)),
         cells=_cached(cache / "register-train.npz", lambda: _register_cells(rows / "train")),
-        validation_cells=_cached(cache / "register-validation.npz", lambda: _register_cells(rows / "validation")),
-        validation_numbers=_cached(
-            cache / f"numbers-validation-{validation_count}.npz",
-            lambda: _plain_numbers(pools[1], validation_count, seed + 2),
+    )
+
+
+def _validation(pool: DigitPool, *, rows: Path, cache: Path, seed: int, count: int) -> Validation:
+    """The validation fields and numbers rendered from held-out digits and the register's validation cells read,
+    each from the cache when there; named by the run's seed, so one command always judges on the same ones."""
+    cache.mkdir(parents=True, exist_ok=True)
+    return Validation(
+        fields=_cached(cache / f"fields-validation-{seed}-{count}.npz", lambda: _render(pool, count, seed + 1)),
+        cells=_cached(cache / "register-validation.npz", lambda: _register_cells(rows / "validation")),
+        numbers=_cached(
+            cache / f"numbers-validation-{seed}-{count}.npz", lambda: _plain_numbers(pool, count, seed + 2)
         ),
     )
 
 
-def _judge(served: Classifier, data: Fields) -> tuple[Judge, dict[str, dict[str, float]]]:
+def _judge(served: Classifier, data: Validation) -> tuple[Judge, dict[str, dict[str, float]]]:
     """The reader's judge (watcher.model.sequence.Judge), fitted on the validation fields and cells read by the
     `served` version's reader, its digit model giving the second opinion; and how it reads each set."""
     assert served.reader is not None, "a staged reader version serves its reader"
     sets = {
-        "validation_fields": data.validation,
-        "validation_register_cells": data.validation_cells,
-        "validation_numbers": data.validation_numbers,
+        "validation_fields": data.fields,
+        "validation_register_cells": data.cells,
+        "validation_numbers": data.numbers,
     }
     read = {name: _settled(served.reader, served, images, labels) for name, (images, labels) in sets.items()}
     evidence = np.concatenate([r.evidence for r in read.values()])
@@ -532,6 +566,15 @@ def stage_reader_version(out: Path, *, base: Path, reader: Any) -> Path:
     serving = serving_reader(reader)
     serving.save(staging / READER_KERAS_FILE)
     (staging / READER_FILE).write_bytes(quantised_tflite(serving))
+    _write_metadata(staging, base=base, section={})
+    return staging
+
+
+def stage_rejudged_version(out: Path, *, base: Path) -> Path:
+    """A hidden folder in `out` that serves as the next version without its judge: base's models and metadata."""
+    staging = staging_folder(out)
+    for name in (KERAS_FILE, MODEL_FILE, READER_KERAS_FILE, READER_FILE):
+        shutil.copy2(base / name, staging / name)
     _write_metadata(staging, base=base, section={})
     return staging
 
