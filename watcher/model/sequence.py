@@ -83,9 +83,12 @@ def likeliest_strings(frames: np.ndarray) -> tuple[tuple[str, float], ...]:
     rows = frames.tolist()
     followed = frames >= BEAM_LEAST
     followed[:, BLANK_CLASS] = False
+    at: list[list[int]] = [[] for _ in rows]
+    for index, symbol in zip(*(axis.tolist() for axis in np.nonzero(followed)), strict=True):
+        at[index].append(symbol)
     # Each prefix of symbols: the probability of its paths ending in a blank, and of those ending in its last symbol.
     beams: dict[tuple[int, ...], tuple[float, float]] = {(): (1.0, 0.0)}
-    for row, symbols in zip(rows, (np.flatnonzero(line).tolist() for line in followed), strict=True):
+    for row, symbols in zip(rows, at, strict=True):
         blank = row[BLANK_CLASS]
         if not symbols:  # most slices: nothing new is written
             beams = {prefix: ((ended + going) * blank, 0.0) for prefix, (ended, going) in beams.items()}
@@ -105,12 +108,17 @@ def likeliest_strings(frames: np.ndarray) -> tuple[tuple[str, float], ...]:
                 else:
                     grown[longer] = (longer_ended, longer_going + (ended + going) * row[symbol])
             grown[prefix] = (stay_ended, stay_going)
-        beams = dict(sorted(grown.items(), key=lambda item: -sum(item[1]))[:BEAM_WIDTH])
+        beams = grown if len(grown) <= BEAM_WIDTH else dict(sorted(grown.items(), key=_likelier)[:BEAM_WIDTH])
     strings: dict[str, float] = {}
     for prefix, (ended, going) in beams.items():
         text = "".join(str(symbol) for symbol in prefix if symbol != MARK_CLASS)
         strings[text] = strings.get(text, 0.0) + ended + going
     return tuple(sorted(strings.items(), key=lambda item: -item[1]))
+
+
+def _likelier(beam: tuple[tuple[int, ...], tuple[float, float]]) -> float:
+    """A beam's sort key, likeliest first: minus the probability of all its paths."""
+    return -(beam[1][0] + beam[1][1])
 
 
 def on_ink(frames: np.ndarray, field: np.ndarray) -> np.ndarray:
