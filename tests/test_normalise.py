@@ -246,6 +246,28 @@ def test_a_digit_written_faint_beside_a_strong_one_is_kept_whole() -> None:
         assert (ink[20:100, 120:200][strong > 0.5] > 0).mean() > 0.9
 
 
+@pytest.mark.parametrize("print_", ["rule", "ticks"])
+def test_a_thin_pens_writing_beside_heavy_print_is_held_to_its_own_level_not_the_prints(print_: str) -> None:
+    """A hairline's pale digits above a heavy printed rule across the field, or a comb's ticks: the strokes were
+    held to the level of the darkest ink, the print's, and the writing was dropped but for a few specks. Print
+    running off the crop no longer sets the level, and the digits stay whole."""
+    with np.load(SAMPLE) as data:
+        digits = data["x"][:3]
+    paper = np.full((110, 300), 0.85, np.float32)
+    written = np.zeros_like(paper)
+    for index, digit in enumerate(digits):
+        thin = cv2.erode(cv2.resize(digit, (56, 56), interpolation=cv2.INTER_CUBIC), np.ones((3, 3), np.uint8))
+        written[15:71, 40 + 70 * index : 96 + 70 * index] = thin.astype(np.float32) / 255
+    paper -= written * 0.3  # a hairline pen's grey
+    if print_ == "rule":
+        paper[94:99, :] = 0.05
+    else:
+        for left in range(10, 300, 40):
+            paper[82:, left : left + 7] = 0.05
+    ink = ink_map(to_uint8(paper))
+    assert (ink[written > 0.5] > 0.3).mean() > 0.9
+
+
 @pytest.mark.parametrize("side", [16, 28])
 def test_a_digit_cut_tight_to_its_edges_is_read_as_on_more_paper(side: int) -> None:
     """A small image whose digit reaches its edges, as USPS stretches its digits to their box: its strokes' edges

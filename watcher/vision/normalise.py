@@ -28,6 +28,7 @@ MIN_INK_SIDE = 0.04  # ink whose longer side is under 4 % of the page (or 3 px) 
 MIN_PIECE = 0.04  # pieces under 4 % of the largest piece's area are specks
 UNDERLINE_FLATNESS = 0.15  # a line under the digit is at most 15 % as tall as it is wide...
 UNDERLINE_WIDTH = 0.8  # ...and at least 80 % as wide as the ink above it
+INNER_SHARE = 0.25  # pieces clear of the border set the ink's level when they hold this share of the ink at least
 JOIN_LEVEL = 0.2  # faint ink at least 20 % of the ink's level that touches a stroke is part of it (a skip)
 RAMP_FLOOR = 0.05  # contrast under 5 % of the ink's is paper texture, not the rim of a stroke
 SMALL_CROP_PX = 48  # a crop with a shorter side than this is read drawn on outwards to this size
@@ -70,7 +71,7 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     candidate_levels = smooth[candidates]
     if not candidate_levels.size:
         return np.zeros(contrast.shape, np.float32)
-    ink_level = percentile(candidate_levels, 90)
+    ink_level = _writing_level(smooth, candidates, candidate_levels)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
     cleared = without_printed_lines(strokes, faint=candidates)
     # A ballpoint's skips leave a stroke faint in places, and a pen running dry a whole digit: the strong ink alone
@@ -92,6 +93,29 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     ramp = np.clip((contrast[region] - floor) / max(ink_level - floor, 1e-6), 0.0, 1.0, out=ink[region])
     ramp *= rim
     return ink
+
+
+def _writing_level(smooth: np.ndarray, candidates: np.ndarray, levels: np.ndarray) -> float:
+    """The ink's level, which strokes are held to: the 90th percentile of the candidates' `levels`, or of the pieces
+    clear of the border, where pieces larger than specks hold a quarter of the candidates or more there and their
+    level is the lower. What runs off the crop apart from the writing is print or scanner (a rule, a box's wall, a
+    comb's ticks), often far darker than a thin pen: held to its level, a hairline's writing beside a heavy rule
+    vanished. Where a line runs through the writing, the writing runs off the crop with it, and what is clear of
+    the border is specks: held to their level, the paper's noise joined the strokes."""
+    level = percentile(levels, 90)
+    if not _touches_border(candidates):
+        return level
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(as_mask(candidates), connectivity=8)
+    inner = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= max(
+        3.0, MIN_INK_SIDE * max(candidates.shape)
+    )
+    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        inner[border] = False
+    inner[0] = False
+    writing = inner[labels]
+    if np.count_nonzero(writing) < INNER_SHARE * levels.size:
+        return level
+    return min(level, percentile(smooth[writing], 90))
 
 
 def _joined(faint: np.ndarray, strong: np.ndarray) -> np.ndarray:
