@@ -256,3 +256,18 @@ def test_a_drawn_field_is_a_scan_of_its_text(style: str) -> None:
     assert np.array_equal(scan, again[0]) and text == again[1]  # a seed gives the same field: data can be cached
     assert scan.ndim in (2, 3) and min(scan.shape[:2]) >= 16
     assert any(c.isdigit() for c in text)
+
+
+def test_a_neighbours_writing_wider_than_a_narrow_field_is_cut_to_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third of a big writer's neighbouring digit may be wider than a field of one narrow 1: cut to the field, it
+    no longer stops rendering (seed 2's 1,335th field of bench/fieldset.py)."""
+    from watcher.model import fields
+    from watcher.model.styles import Writer
+
+    sample = np.load(SAMPLE)
+    pool = DigitPool((sample["x"],), (sample["y"],), (1.0,))
+    monkeypatch.setitem(fields.CLUTTER, "neighbour", 1.0)
+    ink = np.zeros((40, 12), np.float32)
+    for seed in range(20):
+        cluttered = fields._with_clutter(ink, pool, Writer(height_px=120), np.random.default_rng(seed))
+        assert cluttered.shape == ink.shape

@@ -235,7 +235,7 @@ def _with_clutter(ink: np.ndarray, pool: DigitPool, writer: Writer, rng: np.rand
     if rng.random() < CLUTTER["neighbour"]:
         neighbour = draw_digit(pool.draw([int(rng.integers(0, 10))], rng)[0], writer, rng)
         cut = neighbour[:, : max(1, neighbour.shape[1] // 3)]
-        cut = cut[:height, :]
+        cut = cut[:height, :width]  # a big writer's neighbour beside a field of one narrow digit
         if rng.random() < 0.5:
             page[: cut.shape[0], : cut.shape[1]] = np.maximum(page[: cut.shape[0], : cut.shape[1]], cut[:, ::-1])
         else:
