@@ -70,7 +70,9 @@ def decode(frames: np.ndarray) -> StringReading:
     columns = tuple(pairwise([0, *gaps, FIELD_WIDTH])) if runs else ()
     blanks = frames[best == BLANK_CLASS, BLANK_CLASS]
     least_blank = float(blanks.min()) if len(blanks) else 1.0
-    return StringReading("".join(digits), confidence, tuple(top3), columns, least_blank, likeliest_strings(frames))
+    # The other strings matter only to the judge of a reading with digits; a blank field's are not sought.
+    strings = likeliest_strings(frames) if digits else ()
+    return StringReading("".join(digits), confidence, tuple(top3), columns, least_blank, strings)
 
 
 def likeliest_strings(frames: np.ndarray) -> tuple[tuple[str, float], ...]:

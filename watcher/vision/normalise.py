@@ -17,7 +17,7 @@ from watcher.vision.paper import (
     percentile,
     without_printed_lines,
 )
-from watcher.vision.pieces import as_mask, boxed_components, ink_box, piece_count
+from watcher.vision.pieces import as_mask, boxed_components, components, ink_box, piece_count
 
 WORK_SIDE = 512  # huge canvases are shrunk to this longer side first; a digit stays dozens of px tall
 POLARITY_SIDE = 32  # polarity is judged on a copy at most this many pixels long...
@@ -71,14 +71,15 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     candidate_levels = smooth[candidates]
     if not candidate_levels.size:
         return np.zeros(contrast.shape, np.float32)
-    ink_level = _writing_level(smooth, candidates, candidate_levels)
+    runs_off = _touches_border(candidates)
+    ink_level = _writing_level(smooth, candidates, candidate_levels, runs_off=runs_off)
     strokes = smooth > max(paper + 5.0 * noise, MIN_CONTRAST, 0.4 * ink_level)
     cleared = without_printed_lines(strokes, faint=candidates)
     # A ballpoint's skips leave a stroke faint in places, and a pen running dry a whole digit: the strong ink alone
     # is the stroke in pieces, or a few specks where the faint digit peaks. On a crop with no line erased and
     # nothing running off the edge (where a line's or band's rim would rejoin it), the faint ink touching any
     # strong ink is taken with it, before specks are judged, so a faint digit is judged whole.
-    if np.array_equal(cleared, strokes) and not _touches_border(candidates):
+    if np.array_equal(cleared, strokes) and not runs_off:
         cleared = _joined(candidates & (smooth > JOIN_LEVEL * ink_level), strokes)
     kept = _clean_components(cleared)
     left, top, width, height = cv2.boundingRect(as_mask(kept))
@@ -95,20 +96,19 @@ def _ink(grey: np.ndarray) -> np.ndarray:
     return ink
 
 
-def _writing_level(smooth: np.ndarray, candidates: np.ndarray, levels: np.ndarray) -> float:
+def _writing_level(smooth: np.ndarray, candidates: np.ndarray, levels: np.ndarray, *, runs_off: bool) -> float:
     """The ink's level, which strokes are held to: the 90th percentile of the candidates' `levels`, or of the pieces
     clear of the border, where pieces larger than specks hold a quarter of the candidates or more there and their
     level is the lower. What runs off the crop apart from the writing is print or scanner (a rule, a box's wall, a
     comb's ticks), often far darker than a thin pen: held to its level, a hairline's writing beside a heavy rule
     vanished. Where a line runs through the writing, the writing runs off the crop with it, and what is clear of
-    the border is specks: held to their level, the paper's noise joined the strokes."""
+    the border is specks: held to their level, the paper's noise joined the strokes. `runs_off`: whether any
+    candidate lies on the crop's border."""
     level = percentile(levels, 90)
-    if not _touches_border(candidates):
+    if not runs_off:
         return level
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(as_mask(candidates), connectivity=8)
-    inner = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= max(
-        3.0, MIN_INK_SIDE * max(candidates.shape)
-    )
+    _, labels, stats = components(as_mask(candidates))
+    inner = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= _speck_side(candidates.shape)
     for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
         inner[border] = False
     inner[0] = False
@@ -230,7 +230,7 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     box_height, box_width = box[0].stop - box[0].start, box[1].stop - box[1].start
     if not box_width:  # erasing the border lines left nothing
         return np.zeros(strokes.shape, bool)
-    min_side = max(3.0, MIN_INK_SIDE * max(height, width))
+    min_side = _speck_side(strokes.shape)
     if piece_count(as_mask(strokes[box])) == 1:  # most pages: a lone piece is kept unless it is a speck
         return strokes if max(box_width, box_height) >= min_side else np.zeros(strokes.shape, bool)
     count, labels, stats = boxed_components(as_mask(strokes), box)  # page coordinates, for the border tests
@@ -249,6 +249,11 @@ def _clean_components(strokes: np.ndarray) -> np.ndarray:
     kept = np.zeros(strokes.shape, bool)
     kept[box] = keep[labels]
     return kept
+
+
+def _speck_side(shape: tuple[int, ...]) -> float:
+    """The longer side, in px, under which a piece of ink in an image of `shape` is a speck (MIN_INK_SIDE)."""
+    return max(3.0, MIN_INK_SIDE * max(shape))
 
 
 def _underlines(stats: np.ndarray, *, pieces: list[int]) -> list[int]:
